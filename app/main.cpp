@@ -1,0 +1,118 @@
+// The `resgd` command: run, validate and inspect experiments. The one place that catches:
+// configuration errors exit 2, other failures exit 1, a diverged run is a result (exit 0).
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include "resgd/config.h"
+#include "resgd/flagship.h"
+#include "resgd/io.h"
+#include "resgd/report.h"
+#include "resgd/runner.h"
+#include "resgd/system.h"
+
+namespace {
+
+constexpr int kExitFailure = 1;
+constexpr int kExitConfigError = 2;
+
+/// What every experiment-taking command shares: the file, --set overrides, --device.
+struct ExperimentArgs {
+  std::string file;  // empty = the embedded flagship
+  std::vector<std::string> overrides;
+  std::string device;
+
+  void add_to(CLI::App& command, bool file_required) {
+    auto* option = command.add_option("experiment", file, "experiment YAML file");
+    if (file_required) option->required();
+    if (!file_required) option->description("experiment YAML file (default: the embedded flagship)");
+    command.add_option("--set", overrides, "override a key, e.g. --set model.residual.attention=false")
+        ->type_name("KEY=VALUE");
+    command.add_option("--device", device, "cpu, cuda, cuda:N or auto (same as --set device=...)");
+  }
+
+  resgd::ExperimentConfig load() const {
+    resgd::ExperimentConfig config =
+        file.empty() ? resgd::load_config_text(resgd::flagship_experiment_yaml(), resgd::kFlagshipSource)
+                     : resgd::load_config_file(file);
+    for (const auto& assignment : overrides) resgd::apply_override(config, assignment);
+    if (!device.empty()) resgd::apply_override(config, "device=" + device);
+    return config;
+  }
+};
+
+int run_command(const ExperimentArgs& args, const std::string& out, bool force) {
+  const resgd::ExperimentConfig config = args.load();
+  resgd::resolve_device(config);  // fail on a missing GPU before any file is written
+  std::cout << resgd::compute_backend_summary() << std::endl;
+  resgd::RunOptions options;
+  options.out = out.empty() ? resgd::default_output_dir(config) : std::filesystem::path(out);
+  options.force = force;
+  options.log = &std::cout;
+  std::cout << fmt::format("experiment '{}' -> {}", config.name, options.out.string()) << std::endl;
+  const auto records = resgd::run_experiment(config, options);
+  std::cout << "\n" << resgd::format_summary_table(config, records);
+  if (!config.sweep.empty()) std::cout << "\nsweep table: " << (options.out / "sweep.csv").string() << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  resgd::configure_process();
+  CLI::App app{"ResGD: gradient descent on Transformers with residual connections.\n"
+               "With no command, runs the flagship experiment (residual vs plain)."};
+  app.require_subcommand(0, 1);
+
+  ExperimentArgs run_args;
+  std::string out;
+  bool force = false;
+  auto* run = app.add_subcommand("run", "train an experiment (or every point of its sweep)");
+  run_args.add_to(*run, /*file_required=*/false);
+  run->add_option("--out", out, "output directory (default: results/<name>-<time>)");
+  run->add_flag("--force", force, "write into an existing non-empty output directory");
+
+  ExperimentArgs validate_args;
+  auto* validate = app.add_subcommand("validate", "check an experiment file and print its resolved configuration");
+  validate_args.add_to(*validate, /*file_required=*/true);
+
+  bool defaults = false;
+  auto* config_cmd = app.add_subcommand("config", "print configuration information");
+  config_cmd->add_flag("--defaults", defaults, "print every key with its default value")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : kExitConfigError;
+  }
+
+  try {
+    if (*validate) {
+      const auto config = validate_args.load();
+      resgd::resolve_device(config);
+      std::cout << resgd::dump_yaml(config);
+      const size_t runs = resgd::expand_sweep(config).size();
+      std::cerr << fmt::format("{}: valid; {} run{}\n", validate_args.file, runs, runs == 1 ? "" : "s");
+      return 0;
+    }
+    if (*config_cmd) {
+      std::cout << resgd::dump_yaml(resgd::ExperimentConfig{});
+      return 0;
+    }
+    return run_command(run_args, out, force);  // `resgd` alone runs the flagship
+  } catch (const resgd::ConfigError& e) {
+    std::cerr << "resgd: error: " << e.what() << std::endl;
+    return kExitConfigError;
+  } catch (const resgd::IoError& e) {
+    std::cerr << "resgd: error: " << e.what() << std::endl;
+    return kExitFailure;
+  } catch (const c10::Error& e) {
+    std::cerr << "resgd: internal error: " << e.what_without_backtrace() << std::endl;
+    return kExitFailure;
+  } catch (const std::exception& e) {
+    std::cerr << "resgd: error: " << e.what() << std::endl;
+    return kExitFailure;
+  }
+}

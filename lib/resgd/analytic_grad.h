@@ -1,0 +1,48 @@
+// Hand-derived gradients of the residual Transformer: DESIGN.md, "Hand-derived gradients".
+// block_backward mirrors ResidualBlockImpl::trace line by line, in reverse, and reuses the
+// forward trace as its cache; no autograd inside.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "resgd/model.h"
+
+namespace resgd {
+
+/// The loss at the current parameters and its gradient for every parameter, in the
+/// model's registration order (blocks.0.W_Q, blocks.0.W_K, ..., blocks.<L-1>.W_2).
+struct LossAndGradients {
+  torch::Tensor loss;                // 0-d
+  std::vector<torch::Tensor> grads;  // same shapes as the parameters
+  ForwardTrace trace;                // the forward pass they came from (detached)
+};
+
+/// Gradients of one block given dL/dH_out, plus dL/dH_in for the block below.
+struct BlockGradients {
+  torch::Tensor dW_Q, dW_K, dW_V, dW_1, dW_2;
+  torch::Tensor dH_in;  // (N, n, d)
+};
+
+/// sigma'(U), matching PyTorch's own derivative exactly (relu'(0) = 0, ...).
+torch::Tensor activation_derivative(const torch::Tensor& U, Activation activation, double leaky_slope);
+
+/// Forward pass of one block with its cache: the trace of ResidualBlockImpl (model.cpp),
+/// so the forward maths exists once. H_in: (N, n, d).
+BlockTrace block_forward(ResidualBlockImpl& block, const torch::Tensor& H_in);
+
+/// Backward pass of one block from its forward cache. dH_out: (N, n, out_dim).
+BlockGradients block_backward(const ResidualBlockImpl& block, const BlockTrace& cache,
+                              const torch::Tensor& dH_out);
+
+/// Loss and gradients by the hand-derived backward pass. X: (N, n, d); Y as the output.
+LossAndGradients analytic_gradients(ResidualTransformerImpl& model, const torch::Tensor& X,
+                                    const torch::Tensor& Y, const std::string& loss);
+
+/// Loss and gradients by autograd (the reference).
+LossAndGradients autograd_gradients(ResidualTransformerImpl& model, const torch::Tensor& X,
+                                    const torch::Tensor& Y, const std::string& loss);
+
+}  // namespace resgd

@@ -1,0 +1,551 @@
+// Experiment configuration: strict YAML loading, --set, sweeps, validation, dump.
+// DESIGN.md, "Experiment files". Every key is declared once, in visit_fields().
+#include "resgd/config.h"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace resgd {
+
+std::string Origin::str() const {
+  if (line > 0) return fmt::format("{}:{}:{}", file, line, column);
+  return file.empty() ? std::string("default") : file;
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------------------
+// The one list of keys. `v(path, field)` is called for every option, in dump order;
+// sections must stay contiguous so the dump can nest them.
+template <class Config, class Visitor>
+void visit_fields(Config& c, Visitor&& v) {
+  v("name", c.name);
+  v("seed", c.seed);
+  v("device", c.device);
+  v("dtype", c.dtype);
+  v("data.kind", c.data.kind);
+  v("data.num_samples", c.data.num_samples);
+  v("data.seq_len", c.data.seq_len);
+  v("data.dim", c.data.dim);
+  v("data.normalize_tokens", c.data.normalize_tokens);
+  v("data.target", c.data.target);
+  v("data.target_dim", c.data.target_dim);
+  v("data.target_std", c.data.target_std);
+  v("data.noise", c.data.noise);
+  v("data.path", c.data.path);
+  v("model.layers", c.model.layers);
+  v("model.key_dim", c.model.key_dim);
+  v("model.ffn_width", c.model.ffn_width);
+  v("model.activation", c.model.activation);
+  v("model.leaky_slope", c.model.leaky_slope);
+  v("model.readout", c.model.readout);
+  v("model.residual.attention", c.model.residual_attention);
+  v("model.residual.ffn", c.model.residual_ffn);
+  v("model.attention.temperature", c.model.temperature);
+  v("model.attention.causal", c.model.causal);
+  v("model.ffn.output_scale", c.model.output_scale);
+  v("model.init.W_Q", c.model.init.W_Q);
+  v("model.init.W_K", c.model.init.W_K);
+  v("model.init.W_V", c.model.init.W_V);
+  v("model.init.W_1", c.model.init.W_1);
+  v("model.init.W_2", c.model.init.W_2);
+  v("train.lr", c.train.lr);
+  v("train.max_iters", c.train.max_iters);
+  v("train.tolerance", c.train.tolerance);
+  v("train.rel_tolerance", c.train.rel_tolerance);
+  v("train.divergence_factor", c.train.divergence_factor);
+  v("train.loss", c.train.loss);
+  v("train.gradients", c.train.gradients);
+  v("train.log_every", c.train.log_every);
+  v("train.checkpoint_every", c.train.checkpoint_every);
+  v("diagnostics.every", c.diagnostics.every);
+  v("diagnostics.ntk", c.diagnostics.ntk);
+  v("diagnostics.ntk_max_entries", c.diagnostics.ntk_max_entries);
+}
+
+const std::vector<std::string>& all_keys() {
+  static const std::vector<std::string> keys = [] {
+    std::vector<std::string> out;
+    ExperimentConfig c;
+    visit_fields(c, [&](const char* path, auto&) { out.emplace_back(path); });
+    return out;
+  }();
+  return keys;
+}
+
+bool is_field(const std::string& path) {
+  const auto& keys = all_keys();
+  return std::find(keys.begin(), keys.end(), path) != keys.end();
+}
+
+/// The names directly below `section` ("" for the top level), sweep included.
+std::vector<std::string> children_of(const std::string& section) {
+  std::vector<std::string> out;
+  const std::string prefix = section.empty() ? "" : section + ".";
+  auto add = [&](const std::string& name) {
+    if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
+  };
+  for (const auto& key : all_keys()) {
+    if (key.compare(0, prefix.size(), prefix) != 0) continue;
+    add(key.substr(prefix.size(), key.find('.', prefix.size()) - prefix.size()));
+  }
+  if (section.empty()) add("sweep");
+  return out;
+}
+
+bool is_section(const std::string& path) {
+  const std::string prefix = path + ".";
+  for (const auto& key : all_keys())
+    if (key.compare(0, prefix.size(), prefix) == 0) return true;
+  return false;
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1] ? 1 : 0)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string join(const std::vector<std::string>& items, const std::string& sep) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? sep : "") + items[i];
+  return out;
+}
+
+[[noreturn]] void fail(const Origin& where, const std::string& what) {
+  throw ConfigError(fmt::format("{}: {}", where.str(), what));
+}
+
+[[noreturn]] void fail_unknown(const Origin& where, const std::string& section,
+                               const std::string& name) {
+  const auto known = children_of(section);
+  std::string hint;
+  size_t best = 3;  // suggest only close matches: typos, not different words
+  for (const auto& k : known) {
+    const size_t dist = edit_distance(name, k);
+    if (dist < best) best = dist, hint = fmt::format(" (did you mean '{}'?)", k);
+  }
+  fail(where, fmt::format("unknown key '{}'{}{}; known keys{}: {}", name,
+                          section.empty() ? "" : " in section '" + section + "'", hint,
+                          section.empty() ? "" : " of '" + section + "'", join(known, ", ")));
+}
+
+Origin origin_of(const YAML::Node& node, const std::string& file) {
+  const YAML::Mark mark = node.Mark();
+  if (mark.is_null()) return Origin{file, 0, 0};
+  return Origin{file, mark.line + 1, mark.column + 1};
+}
+
+// ---------------------------------------------------------------------------------------
+// Scalar parsing: one overload per field type. Each rejects anything but its own type.
+std::string describe(const YAML::Node& node) {
+  if (node.IsNull()) return "null";
+  if (node.IsSequence()) return "a list";
+  if (node.IsMap()) return "a map";
+  return "'" + node.Scalar() + "'";
+}
+
+void parse(const YAML::Node& node, std::string& out, const std::string& key, const Origin& at) {
+  if (!node.IsScalar()) fail(at, fmt::format("{}: expected a string, got {}", key, describe(node)));
+  out = node.Scalar();
+}
+
+void parse(const YAML::Node& node, int64_t& out, const std::string& key, const Origin& at) {
+  try {
+    if (node.IsScalar()) {
+      out = node.as<int64_t>();
+      return;
+    }
+  } catch (const YAML::Exception&) {
+  }
+  fail(at, fmt::format("{}: expected an integer, got {}", key, describe(node)));
+}
+
+void parse(const YAML::Node& node, double& out, const std::string& key, const Origin& at) {
+  bool ok = false;
+  try {
+    if (node.IsScalar()) out = node.as<double>(), ok = true;
+  } catch (const YAML::Exception&) {
+  }
+  if (!ok) fail(at, fmt::format("{}: expected a number, got {}", key, describe(node)));
+  if (!std::isfinite(out)) fail(at, fmt::format("{}: must be a finite number, got {}", key, describe(node)));
+}
+
+void parse(const YAML::Node& node, bool& out, const std::string& key, const Origin& at) {
+  try {
+    if (node.IsScalar()) {
+      out = node.as<bool>();
+      return;
+    }
+  } catch (const YAML::Exception&) {
+  }
+  fail(at, fmt::format("{}: expected true or false, got {}", key, describe(node)));
+}
+
+void parse(const YAML::Node& node, Gain& out, const std::string& key, const Origin& at) {
+  bool as_bool = false;
+  try {
+    if (node.IsScalar()) {
+      as_bool = node.as<bool>();
+      out.value = as_bool ? 1.0 : 0.0;
+      return;
+    }
+  } catch (const YAML::Exception&) {
+  }
+  try {
+    parse(node, out.value, key, at);
+  } catch (const ConfigError&) {
+    fail(at, fmt::format("{}: expected true, false or a number, got {}", key, describe(node)));
+  }
+}
+
+template <class T>
+void parse(const YAML::Node& node, std::optional<T>& out, const std::string& key, const Origin& at) {
+  if (node.IsNull()) {
+    out.reset();
+    return;
+  }
+  T value{};
+  parse(node, value, key, at);
+  out = value;
+}
+
+/// Sets the field at `path` from `node`. Returns false if there is no such field.
+bool set_field(ExperimentConfig& config, const std::string& path, const YAML::Node& node,
+               const Origin& at) {
+  bool found = false;
+  visit_fields(config, [&](const char* key, auto& field) {
+    if (found || path != key) return;
+    parse(node, field, path, at);
+    found = true;
+  });
+  if (found) config.origins[path] = at;
+  return found;
+}
+
+// ---------------------------------------------------------------------------------------
+// Dump: every key, nested by section, numbers in their shortest exact form.
+std::string quote_if_needed(const std::string& s) {
+  static const std::set<std::string> keywords = {"null", "~", "true", "false", "yes", "no",
+                                                 "on",   "off", "y", "n", ""};
+  std::string lower = s;
+  std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+  bool plain = !keywords.count(lower) && !std::isdigit(static_cast<unsigned char>(s[0])) &&
+               s[0] != '-' && s[0] != '.';
+  for (char ch : s)
+    plain = plain && (std::isalnum(static_cast<unsigned char>(ch)) || std::strchr("_-./:", ch));
+  if (plain) return s;
+  return nlohmann::json(s).dump();  // a JSON string is a valid YAML double-quoted scalar
+}
+
+std::string to_text(const std::string& v) { return quote_if_needed(v); }
+std::string to_text(int64_t v) { return std::to_string(v); }
+std::string to_text(double v) { return fmt::format("{}", v); }
+std::string to_text(bool v) { return v ? "true" : "false"; }
+std::string to_text(const Gain& v) { return fmt::format("{}", v.value); }
+template <class T>
+std::string to_text(const std::optional<T>& v) {
+  return v ? to_text(*v) : std::string("null");
+}
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> parts;
+  std::stringstream ss(path);
+  for (std::string part; std::getline(ss, part, '.');) parts.push_back(part);
+  return parts;
+}
+
+// ---------------------------------------------------------------------------------------
+// Loading.
+void load_sweep(ExperimentConfig& config, const YAML::Node& node, const std::string& file) {
+  if (!node.IsMap())
+    fail(origin_of(node, file), "sweep: expected a map of dotted keys to lists of values");
+  std::set<std::string> seen;
+  for (const auto& item : node) {
+    const Origin key_at = origin_of(item.first, file);
+    const std::string key = item.first.Scalar();
+    if (!seen.insert(key).second) fail(key_at, fmt::format("duplicate key 'sweep.{}'", key));
+    const YAML::Node& values = item.second;
+    if (!values.IsSequence() || values.size() == 0)
+      fail(origin_of(values, file), fmt::format("sweep.{}: expected a non-empty list, got {}", key,
+                                               describe(values)));
+    if (key == "seeds") {
+      config.sweep.seeds.clear();
+      for (const auto& value : values) {
+        int64_t seed = 0;
+        parse(value, seed, "sweep.seeds", origin_of(value, file));
+        if (seed < 0) fail(origin_of(value, file), "sweep.seeds: seeds must be >= 0");
+        config.sweep.seeds.push_back(seed);
+      }
+      continue;
+    }
+    if (!is_field(key) || key == "name" || key == "seed") {
+      std::vector<std::string> sweepable = {"seeds"};
+      for (const auto& k : all_keys())
+        if (k != "name" && k != "seed") sweepable.push_back(k);
+      const char* why = key == "seed" ? " (use 'seeds' to repeat runs)" : "";
+      fail(key_at, fmt::format("sweep: '{}' is not a key that can be swept{}; sweepable keys: {}",
+                               key, why, join(sweepable, ", ")));
+    }
+    SweepAxis axis{key, {}, {}};
+    for (const auto& value : values) {
+      const Origin at = origin_of(value, file);
+      ExperimentConfig probe = config;  // type-check each value now, range-check per point
+      set_field(probe, key, value, at);
+      axis.values.push_back(value.IsNull() ? "null" : value.Scalar());
+      axis.origins.push_back(at);
+    }
+    auto same = [&](const SweepAxis& a) { return a.key == key; };
+    config.sweep.axes.erase(
+        std::remove_if(config.sweep.axes.begin(), config.sweep.axes.end(), same),
+        config.sweep.axes.end());
+    config.sweep.axes.push_back(std::move(axis));
+  }
+}
+
+void load_map(ExperimentConfig& config, const YAML::Node& map, const std::string& section,
+              const std::string& file) {
+  std::set<std::string> seen;
+  for (const auto& item : map) {
+    const Origin key_at = origin_of(item.first, file);
+    if (!item.first.IsScalar()) fail(key_at, "keys must be plain names");
+    const std::string name = item.first.Scalar();
+    const std::string path = section.empty() ? name : section + "." + name;
+    if (!seen.insert(name).second) fail(key_at, fmt::format("duplicate key '{}'", path));
+    if (path == "sweep") {
+      load_sweep(config, item.second, file);
+    } else if (is_field(path)) {
+      set_field(config, path, item.second, origin_of(item.second, file));
+    } else if (is_section(path)) {
+      if (!item.second.IsMap())
+        fail(origin_of(item.second, file),
+             fmt::format("'{}' is a section: expected a map with keys {}, got {}", path,
+                         join(children_of(path), ", "), describe(item.second)));
+      load_map(config, item.second, path, file);
+    } else {
+      fail_unknown(key_at, section, name);
+    }
+  }
+}
+
+void require(bool ok, const ExperimentConfig& config, const std::string& key,
+             const std::string& what) {
+  if (ok) return;
+  auto it = config.origins.find(key);
+  const Origin at = it == config.origins.end() ? Origin{"default"} : it->second;
+  fail(at, fmt::format("{}: {}", key, what));
+}
+
+void require_choice(const std::string& value, const std::vector<std::string>& choices,
+                    const ExperimentConfig& config, const std::string& key) {
+  require(std::find(choices.begin(), choices.end(), value) != choices.end(), config, key,
+          fmt::format("unknown value '{}'; expected one of: {}", value, join(choices, ", ")));
+}
+
+}  // namespace
+
+std::vector<std::string> known_keys() { return all_keys(); }
+
+ExperimentConfig load_config_text(const std::string& yaml_text, const std::string& source) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::ParserException& e) {
+    fail(Origin{source, e.mark.line + 1, e.mark.column + 1}, "YAML syntax error: " + e.msg);
+  }
+  ExperimentConfig config;
+  if (root.IsNull()) return config;  // an empty file means all defaults
+  if (!root.IsMap())
+    fail(origin_of(root, source),
+         fmt::format("an experiment file must be a map of sections (known keys: {}), got {}",
+                     join(children_of(""), ", "), describe(root)));
+  load_map(config, root, "", source);
+  validate(config);
+  return config;
+}
+
+ExperimentConfig load_config_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(fmt::format("{}: cannot open experiment file: {}", path, std::strerror(errno)));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return load_config_text(buffer.str(), path);
+}
+
+void apply_override(ExperimentConfig& config, const std::string& assignment) {
+  const Origin at{"--set " + assignment};
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    fail(at, "expected key=value, e.g. --set model.residual.attention=false");
+  const std::string key = assignment.substr(0, eq);
+  YAML::Node value;
+  try {
+    value = YAML::Load(assignment.substr(eq + 1));
+  } catch (const YAML::Exception& e) {
+    fail(at, "cannot parse the value as YAML: " + e.msg);
+  }
+  if (key.rfind("sweep.", 0) == 0) {
+    YAML::Node sweep;
+    sweep[key.substr(6)] = value;
+    load_sweep(config, sweep, at.file);
+  } else if (!set_field(config, key, value, at)) {
+    const auto dot = key.rfind('.');
+    const std::string section = dot == std::string::npos ? "" : key.substr(0, dot);
+    if (!section.empty() && !is_section(section))
+      fail(at, fmt::format("unknown section '{}'; known keys: {}", section, join(children_of(""), ", ")));
+    fail_unknown(at, section, dot == std::string::npos ? key : key.substr(dot + 1));
+  }
+  validate(config);
+}
+
+void validate(const ExperimentConfig& c) {
+  require(!c.name.empty(), c, "name", "must not be empty");
+  require(c.name.find('/') == std::string::npos, c, "name", "must not contain '/'");
+  require(c.seed >= 0, c, "seed", "must be >= 0");
+  const bool device_ok = c.device == "cpu" || c.device == "auto" || c.device == "cuda" ||
+                         (c.device.rfind("cuda:", 0) == 0 && c.device.size() > 5 &&
+                          c.device.find_first_not_of("0123456789", 5) == std::string::npos);
+  require(device_ok, c, "device", fmt::format("unknown device '{}'; expected cpu, cuda, cuda:N or auto", c.device));
+  require_choice(c.dtype, {"float64", "float32"}, c, "dtype");
+
+  const DataConfig& d = c.data;
+  require_choice(d.kind, {"gaussian", "digits", "tensors"}, c, "data.kind");
+  require(d.kind == "gaussian", c, "data.kind",
+          fmt::format("'{}' data is not available in this build yet; use gaussian", d.kind));
+  require(d.num_samples > 0, c, "data.num_samples", fmt::format("must be a positive integer, got {}", d.num_samples));
+  require(d.seq_len > 0, c, "data.seq_len", fmt::format("must be a positive integer, got {}", d.seq_len));
+  require(d.dim > 0, c, "data.dim", fmt::format("must be a positive integer, got {}", d.dim));
+  require(d.target_dim > 0, c, "data.target_dim", fmt::format("must be a positive integer, got {}", d.target_dim));
+  require_choice(d.target, {"random", "teacher", "linear"}, c, "data.target");
+  require(!d.target_std || *d.target_std >= 0, c, "data.target_std", "must be >= 0");
+  require(d.noise >= 0, c, "data.noise", "must be >= 0");
+
+  const ModelConfig& m = c.model;
+  require(m.layers > 0, c, "model.layers", fmt::format("must be a positive integer, got {}", m.layers));
+  require(!m.key_dim || *m.key_dim > 0, c, "model.key_dim", "must be a positive integer or null");
+  require(m.ffn_width > 0, c, "model.ffn_width", fmt::format("must be a positive integer, got {}", m.ffn_width));
+  require_choice(m.activation, {"relu", "gelu", "softplus", "tanh", "leaky_relu", "identity"}, c,
+                 "model.activation");
+  require_choice(m.readout, {"tokens", "mean"}, c, "model.readout");
+  require(!m.temperature || *m.temperature > 0, c, "model.attention.temperature", "must be > 0 or null");
+  const std::pair<const char*, const std::optional<double>*> stds[] = {
+      {"model.init.W_Q", &m.init.W_Q}, {"model.init.W_K", &m.init.W_K}, {"model.init.W_V", &m.init.W_V},
+      {"model.init.W_1", &m.init.W_1}, {"model.init.W_2", &m.init.W_2}};
+  for (const auto& [key, std] : stds) require(!*std || **std >= 0, c, key, "an init std must be >= 0 or null");
+  // Sizes whose tensors could never fit: refuse before anything is allocated.
+  const double scores = double(d.num_samples) * double(d.seq_len) * double(d.seq_len);
+  const double hidden = double(d.num_samples) * double(d.seq_len) * double(std::max(m.ffn_width, d.dim));
+  const double params = double(d.dim) * double(m.ffn_width) * 2.0 * double(m.layers);
+  const double bytes = 8.0 * 8.0 * (scores + hidden + params) * double(m.layers);
+  require(bytes < 1e12, c, "data.num_samples",
+          fmt::format("the run would need about {:.3g} GB of memory; reduce N, n, d, m or L", bytes / 1e9));
+
+  const TrainConfig& t = c.train;
+  require(t.lr > 0, c, "train.lr", fmt::format("must be > 0, got {}", t.lr));
+  require(t.max_iters >= 0, c, "train.max_iters", "must be >= 0");
+  require(t.tolerance >= 0, c, "train.tolerance", "must be >= 0");
+  require(t.rel_tolerance >= 0, c, "train.rel_tolerance", "must be >= 0");
+  require(t.divergence_factor > 1, c, "train.divergence_factor", "must be > 1");
+  require_choice(t.loss, {"sum", "mean"}, c, "train.loss");
+  require_choice(t.gradients, {"autograd", "analytic"}, c, "train.gradients");
+  require(t.log_every >= 1, c, "train.log_every", "must be >= 1");
+  require(t.checkpoint_every >= 0, c, "train.checkpoint_every", "must be >= 0 (0 = off)");
+
+  require(c.diagnostics.every >= 0, c, "diagnostics.every", "must be >= 0 (0 = first and last iteration only)");
+  require(c.diagnostics.ntk_max_entries > 0, c, "diagnostics.ntk_max_entries", "must be > 0");
+}
+
+std::string dump_yaml(const ExperimentConfig& config, bool include_sweep) {
+  std::string out;
+  std::vector<std::string> open;  // the sections of the previous key
+  visit_fields(config, [&](const char* key, const auto& field) {
+    auto parts = split_path(key);
+    size_t common = 0;
+    while (common < open.size() && common + 1 < parts.size() && open[common] == parts[common]) ++common;
+    for (size_t i = common; i + 1 < parts.size(); ++i)
+      out += std::string(2 * i, ' ') + parts[i] + ":\n";
+    out += std::string(2 * (parts.size() - 1), ' ') + parts.back() + ": " + to_text(field) + "\n";
+    open.assign(parts.begin(), parts.end() - 1);
+  });
+  if (include_sweep && !config.sweep.empty()) {
+    out += "sweep:\n";
+    for (const auto& axis : config.sweep.axes)
+      out += fmt::format("  {}: [{}]\n", axis.key, join(axis.values, ", "));
+    if (!config.sweep.seeds.empty()) out += fmt::format("  seeds: [{}]\n", fmt::join(config.sweep.seeds, ", "));
+  }
+  return out;
+}
+
+std::string config_hash(const ExperimentConfig& config) {
+  uint64_t hash = 14695981039346656037ULL;  // FNV-1a, 64 bit
+  for (unsigned char ch : dump_yaml(config, false)) hash = (hash ^ ch) * 1099511628211ULL;
+  return fmt::format("{:016x}", hash);
+}
+
+std::string SweepPoint::dir_name() const {
+  auto clean = [](std::string s) {
+    for (char& ch : s)
+      if (!std::isalnum(static_cast<unsigned char>(ch)) && !std::strchr("._-", ch)) ch = '_';
+    return s;
+  };
+  std::vector<std::string> parts;
+  for (const auto& [key, value] : values) parts.push_back(clean(key) + "=" + clean(value));
+  const std::string seed_dir = fmt::format("seed={}", seed);
+  return parts.empty() ? seed_dir : join(parts, ",") + "/" + seed_dir;
+}
+
+std::vector<SweepPoint> expand_sweep(const ExperimentConfig& config) {
+  std::vector<SweepPoint> points(1);
+  for (const auto& axis : config.sweep.axes) {
+    std::vector<SweepPoint> next;
+    for (const auto& point : points)
+      for (const auto& value : axis.values) {
+        SweepPoint p = point;
+        p.values.emplace_back(axis.key, value);
+        next.push_back(std::move(p));
+      }
+    points = std::move(next);
+  }
+  const std::vector<int64_t> seeds =
+      config.sweep.seeds.empty() ? std::vector<int64_t>{config.seed} : config.sweep.seeds;
+  std::vector<SweepPoint> out;
+  for (const auto& point : points)
+    for (int64_t seed : seeds) {
+      SweepPoint p = point;
+      p.seed = seed;
+      out.push_back(std::move(p));
+    }
+  return out;
+}
+
+ExperimentConfig config_for_point(const ExperimentConfig& base, const SweepPoint& point) {
+  ExperimentConfig config = base;
+  config.sweep = SweepConfig{};
+  for (const auto& [key, value] : point.values) {
+    Origin at{"sweep"};
+    for (const auto& axis : base.sweep.axes)
+      for (size_t i = 0; i < axis.values.size(); ++i)
+        if (axis.key == key && axis.values[i] == value) at = axis.origins[i];
+    set_field(config, key, YAML::Load(value), at);
+  }
+  config.seed = point.seed;
+  validate(config);
+  return config;
+}
+
+}  // namespace resgd

@@ -1,0 +1,150 @@
+// Experiment configuration: typed option structs with their defaults, strict YAML loading,
+// `--set` overrides, sweeps and the resolved dump (DESIGN.md, "Experiment files").
+//
+// Every key is registered once, in `visit_fields` (config.cpp); loading, overriding,
+// sweeping, validating and dumping all walk that one list, so a key cannot exist in one of
+// them and be missing from another.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace resgd {
+
+/// A configuration mistake by the user: bad YAML, unknown key, wrong type, impossible
+/// value. The message starts with `file:line:column:` where a position is known.
+/// `resgd` exits with code 2 on it.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Where a value came from, for error messages: a file position or a command-line flag.
+struct Origin {
+  std::string file;  // file path, or e.g. "--set" for command-line overrides
+  int line = 0;      // 1-based; 0 when there is no position
+  int column = 0;    // 1-based
+  std::string str() const;
+};
+
+/// A residual gain: 1 (on), 0 (off) or any scale. YAML `true`/`false` mean 1/0.
+struct Gain {
+  double value = 1.0;
+};
+
+struct DataConfig {
+  std::string kind = "gaussian";  // gaussian | digits | tensors
+  int64_t num_samples = 32;       // N
+  int64_t seq_len = 8;            // n
+  int64_t dim = 16;               // d
+  bool normalize_tokens = false;  // scale each token to unit norm
+  std::string target = "random";  // random | teacher | linear (gaussian only)
+  int64_t target_dim = 16;        // d_y
+  std::optional<double> target_std;  // random targets' std; null = 1/sqrt(d_y)
+  double noise = 0.0;                // std of noise added to teacher/linear targets
+  std::optional<std::string> path;   // .pt file for tensors; data file for digits
+};
+
+/// Per-matrix initialization std; null means 1/sqrt(fan_in).
+struct InitConfig {
+  std::optional<double> W_Q, W_K, W_V, W_1, W_2;
+};
+
+struct ModelConfig {
+  int64_t layers = 1;                // L
+  std::optional<int64_t> key_dim;    // d_k; null = d
+  int64_t ffn_width = 256;           // m
+  std::string activation = "relu";   // relu | gelu | softplus | tanh | leaky_relu | identity
+  double leaky_slope = 0.01;
+  std::string readout = "tokens";    // tokens | mean
+  Gain residual_attention{1.0};      // gamma_a
+  Gain residual_ffn{0.0};            // gamma_f (the paper's single-layer model has none)
+  std::optional<double> temperature; // tau; null = sqrt(d_k)
+  bool causal = false;
+  double output_scale = 1.0;         // c; 1/sqrt(m) is the NTK parametrization
+  InitConfig init;
+};
+
+struct TrainConfig {
+  double lr = 0.01;
+  int64_t max_iters = 2000;
+  double tolerance = 0.0;          // absolute: stop when loss <= tolerance
+  double rel_tolerance = 1.0e-10;  // relative: stop when loss <= rel_tolerance * loss_0
+  double divergence_factor = 1.0e6;
+  std::string loss = "sum";           // sum | mean
+  std::string gradients = "autograd"; // autograd | analytic
+  int64_t log_every = 1;              // metrics.csv row cadence
+  int64_t checkpoint_every = 0;       // 0 = off
+};
+
+struct DiagnosticsConfig {
+  int64_t every = 10;  // 0 = only at the first and last iteration
+  bool ntk = false;    // smallest eigenvalue of J J^T (small problems only)
+  int64_t ntk_max_entries = 50'000'000;  // refuse the NTK above this many Jacobian entries
+};
+
+/// One swept key and its values, each kept as YAML text with its position in the file.
+struct SweepAxis {
+  std::string key;  // dotted path, e.g. "model.residual.attention"
+  std::vector<std::string> values;
+  std::vector<Origin> origins;
+};
+
+struct SweepConfig {
+  std::vector<SweepAxis> axes;   // Cartesian product, in file order
+  std::vector<int64_t> seeds;    // repetitions of every point; empty = the run's seed
+  bool empty() const { return axes.empty() && seeds.empty(); }
+};
+
+struct ExperimentConfig {
+  std::string name = "example";
+  int64_t seed = 0;
+  std::string device = "auto";   // cpu | cuda | cuda:N | auto
+  std::string dtype = "float64"; // float64 | float32
+  DataConfig data;
+  ModelConfig model;
+  TrainConfig train;
+  DiagnosticsConfig diagnostics;
+  SweepConfig sweep;
+
+  /// Where each key was last set (dotted path -> origin); keys never set are absent.
+  std::map<std::string, Origin> origins;
+};
+
+/// Loads an experiment file: defaults, then the file's keys. Throws ConfigError.
+ExperimentConfig load_config_file(const std::string& path);
+/// Same, from YAML text; `source` names it in error messages.
+ExperimentConfig load_config_text(const std::string& yaml_text, const std::string& source);
+
+/// Applies `key=value` (value parsed as YAML), with the same checks as the file.
+void apply_override(ExperimentConfig& config, const std::string& assignment);
+
+/// Checks every value's range and choices; errors name where the value was set.
+void validate(const ExperimentConfig& config);
+
+/// The fully resolved configuration as YAML (every key, defaults filled in).
+std::string dump_yaml(const ExperimentConfig& config, bool include_sweep = true);
+/// A short stable hash (16 hex digits) of the resolved configuration, sweep excluded.
+std::string config_hash(const ExperimentConfig& config);
+
+/// The dotted keys of every option, in declaration order.
+std::vector<std::string> known_keys();
+
+/// One point of a sweep: the values of the swept keys, and the seed.
+struct SweepPoint {
+  std::vector<std::pair<std::string, std::string>> values;  // (key, YAML text)
+  int64_t seed = 0;
+  std::string dir_name() const;  // "key=value,key=value/seed=S"
+};
+
+/// The Cartesian product of the sweep's axes times its seeds (one point if no sweep).
+std::vector<SweepPoint> expand_sweep(const ExperimentConfig& config);
+/// The configuration of one sweep point: the base with the point's values applied.
+ExperimentConfig config_for_point(const ExperimentConfig& base, const SweepPoint& point);
+
+}  // namespace resgd

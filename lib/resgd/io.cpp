@@ -1,0 +1,141 @@
+// Run-directory files: atomic writes, CSV, tensor dictionaries.
+#include "resgd/io.h"
+
+#include <fmt/format.h>
+#include <torch/serialize.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace resgd {
+namespace fs = std::filesystem;
+
+void write_file_atomic(const fs::path& path, const std::string& content) {
+  if (path.has_parent_path()) {
+    std::error_code ec;
+    fs::create_directories(path.parent_path(), ec);
+    if (ec) throw IoError(fmt::format("{}: cannot create directory: {}", path.parent_path().string(), ec.message()));
+  }
+  const fs::path temporary = path.string() + ".tmp";
+  std::FILE* file = std::fopen(temporary.c_str(), "wb");
+  if (!file) throw IoError(fmt::format("{}: cannot write: {}", path.string(), std::strerror(errno)));
+  const bool written = std::fwrite(content.data(), 1, content.size(), file) == content.size();
+  const int write_errno = errno;
+  const bool closed = std::fclose(file) == 0;  // a full disk often shows only here
+  if (!written || !closed) {
+    std::remove(temporary.c_str());
+    throw IoError(fmt::format("{}: write failed: {}", path.string(), std::strerror(written ? errno : write_errno)));
+  }
+  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
+    const int rename_errno = errno;
+    std::remove(temporary.c_str());
+    throw IoError(fmt::format("{}: cannot rename into place: {}", path.string(), std::strerror(rename_errno)));
+  }
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError(fmt::format("{}: cannot read: {}", path.string(), std::strerror(errno)));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+std::string format_number(double value) {
+  if (std::isnan(value)) return "nan";
+  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
+  return fmt::format("{}", value);
+}
+
+// ---------------------------------------------------------------------------------------
+CsvWriter::CsvWriter(const fs::path& path, const std::vector<std::string>& columns)
+    : path_(path), columns_(columns.size()) {
+  file_ = std::fopen(path.c_str(), "wb");
+  if (!file_) throw IoError(fmt::format("{}: cannot write: {}", path.string(), std::strerror(errno)));
+  std::string header;
+  for (size_t i = 0; i < columns.size(); ++i) header += (i ? "," : "") + columns[i];
+  header += "\n";
+  if (std::fputs(header.c_str(), file_) < 0 || std::fflush(file_) != 0)
+    throw IoError(fmt::format("{}: write failed: {}", path.string(), std::strerror(errno)));
+}
+
+CsvWriter::~CsvWriter() {
+  if (file_) std::fclose(file_);
+}
+
+void CsvWriter::write_row(const std::vector<std::optional<double>>& values) {
+  TORCH_CHECK(values.size() == columns_, "CSV row has ", values.size(), " values for ", columns_, " columns");
+  std::string line;
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i) line += ',';
+    if (values[i]) line += format_number(*values[i]);
+  }
+  line += '\n';
+  if (std::fputs(line.c_str(), file_) < 0 || std::fflush(file_) != 0)
+    throw IoError(fmt::format("{}: write failed: {}", path_.string(), std::strerror(errno)));
+}
+
+void CsvWriter::close() {
+  if (!file_) return;
+  const int status = std::fclose(file_);
+  file_ = nullptr;
+  if (status != 0) throw IoError(fmt::format("{}: write failed: {}", path_.string(), std::strerror(errno)));
+}
+
+size_t CsvTable::column(const std::string& name) const {
+  for (size_t i = 0; i < columns.size(); ++i)
+    if (columns[i] == name) return i;
+  throw IoError(fmt::format("{}: no column '{}'", source, name));
+}
+
+CsvTable read_csv(const fs::path& path) {
+  CsvTable table;
+  table.source = path.string();
+  std::stringstream in(read_file(path));
+  auto split = [](const std::string& line) {
+    std::vector<std::string> cells;
+    std::stringstream ss(line);
+    for (std::string cell; std::getline(ss, cell, ',');) cells.push_back(cell);
+    if (!line.empty() && line.back() == ',') cells.emplace_back();
+    return cells;
+  };
+  std::string line;
+  if (std::getline(in, line)) table.columns = split(line);
+  while (std::getline(in, line))
+    if (!line.empty()) table.rows.push_back(split(line));
+  return table;
+}
+
+// ---------------------------------------------------------------------------------------
+void save_tensors(const fs::path& path, const std::vector<std::pair<std::string, torch::Tensor>>& tensors) {
+  c10::Dict<std::string, torch::Tensor> dict;
+  for (const auto& [name, tensor] : tensors) dict.insert(name, tensor.detach().to(torch::kCPU).contiguous());
+  const std::vector<char> bytes = torch::pickle_save(dict);
+  write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
+}
+
+std::map<std::string, torch::Tensor> load_tensors(const fs::path& path) {
+  const std::string content = read_file(path);
+  torch::IValue value;
+  try {
+    value = torch::pickle_load(std::vector<char>(content.begin(), content.end()));
+  } catch (const c10::Error& e) {
+    throw IoError(fmt::format("{}: not a readable tensor file (torch.save / pickle format): {}",
+                              path.string(), e.what_without_backtrace()));
+  }
+  if (!value.isGenericDict())
+    throw IoError(fmt::format("{}: expected a dictionary of tensors, found {}", path.string(), value.tagKind()));
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& item : value.toGenericDict()) {
+    if (!item.key().isString() || !item.value().isTensor())
+      throw IoError(fmt::format("{}: expected a dictionary of name -> tensor, found {} -> {}", path.string(),
+                                item.key().tagKind(), item.value().tagKind()));
+    out.emplace(item.key().toStringRef(), item.value().toTensor());
+  }
+  return out;
+}
+
+}  // namespace resgd

@@ -1,0 +1,65 @@
+// What a run leaves behind: DESIGN.md, "What a run leaves behind".
+// Whole files are written atomically (temporary file, then rename); metrics.csv is
+// appended and flushed row by row so `tail -f` shows progress.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace resgd {
+
+/// An output file could not be read or written; the message names the path and why.
+class IoError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Writes `content` to `path` via a temporary file in the same directory and a rename,
+/// so the file is either complete or absent.
+void write_file_atomic(const std::filesystem::path& path, const std::string& content);
+std::string read_file(const std::filesystem::path& path);
+
+/// A number as CSV/text: shortest exact form; `inf`, `-inf`, `nan`.
+std::string format_number(double value);
+
+/// metrics.csv: a header, then one flushed row per logged iteration.
+class CsvWriter {
+ public:
+  CsvWriter(const std::filesystem::path& path, const std::vector<std::string>& columns);
+  ~CsvWriter();
+  CsvWriter(const CsvWriter&) = delete;
+  CsvWriter& operator=(const CsvWriter&) = delete;
+  /// One value per column; nullopt leaves the cell empty.
+  void write_row(const std::vector<std::optional<double>>& values);
+  void close();
+
+ private:
+  std::filesystem::path path_;
+  size_t columns_ = 0;
+  std::FILE* file_ = nullptr;
+};
+
+/// A CSV file read back: header and rows of cells (empty cells as empty strings).
+struct CsvTable {
+  std::vector<std::string> columns;
+  std::vector<std::vector<std::string>> rows;
+  /// The column's index; throws IoError naming the file if absent.
+  size_t column(const std::string& name) const;
+  std::string source;
+};
+CsvTable read_csv(const std::filesystem::path& path);
+
+/// Saves named tensors as a dictionary readable by torch.load in Python and
+/// torch::pickle_load in C++. Tensors are copied to the CPU first.
+void save_tensors(const std::filesystem::path& path,
+                  const std::vector<std::pair<std::string, torch::Tensor>>& tensors);
+/// Loads a dictionary of tensors written by save_tensors or by torch.save in Python.
+std::map<std::string, torch::Tensor> load_tensors(const std::filesystem::path& path);
+
+}  // namespace resgd

@@ -1,0 +1,167 @@
+// The residual Transformer: DESIGN.md, "The model".
+#include "resgd/model.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+
+#include <cmath>
+#include <limits>
+
+namespace resgd {
+
+torch::Generator make_generator(int64_t seed, const std::string& stream) {
+  // splitmix64 of the seed mixed with an FNV-1a hash of the stream name: independent
+  // streams, so adding a draw to one purpose never shifts the numbers of another.
+  uint64_t x = 14695981039346656037ULL;
+  for (unsigned char ch : stream) x = (x ^ ch) * 1099511628211ULL;
+  x ^= static_cast<uint64_t>(seed) + 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  return at::make_generator<at::CPUGeneratorImpl>(x);
+}
+
+Activation parse_activation(const std::string& name) {
+  if (name == "relu") return Activation::relu;
+  if (name == "gelu") return Activation::gelu;
+  if (name == "softplus") return Activation::softplus;
+  if (name == "tanh") return Activation::tanh;
+  if (name == "leaky_relu") return Activation::leaky_relu;
+  if (name == "identity") return Activation::identity;
+  TORCH_CHECK(false, "unknown activation '", name, "'");
+}
+
+torch::Tensor activate(const torch::Tensor& U, Activation activation, double leaky_slope) {
+  switch (activation) {
+    case Activation::relu: return torch::relu(U);
+    case Activation::gelu: return torch::gelu(U);  // exact erf form
+    case Activation::softplus: return torch::softplus(U);  // beta 1, threshold 20
+    case Activation::tanh: return torch::tanh(U);
+    case Activation::leaky_relu: return torch::leaky_relu(U, leaky_slope);
+    case Activation::identity: return U;
+  }
+  TORCH_CHECK(false, "unreachable activation");
+}
+
+// ---------------------------------------------------------------------------------------
+ResidualBlockImpl::ResidualBlockImpl(const BlockOptions& options_) : options(options_) { reset(); }
+
+void ResidualBlockImpl::reset() {
+  const auto& o = options;
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  W_Q = register_parameter("W_Q", torch::zeros({o.dim, o.key_dim}, f64));
+  W_K = register_parameter("W_K", torch::zeros({o.dim, o.key_dim}, f64));
+  W_V = register_parameter("W_V", torch::zeros({o.dim, o.dim}, f64));
+  W_1 = register_parameter("W_1", torch::zeros({o.dim, o.ffn_width}, f64));
+  W_2 = register_parameter("W_2", torch::zeros({o.ffn_width, o.out_dim}, f64));
+}
+
+void ResidualBlockImpl::initialize(torch::Generator& generator) {
+  torch::NoGradGuard no_grad;
+  auto draw = [&](torch::Tensor& W, const std::optional<double>& std) {
+    const double fan_in = static_cast<double>(W.size(0));
+    const double scale = std.value_or(1.0 / std::sqrt(fan_in));
+    // Always draw, even for std 0, so one matrix's std never shifts another's numbers.
+    auto sample = torch::randn(W.sizes(), generator, torch::TensorOptions().dtype(torch::kFloat64));
+    W.copy_(sample.mul_(scale));
+  };
+  draw(W_Q, options.init.W_Q);
+  draw(W_K, options.init.W_K);
+  draw(W_V, options.init.W_V);
+  draw(W_1, options.init.W_1);
+  draw(W_2, options.init.W_2);
+}
+
+BlockTrace ResidualBlockImpl::trace(const torch::Tensor& H_in) {
+  TORCH_CHECK(H_in.dim() == 3 && H_in.size(2) == options.dim, "block input must be (N, n, ",
+              options.dim, "), got ", H_in.sizes());
+  BlockTrace t;
+  t.H_in = H_in;                                                     // (N, n, d)
+  t.Q = H_in.matmul(W_Q);                                            // (N, n, d_k)
+  t.K = H_in.matmul(W_K);                                            // (N, n, d_k)
+  auto Z = t.Q.bmm(t.K.transpose(1, 2)).div(options.temperature);    // (N, n, n)
+  if (options.causal) {
+    const int64_t n = H_in.size(1);
+    auto future = torch::ones({n, n}, torch::TensorOptions().dtype(torch::kBool).device(H_in.device())).triu(1);
+    Z = Z.masked_fill(future, -std::numeric_limits<double>::infinity());
+  }
+  t.S = torch::softmax(Z, -1);                                       // (N, n, n)
+  t.V = H_in.matmul(W_V);                                            // (N, n, d)
+  t.A = t.S.bmm(t.V);                                                // (N, n, d)
+  t.G = options.gamma_a == 0.0 ? t.A : t.A + options.gamma_a * H_in; // (N, n, d)
+  t.U = t.G.matmul(W_1);                                             // (N, n, m)
+  t.Phi = activate(t.U, options.activation, options.leaky_slope);    // (N, n, m)
+  t.H_out = t.Phi.matmul(W_2).mul(options.output_scale);             // (N, n, out_dim)
+  const double gamma_f = ffn_residual();
+  if (gamma_f != 0.0) t.H_out = t.H_out + gamma_f * t.G;
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------
+ModelOptions model_options(const ExperimentConfig& config) {
+  const ModelConfig& m = config.model;
+  const int64_t d = config.data.dim;
+  ModelOptions o;
+  o.layers = m.layers;
+  o.out_dim = config.data.target_dim;
+  o.readout = m.readout;
+  o.init_seed = config.seed;
+  BlockOptions& b = o.block;
+  b.dim = d;
+  b.key_dim = m.key_dim.value_or(d);
+  b.ffn_width = m.ffn_width;
+  b.out_dim = d;
+  b.gamma_a = m.residual_attention.value;
+  b.gamma_f = m.residual_ffn.value;
+  b.temperature = m.temperature.value_or(std::sqrt(static_cast<double>(b.key_dim)));
+  b.output_scale = m.output_scale;
+  b.activation = parse_activation(m.activation);
+  b.leaky_slope = m.leaky_slope;
+  b.causal = m.causal;
+  b.init = m.init;
+  return o;
+}
+
+ResidualTransformerImpl::ResidualTransformerImpl(const ModelOptions& options_) : options(options_) {
+  reset();
+}
+
+void ResidualTransformerImpl::reset() {
+  TORCH_CHECK(options.layers >= 1, "a model needs at least one block, got ", options.layers);
+  blocks = register_module("blocks", torch::nn::ModuleList());
+  auto generator = make_generator(options.init_seed, options.init_stream);
+  for (int64_t l = 0; l < options.layers; ++l) {
+    BlockOptions block = options.block;
+    if (l == options.layers - 1) block.out_dim = options.out_dim;
+    auto b = ResidualBlock(block);
+    b->initialize(generator);
+    blocks->push_back(b);
+  }
+}
+
+ForwardTrace ResidualTransformerImpl::trace(const torch::Tensor& X) {
+  ForwardTrace out;
+  torch::Tensor H = X;
+  for (const auto& module : *blocks) {
+    out.blocks.push_back(module->as<ResidualBlockImpl>()->trace(H));
+    H = out.blocks.back().H_out;
+  }
+  out.output = options.readout == "mean" ? H.mean(1) : H;  // (N, d_y) or (N, n, d_y)
+  return out;
+}
+
+std::vector<std::string> ResidualTransformerImpl::parameter_names() const {
+  std::vector<std::string> names;
+  for (const auto& item : named_parameters()) names.push_back(item.key());
+  return names;
+}
+
+torch::Tensor objective(const torch::Tensor& Yhat, const torch::Tensor& Y, const std::string& loss) {
+  TORCH_CHECK(Yhat.sizes() == Y.sizes(), "prediction ", Yhat.sizes(), " and target ", Y.sizes(),
+              " differ in shape");
+  auto value = (Yhat - Y).pow(2).sum().mul(0.5);
+  if (loss == "mean") value = value.div(static_cast<double>(Y.size(0)));
+  return value;
+}
+
+}  // namespace resgd

@@ -1,0 +1,117 @@
+// The residual Transformer of DESIGN.md, "The model", as torch::nn modules.
+//
+// One block maps H^{l-1} (N, n, d) to H^l:
+//   Z = H W_Q (H W_K)^T / tau,  S = softmax_rows(Z),  A = S H W_V,
+//   G = gamma_a H + A                         (the attention output matrix)
+//   H_out = gamma_f G + c sigma(G W_1) W_2    (gamma_f only where W_2 keeps the width d)
+// The forward pass can return a trace of every intermediate, so the maths exists once and
+// serves training, the hand-derived backward pass and the diagnostics.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "resgd/config.h"
+
+namespace resgd {
+
+/// A CPU random stream for one purpose ("data.X", "model.init", ...) of a run's seed.
+/// Everything random is drawn on the CPU in float64 and then moved, so a run draws the
+/// same numbers on every device and dtype.
+torch::Generator make_generator(int64_t seed, const std::string& stream);
+
+enum class Activation { relu, gelu, softplus, tanh, leaky_relu, identity };
+Activation parse_activation(const std::string& name);
+
+/// sigma(U), elementwise.
+torch::Tensor activate(const torch::Tensor& U, Activation activation, double leaky_slope);
+
+struct BlockOptions {
+  int64_t dim = 16;         // d
+  int64_t key_dim = 16;     // d_k
+  int64_t ffn_width = 256;  // m
+  int64_t out_dim = 16;     // width of W_2's output: d, or d_y in the last block
+  double gamma_a = 1.0;     // attention residual
+  double gamma_f = 0.0;     // FFN residual; forced to 0 when out_dim != dim
+  double temperature = 4.0; // tau
+  double output_scale = 1.0;  // c
+  Activation activation = Activation::relu;
+  double leaky_slope = 0.01;
+  bool causal = false;
+  InitConfig init;  // per-matrix std; null = 1/sqrt(fan_in)
+};
+
+/// Every intermediate of one block's forward pass, in DESIGN.md's symbols.
+struct BlockTrace {
+  torch::Tensor H_in;   // (N, n, d)
+  torch::Tensor Q, K;   // (N, n, d_k): H W_Q, H W_K
+  torch::Tensor S;      // (N, n, n)   row-stochastic attention
+  torch::Tensor V;      // (N, n, d)   H W_V
+  torch::Tensor A;      // (N, n, d)   S V, the attention part
+  torch::Tensor G;      // (N, n, d)   gamma_a H + A, the attention output matrix
+  torch::Tensor U;      // (N, n, m)   G W_1
+  torch::Tensor Phi;    // (N, n, m)   sigma(U)
+  torch::Tensor H_out;  // (N, n, out_dim)
+};
+
+class ResidualBlockImpl : public torch::nn::Module {
+ public:
+  explicit ResidualBlockImpl(const BlockOptions& options);
+
+  /// Registers W_Q, W_K, W_V, W_1, W_2 (zeros); `initialize` draws them.
+  void reset();
+  /// Draws every matrix i.i.d. N(0, std^2) from `generator`, in the order W_Q..W_2.
+  void initialize(torch::Generator& generator);
+
+  torch::Tensor forward(const torch::Tensor& H_in) { return trace(H_in).H_out; }
+  BlockTrace trace(const torch::Tensor& H_in);
+
+  /// The FFN residual gain actually applied (0 when the block changes the width).
+  double ffn_residual() const { return options.out_dim == options.dim ? options.gamma_f : 0.0; }
+
+  BlockOptions options;
+  torch::Tensor W_Q, W_K, W_V, W_1, W_2;
+};
+TORCH_MODULE(ResidualBlock);
+
+struct ModelOptions {
+  int64_t layers = 1;
+  BlockOptions block;       // shared by every block; the last gets out_dim = d_y
+  int64_t out_dim = 16;     // d_y
+  std::string readout = "tokens";  // tokens | mean
+  int64_t init_seed = 0;
+  std::string init_stream = "model.init";  // the random stream of the initialization
+};
+
+/// The model options of an experiment (d and d_y from the data section).
+ModelOptions model_options(const ExperimentConfig& config);
+
+/// Forward trace of the whole model.
+struct ForwardTrace {
+  std::vector<BlockTrace> blocks;
+  torch::Tensor output;  // Yhat: (N, n, d_y) for tokens readout, (N, d_y) for mean
+};
+
+class ResidualTransformerImpl : public torch::nn::Module {
+ public:
+  explicit ResidualTransformerImpl(const ModelOptions& options);
+  void reset();
+
+  torch::Tensor forward(const torch::Tensor& X) { return trace(X).output; }
+  ForwardTrace trace(const torch::Tensor& X);
+
+  /// Parameters in registration order, with their names (blocks.<l>.W_Q, ...).
+  std::vector<std::string> parameter_names() const;
+
+  ModelOptions options;
+  torch::nn::ModuleList blocks;
+};
+TORCH_MODULE(ResidualTransformer);
+
+/// The training objective: 0.5 * sum ||Yhat - Y||^2, divided by N for `mean`.
+torch::Tensor objective(const torch::Tensor& Yhat, const torch::Tensor& Y, const std::string& loss);
+
+}  // namespace resgd

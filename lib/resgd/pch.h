@@ -1,0 +1,11 @@
+// Precompiled header: the heavy third-party headers every ResGD translation unit uses.
+#pragma once
+#include <torch/torch.h>
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>

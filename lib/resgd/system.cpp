@@ -1,0 +1,69 @@
+// Device, dtype and compute-backend reporting.
+#include "resgd/system.h"
+
+#include <dlfcn.h>
+#include <malloc.h>
+
+#include <filesystem>
+#include <fmt/format.h>
+#include <torch/version.h>
+
+namespace resgd {
+
+torch::Device resolve_device(const ExperimentConfig& config) {
+  const std::string& name = config.device;
+  if (name == "cpu") return torch::kCPU;
+  const bool have_cuda = torch::cuda::is_available();
+  if (name == "auto") return have_cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  auto where = [&] {
+    auto it = config.origins.find("device");
+    return it == config.origins.end() ? std::string("--device") : it->second.str();
+  };
+  if (!have_cuda)
+    throw ConfigError(fmt::format("{}: device: '{}' was asked for, but no usable CUDA device exists "
+                                  "(no GPU, no driver, or a CPU-only LibTorch such as Debian's); use cpu or auto",
+                                  where(), name));
+  const int64_t index = name == "cuda" ? 0 : std::stoll(name.substr(5));
+  const auto count = static_cast<int64_t>(torch::cuda::device_count());
+  if (index >= count)
+    throw ConfigError(fmt::format("{}: device: '{}' does not exist; this machine has {} CUDA device(s) (cuda:0..cuda:{})",
+                                  where(), name, count, count - 1));
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+torch::Dtype resolve_dtype(const std::string& dtype) {
+  if (dtype == "float64") return torch::kFloat64;
+  if (dtype == "float32") return torch::kFloat32;
+  throw ConfigError(fmt::format("dtype: unknown value '{}'; expected float64 or float32", dtype));
+}
+
+void configure_process() {
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest allowed: tensors up to 32 MiB come from the heap
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);   // never shrink the heap between steps
+  mallopt(M_TOP_PAD, 64 << 20);         // grow it in large steps
+}
+
+std::string libtorch_version() { return TORCH_VERSION; }
+
+std::string compute_backend_summary() {
+  // Debian's LibTorch calls whichever libblas.so.3 the system's alternatives select, so the
+  // library is found at run time from the address of sgemm_.
+  std::string blas = "unknown BLAS";
+  if (void* symbol = dlsym(RTLD_DEFAULT, "sgemm_")) {
+    Dl_info info{};
+    if (dladdr(symbol, &info) && info.dli_fname) {
+      std::error_code ec;  // the alternatives symlink hides which library it is
+      const auto real = std::filesystem::canonical(info.dli_fname, ec);
+      blas = ec ? std::string(info.dli_fname) : real.string();
+    }
+    if (blas.find("openblas") != std::string::npos) blas = "OpenBLAS (" + blas + ")";
+    else if (blas.find("libtorch") != std::string::npos) blas = "BLAS linked into LibTorch (" + blas + ")";
+    else if (blas.find("/blas/") != std::string::npos) blas = "reference BLAS, slow: install libopenblas0-pthread (" + blas + ")";
+  } else {
+    blas = "BLAS linked statically into LibTorch (MKL or OpenBLAS)";
+  }
+  return fmt::format("compute: {}; {} intra-op thread(s); LibTorch {}", blas, at::get_num_threads(),
+                     libtorch_version());
+}
+
+}  // namespace resgd

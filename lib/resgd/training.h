@@ -1,0 +1,48 @@
+// Plain full-batch gradient descent: DESIGN.md, "Training: plain gradient descent".
+// theta <- theta - lr * grad L(theta), by hand under NoGradGuard; no torch::optim.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "resgd/config.h"
+#include "resgd/data.h"
+#include "resgd/model.h"
+
+namespace resgd {
+
+/// One row of metrics.csv.
+struct IterationRow {
+  int64_t iter = 0;
+  double loss = 0, grad_norm = 0, elapsed_s = 0;
+  std::vector<double> diagnostics;  // diagnostic_columns() order; empty when not computed
+};
+
+struct TrainResult {
+  std::string status;  // converged | max_iters | diverged | interrupted
+  int64_t iters = 0;   // GD steps taken
+  double initial_loss = 0, final_loss = 0;
+  std::optional<int64_t> iters_to_tol;
+  double wall_time_s = 0, steps_per_s = 0;
+  std::vector<int64_t> logged_iters;  // the iterations whose loss was read
+  std::vector<double> logged_losses;
+  std::vector<double> initial_diagnostics, final_diagnostics;
+  std::vector<double> pl_ratios;  // every pl_ratio computed, for the summary
+};
+
+using RowCallback = std::function<void(const IterationRow&)>;
+
+/// Runs GD on `model` until a stop rule fires; calls `on_row` for every logged iteration.
+/// The loss is read from the device only on logged and diagnostic iterations, so the
+/// stop rules are checked there (every iteration with the default log_every = 1).
+/// `stop_requested`, when set, ends the run after the current iteration (interrupted).
+TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const ExperimentConfig& config,
+                  const RowCallback& on_row, const std::atomic<bool>* stop_requested = nullptr);
+
+}  // namespace resgd

@@ -1,0 +1,124 @@
+// The `resgd` command end to end: the files a run leaves and the exit codes of mistakes.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "resgd/io.h"
+#include "test_util.h"
+
+namespace resgd {
+namespace {
+
+using testing::run_resgd;
+using testing::TempDir;
+namespace fs = std::filesystem;
+
+const char* kTinySweep =
+    "name: tiny\n"
+    "data: {num_samples: 3, seq_len: 4, dim: 5, target_dim: 2}\n"
+    "model: {ffn_width: 8}\n"
+    "train: {lr: 0.05, max_iters: 20}\n"
+    "diagnostics: {every: 5}\n"
+    "sweep: {model.residual.attention: [true, false], seeds: [0]}\n";
+
+TEST(Cli, RunWritesEveryDesignedFile) {
+  TempDir dir;
+  testing::write_text(dir / "exp.yaml", kTinySweep);
+  const auto result = run_resgd(dir, "run exp.yaml --out out");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("compute: "), std::string::npos);  // BLAS and threads reported
+  const fs::path out = dir / "out";
+  EXPECT_TRUE(fs::exists(out / "config.yaml"));
+  const CsvTable sweep = read_csv(out / "sweep.csv");
+  ASSERT_EQ(sweep.rows.size(), 2u);
+  for (const char* point : {"model.residual.attention=true/seed=0", "model.residual.attention=false/seed=0"}) {
+    const fs::path run = out / "runs" / point;
+    SCOPED_TRACE(run.string());
+    const CsvTable metrics = read_csv(run / "metrics.csv");
+    ASSERT_GE(metrics.columns.size(), 4u);
+    EXPECT_EQ(std::vector<std::string>(metrics.columns.begin(), metrics.columns.begin() + 4),
+              (std::vector<std::string>{"iter", "loss", "grad_norm", "elapsed_s"}));
+    EXPECT_EQ(metrics.rows.size(), 21u);
+    const auto summary = nlohmann::json::parse(read_file(run / "summary.json"));
+    for (const char* key : {"status", "initial_loss", "final_loss", "iters", "iters_to_tol", "linear_rate",
+                            "sigma_min_g", "sigma_max_g", "cond_g", "wall_time_s", "steps_per_s", "device",
+                            "dtype", "seed", "libtorch_version", "config_hash"})
+      EXPECT_TRUE(summary.contains(key)) << key;
+    EXPECT_EQ(summary["status"], "max_iters");
+    EXPECT_EQ(summary["iters"], 20);
+    EXPECT_EQ(summary["device"], "cpu");
+    EXPECT_EQ(std::stod(metrics.rows.back()[metrics.column("loss")]), summary["final_loss"].get<double>());
+    const auto init = load_tensors(run / "tensors" / "init.pt");
+    const auto final = load_tensors(run / "tensors" / "final.pt");
+    for (const char* name : {"X", "Y", "blocks.0.W_Q", "blocks.0.W_K", "blocks.0.W_V", "blocks.0.W_1", "blocks.0.W_2"})
+      EXPECT_TRUE(init.count(name) && final.count(name)) << name;
+    EXPECT_TRUE(torch::equal(init.at("X"), final.at("X")));
+    EXPECT_FALSE(torch::equal(init.at("blocks.0.W_1"), final.at("blocks.0.W_1")));
+    // The saved configuration is the resolved one, and loads back.
+    const auto validate = run_resgd(dir, "validate '" + (run / "config.yaml").string() + "'");
+    EXPECT_EQ(validate.exit_code, 0) << validate.err;
+  }
+  EXPECT_NE(result.out.find("max_iters"), std::string::npos);  // the summary table
+}
+
+TEST(Cli, ExistingOutputDirectoryIsNeverOverwrittenSilently) {
+  TempDir dir;
+  testing::write_text(dir / "exp.yaml", "data: {num_samples: 2, seq_len: 2, dim: 3, target_dim: 1}\n"
+                                        "model: {ffn_width: 4}\ntrain: {max_iters: 2}\n");
+  ASSERT_EQ(run_resgd(dir, "run exp.yaml --out out").exit_code, 0);
+  const auto again = run_resgd(dir, "run exp.yaml --out out");
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_NE(again.err.find("exists and is not empty"), std::string::npos) << again.err;
+  EXPECT_EQ(run_resgd(dir, "run exp.yaml --out out --force").exit_code, 0);
+}
+
+struct BadInvocation {
+  std::string file_text, args, expected_error;
+  friend std::ostream& operator<<(std::ostream& os, const BadInvocation& b) { return os << "resgd " << b.args; }
+};
+
+class CliConfigError : public ::testing::TestWithParam<BadInvocation> {};
+
+TEST_P(CliConfigError, ExitsTwoAndSaysWhereAndWhat) {
+  TempDir dir;
+  testing::write_text(dir / "exp.yaml", GetParam().file_text);
+  const auto result = run_resgd(dir, GetParam().args);
+  EXPECT_EQ(result.exit_code, 2) << result.err;
+  EXPECT_NE(result.err.find(GetParam().expected_error), std::string::npos) << result.err;
+  EXPECT_FALSE(fs::exists(dir / "out")) << "nothing may be written for a bad configuration";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Mistakes, CliConfigError,
+    ::testing::Values(
+        BadInvocation{"model:\n  ffn_widht: 3\n", "run exp.yaml --out out", "exp.yaml:2:3: unknown key 'ffn_widht'"},
+        BadInvocation{"train:\n  lr: -1\n", "run exp.yaml --out out", "exp.yaml:2:7: train.lr: must be > 0"},
+        BadInvocation{"train: {lr: fast}\n", "validate exp.yaml", "exp.yaml:1:13: train.lr: expected a number"},
+        BadInvocation{"model: {activation: swish}\n", "run exp.yaml --out out", "unknown value 'swish'"},
+        BadInvocation{"data: {dim: 0}\n", "run exp.yaml --out out", "exp.yaml:1:13: data.dim: must be a positive"},
+        BadInvocation{"{}\n", "run exp.yaml --out out --set model.layers=0", "--set model.layers=0: model.layers"},
+        BadInvocation{"{}\n", "run missing.yaml --out out", "missing.yaml: cannot open experiment file"},
+        BadInvocation{"{}\n", "run exp.yaml --out out --bogus-flag", "bogus-flag"}));
+
+TEST(Cli, CudaDeviceWithoutGpuExitsTwo) {
+  if (torch::cuda::is_available()) GTEST_SKIP() << "a CUDA device is present";
+  TempDir dir;
+  testing::write_text(dir / "exp.yaml", "{}\n");
+  const auto result = run_resgd(dir, "run exp.yaml --out out --device cuda");
+  EXPECT_EQ(result.exit_code, 2);
+  EXPECT_NE(result.err.find("no usable CUDA device"), std::string::npos) << result.err;
+  EXPECT_FALSE(fs::exists(dir / "out"));
+}
+
+TEST(Cli, ValidatePrintsTheResolvedConfiguration) {
+  TempDir dir;
+  testing::write_text(dir / "exp.yaml", "train: {lr: 0.5}\nsweep: {data.dim: [4, 8], seeds: [0, 1]}\n");
+  const auto result = run_resgd(dir, "validate exp.yaml --set model.layers=3");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("  lr: 0.5\n"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("  layers: 3\n"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("  ffn_width: 256\n"), std::string::npos) << result.out;  // defaults filled in
+  EXPECT_NE(result.err.find("4 runs"), std::string::npos) << result.err;
+}
+
+}  // namespace
+}  // namespace resgd

@@ -1,0 +1,243 @@
+// Experiment files: strict loading, positions in errors, --set, sweeps, the resolved dump.
+#include "resgd/config.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "resgd/flagship.h"
+#include "resgd/system.h"
+
+namespace resgd {
+namespace {
+
+/// The ConfigError message of loading `text` as "exp.yaml", or "" if it loads.
+std::string load_error(const std::string& text) {
+  try {
+    load_config_text(text, "exp.yaml");
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, EmptyFileMeansDesignDefaults) {
+  const ExperimentConfig c = load_config_text("", "exp.yaml");
+  EXPECT_EQ(c.dtype, "float64");
+  EXPECT_EQ(c.data.num_samples, 32);
+  EXPECT_EQ(c.data.seq_len, 8);
+  EXPECT_EQ(c.data.dim, 16);
+  EXPECT_EQ(c.model.ffn_width, 256);
+  EXPECT_EQ(c.model.residual_attention.value, 1.0);
+  EXPECT_EQ(c.model.residual_ffn.value, 0.0);
+  EXPECT_FALSE(c.model.temperature.has_value());
+  EXPECT_EQ(c.train.lr, 0.01);
+  EXPECT_EQ(c.train.max_iters, 2000);
+  EXPECT_EQ(c.train.rel_tolerance, 1.0e-10);
+  EXPECT_EQ(c.train.divergence_factor, 1.0e6);
+  EXPECT_EQ(c.diagnostics.every, 10);
+}
+
+TEST(Config, FileValuesOverrideDefaults) {
+  const ExperimentConfig c = load_config_text(
+      "name: t\ndata: {dim: 5, target: teacher}\nmodel:\n  residual: {attention: false, ffn: 0.5}\n"
+      "  init: {W_Q: 0}\ntrain: {lr: 2.5e-3}\n",
+      "exp.yaml");
+  EXPECT_EQ(c.name, "t");
+  EXPECT_EQ(c.data.dim, 5);
+  EXPECT_EQ(c.data.target, "teacher");
+  EXPECT_EQ(c.model.residual_attention.value, 0.0);
+  EXPECT_EQ(c.model.residual_ffn.value, 0.5);
+  ASSERT_TRUE(c.model.init.W_Q.has_value());
+  EXPECT_EQ(*c.model.init.W_Q, 0.0);
+  EXPECT_FALSE(c.model.init.W_K.has_value());
+  EXPECT_EQ(c.train.lr, 2.5e-3);
+}
+
+TEST(Config, UnknownKeyNamesFileLineColumnAndKnownKeys) {
+  const std::string error = load_error("model:\n  layers: 2\n  ffn_widht: 3\n");
+  EXPECT_NE(error.find("exp.yaml:3:3:"), std::string::npos) << error;
+  EXPECT_NE(error.find("unknown key 'ffn_widht'"), std::string::npos) << error;
+  EXPECT_NE(error.find("did you mean 'ffn_width'"), std::string::npos) << error;
+  EXPECT_NE(error.find("layers, key_dim, ffn_width"), std::string::npos) << error;
+}
+
+TEST(Config, UnknownTopLevelSectionListsSections) {
+  const std::string error = load_error("modle: {layers: 2}\n");
+  EXPECT_NE(error.find("exp.yaml:1:1:"), std::string::npos) << error;
+  EXPECT_NE(error.find("did you mean 'model'"), std::string::npos) << error;
+  EXPECT_NE(error.find("data, model, train, diagnostics, sweep"), std::string::npos) << error;
+}
+
+TEST(Config, WrongTypeNamesLineColumn) {
+  const std::string error = load_error("train:\n  lr: fast\n");
+  EXPECT_NE(error.find("exp.yaml:2:7: train.lr: expected a number, got 'fast'"), std::string::npos) << error;
+  EXPECT_NE(load_error("data: {num_samples: 2.5}").find("expected an integer"), std::string::npos);
+  EXPECT_NE(load_error("model: {attention: {causal: maybe}}").find("expected true or false"), std::string::npos);
+  EXPECT_NE(load_error("model: {residual: 3x}").find("'model.residual' is a section"), std::string::npos);
+}
+
+TEST(Config, NonFiniteNumbersAreRejected) {
+  EXPECT_NE(load_error("train: {lr: .nan}").find("must be a finite number"), std::string::npos);
+  EXPECT_NE(load_error("train: {divergence_factor: .inf}").find("must be a finite number"), std::string::npos);
+}
+
+TEST(Config, DuplicateKeyIsAnError) {
+  const std::string error = load_error("train:\n  lr: 0.1\n  lr: 0.2\n");
+  EXPECT_NE(error.find("exp.yaml:3:3: duplicate key 'train.lr'"), std::string::npos) << error;
+}
+
+TEST(Config, YamlSyntaxErrorNamesPosition) {
+  const std::string error = load_error("train: {lr: 0.1\nmodel: [\n");
+  EXPECT_NE(error.find("exp.yaml:"), std::string::npos) << error;
+  EXPECT_NE(error.find("YAML syntax error"), std::string::npos) << error;
+}
+
+TEST(Config, NonMapFileIsAnError) {
+  EXPECT_NE(load_error("- 1\n- 2\n").find("must be a map of sections"), std::string::npos);
+}
+
+struct ImpossibleValue {
+  std::string yaml, expected;
+  friend std::ostream& operator<<(std::ostream& os, const ImpossibleValue& v) { return os << v.yaml; }
+};
+
+class ConfigImpossibleValue : public ::testing::TestWithParam<ImpossibleValue> {};
+
+TEST_P(ConfigImpossibleValue, IsRejectedWithItsPosition) {
+  const std::string error = load_error(GetParam().yaml);
+  EXPECT_EQ(error.rfind("exp.yaml:1:", 0), 0u) << error;
+  EXPECT_NE(error.find(GetParam().expected), std::string::npos) << error;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Values, ConfigImpossibleValue,
+    ::testing::Values(
+        ImpossibleValue{"data: {num_samples: -4}", "data.num_samples: must be a positive integer, got -4"},
+        ImpossibleValue{"data: {seq_len: 0}", "data.seq_len: must be a positive integer"},
+        ImpossibleValue{"data: {dim: 0}", "data.dim: must be a positive integer"},
+        ImpossibleValue{"data: {target_dim: -1}", "data.target_dim: must be a positive integer"},
+        ImpossibleValue{"data: {target: magic}", "unknown value 'magic'; expected one of: random, teacher, linear"},
+        ImpossibleValue{"data: {noise: -0.1}", "data.noise: must be >= 0"},
+        ImpossibleValue{"model: {layers: 0}", "model.layers: must be a positive integer"},
+        ImpossibleValue{"model: {ffn_width: -8}", "model.ffn_width: must be a positive integer"},
+        ImpossibleValue{"model: {key_dim: 0}", "model.key_dim: must be a positive integer"},
+        ImpossibleValue{"model: {activation: swish}", "unknown value 'swish'; expected one of: relu, gelu"},
+        ImpossibleValue{"model: {readout: max}", "model.readout: unknown value 'max'"},
+        ImpossibleValue{"model: {attention: {temperature: 0}}", "model.attention.temperature: must be > 0"},
+        ImpossibleValue{"model: {init: {W_V: -1}}", "model.init.W_V: an init std must be >= 0"},
+        ImpossibleValue{"train: {lr: 0}", "train.lr: must be > 0, got 0"},
+        ImpossibleValue{"train: {lr: -0.5}", "train.lr: must be > 0"},
+        ImpossibleValue{"train: {max_iters: -1}", "train.max_iters: must be >= 0"},
+        ImpossibleValue{"train: {loss: l1}", "train.loss: unknown value 'l1'"},
+        ImpossibleValue{"train: {gradients: numeric}", "train.gradients: unknown value 'numeric'"},
+        ImpossibleValue{"train: {log_every: 0}", "train.log_every: must be >= 1"},
+        ImpossibleValue{"train: {divergence_factor: 0.5}", "train.divergence_factor: must be > 1"},
+        ImpossibleValue{"device: tpu", "unknown device 'tpu'"},
+        ImpossibleValue{"dtype: float16", "dtype: unknown value 'float16'"},
+        ImpossibleValue{"seed: -3", "seed: must be >= 0"},
+        ImpossibleValue{"data: {num_samples: 100000000, seq_len: 100000}", "of memory"}));
+
+TEST(Config, CudaWithoutGpuIsAConfigErrorWithPosition) {
+  if (torch::cuda::is_available()) GTEST_SKIP() << "a CUDA device is present; the error path cannot be reached";
+  const ExperimentConfig c = load_config_text("seed: 1\ndevice: cuda\n", "exp.yaml");
+  try {
+    resolve_device(c);
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("exp.yaml:2:9: device: 'cuda' was asked for, but no usable CUDA device"),
+              std::string::npos)
+        << message;
+  }
+  EXPECT_EQ(resolve_device(load_config_text("device: auto", "exp.yaml")), torch::Device(torch::kCPU));
+}
+
+TEST(Config, SetOverridesWithTheSameChecks) {
+  ExperimentConfig c;
+  apply_override(c, "model.residual.attention=false");
+  EXPECT_EQ(c.model.residual_attention.value, 0.0);
+  apply_override(c, "model.key_dim=null");
+  EXPECT_FALSE(c.model.key_dim.has_value());
+  apply_override(c, "data.dim=12");
+  EXPECT_EQ(c.data.dim, 12);
+  EXPECT_THROW(apply_override(c, "model.layers=-1"), ConfigError);
+  try {
+    apply_override(c, "model.ffn_widht=3");
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("--set model.ffn_widht=3: unknown key 'ffn_widht' in section 'model'"), std::string::npos)
+        << message;
+  }
+  try {
+    apply_override(c, "train.lr=abc");
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("--set train.lr=abc: train.lr: expected a number"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(apply_override(c, "novalue"), ConfigError);
+}
+
+TEST(Config, SweepExpandsCartesianProductWithSeedsLast) {
+  const ExperimentConfig c = load_config_text(
+      "sweep:\n  model.residual.attention: [true, false]\n  train.lr: [0.1, 0.01]\n  seeds: [3, 4]\n", "exp.yaml");
+  const auto points = expand_sweep(c);
+  ASSERT_EQ(points.size(), 8u);
+  EXPECT_EQ(points[0].dir_name(), "model.residual.attention=true,train.lr=0.1/seed=3");
+  EXPECT_EQ(points[1].dir_name(), "model.residual.attention=true,train.lr=0.1/seed=4");
+  EXPECT_EQ(points[7].dir_name(), "model.residual.attention=false,train.lr=0.01/seed=4");
+  const ExperimentConfig last = config_for_point(c, points[7]);
+  EXPECT_EQ(last.model.residual_attention.value, 0.0);
+  EXPECT_EQ(last.train.lr, 0.01);
+  EXPECT_EQ(last.seed, 4);
+  EXPECT_TRUE(last.sweep.empty());
+}
+
+TEST(Config, SweepValuesAreCheckedWhereTheyStand) {
+  const std::string type_error = load_error("sweep:\n  train.lr: [0.1, abc]\n");
+  EXPECT_NE(type_error.find("exp.yaml:2:19: train.lr: expected a number, got 'abc'"), std::string::npos) << type_error;
+  EXPECT_NE(load_error("sweep: {model.depth: [1, 2]}").find("not a key that can be swept"), std::string::npos);
+  EXPECT_NE(load_error("sweep: {seed: [1, 2]}").find("use 'seeds'"), std::string::npos);
+  EXPECT_NE(load_error("sweep: {train.lr: 0.1}").find("expected a non-empty list"), std::string::npos);
+  // A value of the right type but impossible is refused when its point is built, with its position.
+  const ExperimentConfig c = load_config_text("sweep:\n  train.lr: [0.1, -1]\n", "exp.yaml");
+  const auto points = expand_sweep(c);
+  try {
+    config_for_point(c, points[1]);
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("exp.yaml:2:19: train.lr: must be > 0"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Config, DumpLoadsBackToTheSameConfiguration) {
+  ExperimentConfig c = load_config_text(
+      "name: round-trip\ndata: {target_std: 0.25, path: null}\nmodel: {key_dim: 3, attention: {temperature: 1.5}}\n"
+      "train: {lr: 0.0123456789012345, rel_tolerance: 1.0e-12}\nsweep: {data.dim: [4, 8], seeds: [0, 1]}\n",
+      "exp.yaml");
+  const std::string dumped = dump_yaml(c);
+  const ExperimentConfig again = load_config_text(dumped, "dumped.yaml");
+  EXPECT_EQ(dump_yaml(again), dumped);
+  EXPECT_EQ(again.train.lr, 0.0123456789012345);
+  EXPECT_EQ(config_hash(again), config_hash(c));
+  apply_override(c, "train.lr=0.5");
+  EXPECT_NE(config_hash(again), config_hash(c));
+}
+
+TEST(Config, EveryKnownKeyAppearsInTheDump) {
+  const std::string dumped = dump_yaml(ExperimentConfig{});
+  for (const auto& key : known_keys()) {
+    const auto leaf = key.substr(key.rfind('.') + 1);
+    EXPECT_NE(dumped.find(leaf + ":"), std::string::npos) << key;
+  }
+}
+
+TEST(Config, EmbeddedFlagshipIsAValidSixRunSweep) {
+  const ExperimentConfig c = load_config_text(flagship_experiment_yaml(), kFlagshipSource);
+  EXPECT_EQ(c.name, "residual_vs_plain");
+  EXPECT_EQ(expand_sweep(c).size(), 6u);
+}
+
+}  // namespace
+}  // namespace resgd

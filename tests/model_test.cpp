@@ -1,0 +1,186 @@
+// The residual Transformer against its equations (DESIGN.md, "The model") and the data.
+#include "resgd/model.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+
+namespace resgd {
+namespace {
+
+const auto kF64 = torch::TensorOptions().dtype(torch::kFloat64);
+
+BlockOptions small_block() {
+  BlockOptions b;
+  b.dim = 5;
+  b.key_dim = 3;
+  b.ffn_width = 7;
+  b.out_dim = 5;
+  b.temperature = std::sqrt(3.0);
+  return b;
+}
+
+ModelOptions small_model(int64_t layers, int64_t out_dim) {
+  ModelOptions o;
+  o.layers = layers;
+  o.block = small_block();
+  o.out_dim = out_dim;
+  o.init_seed = 7;
+  return o;
+}
+
+torch::Tensor random_tokens(int64_t N, int64_t n, int64_t d, int64_t seed = 1) {
+  auto generator = make_generator(seed, "test.X");
+  return torch::randn({N, n, d}, generator, kF64);
+}
+
+TEST(Model, ParametersAreNamedAndShapedAsDesign) {
+  ResidualTransformer model(small_model(/*layers=*/2, /*out_dim=*/2));
+  const std::vector<std::string> expected = {"blocks.0.W_Q", "blocks.0.W_K", "blocks.0.W_V", "blocks.0.W_1",
+                                             "blocks.0.W_2", "blocks.1.W_Q", "blocks.1.W_K", "blocks.1.W_V",
+                                             "blocks.1.W_1", "blocks.1.W_2"};
+  EXPECT_EQ(model->parameter_names(), expected);
+  const auto params = model->named_parameters();
+  EXPECT_EQ(params["blocks.0.W_Q"].sizes(), torch::IntArrayRef({5, 3}));
+  EXPECT_EQ(params["blocks.0.W_V"].sizes(), torch::IntArrayRef({5, 5}));
+  EXPECT_EQ(params["blocks.0.W_1"].sizes(), torch::IntArrayRef({5, 7}));
+  EXPECT_EQ(params["blocks.0.W_2"].sizes(), torch::IntArrayRef({7, 5}));  // inner block keeps d
+  EXPECT_EQ(params["blocks.1.W_2"].sizes(), torch::IntArrayRef({7, 2}));  // last block maps to d_y
+  const auto X = random_tokens(4, 6, 5);
+  EXPECT_EQ(model->forward(X).sizes(), torch::IntArrayRef({4, 6, 2}));
+  model->options.readout = "mean";
+  EXPECT_EQ(model->forward(X).sizes(), torch::IntArrayRef({4, 2}));
+}
+
+TEST(Model, InitializationFollowsPerMatrixStd) {
+  ModelOptions o = small_model(1, 5);
+  o.block.ffn_width = 400;
+  o.block.init.W_Q = 0.0;
+  ResidualTransformer zero_q(o);
+  auto p = zero_q->named_parameters();
+  EXPECT_EQ(p["blocks.0.W_Q"].abs().max().item<double>(), 0.0);
+  // Default std 1/sqrt(fan_in): W_2 has fan_in m = 400 and 2000 entries.
+  EXPECT_NEAR(p["blocks.0.W_2"].std().item<double>(), 1.0 / 20.0, 0.005);
+  // Changing one matrix's std leaves the others' draws unchanged.
+  ResidualTransformer default_q(small_model(1, 5));
+  o.block.ffn_width = 7;
+  ResidualTransformer zero_q_small(o);
+  EXPECT_TRUE(torch::equal(zero_q_small->named_parameters()["blocks.0.W_1"],
+                           default_q->named_parameters()["blocks.0.W_1"]));
+}
+
+/// One sample through one block, written out with explicit loops over tokens: an
+/// independent reading of DESIGN.md's equations to check the batched code against.
+torch::Tensor block_by_hand(const ResidualBlockImpl& b, const torch::Tensor& H) {  // H: (n, d)
+  const auto& o = b.options;
+  const int64_t n = H.size(0);
+  auto out = torch::zeros({n, o.out_dim}, kF64);
+  auto G = torch::zeros_like(H);
+  for (int64_t i = 0; i < n; ++i) {
+    auto q = H[i].matmul(b.W_Q);  // (d_k)
+    auto weights = torch::zeros({n}, kF64);
+    for (int64_t j = 0; j < n; ++j) weights[j] = torch::exp(q.dot(H[j].matmul(b.W_K)) / o.temperature);
+    weights = weights / weights.sum();
+    auto a = torch::zeros({o.dim}, kF64);
+    for (int64_t j = 0; j < n; ++j) a = a + weights[j] * H[j].matmul(b.W_V);
+    G[i] = o.gamma_a * H[i] + a;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    auto phi = activate(G[i].matmul(b.W_1), o.activation, o.leaky_slope);
+    out[i] = o.output_scale * phi.matmul(b.W_2);
+    if (o.out_dim == o.dim) out[i] += o.gamma_f * G[i];
+  }
+  return out;
+}
+
+TEST(Model, BatchedForwardMatchesTheEquationsTokenByToken) {
+  for (double gamma_a : {0.0, 1.0, 0.5}) {
+    for (double gamma_f : {0.0, 1.0, 0.25}) {
+      BlockOptions o = small_block();
+      o.gamma_a = gamma_a;
+      o.gamma_f = gamma_f;
+      o.output_scale = 0.3;
+      o.activation = Activation::gelu;
+      ResidualBlock block(o);
+      auto generator = make_generator(3, "test.init");
+      block->initialize(generator);
+      const auto H = random_tokens(3, 4, 5);
+      torch::NoGradGuard no_grad;
+      const auto batched = block->forward(H);
+      for (int64_t s = 0; s < 3; ++s)
+        EXPECT_TRUE(torch::allclose(batched[s], block_by_hand(*block, H[s]), 1e-12, 1e-12))
+            << "gamma_a=" << gamma_a << " gamma_f=" << gamma_f << " sample " << s;
+    }
+  }
+}
+
+TEST(Model, UniformAttentionMapsEveryTokenToTheMeanToken) {
+  ModelOptions o = small_model(1, 5);
+  o.block.init.W_Q = 0.0;
+  o.block.init.W_K = 0.0;
+  ResidualTransformer model(o);
+  const auto X = random_tokens(3, 6, 5);
+  torch::NoGradGuard no_grad;
+  const BlockTrace t = model->trace(X).blocks[0];
+  EXPECT_TRUE(torch::allclose(t.S, torch::full_like(t.S, 1.0 / 6.0), 0, 1e-15));
+  const auto& W_V = model->named_parameters()["blocks.0.W_V"];
+  const auto expected_row = X.mean(1).matmul(W_V);  // (N, d): mean(X) W_V
+  for (int64_t i = 0; i < 6; ++i)
+    EXPECT_TRUE(torch::allclose(t.A.select(1, i), expected_row, 1e-13, 1e-13)) << "token " << i;
+}
+
+TEST(Model, ResidualSwitchesChangeTheOutputExactlyAsTheEquationsSay) {
+  const auto X = random_tokens(2, 4, 5);
+  torch::NoGradGuard no_grad;
+  ModelOptions o = small_model(1, 5);
+  ResidualTransformer plain(o);  // gamma_a = 1, gamma_f = 0 by default
+  o.block.gamma_a = 0.0;
+  ResidualTransformer no_attention_residual(o);  // same draws: same init seed
+  o.block.gamma_a = 1.0;
+  o.block.gamma_f = 1.0;
+  ResidualTransformer both(o);
+  const auto t1 = plain->trace(X).blocks[0];
+  const auto t0 = no_attention_residual->trace(X).blocks[0];
+  const auto tf = both->trace(X).blocks[0];
+  EXPECT_TRUE(torch::allclose(t1.G - t0.G, X, 1e-14, 1e-14));            // G = gamma_a H + A
+  EXPECT_TRUE(torch::allclose(tf.H_out - t1.H_out, t1.G, 1e-14, 1e-14));  // + gamma_f G
+  // The last block changes the width to d_y: no FFN residual there, whatever gamma_f says.
+  o.out_dim = 2;
+  ResidualTransformer narrow(o);
+  EXPECT_EQ(narrow->blocks[0]->as<ResidualBlockImpl>()->ffn_residual(), 0.0);
+  const auto tn = narrow->trace(X).blocks[0];
+  const auto& W_2 = narrow->named_parameters()["blocks.0.W_2"];
+  EXPECT_TRUE(torch::allclose(tn.H_out, tn.Phi.matmul(W_2), 1e-14, 1e-14));
+}
+
+TEST(Model, CausalMaskAttendsOnlyToThePast) {
+  ModelOptions o = small_model(1, 5);
+  o.block.causal = true;
+  ResidualTransformer model(o);
+  torch::NoGradGuard no_grad;
+  const auto S = model->trace(random_tokens(2, 5, 5)).blocks[0].S;
+  EXPECT_EQ(S.triu(1).abs().max().item<double>(), 0.0);
+  EXPECT_TRUE(torch::allclose(S.sum(-1), torch::ones({2, 5}, kF64)));
+  EXPECT_EQ(S[0][0][0].item<double>(), 1.0);  // the first token sees only itself
+}
+
+TEST(Model, MeanReadoutAveragesTheLastBlockOverTokens) {
+  ModelOptions o = small_model(2, 3);
+  ResidualTransformer model(o);
+  const auto X = random_tokens(2, 4, 5);
+  torch::NoGradGuard no_grad;
+  const auto tokens = model->forward(X);
+  model->options.readout = "mean";
+  EXPECT_TRUE(torch::allclose(model->forward(X), tokens.mean(1), 1e-15, 1e-15));
+}
+
+TEST(Model, SumAndMeanLossesAreHalfSquaredError) {
+  const auto Yhat = torch::tensor({{1.0, 2.0}, {3.0, 5.0}}, kF64);
+  const auto Y = torch::tensor({{0.0, 2.0}, {3.0, 3.0}}, kF64);
+  EXPECT_DOUBLE_EQ(objective(Yhat, Y, "sum").item<double>(), 0.5 * (1.0 + 4.0));
+  EXPECT_DOUBLE_EQ(objective(Yhat, Y, "mean").item<double>(), 0.5 * (1.0 + 4.0) / 2.0);
+}
+
+}  // namespace
+}  // namespace resgd

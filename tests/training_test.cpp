@@ -1,0 +1,108 @@
+// Plain GD: the loss falls, stop rules give their statuses, runs are reproducible.
+#include "resgd/training.h"
+
+#include <gtest/gtest.h>
+
+namespace resgd {
+namespace {
+
+ExperimentConfig tiny_experiment() {
+  ExperimentConfig c;
+  c.data.num_samples = 4;
+  c.data.seq_len = 4;
+  c.data.dim = 6;
+  c.data.target_dim = 2;
+  c.model.ffn_width = 32;
+  c.train.lr = 0.05;
+  c.train.max_iters = 60;
+  c.diagnostics.every = 0;
+  return c;
+}
+
+struct Trajectory {
+  TrainResult result;
+  std::vector<IterationRow> rows;
+};
+
+Trajectory train_tiny(const ExperimentConfig& c) {
+  const Dataset data = make_dataset(c, torch::kCPU, torch::kFloat64);
+  ResidualTransformer model(model_options(c));
+  Trajectory out;
+  out.result = train(*model, data, c, [&](const IterationRow& row) { out.rows.push_back(row); });
+  return out;
+}
+
+TEST(Training, GradientDescentLowersTheLoss) {
+  const Trajectory t = train_tiny(tiny_experiment());
+  EXPECT_EQ(t.result.status, "max_iters");
+  EXPECT_EQ(t.result.iters, 60);
+  ASSERT_EQ(t.rows.size(), 61u);  // iterations 0..60
+  EXPECT_LT(t.result.final_loss, 0.5 * t.result.initial_loss);
+  for (size_t i = 1; i < t.rows.size(); ++i) EXPECT_LE(t.rows[i].loss, t.rows[i - 1].loss) << "iteration " << i;
+}
+
+TEST(Training, SameSeedGivesBitIdenticalLossAndGradientColumns) {
+  const Trajectory a = train_tiny(tiny_experiment());
+  const Trajectory b = train_tiny(tiny_experiment());
+  ASSERT_EQ(a.rows.size(), b.rows.size());
+  for (size_t i = 0; i < a.rows.size(); ++i) {
+    EXPECT_EQ(a.rows[i].loss, b.rows[i].loss) << "iteration " << i;
+    EXPECT_EQ(a.rows[i].grad_norm, b.rows[i].grad_norm) << "iteration " << i;
+  }
+}
+
+TEST(Training, RelativeToleranceStopsAsConverged) {
+  ExperimentConfig c = tiny_experiment();
+  c.train.rel_tolerance = 0.5;
+  c.train.max_iters = 10000;
+  const Trajectory t = train_tiny(c);
+  EXPECT_EQ(t.result.status, "converged");
+  ASSERT_TRUE(t.result.iters_to_tol.has_value());
+  EXPECT_EQ(*t.result.iters_to_tol, t.result.iters);
+  EXPECT_LE(t.result.final_loss, 0.5 * t.result.initial_loss);
+  EXPECT_GT(t.rows[t.rows.size() - 2].loss, 0.5 * t.result.initial_loss);  // not one step earlier
+}
+
+TEST(Training, AbsoluteToleranceStopsAsConverged) {
+  ExperimentConfig c = tiny_experiment();
+  const double initial = train_tiny(c).result.initial_loss;
+  c.train.tolerance = 0.9 * initial;
+  c.train.max_iters = 10000;
+  const Trajectory t = train_tiny(c);
+  EXPECT_EQ(t.result.status, "converged");
+  EXPECT_LE(t.result.final_loss, 0.9 * initial);
+}
+
+TEST(Training, BlowUpIsRecordedAsDivergedNotThrown) {
+  ExperimentConfig c = tiny_experiment();
+  c.train.lr = 50.0;
+  c.train.max_iters = 1000;
+  const Trajectory t = train_tiny(c);
+  EXPECT_EQ(t.result.status, "diverged");
+  EXPECT_LT(t.result.iters, 1000);
+  EXPECT_TRUE(!std::isfinite(t.result.final_loss) || t.result.final_loss > 1e6 * t.result.initial_loss);
+}
+
+TEST(Training, LogEveryThinsRowsButKeepsTheLastIteration) {
+  ExperimentConfig c = tiny_experiment();
+  c.train.log_every = 25;
+  const Trajectory t = train_tiny(c);
+  std::vector<int64_t> iters;
+  for (const auto& row : t.rows) iters.push_back(row.iter);
+  EXPECT_EQ(iters, (std::vector<int64_t>{0, 25, 50, 60}));
+}
+
+TEST(Training, StopRequestEndsTheRunAsInterrupted) {
+  ExperimentConfig c = tiny_experiment();
+  const Dataset data = make_dataset(c, torch::kCPU, torch::kFloat64);
+  ResidualTransformer model(model_options(c));
+  std::atomic<bool> stop{false};
+  const TrainResult result = train(*model, data, c, [&](const IterationRow& row) {
+    if (row.iter == 5) stop = true;
+  }, &stop);
+  EXPECT_EQ(result.status, "interrupted");
+  EXPECT_EQ(result.iters, 6);
+}
+
+}  // namespace
+}  // namespace resgd
