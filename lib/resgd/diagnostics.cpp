@@ -1,32 +1,265 @@
 // Diagnostics: DESIGN.md, "Diagnostics".
 #include "resgd/diagnostics.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <iostream>
 #include <limits>
 
 namespace resgd {
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+const char* const kBlockColumns[] = {
+    "sigma_min_g",      "sigma_max_g",      "cond_g",      "sigma_min_a", "sigma_max_a", "cond_a",
+    "sigma_min_gstack", "sigma_max_gstack", "cond_gstack", "attn_entropy", "rank1_res"};
+
+torch::Tensor scalar_like(double value, const torch::Tensor& like) {
+  return torch::full({}, value, like.options());
+}
+
+}  // namespace
 
 double linear_rate(const std::vector<int64_t>& iters, const std::vector<double>& losses,
                    std::optional<int64_t> iters_to_tol) {
-  if (iters.empty()) return std::numeric_limits<double>::quiet_NaN();
+  TORCH_CHECK(iters.size() == losses.size(), "linear_rate: ", iters.size(), " iterations but ",
+              losses.size(), " losses");
+  if (iters.empty()) return kNaN;
   const int64_t end = iters_to_tol.value_or(iters.back());
   const double start = 0.1 * static_cast<double>(end);
-  double sx = 0, sy = 0, sxx = 0, sxy = 0;
-  int64_t count = 0;
+  std::vector<double> xs, ys;
   for (size_t i = 0; i < iters.size(); ++i) {
     const double x = static_cast<double>(iters[i]);
     if (x < start || iters[i] > end || !(losses[i] > 0) || !std::isfinite(losses[i])) continue;
-    const double y = std::log(losses[i]);
-    sx += x, sy += y, sxx += x * x, sxy += x * y, ++count;
+    xs.push_back(x);
+    ys.push_back(std::log(losses[i]));
   }
-  const double n = static_cast<double>(count);
-  const double denom = n * sxx - sx * sx;
-  if (count < 2 || denom <= 0) return std::numeric_limits<double>::quiet_NaN();
-  return std::exp((n * sxy - sx * sy) / denom);
+  if (xs.size() < 2) return kNaN;
+  // Centre both before the sums: with x in the thousands, n*sxx - sx^2 cancels badly.
+  const double count = static_cast<double>(xs.size());
+  double mx = 0, my = 0;
+  for (size_t i = 0; i < xs.size(); ++i) mx += xs[i], my += ys[i];
+  mx /= count, my /= count;
+  double sxx = 0, sxy = 0;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    sxx += (xs[i] - mx) * (xs[i] - mx);
+    sxy += (xs[i] - mx) * (ys[i] - my);
+  }
+  if (!(sxx > 0)) return kNaN;
+  return std::exp(sxy / sxx);
 }
 
-std::vector<std::string> diagnostic_columns(int64_t, bool) { return {}; }
+double median_of_finite(std::vector<double> values) {
+  values.erase(std::remove_if(values.begin(), values.end(), [](double v) { return !std::isfinite(v); }),
+               values.end());
+  if (values.empty()) return kNaN;
+  std::sort(values.begin(), values.end());
+  const size_t mid = values.size() / 2;
+  return values.size() % 2 ? values[mid] : 0.5 * (values[mid - 1] + values[mid]);
+}
 
-std::vector<double> compute_diagnostics(const DiagnosticsInput&) { return {}; }
+std::vector<std::string> diagnostic_columns(int64_t layers, bool ntk) {
+  std::vector<std::string> columns;
+  for (int64_t l = 1; l <= layers; ++l)
+    for (const char* name : kBlockColumns) columns.push_back(name + std::to_string(l));
+  for (const char* name : {"sigma_min_phi", "pl_ratio", "dist_init"}) columns.emplace_back(name);
+  if (ntk) columns.emplace_back("ntk_lambda_min");
+  return columns;
+}
+
+std::optional<double> value_of(const std::vector<std::string>& columns,
+                               const std::vector<double>& values, const std::string& name) {
+  for (size_t i = 0; i < columns.size() && i < values.size(); ++i)
+    if (columns[i] == name) return values[i];
+  return std::nullopt;
+}
+
+std::vector<double> per_block(const std::vector<std::string>& columns,
+                              const std::vector<double>& values, const std::string& family) {
+  std::vector<double> out;
+  for (int64_t l = 1;; ++l) {
+    auto value = value_of(columns, values, family + std::to_string(l));
+    if (!value) return out;
+    out.push_back(*value);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+double zero_tolerance(torch::ScalarType dtype) { return dtype == torch::kFloat64 ? 1e-13 : 1e-6; }
+
+torch::Tensor singular_values(const torch::Tensor& batch) {
+  TORCH_CHECK(batch.dim() == 3 && batch.size(0) > 0 && batch.size(1) > 0 && batch.size(2) > 0,
+              "singular_values needs a non-empty (B, r, c) batch, got ", batch.sizes());
+  TORCH_CHECK(batch.is_floating_point(), "singular_values needs floating point, got ", batch.dtype());
+  // LAPACK throws on NaN/inf: zero them, and mark their matrices NaN afterwards.
+  auto is_finite = torch::isfinite(batch);
+  auto finite = is_finite.flatten(1).all(1);                          // (B,)
+  auto clean = torch::where(is_finite, batch, scalar_like(0.0, batch));
+  // sigma(M) = s sigma(M / s): scaling each matrix to max |entry| 1 keeps the SVD clear of
+  // overflow and underflow in a run that is blowing up or dying out.
+  auto scale = clean.abs().amax({1, 2}, /*keepdim=*/true);           // (B, 1, 1)
+  scale = torch::where(scale > 0, scale, scalar_like(1.0, scale));
+  auto s = torch::linalg_svdvals(clean / scale) * scale.flatten(1);  // (B, k), descending
+  auto largest = s.narrow(1, 0, 1);                                   // (B, 1)
+  s = torch::where(s >= zero_tolerance(s.scalar_type()) * largest, s, scalar_like(0.0, s));
+  return torch::where(finite.unsqueeze(1), s, scalar_like(kNaN, s));
+}
+
+SpectrumStats spectrum_stats(const torch::Tensor& batch) {
+  auto s = singular_values(batch);   // (B, k); a NaN row makes every statistic NaN
+  SpectrumStats out;
+  out.sigma_min = s.select(1, -1).min();
+  out.sigma_max = s.select(1, 0).max();
+  // Exactly rank-deficient means inf, also for the zero matrix (0 / 0).
+  out.cond = torch::where(out.sigma_min == 0, scalar_like(kInf, s), out.sigma_max / out.sigma_min);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+torch::Tensor attention_entropy(const torch::Tensor& S, bool causal) {
+  TORCH_CHECK(S.dim() == 3 && S.size(1) == S.size(2), "attention_entropy needs S (N, n, n), got ",
+              S.sizes());
+  const int64_t n = S.size(2);
+  // A single key leaves softmax no choice: uniform and one-hot coincide, so call it 1
+  // (uniform) rather than 0 / 0.
+  if (n == 1) return scalar_like(1.0, S);
+  auto entropy = -torch::xlogy(S, S).sum(-1);  // (N, n); 0 log 0 = 0 (masked keys)
+  // Query i may attend to n keys, or i + 1 under a causal mask: dividing by log n there
+  // would call perfectly uniform causal attention "0.6", so each row gets its own maximum.
+  // Query 0 under the mask has one key and no choice; averaging it in as 1 would only
+  // dilute the others, so it is left out.
+  if (!causal) return entropy.mean() / std::log(static_cast<double>(n));
+  auto keys = torch::arange(2, n + 1, S.options());       // (n - 1,): keys of queries 1..n-1
+  return (entropy.narrow(1, 1, n - 1) / keys.log()).mean();
+}
+
+torch::Tensor rank1_residual(const torch::Tensor& M) {
+  TORCH_CHECK(M.dim() == 3, "rank1_residual needs (N, n, d), got ", M.sizes());
+  auto residual = (M - M.mean(1, /*keepdim=*/true)).flatten(1).norm(2, 1);  // (N,)
+  auto norm = M.flatten(1).norm(2, 1);                                       // (N,)
+  return torch::where(norm > 0, residual / norm, scalar_like(0.0, norm)).mean();
+}
+
+// ---------------------------------------------------------------------------------------
+int64_t ntk_jacobian_entries(const ResidualTransformerImpl& model, const torch::Tensor& X) {
+  TORCH_CHECK(X.dim() == 3, "X must be (N, n, d), got ", X.sizes());
+  const auto& o = model.options;
+  const int64_t outputs = X.size(0) * (o.readout == "mean" ? 1 : X.size(1)) * o.out_dim;
+  int64_t params = 0;
+  for (const auto& p : model.parameters()) params += p.numel();
+  return outputs * params;
+}
+
+torch::Tensor ntk_gram(ResidualTransformerImpl& model, const torch::Tensor& X) {
+  torch::AutoGradMode grad_mode(true);  // the training loop calls us under NoGradGuard
+  auto params = model.parameters();
+  // Parameters may have requires_grad off (analytic gradients); switch it on for this
+  // call only, and restore it even if autograd throws.
+  struct RequireGrad {
+    std::vector<torch::Tensor>& params;
+    std::vector<bool> before;
+    explicit RequireGrad(std::vector<torch::Tensor>& p) : params(p) {
+      for (auto& t : params) before.push_back(t.requires_grad()), t.requires_grad_(true);
+    }
+    ~RequireGrad() {
+      for (size_t i = 0; i < params.size(); ++i) params[i].requires_grad_(before[i]);
+    }
+  } require_grad(params);
+
+  auto y = model.forward(X.detach()).flatten();  // (R,)
+  const int64_t rows = y.numel();
+  int64_t cols = 0;
+  for (const auto& p : params) cols += p.numel();
+  auto J = torch::empty({rows, cols}, y.options().requires_grad(false));  // (R, P)
+  for (int64_t r = 0; r < rows; ++r) {
+    auto grads = torch::autograd::grad({y[r]}, params, {}, /*retain_graph=*/true,
+                                       /*create_graph=*/false, /*allow_unused=*/true);
+    std::vector<torch::Tensor> flat;
+    for (size_t i = 0; i < grads.size(); ++i)
+      flat.push_back(grads[i].defined() ? grads[i].flatten() : torch::zeros({params[i].numel()}, y.options()));
+    torch::NoGradGuard no_grad;
+    J[r].copy_(torch::cat(flat));
+  }
+  torch::NoGradGuard no_grad;
+  return J.matmul(J.t());  // (R, R)
+}
+
+torch::Tensor ntk_lambda_min(ResidualTransformerImpl& model, const torch::Tensor& X) {
+  auto K = ntk_gram(model, X);
+  auto finite = torch::isfinite(K).all();
+  K = torch::where(torch::isfinite(K), K, scalar_like(0.0, K));
+  auto lambda = torch::linalg_eigvalsh(0.5 * (K + K.t()));  // ascending
+  auto lambda_min = lambda.select(0, 0), lambda_max = lambda.select(0, -1);
+  // J J^T is positive semi-definite: a negative or relatively tiny eigenvalue is rounding
+  // (about -3e-15 for an exactly singular kernel), so it counts as zero, like a singular value.
+  const double tol = zero_tolerance(K.scalar_type());
+  lambda_min = torch::where(lambda_min < tol * lambda_max, scalar_like(0.0, lambda_min), lambda_min);
+  return torch::where(finite, lambda_min, scalar_like(kNaN, lambda_min));
+}
+
+// ---------------------------------------------------------------------------------------
+std::vector<double> compute_diagnostics(const DiagnosticsInput& input) {
+  torch::NoGradGuard no_grad;
+  auto& model = input.model;
+  const auto& blocks = input.state.trace.blocks;
+  const int64_t layers = model.options.layers;
+  TORCH_CHECK(static_cast<int64_t>(blocks.size()) == layers, "compute_diagnostics: trace has ",
+              blocks.size(), " blocks, the model ", layers);
+
+  std::vector<torch::Tensor> values;  // 0-d, on the run's device
+  auto push = [&](const torch::Tensor& v) { values.push_back(v.detach().to(torch::kFloat64).reshape({})); };
+  for (int64_t l = 0; l < layers; ++l) {
+    const BlockTrace& b = blocks[static_cast<size_t>(l)];
+    const int64_t d = b.G.size(2);
+    const SpectrumStats g = spectrum_stats(b.G);                          // (N, n, d)
+    const SpectrumStats a = spectrum_stats(b.A);                          // (N, n, d)
+    const SpectrumStats stacked = spectrum_stats(b.G.reshape({1, -1, d}));  // (1, N n, d)
+    for (const auto* s : {&g, &a, &stacked}) push(s->sigma_min), push(s->sigma_max), push(s->cond);
+    push(attention_entropy(b.S, model.blocks->at<ResidualBlockImpl>(static_cast<size_t>(l)).options.causal));
+    push(rank1_residual(b.G));
+  }
+  // The stacked (N n) x m features: its min(N n, m)-th value, which in the NTK regime
+  // (m > N n) is the one that bounds the kernel's smallest eigenvalue.
+  const auto& Phi = blocks.back().Phi;
+  push(spectrum_stats(Phi.reshape({1, -1, Phi.size(2)})).sigma_min);
+
+  const auto& loss = input.state.loss;
+  torch::Tensor grad_sq = torch::zeros({}, loss.options());
+  for (const auto& g : input.state.grads) grad_sq = grad_sq + g.pow(2).sum();
+  push(grad_sq / (2 * loss));  // 0 / 0 = NaN at an exact fit: no PL constant to observe
+
+  const auto params = model.parameters();
+  TORCH_CHECK(params.size() == input.theta_0.size(), "compute_diagnostics: ", params.size(),
+              " parameters but ", input.theta_0.size(), " in theta_0");
+  torch::Tensor dist_sq = torch::zeros({}, loss.options());
+  for (size_t i = 0; i < params.size(); ++i)
+    dist_sq = dist_sq + (params[i] - input.theta_0[i].to(params[i].device())).pow(2).sum();
+  push(dist_sq.sqrt());
+
+  if (input.config.ntk) {
+    const int64_t entries = ntk_jacobian_entries(model, input.X);
+    if (entries <= input.config.ntk_max_entries) {
+      push(ntk_lambda_min(model, input.X));
+    } else {
+      push(scalar_like(kNaN, loss));
+      // The sizes never change within a run, so once per run is enough; without a run
+      // state, once per process rather than once per diagnosed iteration.
+      static std::atomic<bool> warned_in_process{false};
+      const bool already = input.run_state ? input.run_state->ntk_refusal_warned : warned_in_process.exchange(true);
+      if (input.run_state) input.run_state->ntk_refusal_warned = true;
+      if (!already)
+        std::cerr << "warning: ntk_lambda_min skipped: the Jacobian would have " << entries
+                  << " entries, above diagnostics.ntk_max_entries = " << input.config.ntk_max_entries
+                  << "; the column is NaN\n";
+    }
+  }
+
+  auto all = torch::stack(values).to(torch::kCPU).contiguous();  // the one read-back
+  const double* data = all.data_ptr<double>();
+  return std::vector<double>(data, data + all.numel());
+}
 
 }  // namespace resgd

@@ -1,4 +1,9 @@
 // Diagnostics of the attention output and of training: DESIGN.md, "Diagnostics".
+//
+// Every diagnostic is a 0-d tensor computed on the run's device; compute_diagnostics stacks
+// them and reads them back once, so a CUDA run pays one synchronization per diagnosed
+// iteration, not one per value. A non-finite input (a diverged run) gives NaN, never an
+// exception from LAPACK.
 #pragma once
 
 #include <torch/torch.h>
@@ -16,12 +21,82 @@ namespace resgd {
 
 /// linear_rate: exp(slope) of a least-squares fit of ln(loss) against iteration, over
 /// iterations from 10% of the run to its end, or to the first iteration under tolerance
-/// (`iters_to_tol`). NaN when fewer than two usable points remain.
+/// (`iters_to_tol`). Non-positive and non-finite losses are skipped. NaN when fewer than
+/// two usable points remain.
 double linear_rate(const std::vector<int64_t>& iters, const std::vector<double>& losses,
                    std::optional<int64_t> iters_to_tol);
 
-/// The diagnostic columns of metrics.csv for a model of `layers` blocks, in order.
+/// The median of the finite values; NaN if there are none.
+double median_of_finite(std::vector<double> values);
+
+/// The diagnostic columns of metrics.csv for a model of `layers` blocks, in order: per
+/// block l = 1..L sigma_min_g, sigma_max_g, cond_g, sigma_min_a, sigma_max_a, cond_a,
+/// sigma_min_gstack, sigma_max_gstack, cond_gstack, attn_entropy, rank1_res (suffixed l);
+/// then sigma_min_phi, pl_ratio, dist_init and, if `ntk`, ntk_lambda_min.
 std::vector<std::string> diagnostic_columns(int64_t layers, bool ntk);
+
+/// The value of column `name` in a row of compute_diagnostics; nullopt when no such column.
+std::optional<double> value_of(const std::vector<std::string>& columns,
+                               const std::vector<double>& values, const std::string& name);
+
+/// A per-block family over blocks 1..L, e.g. "sigma_min_g" -> {sigma_min_g1, sigma_min_g2, ...}.
+std::vector<double> per_block(const std::vector<std::string>& columns,
+                              const std::vector<double>& values, const std::string& family);
+
+// --- Spectra ------------------------------------------------------------------------------
+
+/// Relative threshold under which a singular value counts as zero: 1e-13 for float64,
+/// 1e-6 otherwise (float32 and narrower).
+double zero_tolerance(torch::ScalarType dtype);
+
+/// Singular values of every matrix of a (B, r, c) batch, descending: (B, min(r, c)).
+/// Values below zero_tolerance times their matrix's largest are set to exactly 0; a matrix
+/// with a non-finite entry gives a row of NaN.
+torch::Tensor singular_values(const torch::Tensor& batch);
+
+/// Extreme singular values over a batch of matrices, as 0-d tensors on the batch's device.
+struct SpectrumStats {
+  torch::Tensor sigma_min;  // smallest over the batch of each matrix's min(r, c)-th value
+  torch::Tensor sigma_max;  // largest over the batch of each matrix's largest value
+  torch::Tensor cond;       // sigma_max / sigma_min; inf when sigma_min is 0
+};
+
+/// SpectrumStats of a (B, r, c) batch; pass (1, N*n, d) for a stacked matrix.
+SpectrumStats spectrum_stats(const torch::Tensor& batch);
+
+// --- Attention and rank collapse -------------------------------------------------------------
+
+/// Mean row entropy of row-stochastic S (N, n, n), each row divided by the log of the number
+/// of keys it may attend to (n; i+1 for query i under a causal mask), so 1 means uniform
+/// attention. Rows with a single admissible key carry no choice and are left out; if no row
+/// is left (n = 1) the value is 1. 0-d.
+torch::Tensor attention_entropy(const torch::Tensor& S, bool causal);
+
+/// Mean over samples of ||M - 1 m^T||_F / ||M||_F, m the mean row of M (N, n, d): Dong et
+/// al.'s distance to rank one. A zero matrix counts as rank one (0). 0-d.
+torch::Tensor rank1_residual(const torch::Tensor& M);
+
+// --- Neural tangent kernel -------------------------------------------------------------------
+
+/// Entries of the Jacobian of the flattened outputs for X (N, n, d) w.r.t. all parameters:
+/// (number of outputs) x (number of parameters).
+int64_t ntk_jacobian_entries(const ResidualTransformerImpl& model, const torch::Tensor& X);
+
+/// The NTK Gram matrix J J^T (R, R), R the number of outputs in row-major order of Yhat.
+/// J is built one row per backward pass (autograd, enabled here even under NoGradGuard).
+torch::Tensor ntk_gram(ResidualTransformerImpl& model, const torch::Tensor& X);
+
+/// Smallest eigenvalue of ntk_gram as a 0-d tensor: 0 when below zero_tolerance times the
+/// largest (negative ones are rounding); NaN if J J^T is not finite.
+torch::Tensor ntk_lambda_min(ResidualTransformerImpl& model, const torch::Tensor& X);
+
+// --- One diagnosed iteration ------------------------------------------------------------------
+
+/// What compute_diagnostics remembers across the calls of one run: warnings already printed,
+/// so each is printed once per run. Create one per run.
+struct DiagnosticsRunState {
+  bool ntk_refusal_warned = false;
+};
 
 /// Everything a diagnostic needs at one iteration.
 struct DiagnosticsInput {
@@ -30,10 +105,12 @@ struct DiagnosticsInput {
   const LossAndGradients& state;              // loss, grads and forward trace at theta_t
   const std::vector<torch::Tensor>& theta_0;  // the initial parameters
   const DiagnosticsConfig& config;
+  DiagnosticsRunState* run_state = nullptr;   // one per run; null: warn once per process
 };
 
 /// The values of `diagnostic_columns`, same order; NaN where a value could not be had
-/// (e.g. the NTK when refused for size). Reads back from the device once.
+/// (a diverged state, or the NTK when refused for size: then one line on std::cerr per
+/// run). Reads back from the device once.
 std::vector<double> compute_diagnostics(const DiagnosticsInput& input);
 
 }  // namespace resgd

@@ -32,24 +32,13 @@ nlohmann::json number_or_null(double value) {
   return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(nullptr);
 }
 
-/// The per-block list of one diagnostic ("cond_g" -> [cond_g1, cond_g2, ...]).
-nlohmann::json per_block(const std::vector<std::string>& columns, const std::vector<double>& values,
-                         const std::string& stem, int64_t layers) {
+/// The per-block list of one diagnostic ("cond_g" -> [cond_g1, cond_g2, ...]), or [] when
+/// diagnostics were not computed.
+nlohmann::json block_list(const std::vector<std::string>& columns, const std::vector<double>& values,
+                          const std::string& stem) {
   nlohmann::json list = nlohmann::json::array();
-  for (int64_t l = 1; l <= layers; ++l) {
-    const auto it = std::find(columns.begin(), columns.end(), stem + std::to_string(l));
-    if (it == columns.end() || values.empty()) return nlohmann::json::array();
-    list.push_back(number_or_null(values[static_cast<size_t>(it - columns.begin())]));
-  }
+  for (double value : per_block(columns, values, stem)) list.push_back(number_or_null(value));
   return list;
-}
-
-double median(std::vector<double> values) {
-  values.erase(std::remove_if(values.begin(), values.end(), [](double v) { return std::isnan(v); }), values.end());
-  if (values.empty()) return std::numeric_limits<double>::quiet_NaN();
-  std::sort(values.begin(), values.end());
-  const size_t mid = values.size() / 2;
-  return values.size() % 2 ? values[mid] : 0.5 * (values[mid - 1] + values[mid]);
 }
 
 void prepare_output_dir(const fs::path& dir, bool force) {
@@ -83,8 +72,7 @@ nlohmann::json run_single(const ExperimentConfig& config, const fs::path& dir, c
   model->to(device, dtype);
   save_tensors(dir / "tensors" / "init.pt", named_tensors(*model, data));
 
-  const int64_t layers = config.model.layers;
-  const auto diagnostics = diagnostic_columns(layers, config.diagnostics.ntk);
+  const auto diagnostics = diagnostic_columns(config.model.layers, config.diagnostics.ntk);
   std::vector<std::string> columns = {"iter", "loss", "grad_norm", "elapsed_s"};
   columns.insert(columns.end(), diagnostics.begin(), diagnostics.end());
   CsvWriter metrics(dir / "metrics.csv", columns);
@@ -110,12 +98,16 @@ nlohmann::json run_single(const ExperimentConfig& config, const fs::path& dir, c
   summary["iters_to_tol"] = result.iters_to_tol ? nlohmann::json(*result.iters_to_tol) : nlohmann::json(nullptr);
   summary["linear_rate"] = number_or_null(linear_rate(result.logged_iters, result.logged_losses, result.iters_to_tol));
   for (const char* stem : {"sigma_min_g", "sigma_max_g", "cond_g"}) {
-    summary[stem] = per_block(diagnostics, result.initial_diagnostics, stem, layers);
-    summary[std::string(stem) + "_final"] = per_block(diagnostics, result.final_diagnostics, stem, layers);
+    summary[stem] = block_list(diagnostics, result.initial_diagnostics, stem);
+    summary[std::string(stem) + "_final"] = block_list(diagnostics, result.final_diagnostics, stem);
   }
   if (!result.pl_ratios.empty()) {
-    summary["pl_ratio_min"] = number_or_null(*std::min_element(result.pl_ratios.begin(), result.pl_ratios.end()));
-    summary["pl_ratio_median"] = number_or_null(median(result.pl_ratios));
+    // pl_ratio is 0/0 = NaN at an exact fit: the statistics are over the finite values.
+    double smallest = std::numeric_limits<double>::infinity();
+    for (double v : result.pl_ratios)
+      if (std::isfinite(v)) smallest = std::min(smallest, v);
+    summary["pl_ratio_min"] = number_or_null(smallest);
+    summary["pl_ratio_median"] = number_or_null(median_of_finite(result.pl_ratios));
   }
   summary["wall_time_s"] = result.wall_time_s;
   summary["steps_per_s"] = result.steps_per_s;

@@ -19,6 +19,7 @@ TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const Exp
   const auto diagnostic_names = diagnostic_columns(model.options.layers, config.diagnostics.ntk);
   const auto pl_column = std::find(diagnostic_names.begin(), diagnostic_names.end(), "pl_ratio");
 
+  DiagnosticsRunState diagnostics_state;  // e.g. warn once per run when the NTK is refused
   TrainResult result;
   const auto start = std::chrono::steady_clock::now();
   auto seconds_since_start = [&] {
@@ -55,7 +56,7 @@ TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const Exp
       row.grad_norm = std::sqrt(squared.item<double>());
       if (diagnose && !diagnostic_names.empty()) {
         torch::NoGradGuard no_grad;
-        row.diagnostics = compute_diagnostics({model, data.X, state, theta_0, config.diagnostics});
+        row.diagnostics = compute_diagnostics({model, data.X, state, theta_0, config.diagnostics, &diagnostics_state});
         if (t == 0) result.initial_diagnostics = row.diagnostics;
         result.final_diagnostics = row.diagnostics;
         if (pl_column != diagnostic_names.end())

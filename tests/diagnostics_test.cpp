@@ -1,0 +1,300 @@
+// Tests of the diagnostics (DESIGN.md, "Diagnostics"): each test is one claim, on tiny
+// seeded float64 problems.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+
+#include "resgd/analytic_grad.h"
+#include "resgd/diagnostics.h"
+#include "resgd/model.h"
+
+namespace resgd {
+namespace {
+
+const auto kF64 = torch::TensorOptions().dtype(torch::kFloat64);
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+torch::Tensor randn(torch::IntArrayRef sizes, int64_t seed) {
+  auto generator = make_generator(seed, "diagnostics_test");
+  return torch::randn(sizes, generator, kF64);
+}
+
+/// A one-block model: d = 6, d_k = 4, m = 8, d_y = 2, default init; `edit` changes options.
+ResidualTransformer make_model(const std::function<void(ModelOptions&)>& edit = {}) {
+  ModelOptions o;
+  o.layers = 1;
+  o.block.dim = 6;
+  o.block.key_dim = 4;
+  o.block.ffn_width = 8;
+  o.block.out_dim = 6;  // blocks below the last keep the width d
+  o.block.temperature = 2.0;
+  o.out_dim = 2;
+  o.init_seed = 7;
+  if (edit) edit(o);
+  return ResidualTransformer(o);
+}
+
+/// One diagnosed iteration, the way the training loop makes it.
+struct Probe {
+  ResidualTransformer model;
+  torch::Tensor X, Y;
+  std::vector<torch::Tensor> theta_0;
+  DiagnosticsConfig config;
+  DiagnosticsRunState run_state;
+
+  Probe(ResidualTransformer m, torch::Tensor X_) : model(std::move(m)), X(std::move(X_)) {
+    const auto& o = model->options;
+    Y = randn({X.size(0), X.size(1), o.out_dim}, 99);
+    for (const auto& p : model->parameters()) theta_0.push_back(p.detach().clone());
+  }
+  std::vector<double> run() {
+    auto state = autograd_gradients(*model, X, Y, "sum");
+    torch::NoGradGuard no_grad;
+    return compute_diagnostics({*model, X, state, theta_0, config, &run_state});
+  }
+  double value(const std::vector<double>& values, const std::string& name) const {
+    auto v = value_of(diagnostic_columns(model->options.layers, config.ntk), values, name);
+    EXPECT_TRUE(v.has_value()) << name;
+    return v.value_or(std::numeric_limits<double>::quiet_NaN());
+  }
+};
+
+TEST(Diagnostics, ColumnsComeInDesignOrderAndMatchValues) {
+  const auto columns = diagnostic_columns(2, true);
+  ASSERT_EQ(columns.size(), 2u * 11u + 4u);
+  EXPECT_EQ(columns[0], "sigma_min_g1");
+  EXPECT_EQ(columns[8], "cond_gstack1");
+  EXPECT_EQ(columns[10], "rank1_res1");
+  EXPECT_EQ(columns[11], "sigma_min_g2");
+  EXPECT_EQ(columns[22], "sigma_min_phi");
+  EXPECT_EQ(columns[25], "ntk_lambda_min");
+  EXPECT_EQ(diagnostic_columns(1, false).back(), "dist_init");
+
+  Probe probe(make_model([](ModelOptions& o) { o.layers = 2; }), randn({3, 4, 6}, 1));
+  probe.config.ntk = true;
+  const auto values = probe.run();
+  ASSERT_EQ(values.size(), columns.size());
+  const auto sigma_min_g = per_block(columns, values, "sigma_min_g");
+  ASSERT_EQ(sigma_min_g.size(), 2u);
+  EXPECT_EQ(sigma_min_g[1], values[11]);
+  EXPECT_FALSE(value_of(columns, values, "no_such_column").has_value());
+}
+
+TEST(Diagnostics, SpectrumReportsKnownSingularValues) {
+  // M_b = U_b diag(s_b) V_b^T with orthonormal U_b (6 x 4), V_b (4 x 4) from QR.
+  const auto s = torch::tensor({5.0, 2.0, 1.0, 0.5, 3.0, 3.0, 0.1, 0.01, 7.0, 1.0, 1.0, 0.2}, kF64).view({3, 4});
+  auto U = std::get<0>(torch::linalg_qr(randn({3, 6, 4}, 2)));
+  auto V = std::get<0>(torch::linalg_qr(randn({3, 4, 4}, 3)));
+  auto M = U.matmul(torch::diag_embed(s)).matmul(V.transpose(1, 2));  // (3, 6, 4)
+
+  EXPECT_TRUE(torch::allclose(singular_values(M), s, /*rtol=*/1e-12, /*atol=*/0));
+  const auto stats = spectrum_stats(M);
+  EXPECT_NEAR(stats.sigma_min.item<double>(), 0.01, 1e-13);
+  EXPECT_NEAR(stats.sigma_max.item<double>(), 7.0, 1e-12);
+  EXPECT_NEAR(stats.cond.item<double>(), 700.0, 1e-9);
+  // A wide matrix reports its min(r, c)-th value: the same spectrum, transposed.
+  EXPECT_NEAR(spectrum_stats(M.transpose(1, 2)).sigma_min.item<double>(), 0.01, 1e-13);
+}
+
+TEST(Diagnostics, IdenticalTokensGiveZeroSigmaMinAndInfiniteCond) {
+  auto rows = randn({3, 1, 6}, 4).expand({3, 5, 6});  // every token of a sequence the same
+  const auto stats = spectrum_stats(rows);
+  EXPECT_EQ(stats.sigma_min.item<double>(), 0.0);  // exactly 0, not 1e-17
+  EXPECT_EQ(stats.cond.item<double>(), kInf);
+
+  // Through the model: equal tokens get uniform attention, so G has equal rows too.
+  Probe probe(make_model(), rows.contiguous());
+  const auto values = probe.run();
+  EXPECT_EQ(probe.value(values, "sigma_min_g1"), 0.0);
+  EXPECT_EQ(probe.value(values, "cond_g1"), kInf);
+  EXPECT_EQ(probe.value(values, "cond_gstack1"), kInf);  // rank N = 3 < d = 6
+  EXPECT_GT(probe.value(values, "sigma_max_g1"), 0.0);
+  EXPECT_LT(probe.value(values, "rank1_res1"), 1e-14);
+}
+
+TEST(Diagnostics, UniformAttentionHasFullEntropyAndRankOneAttentionPart) {
+  auto zero_qk = [](ModelOptions& o) { o.block.init.W_Q = 0.0, o.block.init.W_K = 0.0; };
+  const auto X = randn({3, 4, 6}, 5);
+  Probe probe(make_model(zero_qk), X);
+  const auto values = probe.run();
+  EXPECT_NEAR(probe.value(values, "attn_entropy1"), 1.0, 1e-14);
+  EXPECT_EQ(probe.value(values, "cond_a1"), kInf);  // A = 1 xbar^T W_V has rank 1
+  EXPECT_GT(probe.value(values, "rank1_res1"), 0.1);  // the residual keeps G away from it
+  EXPECT_LT(rank1_residual(probe.model->trace(X).blocks[0].A).item<double>(), 1e-14);
+
+  // Without the residual G = A, and the column itself reports rank one.
+  // Without the residual G = A: the column itself reports rank one, and since every token
+  // of a sequence then gets the same output, the NTK is exactly singular.
+  Probe plain(make_model([&](ModelOptions& o) { zero_qk(o), o.block.gamma_a = 0.0; }), X);
+  plain.config.ntk = true;
+  const auto plain_values = plain.run();
+  EXPECT_LT(plain.value(plain_values, "rank1_res1"), 1e-14);
+  EXPECT_EQ(plain.value(plain_values, "ntk_lambda_min"), 0.0);
+}
+
+TEST(Diagnostics, CausalUniformAttentionHasEntropyOne) {
+  // Query i spreads evenly over its i + 1 admissible keys: uniform, as far as it may be.
+  const int64_t n = 5;
+  auto S = torch::ones({n, n}, kF64).tril();
+  S = (S / S.sum(1, /*keepdim=*/true)).expand({2, n, n});
+  EXPECT_NEAR(attention_entropy(S, /*causal=*/true).item<double>(), 1.0, 1e-14);
+  // One-hot attention has no entropy either way; a single token counts as uniform.
+  auto one_hot = torch::eye(n, kF64).expand({2, n, n});
+  EXPECT_EQ(attention_entropy(one_hot, /*causal=*/true).item<double>(), 0.0);
+  EXPECT_EQ(attention_entropy(one_hot, /*causal=*/false).item<double>(), 0.0);
+  EXPECT_EQ(attention_entropy(torch::ones({3, 1, 1}, kF64), false).item<double>(), 1.0);
+}
+
+TEST(Diagnostics, ResidualRaisesSigmaMin) {
+  // Same seed, so the same weights: only gamma_a differs.
+  const auto X = randn({4, 4, 6}, 6);
+  Probe residual(make_model(), X);
+  Probe plain(make_model([](ModelOptions& o) { o.block.gamma_a = 0.0; }), X);
+  const auto with = residual.run(), without = plain.run();
+  EXPECT_TRUE(torch::equal(residual.model->parameters()[2], plain.model->parameters()[2]));
+  EXPECT_GT(residual.value(with, "sigma_min_g1"), 3 * plain.value(without, "sigma_min_g1"));
+  EXPECT_LT(residual.value(with, "cond_g1"), plain.value(without, "cond_g1"));
+}
+
+TEST(Diagnostics, PlRatioIsSquaredGradNormOverTwiceLoss) {
+  Probe probe(make_model(), randn({3, 4, 6}, 8));
+  auto state = autograd_gradients(*probe.model, probe.X, probe.Y, "sum");
+  double grad_sq = 0;
+  for (const auto& g : state.grads) grad_sq += g.pow(2).sum().item<double>();
+  const double expected = grad_sq / (2 * state.loss.item<double>());
+  EXPECT_NEAR(probe.value(probe.run(), "pl_ratio"), expected, 1e-12 * expected);
+}
+
+TEST(Diagnostics, DistInitIsZeroAtStartAndTheNormOfTheStep) {
+  Probe probe(make_model(), randn({3, 4, 6}, 9));
+  EXPECT_EQ(probe.value(probe.run(), "dist_init"), 0.0);
+  auto params = probe.model->parameters();
+  const auto dV = randn(params[2].sizes(), 10), d1 = randn(params[3].sizes(), 11);
+  {
+    torch::NoGradGuard no_grad;
+    params[2].add_(dV), params[3].add_(d1);
+  }
+  const double expected = std::sqrt(dV.pow(2).sum().item<double>() + d1.pow(2).sum().item<double>());
+  EXPECT_NEAR(probe.value(probe.run(), "dist_init"), expected, 1e-12 * expected);
+}
+
+TEST(Diagnostics, NtkGramMatchesClosedFormUnderUniformAttention) {
+  // With W_Q = W_K = 0, identity sigma and gamma_f = 0 the Jacobian is analytic for ALL
+  // parameters. dZ = X dW_Q (X W_K)^T + ... vanishes, so the W_Q and W_K columns are exactly
+  // 0 (only that those columns are present and zero is checked). S = 11^T / n, so
+  // G_it = gamma_a x_it + W_V^T xbar_i, Phi = G W_1, Yhat_itk = c (Phi W_2)_tk, and with
+  // M = W_1 W_2 the kernel of outputs (i,t,k), (j,s,l) is
+  //   c^2 [ <Phi_it, Phi_js> delta_kl + <G_it, G_js> (W_2^T W_2)_kl + <xbar_i, xbar_j> (M^T M)_kl ]
+  // from the W_2, W_1 and W_V columns respectively.
+  const double c = 0.7;
+  auto model = make_model([&](ModelOptions& o) {
+    o.block.init.W_Q = 0.0, o.block.init.W_K = 0.0;
+    o.block.activation = Activation::identity;
+    o.block.output_scale = c;
+    o.block.gamma_a = 0.8;
+  });
+  const auto X = randn({2, 3, 6}, 12);
+  const auto K = ntk_gram(*model, X);  // (12, 12)
+
+  torch::NoGradGuard no_grad;
+  const auto& b = model->blocks->at<ResidualBlockImpl>(0);
+  const auto t = model->trace(X).blocks[0];
+  const auto xbar = X.mean(1);                  // (N, d)
+  const auto M = b.W_1.matmul(b.W_2);           // (d, d_y)
+  const auto eye = torch::eye(2, kF64);         // d_y = 2
+  auto expected = torch::einsum("ita,jsa,kl->itkjsl", {t.Phi, t.Phi, eye}) +
+                  torch::einsum("ita,jsa,kl->itkjsl", {t.G, t.G, b.W_2.t().matmul(b.W_2)}) +
+                  torch::einsum("ia,ja,kl->ikjl", {xbar, xbar, M.t().matmul(M)})
+                      .view({2, 1, 2, 2, 1, 2}).expand({2, 3, 2, 2, 3, 2});
+  expected = (c * c) * expected.reshape({12, 12});
+  EXPECT_LT((K - expected).abs().max().item<double>(), 1e-12 * expected.abs().max().item<double>());
+  EXPECT_NEAR(ntk_lambda_min(*model, X).item<double>(),
+              torch::linalg_eigvalsh(expected).min().item<double>(), 1e-10 * expected.abs().max().item<double>());
+}
+
+TEST(Diagnostics, NtkGramMatchesFiniteDifferences) {
+  // A general two-block model (tanh, both residuals, mean readout) against a Jacobian of
+  // central differences: h = 1e-6 leaves about 1e-10 of error per entry.
+  auto model = make_model([](ModelOptions& o) {
+    o.layers = 2, o.readout = "mean", o.block.activation = Activation::tanh, o.block.gamma_f = 1.0;
+  });
+  const auto X = randn({2, 3, 6}, 13);
+  auto params = model->parameters();
+  std::vector<torch::Tensor> columns;
+  torch::NoGradGuard no_grad;
+  const double h = 1e-6;
+  for (auto& p : params) {
+    auto flat = p.view({-1});
+    for (int64_t k = 0; k < flat.numel(); ++k) {
+      const double saved = flat[k].item<double>();
+      flat[k].fill_(saved + h);
+      auto plus = model->forward(X).flatten();
+      flat[k].fill_(saved - h);
+      auto minus = model->forward(X).flatten();
+      flat[k].fill_(saved);
+      columns.push_back((plus - minus) / (2 * h));
+    }
+  }
+  const auto J = torch::stack(columns, 1);  // (R, P)
+  EXPECT_EQ(ntk_jacobian_entries(*model, X), J.numel());
+  const auto expected = J.matmul(J.t());
+  const auto K = ntk_gram(*model, X);
+  EXPECT_LT((K - expected).abs().max().item<double>(), 1e-7 * expected.abs().max().item<double>());
+}
+
+TEST(Diagnostics, NtkRefusedAboveSizeLimitIsNanAndWarnsOncePerRun) {
+  Probe probe(make_model(), randn({2, 3, 6}, 14));
+  probe.config.ntk = true;
+  probe.config.ntk_max_entries = 10;
+  testing::internal::CaptureStderr();
+  const auto first = probe.run(), second = probe.run();
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(std::isnan(probe.value(first, "ntk_lambda_min")));
+  EXPECT_TRUE(std::isnan(probe.value(second, "ntk_lambda_min")));
+  EXPECT_FALSE(std::isnan(probe.value(second, "pl_ratio")));  // the rest goes on
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  EXPECT_NE(err.find("ntk_max_entries"), std::string::npos) << err;
+
+  probe.config.ntk_max_entries = 50'000'000;  // allowed: a finite, positive eigenvalue
+  EXPECT_GT(probe.value(probe.run(), "ntk_lambda_min"), 0.0);
+}
+
+TEST(Diagnostics, DivergedStateGivesNanNotAnException) {
+  Probe probe(make_model(), randn({2, 3, 6}, 15));
+  probe.config.ntk = true;
+  {
+    torch::NoGradGuard no_grad;
+    probe.model->parameters()[2].fill_(std::numeric_limits<double>::quiet_NaN());  // W_V
+  }
+  std::vector<double> values;
+  ASSERT_NO_THROW(values = probe.run());
+  for (const char* name : {"sigma_min_g1", "cond_g1", "cond_gstack1", "sigma_min_phi", "ntk_lambda_min"})
+    EXPECT_TRUE(std::isnan(probe.value(values, name))) << name;
+}
+
+TEST(Diagnostics, LinearRateOfGeometricSequenceIsItsRatio) {
+  std::vector<int64_t> iters;
+  std::vector<double> losses;
+  for (int64_t t = 0; t <= 2000; ++t) iters.push_back(t), losses.push_back(5.0 * std::pow(0.97, t));
+  EXPECT_NEAR(linear_rate(iters, losses, std::nullopt), 0.97, 1e-12);
+  // Far from iteration 0 the centred fit keeps its accuracy.
+  for (auto& t : iters) t += 10'000'000;  // uncentred sums lose 1e-10 here
+  EXPECT_NEAR(linear_rate(iters, losses, std::nullopt), 0.97, 1e-12);
+  EXPECT_TRUE(std::isnan(linear_rate({0}, {1.0}, std::nullopt)));
+}
+
+TEST(Diagnostics, LinearRateStopsAtItersToTol) {
+  // Geometric until iteration 300, then a plateau the fit must not see.
+  std::vector<int64_t> iters;
+  std::vector<double> losses;
+  for (int64_t t = 0; t <= 1000; ++t) iters.push_back(t), losses.push_back(std::pow(0.9, std::min<int64_t>(t, 300)));
+  EXPECT_NEAR(linear_rate(iters, losses, 300), 0.9, 1e-12);
+  EXPECT_GT(linear_rate(iters, losses, std::nullopt), 0.95);
+}
+
+}  // namespace
+}  // namespace resgd
