@@ -1,7 +1,125 @@
 // Hand-derived gradients: DESIGN.md, "Hand-derived gradients".
+// block_backward walks ResidualBlockImpl::trace (model.cpp) in reverse; each step restates
+// the forward line it differentiates. Everything is batched over the N samples: a (N, n, .)
+// tensor holds one matrix per sample, and a weight's gradient sums over samples.
 #include "resgd/analytic_grad.h"
 
+#include <cmath>
+
 namespace resgd {
+namespace {
+
+// sum_i X_i^T Y_i over the batch: (N, n, a), (N, n, b) -> (a, b).
+torch::Tensor batch_outer(const torch::Tensor& X, const torch::Tensor& Y) {
+  return X.reshape({-1, X.size(-1)}).t().mm(Y.reshape({-1, Y.size(-1)}));
+}
+
+}  // namespace
+
+torch::Tensor activation_derivative(const torch::Tensor& U, Activation activation, double leaky_slope) {
+  // Each branch is PyTorch's own backward formula, so that sigma' agrees with autograd to
+  // the last bit at kinks and thresholds, not just almost everywhere.
+  switch (activation) {
+    case Activation::relu:  // threshold_backward: 0 where the output is <= 0, so relu'(0) = 0
+      return (U > 0).to(U.scalar_type());
+    case Activation::leaky_relu:  // leaky_relu_backward: x > 0 ? 1 : slope, so slope at 0
+      return torch::where(U > 0, torch::ones_like(U), torch::full_like(U, leaky_slope));
+    case Activation::gelu: {  // exact form: Phi(x) + x phi(x), phi the standard normal pdf
+      const double inv_sqrt_2pi = 0.5 * M_2_SQRTPI * M_SQRT1_2;
+      auto cdf = 0.5 * (1.0 + torch::erf(U * M_SQRT1_2));
+      auto pdf = inv_sqrt_2pi * torch::exp(-0.5 * U * U);
+      return cdf + U * pdf;
+    }
+    case Activation::softplus: {  // beta 1, threshold 20: z / (z + 1) with z = e^x; 1 above 20
+      auto z = torch::exp(U);
+      return torch::where(U > 20.0, torch::ones_like(U), z / (z + 1.0));
+    }
+    case Activation::tanh: {  // tanh_backward: 1 - tanh(x)^2
+      auto t = torch::tanh(U);
+      return 1.0 - t * t;
+    }
+    case Activation::identity: return torch::ones_like(U);
+  }
+  TORCH_CHECK(false, "unreachable activation");
+}
+
+BlockTrace block_forward(ResidualBlockImpl& block, const torch::Tensor& H_in) {
+  return block.trace(H_in);
+}
+
+BlockGradients block_backward(const ResidualBlockImpl& block, const BlockTrace& cache,
+                              const torch::Tensor& dH_out, bool need_dH_in) {
+  const BlockOptions& o = block.options;
+  const BlockTrace& t = cache;
+  TORCH_CHECK(dH_out.sizes() == t.H_out.sizes(), "dH_out must have H_out's shape ",
+              t.H_out.sizes(), ", got ", dH_out.sizes());
+  const double c = o.output_scale, tau = o.temperature, gamma_f = block.ffn_residual();
+  BlockGradients g;
+
+  // H_out = c Phi W_2 + gamma_f G
+  g.dW_2 = c * batch_outer(t.Phi, dH_out);                                 // (m, out_dim)
+  auto dPhi = c * dH_out.matmul(block.W_2.t());                            // (N, n, m)
+  // Phi = sigma(U)
+  auto dU = dPhi * activation_derivative(t.U, o.activation, o.leaky_slope);  // (N, n, m)
+  // U = G W_1
+  g.dW_1 = batch_outer(t.G, dU);                                           // (d, m)
+  auto dG = dU.matmul(block.W_1.t());                                      // (N, n, d)
+  if (gamma_f != 0.0) dG = dG + gamma_f * dH_out;
+  // G = gamma_a H_in + A
+  const auto& dA = dG;                                                     // (N, n, d)
+  if (need_dH_in) g.dH_in = o.gamma_a * dG;                                // (N, n, d)
+  // A = S V
+  auto dS = dA.bmm(t.V.transpose(1, 2));                                   // (N, n, n)
+  auto dV = t.S.transpose(1, 2).bmm(dA);                                   // (N, n, d)
+  // V = H_in W_V
+  g.dW_V = batch_outer(t.H_in, dV);                                        // (d, d)
+  if (need_dH_in) g.dH_in = g.dH_in + dV.matmul(block.W_V.t());
+  // S = softmax_rows(Z), with Z = -inf at masked (future) entries: there S = 0, so dZ = 0
+  // and the mask needs no branch here.
+  auto dZ = t.S * (dS - (dS * t.S).sum(-1, /*keepdim=*/true));             // (N, n, n)
+  // Z = Q K^T / tau
+  auto dQ = dZ.bmm(t.K).div(tau);                                          // (N, n, d_k)
+  auto dK = dZ.transpose(1, 2).bmm(t.Q).div(tau);                          // (N, n, d_k)
+  // Q = H_in W_Q, K = H_in W_K: dW_Q = sum_i H_i^T dZ_i K_i / tau = dP W_K, as in DESIGN.md
+  g.dW_Q = batch_outer(t.H_in, dQ);                                        // (d, d_k)
+  g.dW_K = batch_outer(t.H_in, dK);                                        // (d, d_k)
+  if (need_dH_in) g.dH_in = g.dH_in + dQ.matmul(block.W_Q.t()) + dK.matmul(block.W_K.t());
+  return g;
+}
+
+LossAndGradients analytic_gradients(ResidualTransformerImpl& model, const torch::Tensor& X,
+                                    const torch::Tensor& Y, const std::string& loss) {
+  torch::NoGradGuard no_grad;  // the forward pass only fills the cache; nothing is taped
+  LossAndGradients out;
+  out.trace = model.trace(X);
+  const auto& Yhat = out.trace.output;
+  out.loss = objective(Yhat, Y, loss);
+
+  // L = 0.5 sum ||Yhat - Y||^2 (/ N for the mean loss)
+  auto R = Yhat - Y;                                                       // Yhat's shape
+  if (loss == "mean") R = R / static_cast<double>(Y.size(0));
+  // Yhat = H^L (tokens) or mean_tokens(H^L): the mean spreads R / n over every token.
+  const auto& H_L = out.trace.blocks.back().H_out;                         // (N, n, d_y)
+  torch::Tensor dH = model.options.readout == "mean"
+                         ? (R / static_cast<double>(H_L.size(1))).unsqueeze(1).expand_as(H_L)
+                         : R;
+
+  const auto num_blocks = static_cast<int64_t>(model.blocks->size());
+  std::vector<BlockGradients> per_block(static_cast<size_t>(num_blocks));
+  for (int64_t l = num_blocks - 1; l >= 0; --l) {
+    const auto idx = static_cast<size_t>(l);
+    per_block[idx] = block_backward(*model.blocks[idx]->as<ResidualBlockImpl>(),
+                                    out.trace.blocks[idx], dH, /*need_dH_in=*/l > 0);
+    dH = per_block[idx].dH_in;  // the block below receives dL/dH^{l-1}
+  }
+  for (auto& g : per_block) {  // registration order: W_Q, W_K, W_V, W_1, W_2 per block
+    for (auto* dW : {&g.dW_Q, &g.dW_K, &g.dW_V, &g.dW_1, &g.dW_2}) out.grads.push_back(*dW);
+  }
+  TORCH_CHECK(out.grads.size() == model.parameters().size(), "analytic gradients cover ",
+              out.grads.size(), " tensors but the model has ", model.parameters().size(),
+              " parameters");
+  return out;
+}
 
 LossAndGradients autograd_gradients(ResidualTransformerImpl& model, const torch::Tensor& X,
                                     const torch::Tensor& Y, const std::string& loss) {
@@ -11,11 +129,6 @@ LossAndGradients autograd_gradients(ResidualTransformerImpl& model, const torch:
   out.grads = torch::autograd::grad({out.loss}, model.parameters());
   out.loss = out.loss.detach();
   return out;
-}
-
-LossAndGradients analytic_gradients(ResidualTransformerImpl&, const torch::Tensor&,
-                                    const torch::Tensor&, const std::string&) {
-  TORCH_CHECK(false, "analytic gradients are not implemented yet");
 }
 
 }  // namespace resgd

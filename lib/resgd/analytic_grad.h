@@ -17,13 +17,13 @@ namespace resgd {
 struct LossAndGradients {
   torch::Tensor loss;                // 0-d
   std::vector<torch::Tensor> grads;  // same shapes as the parameters
-  ForwardTrace trace;                // the forward pass they came from (detached)
+  ForwardTrace trace;                // the forward pass they came from
 };
 
 /// Gradients of one block given dL/dH_out, plus dL/dH_in for the block below.
 struct BlockGradients {
   torch::Tensor dW_Q, dW_K, dW_V, dW_1, dW_2;
-  torch::Tensor dH_in;  // (N, n, d)
+  torch::Tensor dH_in;  // (N, n, d); undefined when not asked for
 };
 
 /// sigma'(U), matching PyTorch's own derivative exactly (relu'(0) = 0, ...).
@@ -34,8 +34,9 @@ torch::Tensor activation_derivative(const torch::Tensor& U, Activation activatio
 BlockTrace block_forward(ResidualBlockImpl& block, const torch::Tensor& H_in);
 
 /// Backward pass of one block from its forward cache. dH_out: (N, n, out_dim).
+/// The first block skips dH_in (`need_dH_in` false): X takes no gradient.
 BlockGradients block_backward(const ResidualBlockImpl& block, const BlockTrace& cache,
-                              const torch::Tensor& dH_out);
+                              const torch::Tensor& dH_out, bool need_dH_in = true);
 
 /// Loss and gradients by the hand-derived backward pass. X: (N, n, d); Y as the output.
 LossAndGradients analytic_gradients(ResidualTransformerImpl& model, const torch::Tensor& X,

@@ -1,0 +1,161 @@
+// `resgd bench`: median time per GD step, achieved GFLOP/s and the same-process GEMM ceiling.
+#include "resgd/bench.h"
+
+#include <fmt/format.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "resgd/data.h"
+#include "resgd/diagnostics.h"
+#include "resgd/model.h"
+#include "resgd/system.h"
+#include "resgd/training.h"
+
+namespace resgd {
+namespace {
+
+void synchronize(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
+
+/// GFLOP/s of a square `torch::mm` of side 1024 (2.1 GFLOP): the practical ceiling for
+/// the matrix products a GD step is made of, on this device, dtype and thread count.
+double mm_gflops(torch::Device device, torch::Dtype dtype, int repeats) {
+  const int64_t side = 1024;
+  auto generator = make_generator(0, "bench.mm");
+  const auto options = torch::TensorOptions().dtype(torch::kFloat64);
+  const auto A = torch::randn({side, side}, generator, options).to(device, dtype);
+  const auto B = torch::randn({side, side}, generator, options).to(device, dtype);
+  auto C = A.mm(B);  // warm-up: threads, allocator, kernels
+  std::vector<double> rates;
+  for (int r = 0; r < std::max(repeats, 3); ++r) {
+    synchronize(device);
+    const auto start = std::chrono::steady_clock::now();
+    C = A.mm(B);
+    synchronize(device);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    rates.push_back(2.0 * side * side * side / seconds / 1e9);
+  }
+  return median_of_finite(rates);
+}
+
+/// Median seconds per GD step of `config` over `repeats` runs. Each run trains
+/// `size.steps + 2` iterations; the time between the rows of iteration 1 and of the last
+/// but one is divided by the steps between them, so start-up, the first iteration's
+/// diagnostics and the final ones are outside the timing.
+double seconds_per_step(const ExperimentConfig& config, torch::Device device, int repeats) {
+  const Dataset data = make_dataset(config, device, resolve_dtype(config.dtype));
+  std::vector<double> per_step;
+  for (int r = 0; r <= repeats; ++r) {  // r = 0 warms up
+    ResidualTransformer model(model_options(config));
+    model->to(device, resolve_dtype(config.dtype));
+    std::vector<double> stamps;
+    train(*model, data, config, [&](const IterationRow& row) { stamps.push_back(row.elapsed_s); });
+    const size_t first = 1, last = stamps.size() - 2;
+    if (r > 0) per_step.push_back((stamps[last] - stamps[first]) / static_cast<double>(last - first));
+  }
+  return median_of_finite(per_step);
+}
+
+double peak_resident_mib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
+
+}  // namespace
+
+const std::vector<BenchSize>& bench_sizes() {
+  static const std::vector<BenchSize> sizes = {
+      {"small", 32, 8, 16, 256, 16, 1, "float64", 200},
+      {"medium", 256, 16, 64, 512, 64, 2, "float32", 20},
+      {"large", 1024, 32, 128, 1024, 128, 2, "float32", 6},
+      {"flagship", 8, 8, 64, 512, 1, 1, "float64", 200},
+  };
+  return sizes;
+}
+
+double gd_step_flops(const BenchSize& s) {
+  const double tokens = static_cast<double>(s.N * s.n);
+  double total = 0;
+  for (int64_t l = 0; l < s.layers; ++l) {
+    const double out = static_cast<double>(l == s.layers - 1 ? s.d_y : s.d);
+    const double d = static_cast<double>(s.d), m = static_cast<double>(s.m), n = static_cast<double>(s.n);
+    const double f_QK = 2 * 2 * tokens * d * d;   // H W_Q and H W_K (d_k = d)
+    const double f_Z = 2 * tokens * n * d;        // Q K^T per sequence
+    const double f_V = 2 * tokens * d * d;        // H W_V
+    const double f_A = 2 * tokens * n * d;        // S V
+    const double f_U = 2 * tokens * d * m;        // G W_1
+    const double f_out = 2 * tokens * m * out;    // Phi W_2
+    const double forward = f_QK + f_Z + f_V + f_A + f_U + f_out;
+    // Backward: each product yields the gradients of both factors, except that the first
+    // block needs no gradient with respect to X (in H W_Q, H W_K, H W_V).
+    const double backward = 2 * forward - (l == 0 ? f_QK + f_V : 0.0);
+    total += forward + backward;
+  }
+  return total;
+}
+
+ExperimentConfig bench_config(const BenchSize& s) {
+  ExperimentConfig c;
+  c.name = "bench-" + s.name;
+  c.dtype = s.dtype;
+  c.data.num_samples = s.N;
+  c.data.seq_len = s.n;
+  c.data.dim = s.d;
+  c.data.target_dim = s.d_y;
+  c.model.layers = s.layers;
+  c.model.ffn_width = s.m;
+  c.model.residual_ffn.value = 1.0;  // inner blocks as in the depth experiments
+  c.train.lr = 1e-6;                 // timing only: never diverge, never converge
+  c.train.rel_tolerance = 0.0;
+  c.train.max_iters = s.steps + 2;
+  return c;
+}
+
+int run_bench(const BenchOptions& options, std::ostream& out) {
+  ExperimentConfig probe;
+  probe.device = options.device;
+  validate(probe);
+  const torch::Device device = resolve_device(probe);
+  out << compute_backend_summary() << "\n";
+  out << fmt::format("device {}; median of {} repetitions; GFLOP counts the matrix products of forward, "
+                     "backward and update exactly\n\n",
+                     device.str(), options.repeats);
+  out << fmt::format("{:<9} {:<7} {:<8} {:<9} {:>12} {:>10} {:>9} {:>10} {:>7} {:>9}\n", "size", "dtype",
+                     "grads", "diag", "ms/step", "GFLOP/step", "GFLOP/s", "mm GFLOP/s", "of mm", "diag cost");
+  for (const auto& name : options.sizes) {
+    auto it = std::find_if(bench_sizes().begin(), bench_sizes().end(), [&](const BenchSize& s) { return s.name == name; });
+    if (it == bench_sizes().end())
+      throw ConfigError(fmt::format("--sizes: unknown size '{}'; known: small, medium, large, flagship", name));
+    BenchSize size = *it;
+    if (!options.dtype.empty()) size.dtype = options.dtype;
+    const double ceiling = mm_gflops(device, resolve_dtype(size.dtype), options.repeats);
+    const double flops = gd_step_flops(size);
+    for (const char* gradients : {"autograd", "analytic"}) {
+      double plain_seconds = 0;
+      for (int64_t every : {int64_t{0}, int64_t{10}}) {
+        ExperimentConfig config = bench_config(size);
+        config.device = options.device;
+        config.train.gradients = gradients;
+        config.diagnostics.every = every;
+        if (every == 0) config.train.max_iters = size.steps + 2;  // diagnostics only at 0 and the end
+        else config.train.max_iters = std::max<int64_t>(size.steps, 20) + 2;  // at least two diagnosed steps
+        const double seconds = seconds_per_step(config, device, options.repeats);
+        if (every == 0) plain_seconds = seconds;
+        const double gflops = flops / seconds / 1e9;
+        out << fmt::format("{:<9} {:<7} {:<8} {:<9} {:>12.3f} {:>10.3f} {:>9.1f} {:>10.1f} {:>6.0f}% {:>9}\n",
+                           size.name, size.dtype, gradients, every == 0 ? "off" : "every 10", seconds * 1e3,
+                           flops / 1e9, gflops, ceiling, 100.0 * gflops / ceiling,
+                           every == 0 ? std::string("-") : fmt::format("{:+.1f}%", 100.0 * (seconds / plain_seconds - 1.0)));
+        out.flush();
+      }
+    }
+  }
+  out << fmt::format("\npeak resident memory: {:.0f} MiB\n", peak_resident_mib());
+  return 0;
+}
+
+}  // namespace resgd

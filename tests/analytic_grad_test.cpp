@@ -1,0 +1,317 @@
+// Tests of the hand-derived gradients: DESIGN.md, "Hand-derived gradients".
+// In the order of STYLE.md: one block against autograd of sum(H_out * R); the whole model
+// against autograd, and autograd against finite differences, over a grid of settings; GD
+// trajectories; then the `gradcheck` command. Small seeded float64 problems throughout.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "resgd/analytic_grad.h"
+#include "resgd/config.h"
+#include "resgd/gradcheck.h"
+#include "resgd/model.h"
+
+namespace resgd {
+namespace {
+
+constexpr int64_t kSamples = 3, kSeqLen = 4, kDim = 5, kKeyDim = 3, kWidth = 7, kTargetDim = 2;
+const auto kF64 = torch::TensorOptions().dtype(torch::kFloat64);
+const std::vector<std::pair<std::string, Activation>> kActivations = {
+    {"Relu", Activation::relu},          {"Gelu", Activation::gelu},
+    {"Softplus", Activation::softplus},  {"Tanh", Activation::tanh},
+    {"LeakyRelu", Activation::leaky_relu}, {"Identity", Activation::identity}};
+
+/// One model setting of the grid; `label` names it in failure messages.
+struct Case {
+  std::string label;
+  int64_t layers = 2;
+  double gamma_a = 1.0, gamma_f = 1.0;
+  Activation activation = Activation::gelu;
+  std::string readout = "tokens", loss = "sum";
+  int64_t seq_len = kSeqLen, key_dim = kKeyDim, target_dim = kTargetDim;
+  bool causal = false;
+  double output_scale = 1.0;
+  double temperature = std::sqrt(static_cast<double>(kKeyDim));
+};
+
+ModelOptions options_for(const Case& c) {
+  ModelOptions o;
+  o.layers = c.layers;
+  o.out_dim = c.target_dim;
+  o.readout = c.readout;
+  BlockOptions& b = o.block;
+  b.dim = kDim;
+  b.key_dim = c.key_dim;
+  b.ffn_width = kWidth;
+  b.out_dim = kDim;
+  b.gamma_a = c.gamma_a;
+  b.gamma_f = c.gamma_f;
+  b.temperature = c.temperature;
+  b.output_scale = c.output_scale;
+  b.activation = c.activation;
+  b.leaky_slope = 0.1;  // large enough that a wrong slope would show
+  b.causal = c.causal;
+  return o;
+}
+
+struct Problem {
+  ResidualTransformer model;
+  torch::Tensor X, Y;
+};
+
+Problem make_problem(const Case& c, const ModelOptions& options) {
+  auto gen = make_generator(0, "test.data");
+  auto X = torch::randn({kSamples, c.seq_len, kDim}, gen, kF64);
+  auto Y = c.readout == "mean" ? torch::randn({kSamples, c.target_dim}, gen, kF64)
+                               : torch::randn({kSamples, c.seq_len, c.target_dim}, gen, kF64);
+  return {ResidualTransformer(options), X, Y};
+}
+Problem make_problem(const Case& c) { return make_problem(c, options_for(c)); }
+
+bool all_zero(const torch::Tensor& t) { return t.eq(0).all().item<bool>(); }
+
+// ---------------------------------------------------------------------------------------
+TEST(AnalyticGrad, ActivationDerivativeMatchesAutogradAtKinksAndThresholds) {
+  auto U = torch::tensor({-30.0, -2.0, -1e-3, 0.0, 1e-3, 0.7, 19.999, 20.0, 20.001, 30.0}, kF64);
+  for (const auto& [name, a] : kActivations) {
+    auto x = U.clone().requires_grad_(true);
+    auto reference = torch::autograd::grad({activate(x, a, 0.1).sum()}, {x})[0];
+    auto derivative = activation_derivative(U, a, 0.1);
+    EXPECT_TRUE(torch::allclose(derivative, reference, /*rtol=*/1e-15, /*atol=*/0))
+        << name << "\nanalytic " << derivative << "\nautograd " << reference;
+  }
+  EXPECT_EQ(activation_derivative(U, Activation::relu, 0.1)[3].item<double>(), 0.0);
+  EXPECT_EQ(activation_derivative(U, Activation::leaky_relu, 0.1)[3].item<double>(), 0.1);
+  EXPECT_LT(activation_derivative(U, Activation::softplus, 0.1)[7].item<double>(), 1.0);
+  EXPECT_EQ(activation_derivative(U, Activation::softplus, 0.1)[8].item<double>(), 1.0);
+}
+
+TEST(AnalyticGrad, BlockBackwardMatchesAutogradOfRandomProjection) {
+  // As llm.c checks layernorm: L = sum(H_out * R) for a random R has dL/dH_out = R.
+  for (const int64_t out_dim : {kDim, kTargetDim}) {  // with and without the FFN residual
+    BlockOptions o = options_for(Case{}).block;
+    o.out_dim = out_dim;
+    o.gamma_a = 0.5;
+    o.gamma_f = 0.7;
+    o.causal = true;
+    ResidualBlock block(o);
+    auto gen = make_generator(1, "test.block");
+    block->initialize(gen);
+    auto H_in = torch::randn({kSamples, kSeqLen, kDim}, gen, kF64);
+    auto R = torch::randn({kSamples, kSeqLen, out_dim}, gen, kF64);
+
+    auto H = H_in.clone().requires_grad_(true);
+    auto reference = torch::autograd::grad(
+        {(block->forward(H) * R).sum()},
+        {block->W_Q, block->W_K, block->W_V, block->W_1, block->W_2, H});
+    BlockGradients g;
+    {
+      torch::NoGradGuard no_grad;
+      g = block_backward(*block, block_forward(*block, H_in), R);
+    }
+    const std::vector<std::pair<std::string, torch::Tensor>> analytic = {
+        {"dW_Q", g.dW_Q}, {"dW_K", g.dW_K}, {"dW_V", g.dW_V},
+        {"dW_1", g.dW_1}, {"dW_2", g.dW_2}, {"dH_in", g.dH_in}};
+    for (size_t i = 0; i < analytic.size(); ++i) {
+      const double error = relative_error(analytic[i].second, reference[i]);
+      EXPECT_LE(error, kAnalyticTolerance) << analytic[i].first << " (out_dim " << out_dim << ")";
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// The grid: activation (one TEST_P instance each, so ctest runs a handful of processes)
+// x depth x residual switches x (readout, loss, shape) variants, looped inside.
+
+std::vector<Case> grid_cases(Activation activation) {
+  const std::vector<std::pair<std::string, std::pair<double, double>>> residuals = {
+      {"NoResidual", {0.0, 0.0}},    {"AttnResidual", {1.0, 0.0}}, {"FfnResidual", {0.0, 1.0}},
+      {"BothResiduals", {1.0, 1.0}}, {"HalfResiduals", {0.5, 0.5}}};
+  std::vector<Case> cases;
+  for (const int64_t layers : {1, 2, 3}) {
+    for (const auto& [residual, gammas] : residuals) {
+      for (const int variant : {0, 1, 2, 3}) {
+        Case c;
+        c.layers = layers;
+        c.gamma_a = gammas.first;
+        c.gamma_f = gammas.second;
+        c.activation = activation;
+        c.label = "L" + std::to_string(layers) + residual;
+        if (variant == 0) {  // the defaults: d_k != d, d_y != d (no FFN residual at the top)
+          c.label += "TokensSum";
+        } else if (variant == 1) {
+          c.label += "MeanReadoutMeanLoss";
+          c.readout = "mean";
+          c.loss = "mean";
+        } else if (variant == 2) {
+          c.label += "CausalTokensMeanLossFullWidth";
+          c.causal = true;
+          c.loss = "mean";
+          c.target_dim = kDim;  // the last block keeps its FFN residual
+        } else {
+          c.label += "SingleTokenCausalMeanReadoutWideKeys";
+          c.seq_len = 1;
+          c.causal = true;
+          c.readout = "mean";
+          c.key_dim = 8;  // d_k > d
+          c.output_scale = 0.5;
+          c.temperature = 1.3;
+        }
+        cases.push_back(c);
+      }
+    }
+  }
+  return cases;
+}
+
+class AnalyticGradGrid : public ::testing::TestWithParam<std::pair<std::string, Activation>> {};
+
+TEST_P(AnalyticGradGrid, AnalyticMatchesAutogradToRoundoff) {
+  for (const Case& c : grid_cases(GetParam().second)) {
+    SCOPED_TRACE(c.label);
+    auto p = make_problem(c);
+    const auto analytic = analytic_gradients(*p.model, p.X, p.Y, c.loss);
+    const auto autograd = autograd_gradients(*p.model, p.X, p.Y, c.loss);
+    EXPECT_EQ(analytic.loss.item<double>(), autograd.loss.item<double>());
+    const auto names = p.model->parameter_names();
+    const auto parameters = p.model->parameters();
+    ASSERT_EQ(analytic.grads.size(), names.size());
+    for (size_t i = 0; i < names.size(); ++i) {
+      ASSERT_EQ(analytic.grads[i].sizes(), parameters[i].sizes()) << names[i];
+      EXPECT_LE(relative_error(analytic.grads[i], autograd.grads[i]), kAnalyticTolerance) << names[i];
+    }
+  }
+}
+
+TEST_P(AnalyticGradGrid, AutogradMatchesFiniteDifferences) {
+  for (const Case& c : grid_cases(GetParam().second)) {
+    // This checks the model (and autograd) rather than the hand-derived backward, so the
+    // single-switch settings, the costliest half of the grid, are left to the test above.
+    if (c.gamma_a != c.gamma_f) continue;
+    SCOPED_TRACE(c.label);
+    auto p = make_problem(c);
+    const auto autograd = autograd_gradients(*p.model, p.X, p.Y, c.loss);
+    const auto names = p.model->parameter_names();
+    auto parameters = p.model->parameters();
+    // The yardstick of gradcheck: ||g_p||, floored at a thousandth of the whole gradient.
+    double total = 0;
+    for (const auto& g : autograd.grads) total += g.pow(2).sum().item<double>();
+    auto gen = make_generator(0, "test.directions");
+    for (size_t i = 0; i < names.size(); ++i) {
+      const auto& g = autograd.grads[i];
+      const double scale = std::max(g.norm().item<double>(), kGradientFloor * std::sqrt(total));
+      for (int k = 0; k < kFiniteDifferenceDirections; ++k) {
+        auto v = torch::randn(g.sizes(), gen, kF64);
+        v /= v.norm();
+        const double fd = finite_difference(*p.model, parameters[i], v, p.X, p.Y, c.loss);
+        const double exact = (g * v).sum().item<double>();
+        EXPECT_LE(std::abs(fd - exact), kFiniteDifferenceTolerance * scale)
+            << names[i] << " direction " << k << ": fd " << fd << " vs autograd " << exact;
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Activations, AnalyticGradGrid, ::testing::ValuesIn(kActivations),
+                         [](const auto& param_info) { return param_info.param.first; });
+
+// ---------------------------------------------------------------------------------------
+TEST(AnalyticGrad, UniformAttentionIsAFixedPointOfQueryAndKey) {
+  Case c;
+  c.layers = 2;
+  auto options = options_for(c);
+  options.block.init.W_Q = 0.0;
+  options.block.init.W_K = 0.0;
+  auto p = make_problem(c, options);
+  auto is_query_or_key = [](const std::string& name) {
+    return name.find("W_Q") != std::string::npos || name.find("W_K") != std::string::npos;
+  };
+  const auto names = p.model->parameter_names();
+  // Z = H W_Q (H W_K)^T = 0 exactly, and dW_Q = sum_i H_i^T dZ_i K_i / tau with K = 0
+  // (dW_K likewise with Q = 0): exact zeros, not merely small ones.
+  const auto autograd = autograd_gradients(*p.model, p.X, p.Y, c.loss);
+  for (int step = 0; step < 10; ++step) {
+    const auto analytic = analytic_gradients(*p.model, p.X, p.Y, c.loss);
+    torch::NoGradGuard no_grad;
+    auto parameters = p.model->parameters();
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (is_query_or_key(names[i])) {
+        ASSERT_TRUE(all_zero(analytic.grads[i])) << names[i] << " at step " << step;
+        if (step == 0) {
+          EXPECT_TRUE(all_zero(autograd.grads[i])) << names[i] << " by autograd";
+        }
+      }
+      parameters[i].sub_(0.02 * analytic.grads[i]);
+    }
+  }
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (is_query_or_key(names[i])) {
+      EXPECT_TRUE(all_zero(p.model->parameters()[i])) << names[i];
+    }
+  }
+}
+
+TEST(AnalyticGrad, HundredAnalyticGdStepsTrackAutogradGd) {
+  // Same model twice; by hand, theta <- theta - eta g, as training does.
+  Case c;
+  c.activation = Activation::relu;  // kinks included: the trajectories must not part there
+  auto analytic_run = make_problem(c);
+  auto autograd_run = make_problem(c);
+  constexpr double kLearningRate = 0.02;
+  constexpr int kSteps = 100;
+  double first_loss = 0, last_loss = 0;
+  for (int step = 0; step < kSteps; ++step) {
+    auto a = analytic_gradients(*analytic_run.model, analytic_run.X, analytic_run.Y, c.loss);
+    auto b = autograd_gradients(*autograd_run.model, autograd_run.X, autograd_run.Y, c.loss);
+    const double la = a.loss.item<double>(), lb = b.loss.item<double>();
+    ASSERT_LE(std::abs(la - lb), 1e-9 * std::abs(lb)) << "step " << step;
+    if (step == 0) first_loss = lb;
+    last_loss = lb;
+    torch::NoGradGuard no_grad;
+    auto pa = analytic_run.model->parameters();
+    auto pb = autograd_run.model->parameters();
+    for (size_t i = 0; i < pa.size(); ++i) {
+      pa[i].sub_(kLearningRate * a.grads[i]);
+      pb[i].sub_(kLearningRate * b.grads[i]);
+    }
+  }
+  EXPECT_LT(last_loss, 0.5 * first_loss) << "the problem should actually train";
+  const auto names = analytic_run.model->parameter_names();
+  const auto pa = analytic_run.model->parameters();
+  const auto pb = autograd_run.model->parameters();
+  for (size_t i = 0; i < names.size(); ++i) {
+    EXPECT_LE(relative_error(pa[i], pb[i]), 1e-9) << names[i];
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+TEST(AnalyticGrad, GradcheckPassesAndNamesEveryParameter) {
+  ExperimentConfig config;
+  config.name = "gradcheck_test";
+  config.dtype = "float32";  // gradcheck promotes to float64 regardless
+  config.data.num_samples = kSamples;
+  config.data.seq_len = kSeqLen;
+  config.data.dim = kDim;
+  config.data.target_dim = kTargetDim;
+  config.model.layers = 2;
+  config.model.ffn_width = kWidth;
+  config.model.key_dim = kKeyDim;
+  config.model.activation = "gelu";
+  config.model.residual_ffn = Gain{1.0};
+  std::ostringstream out;
+  EXPECT_EQ(run_gradcheck(config, torch::kCPU, out), 0) << out.str();
+  for (const std::string block : {"blocks.0.", "blocks.1."}) {
+    for (const std::string matrix : {"W_Q", "W_K", "W_V", "W_1", "W_2"}) {
+      EXPECT_NE(out.str().find(block + matrix), std::string::npos) << block + matrix << "\n" << out.str();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace resgd
