@@ -3,10 +3,15 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <atomic>
+#include <csignal>
+#include <cstdlib>
 #include <iostream>
 
+#include "resgd/bench.h"
 #include "resgd/config.h"
 #include "resgd/flagship.h"
+#include "resgd/gradcheck.h"
 #include "resgd/io.h"
 #include "resgd/report.h"
 #include "resgd/runner.h"
@@ -16,6 +21,24 @@ namespace {
 
 constexpr int kExitFailure = 1;
 constexpr int kExitConfigError = 2;
+
+// SIGINT/SIGTERM: the first asks the run to stop after its current iteration (metrics
+// flushed, checkpoint and summary written); a second one stops at once.
+std::atomic<bool> g_stop_requested{false};
+std::atomic<int> g_signal{0};
+
+extern "C" void on_stop_signal(int signal_number) {
+  if (g_signal.exchange(signal_number) != 0) std::_Exit(128 + signal_number);
+  g_stop_requested.store(true);
+}
+
+void install_stop_handlers() {
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
 
 /// What every experiment-taking command shares: the file, --set overrides, --device.
 struct ExperimentArgs {
@@ -42,18 +65,26 @@ struct ExperimentArgs {
   }
 };
 
-int run_command(const ExperimentArgs& args, const std::string& out, bool force) {
+int run_command(const ExperimentArgs& args, const std::string& out, bool force, bool resume) {
   const resgd::ExperimentConfig config = args.load();
   resgd::resolve_device(config);  // fail on a missing GPU before any file is written
   std::cout << resgd::compute_backend_summary() << std::endl;
   resgd::RunOptions options;
   options.out = out.empty() ? resgd::default_output_dir(config) : std::filesystem::path(out);
   options.force = force;
+  options.resume = resume;
   options.log = &std::cout;
+  options.stop_requested = &g_stop_requested;
+  install_stop_handlers();
   std::cout << fmt::format("experiment '{}' -> {}", config.name, options.out.string()) << std::endl;
   const auto records = resgd::run_experiment(config, options);
   std::cout << "\n" << resgd::format_summary_table(config, records);
   if (!config.sweep.empty()) std::cout << "\nsweep table: " << (options.out / "sweep.csv").string() << "\n";
+  if (const int signal_number = g_signal.load()) {
+    std::cerr << fmt::format("resgd: interrupted by {}; continue with the same command plus --out {} --resume\n",
+                             signal_number == SIGINT ? "SIGINT" : "SIGTERM", options.out.string());
+    return 128 + signal_number;  // 130 for SIGINT, 143 for SIGTERM
+  }
   return 0;
 }
 
@@ -68,18 +99,39 @@ int main(int argc, char** argv) {
   ExperimentArgs run_args;
   std::string out;
   bool force = false;
+  bool resume = false;
   auto* run = app.add_subcommand("run", "train an experiment (or every point of its sweep)");
   run_args.add_to(*run, /*file_required=*/false);
   run->add_option("--out", out, "output directory (default: results/<name>-<time>)");
-  run->add_flag("--force", force, "write into an existing non-empty output directory");
+  auto* force_flag = run->add_flag("--force", force, "write into an existing non-empty output directory");
+  run->add_flag("--resume", resume, "continue an interrupted run or sweep in --out; finished runs are skipped")
+      ->excludes(force_flag);
 
   ExperimentArgs validate_args;
   auto* validate = app.add_subcommand("validate", "check an experiment file and print its resolved configuration");
   validate_args.add_to(*validate, /*file_required=*/true);
 
+  ExperimentArgs gradcheck_args;
+  auto* gradcheck = app.add_subcommand(
+      "gradcheck", "compare hand-derived gradients, autograd and finite differences (float64); exit 1 on a mismatch");
+  gradcheck_args.add_to(*gradcheck, /*file_required=*/false);
+
+  resgd::BenchOptions bench_options;
+  auto* bench = app.add_subcommand("bench", "time GD steps at fixed sizes against this machine's GEMM ceiling");
+  bench->add_option("--sizes", bench_options.sizes, "comma-separated: small, medium, large, flagship")
+      ->delimiter(',');
+  bench->add_option("--dtype", bench_options.dtype, "float32 or float64 (default: each size's own)");
+  bench->add_option("--device", bench_options.device, "cpu, cuda or cuda:N");
+  bench->add_option("--repeats", bench_options.repeats, "timed repetitions per measurement (median reported)")
+      ->check(CLI::Range(1, 1000));
+
   bool defaults = false;
   auto* config_cmd = app.add_subcommand("config", "print configuration information");
   config_cmd->add_flag("--defaults", defaults, "print every key with its default value")->required();
+
+  std::string report_dir;
+  auto* report = app.add_subcommand("report", "write report.md and plots/ for a run or sweep directory");
+  report->add_option("dir", report_dir, "a run or sweep directory written by `resgd run`")->required();
 
   try {
     app.parse(argc, argv);
@@ -97,11 +149,21 @@ int main(int argc, char** argv) {
       std::cerr << fmt::format("{}: valid; {} run{}\n", validate_args.file, runs, runs == 1 ? "" : "s");
       return 0;
     }
+    if (*gradcheck) {
+      const auto config = gradcheck_args.load();
+      return resgd::run_gradcheck(config, resgd::resolve_device(config), std::cout);
+    }
+    if (*bench) return resgd::run_bench(bench_options, std::cout);
+    if (*report) {
+      std::cout << "report: " << resgd::write_report(report_dir).string() << std::endl;
+      return 0;
+    }
     if (*config_cmd) {
       std::cout << resgd::dump_yaml(resgd::ExperimentConfig{});
       return 0;
     }
-    return run_command(run_args, out, force);  // `resgd` alone runs the flagship
+    if (resume && out.empty()) throw resgd::ConfigError("--resume needs the --out directory of the run to continue");
+    return run_command(run_args, out, force, resume);  // `resgd` alone runs the flagship
   } catch (const resgd::ConfigError& e) {
     std::cerr << "resgd: error: " << e.what() << std::endl;
     return kExitConfigError;

@@ -51,10 +51,11 @@ std::string format_number(double value) {
 }
 
 // ---------------------------------------------------------------------------------------
-CsvWriter::CsvWriter(const fs::path& path, const std::vector<std::string>& columns)
+CsvWriter::CsvWriter(const fs::path& path, const std::vector<std::string>& columns, bool append)
     : path_(path), columns_(columns.size()) {
-  file_ = std::fopen(path.c_str(), "wb");
+  file_ = std::fopen(path.c_str(), append ? "ab" : "wb");
   if (!file_) throw IoError(fmt::format("{}: cannot write: {}", path.string(), std::strerror(errno)));
+  if (append) return;
   std::string header;
   for (size_t i = 0; i < columns.size(); ++i) header += (i ? "," : "") + columns[i];
   header += "\n";
@@ -91,15 +92,22 @@ size_t CsvTable::column(const std::string& name) const {
   throw IoError(fmt::format("{}: no column '{}'", source, name));
 }
 
-CsvTable read_csv(const fs::path& path) {
+CsvTable read_csv(const fs::path& path) { return parse_csv(read_file(path), path.string()); }
+
+CsvTable parse_csv(const std::string& text, const std::string& source) {
   CsvTable table;
-  table.source = path.string();
-  std::stringstream in(read_file(path));
-  auto split = [](const std::string& line) {
-    std::vector<std::string> cells;
-    std::stringstream ss(line);
-    for (std::string cell; std::getline(ss, cell, ',');) cells.push_back(cell);
-    if (!line.empty() && line.back() == ',') cells.emplace_back();
+  table.source = source;
+  std::stringstream in(text);
+  auto split = [](const std::string& line) {  // RFC 4180: "a,b" is one cell, "" a quote
+    std::vector<std::string> cells(1);
+    bool quoted = false;
+    for (size_t i = 0; i < line.size(); ++i) {
+      const char ch = line[i];
+      if (ch == '"' && quoted && i + 1 < line.size() && line[i + 1] == '"') cells.back() += '"', ++i;
+      else if (ch == '"') quoted = !quoted;
+      else if (ch == ',' && !quoted) cells.emplace_back();
+      else cells.back() += ch;
+    }
     return cells;
   };
   std::string line;

@@ -31,7 +31,8 @@ std::string format_number(double value);
 /// metrics.csv: a header, then one flushed row per logged iteration.
 class CsvWriter {
  public:
-  CsvWriter(const std::filesystem::path& path, const std::vector<std::string>& columns);
+  /// Creates `path` with a header line, or with `append` adds rows to an existing file.
+  CsvWriter(const std::filesystem::path& path, const std::vector<std::string>& columns, bool append = false);
   ~CsvWriter();
   CsvWriter(const CsvWriter&) = delete;
   CsvWriter& operator=(const CsvWriter&) = delete;
@@ -54,6 +55,8 @@ struct CsvTable {
   std::string source;
 };
 CsvTable read_csv(const std::filesystem::path& path);
+/// The same, from text; `source` names it in errors.
+CsvTable parse_csv(const std::string& text, const std::string& source);
 
 /// Saves named tensors as a dictionary readable by torch.load in Python and
 /// torch::pickle_load in C++. Tensors are copied to the CPU first.

@@ -50,6 +50,80 @@ void prepare_output_dir(const fs::path& dir, bool force) {
   if (ec) throw IoError(fmt::format("{}: cannot create output directory: {}", dir.string(), ec.message()));
 }
 
+/// The checkpoint file: the iteration, the training time so far, theta_t and theta_0.
+void save_checkpoint(const fs::path& path, const TrainCheckpoint& c, const std::vector<std::string>& names) {
+  std::vector<std::pair<std::string, torch::Tensor>> tensors = {
+      {"iter", torch::tensor(c.iter, torch::kInt64)}, {"elapsed_s", torch::tensor(c.elapsed_s, torch::kFloat64)}};
+  for (size_t i = 0; i < names.size(); ++i) {
+    tensors.emplace_back("params." + names[i], c.params[i]);
+    tensors.emplace_back("theta_0." + names[i], c.theta_0[i]);
+  }
+  save_tensors(path, tensors);
+}
+
+TrainCheckpoint load_checkpoint(const fs::path& path, const std::vector<std::string>& names, torch::Device device) {
+  const auto tensors = load_tensors(path);
+  auto get = [&](const std::string& key) {
+    const auto it = tensors.find(key);
+    if (it == tensors.end()) throw IoError(fmt::format("{}: checkpoint lacks '{}'", path.string(), key));
+    return it->second;
+  };
+  TrainCheckpoint c;
+  c.iter = get("iter").item<int64_t>();
+  c.elapsed_s = get("elapsed_s").item<double>();
+  for (const auto& name : names) {
+    c.params.push_back(get("params." + name).to(device));
+    c.theta_0.push_back(get("theta_0." + name).to(device));
+  }
+  return c;
+}
+
+/// Keeps the metrics.csv rows of iterations before `iter` (rewritten atomically, lines
+/// unchanged) and returns them parsed, for the resumed run's summary.
+std::vector<IterationRow> truncate_metrics(const fs::path& path, int64_t iter, size_t diagnostic_count) {
+  const std::string content = read_file(path);
+  const CsvTable table = parse_csv(content, path.string());
+  if (table.columns.size() != 4 + diagnostic_count)
+    throw IoError(fmt::format("{}: has {} columns, the configuration {}; cannot resume", path.string(),
+                              table.columns.size(), 4 + diagnostic_count));
+  std::vector<IterationRow> rows;
+  std::string kept = content.substr(0, content.find('\n') + 1);  // the header line
+  for (const auto& cells : table.rows) {
+    if (cells.size() != table.columns.size() || std::stoll(cells[0]) >= iter) break;  // a cut-off last line too
+    IterationRow row;
+    row.iter = std::stoll(cells[0]);
+    row.loss = std::stod(cells[1]);
+    row.grad_norm = std::stod(cells[2]);
+    row.elapsed_s = std::stod(cells[3]);
+    if (diagnostic_count > 0 && !cells[4].empty())
+      for (size_t i = 4; i < cells.size(); ++i) row.diagnostics.push_back(std::stod(cells[i]));
+    std::string line;
+    for (size_t i = 0; i < cells.size(); ++i) line += (i ? "," : "") + cells[i];
+    kept += line + "\n";
+    rows.push_back(std::move(row));
+  }
+  write_file_atomic(path, kept);
+  return rows;
+}
+
+/// A finished run's summary when resuming (status other than interrupted), else null.
+nlohmann::json finished_summary(const fs::path& dir) {
+  const fs::path path = dir / "summary.json";
+  if (!fs::exists(path)) return nullptr;
+  auto summary = nlohmann::json::parse(read_file(path), nullptr, /*allow_exceptions=*/false);
+  if (summary.is_discarded() || summary.value("status", "") == "interrupted") return nullptr;
+  return summary;
+}
+
+/// Resuming into `dir` is allowed only for the configuration that wrote it.
+void require_same_config(const fs::path& dir, const std::string& yaml) {
+  const fs::path path = dir / "config.yaml";
+  if (fs::exists(path) && read_file(path) != yaml)
+    throw IoError(fmt::format("{}: was written by a different configuration; resume with the same experiment "
+                              "and --set values, or choose another --out",
+                              path.string()));
+}
+
 }  // namespace
 
 fs::path default_output_dir(const ExperimentConfig& config) {
@@ -61,33 +135,46 @@ fs::path default_output_dir(const ExperimentConfig& config) {
   return fs::path("results") / (config.name + "-" + stamp);
 }
 
-nlohmann::json run_single(const ExperimentConfig& config, const fs::path& dir, const RunOptions& options) {
+nlohmann::json run_single(const ExperimentConfig& config, const fs::path& dir, const RunOptions& options,
+                          const SweepPoint& point) {
+  if (options.resume) {
+    if (auto done = finished_summary(dir); !done.is_null()) return done;
+    require_same_config(dir, dump_yaml(config));
+  }
   const torch::Device device = resolve_device(config);
   const torch::Dtype dtype = resolve_dtype(config.dtype);
-  fs::create_directories(dir / "tensors");
-  write_file_atomic(dir / "config.yaml", dump_yaml(config));
-
-  const Dataset data = make_dataset(config, device, dtype);
+  const Dataset data = make_dataset(config, device, dtype);  // data errors come before any file
   ResidualTransformer model(model_options(config));
   model->to(device, dtype);
+  fs::create_directories(dir / "tensors");
+  write_file_atomic(dir / "config.yaml", dump_yaml(config));
   save_tensors(dir / "tensors" / "init.pt", named_tensors(*model, data));
 
   const auto diagnostics = diagnostic_columns(config.model.layers, config.diagnostics.ntk);
+  const auto names = model->parameter_names();
+  const fs::path checkpoint_path = dir / "checkpoint.pt";
+  std::optional<TrainCheckpoint> resume;
+  if (options.resume && fs::exists(checkpoint_path) && fs::exists(dir / "metrics.csv")) {
+    resume = load_checkpoint(checkpoint_path, names, device);
+    resume->rows = truncate_metrics(dir / "metrics.csv", resume->iter, diagnostics.size());
+  }
   std::vector<std::string> columns = {"iter", "loss", "grad_norm", "elapsed_s"};
   columns.insert(columns.end(), diagnostics.begin(), diagnostics.end());
-  CsvWriter metrics(dir / "metrics.csv", columns);
-  const TrainResult result = train(
-      *model, data, config,
-      [&](const IterationRow& row) {
-        std::vector<std::optional<double>> cells = {static_cast<double>(row.iter), row.loss, row.grad_norm,
-                                                    row.elapsed_s};
-        for (size_t i = 0; i < diagnostics.size(); ++i)
-          cells.push_back(row.diagnostics.empty() ? std::nullopt : std::optional<double>(row.diagnostics[i]));
-        metrics.write_row(cells);
-      },
-      options.stop_requested);
+  CsvWriter metrics(dir / "metrics.csv", columns, /*append=*/resume.has_value());
+  TrainHooks hooks;
+  hooks.on_row = [&](const IterationRow& row) {
+    std::vector<std::optional<double>> cells = {static_cast<double>(row.iter), row.loss, row.grad_norm, row.elapsed_s};
+    for (size_t i = 0; i < diagnostics.size(); ++i)
+      cells.push_back(row.diagnostics.empty() ? std::nullopt : std::optional<double>(row.diagnostics[i]));
+    metrics.write_row(cells);
+    if (options.on_row) options.on_row(point, row);
+  };
+  hooks.on_checkpoint = [&](const TrainCheckpoint& c) { save_checkpoint(checkpoint_path, c, names); };
+  hooks.stop_requested = options.stop_requested;
+  const TrainResult result = train(*model, data, config, hooks, resume ? &*resume : nullptr);
   metrics.close();
   save_tensors(dir / "tensors" / "final.pt", named_tensors(*model, data));
+  if (result.status != "interrupted") fs::remove(checkpoint_path);  // finished: final.pt says it all
 
   nlohmann::json summary;
   summary["name"] = config.name;
@@ -121,28 +208,46 @@ nlohmann::json run_single(const ExperimentConfig& config, const fs::path& dir, c
   return summary;
 }
 
-std::vector<RunRecord> run_experiment(const ExperimentConfig& config, const RunOptions& options) {
-  prepare_output_dir(options.out, options.force);
+namespace {
+
+std::vector<RunRecord> run_all(const ExperimentConfig& config, const RunOptions& options) {
   std::vector<RunRecord> records;
   if (config.sweep.empty()) {
     RunRecord record{SweepPoint{{}, config.seed}, options.out, {}};
-    record.summary = run_single(config, options.out, options);
+    record.summary = run_single(config, options.out, options, record.point);
     if (options.log) *options.log << format_run_line(record, 1, 1) << std::endl;
     records.push_back(std::move(record));
+    write_report(options.out);  // report.md and plots/ of the run
     return records;
   }
+  if (options.resume) require_same_config(options.out, dump_yaml(config));
   write_file_atomic(options.out / "config.yaml", dump_yaml(config));
   const auto points = expand_sweep(config);
   for (size_t i = 0; i < points.size(); ++i) {
     const ExperimentConfig point_config = config_for_point(config, points[i]);
     RunRecord record{points[i], options.out / "runs" / points[i].dir_name(), {}};
-    record.summary = run_single(point_config, record.dir, options);
+    record.summary = run_single(point_config, record.dir, options, record.point);
     if (options.log) *options.log << format_run_line(record, i + 1, points.size()) << std::endl;
     records.push_back(std::move(record));
     if (options.stop_requested && options.stop_requested->load()) break;
   }
   write_sweep_csv(options.out / "sweep.csv", config, records);
+  write_report(options.out);  // report.md and plots/ of the whole sweep
   return records;
+}
+
+}  // namespace
+
+std::vector<RunRecord> run_experiment(const ExperimentConfig& config, const RunOptions& options) {
+  const bool created = !fs::exists(options.out);
+  prepare_output_dir(options.out, options.force || options.resume);
+  try {
+    return run_all(config, options);
+  } catch (...) {
+    std::error_code ec;  // a run that failed before writing anything leaves no empty directory
+    if (created && fs::is_empty(options.out, ec)) fs::remove(options.out, ec);
+    throw;
+  }
 }
 
 }  // namespace resgd

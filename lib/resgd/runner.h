@@ -6,11 +6,13 @@
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <ostream>
 #include <string>
 #include <vector>
 
 #include "resgd/config.h"
+#include "resgd/training.h"
 
 namespace resgd {
 
@@ -24,8 +26,11 @@ struct RunRecord {
 struct RunOptions {
   std::filesystem::path out;  // the run (or sweep) directory
   bool force = false;         // allow writing into an existing, non-empty directory
+  bool resume = false;        // continue interrupted runs from their checkpoints, skip finished ones
   std::ostream* log = nullptr;  // progress lines; null = quiet
   const std::atomic<bool>* stop_requested = nullptr;
+  /// Called after each metrics.csv row is written (progress display, tests).
+  std::function<void(const SweepPoint&, const IterationRow&)> on_row;
 };
 
 /// The default output directory: results/<name>-<YYYYmmdd-HHMMSS>.
@@ -33,10 +38,13 @@ std::filesystem::path default_output_dir(const ExperimentConfig& config);
 
 /// Trains one configuration (no sweep) into `dir`; returns its summary.json.
 nlohmann::json run_single(const ExperimentConfig& config, const std::filesystem::path& dir,
-                          const RunOptions& options);
+                          const RunOptions& options, const SweepPoint& point = {});
 
 /// Runs the experiment: a single run in `out`, or every sweep point under `out/runs/`
-/// plus `out/sweep.csv`. Refuses an existing non-empty `out` unless `force`.
+/// plus `out/sweep.csv`. Refuses an existing non-empty `out` unless `force` or `resume`.
+/// With `resume`, finished runs are skipped and interrupted ones continue from their
+/// checkpoint, so the result equals an uninterrupted run (bit for bit on the CPU, apart
+/// from the elapsed_s column).
 std::vector<RunRecord> run_experiment(const ExperimentConfig& config, const RunOptions& options);
 
 }  // namespace resgd

@@ -38,11 +38,35 @@ struct TrainResult {
 
 using RowCallback = std::function<void(const IterationRow&)>;
 
-/// Runs GD on `model` until a stop rule fires; calls `on_row` for every logged iteration.
-/// The loss is read from the device only on logged and diagnostic iterations, so the
-/// stop rules are checked there (every iteration with the default log_every = 1).
-/// `stop_requested`, when set, ends the run after the current iteration (interrupted).
+/// Everything GD needs to continue at iteration `iter`: no random draws happen during
+/// training, so the parameters at `iter` and the rows before it determine the rest.
+struct TrainCheckpoint {
+  int64_t iter = 0;                    // the next iteration to compute
+  std::vector<torch::Tensor> params;   // theta_iter, registration order
+  std::vector<torch::Tensor> theta_0;  // for dist_init
+  double elapsed_s = 0;                // training time before `iter`
+  std::vector<IterationRow> rows;      // the logged rows of iterations < iter (to resume)
+};
+
+struct TrainHooks {
+  RowCallback on_row;  // every logged iteration
+  /// Every train.checkpoint_every iterations, and when a stop request ends the run.
+  std::function<void(const TrainCheckpoint&)> on_checkpoint;
+  /// When set, the run ends after the current iteration with status `interrupted`.
+  const std::atomic<bool>* stop_requested = nullptr;
+};
+
+/// Runs GD on `model` until a stop rule fires, from `resume` if given (the model's
+/// parameters are then set from it). The loss is read from the device only on logged
+/// and diagnostic iterations, so the stop rules are checked there (every iteration with
+/// the default log_every = 1).
 TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const ExperimentConfig& config,
-                  const RowCallback& on_row, const std::atomic<bool>* stop_requested = nullptr);
+                  const TrainHooks& hooks, const TrainCheckpoint* resume = nullptr);
+
+/// Shorthand: rows to `on_row`, no checkpoints.
+inline TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const ExperimentConfig& config,
+                         const RowCallback& on_row, const std::atomic<bool>* stop_requested = nullptr) {
+  return train(model, data, config, TrainHooks{on_row, nullptr, stop_requested});
+}
 
 }  // namespace resgd

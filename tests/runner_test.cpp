@@ -1,0 +1,177 @@
+// Runs that survive interruption: checkpoints, resume, signals (bitwise on the CPU).
+#include "resgd/runner.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "resgd/io.h"
+#include "test_util.h"
+
+namespace resgd {
+namespace {
+
+using testing::TempDir;
+namespace fs = std::filesystem;
+
+ExperimentConfig resumable_experiment() {
+  ExperimentConfig c = load_config_text(
+      "data: {num_samples: 3, seq_len: 4, dim: 5, target_dim: 2}\n"
+      "model: {ffn_width: 8}\n"
+      "train: {lr: 0.05, max_iters: 40, checkpoint_every: 7}\n"
+      "diagnostics: {every: 5}\n",
+      "resumable.yaml");
+  return c;
+}
+
+/// metrics.csv without its elapsed_s column: the part a resumed run must reproduce exactly.
+std::vector<std::vector<std::string>> metrics_without_time(const fs::path& run) {
+  CsvTable table = read_csv(run / "metrics.csv");
+  const size_t elapsed = table.column("elapsed_s");
+  for (auto& row : table.rows) row.erase(row.begin() + static_cast<long>(elapsed));
+  return table.rows;
+}
+
+void expect_same_run(const fs::path& expected, const fs::path& actual) {
+  SCOPED_TRACE(actual.string());
+  EXPECT_EQ(metrics_without_time(actual), metrics_without_time(expected));
+  const auto a = load_tensors(expected / "tensors" / "final.pt"), b = load_tensors(actual / "tensors" / "final.pt");
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [name, tensor] : a) EXPECT_TRUE(torch::equal(tensor, b.at(name))) << name;
+  auto sa = nlohmann::json::parse(read_file(expected / "summary.json"));
+  auto sb = nlohmann::json::parse(read_file(actual / "summary.json"));
+  for (const char* timing : {"wall_time_s", "steps_per_s"}) sa.erase(timing), sb.erase(timing);
+  EXPECT_EQ(sa, sb);
+  EXPECT_FALSE(fs::exists(actual / "checkpoint.pt")) << "a finished run keeps no checkpoint";
+}
+
+TEST(Runner, InterruptedAndResumedRunEqualsUninterruptedBitwise) {
+  TempDir dir;
+  const ExperimentConfig config = resumable_experiment();
+  RunOptions straight;
+  straight.out = dir / "straight";
+  run_experiment(config, straight);
+
+  for (int64_t stop_at : {3, 14, 23}) {  // before, at and between checkpoints
+    SCOPED_TRACE(stop_at);
+    std::atomic<bool> stop{false};
+    RunOptions first;
+    first.out = dir / ("resumed" + std::to_string(stop_at));
+    first.stop_requested = &stop;
+    first.on_row = [&](const SweepPoint&, const IterationRow& row) { stop = stop || row.iter == stop_at; };
+    run_experiment(config, first);
+    const auto interrupted = nlohmann::json::parse(read_file(first.out / "summary.json"));
+    EXPECT_EQ(interrupted["status"], "interrupted");
+    EXPECT_EQ(interrupted["iters"], stop_at + 1);
+    EXPECT_TRUE(fs::exists(first.out / "checkpoint.pt"));
+
+    RunOptions second;
+    second.out = first.out;
+    second.resume = true;
+    run_experiment(config, second);
+    expect_same_run(straight.out, first.out);
+  }
+}
+
+TEST(Runner, ResumedSweepSkipsFinishedRunsAndEqualsUninterrupted) {
+  TempDir dir;
+  ExperimentConfig config = resumable_experiment();
+  apply_override(config, "sweep.model.residual.attention=[true,false]");
+  apply_override(config, "sweep.seeds=[0,1]");
+  RunOptions straight;
+  straight.out = dir / "straight";
+  run_experiment(config, straight);
+
+  std::atomic<bool> stop{false};
+  RunOptions first;
+  first.out = dir / "resumed";
+  first.stop_requested = &stop;
+  first.on_row = [&](const SweepPoint& point, const IterationRow& row) {
+    stop = stop || (point.seed == 1 && point.values[0].second == "true" && row.iter == 17);
+  };
+  EXPECT_EQ(run_experiment(config, first).size(), 2u);  // the second run was interrupted
+  const fs::path finished = first.out / "runs" / "model.residual.attention=true" / "seed=0" / "summary.json";
+  const auto finished_time = fs::last_write_time(finished);
+
+  RunOptions second;
+  second.out = first.out;
+  second.resume = true;
+  EXPECT_EQ(run_experiment(config, second).size(), 4u);
+  EXPECT_EQ(fs::last_write_time(finished), finished_time) << "a finished run is not redone";
+  for (const auto& point : expand_sweep(config))
+    expect_same_run(straight.out / "runs" / point.dir_name(), first.out / "runs" / point.dir_name());
+  EXPECT_EQ(read_csv(first.out / "sweep.csv").rows.size(), 4u);
+}
+
+TEST(Runner, ResumeRefusesADifferentConfiguration) {
+  TempDir dir;
+  ExperimentConfig config = resumable_experiment();
+  RunOptions options;
+  options.out = dir / "run";
+  run_experiment(config, options);
+  apply_override(config, "train.lr=0.01");
+  options.resume = true;
+  fs::remove(options.out / "summary.json");  // as if it had been killed
+  try {
+    run_experiment(config, options);
+    FAIL() << "expected an IoError";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("different configuration"), std::string::npos) << e.what();
+  }
+}
+
+/// Starts `resgd args...` in `dir` as a child process; returns its pid.
+pid_t spawn_resgd(const TempDir& dir, std::vector<std::string> args) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (chdir(dir.path().c_str()) != 0) _exit(126);
+    std::vector<char*> argv = {const_cast<char*>(RESGD_BINARY)};
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) _exit(126);
+    execv(RESGD_BINARY, argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+size_t line_count(const fs::path& path) {
+  const std::string text = testing::slurp(path);
+  return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+TEST(Runner, SigtermMidRunLeavesAConsistentResumableDirectory) {
+  TempDir dir;
+  testing::write_text(dir / "exp.yaml",
+                      "data: {num_samples: 4, seq_len: 4, dim: 8, target_dim: 2}\nmodel: {ffn_width: 16}\n"
+                      "train: {lr: 0.02, max_iters: 3000, checkpoint_every: 100}\ndiagnostics: {every: 50}\n");
+  const pid_t pid = spawn_resgd(dir, {"run", "exp.yaml", "--out", "out"});
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (line_count(dir / "out" / "metrics.csv") < 150 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 143);
+  const auto summary = nlohmann::json::parse(read_file(dir / "out" / "summary.json"));
+  EXPECT_EQ(summary["status"], "interrupted");
+  EXPECT_TRUE(fs::exists(dir / "out" / "checkpoint.pt"));
+  const std::string metrics = testing::slurp(dir / "out" / "metrics.csv");
+  EXPECT_EQ(metrics.back(), '\n') << "the last row is complete";
+  for (const auto& entry : fs::recursive_directory_iterator(dir / "out"))
+    EXPECT_NE(entry.path().extension(), ".tmp") << "no half-written file: " << entry.path();
+
+  const auto resumed = testing::run_resgd(dir, "run exp.yaml --out out --resume");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  const auto straight = testing::run_resgd(dir, "run exp.yaml --out straight");
+  ASSERT_EQ(straight.exit_code, 0) << straight.err;
+  expect_same_run(dir / "straight", dir / "out");
+}
+
+}  // namespace
+}  // namespace resgd
