@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 packages=(
   build-essential cmake ninja-build
   libtorch-dev libfmt-dev libyaml-cpp-dev libgtest-dev libcli11-dev nlohmann-json3-dev
+  zlib1g-dev            # reads the gzip-compressed digits data
   libopenblas0-pthread  # without it Debian's LibTorch multiplies with the slow reference BLAS
   gnuplot-nox           # plots
 )

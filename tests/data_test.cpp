@@ -1,9 +1,13 @@
-// Data sets: shapes, scales, target kinds, and independence from the student.
+// Data sets: shapes, scales, target kinds, independence from the student, the digits and
+// .pt files, and clear errors for missing or malformed files.
 #include "resgd/data.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
+
+#include "resgd/io.h"
+#include "test_util.h"
 
 namespace resgd {
 namespace {
@@ -50,6 +54,100 @@ TEST(Data, ShapesScalesAndTargetKindsFollowTheConfig) {
   EXPECT_EQ(d.X.scalar_type(), torch::kFloat32);
   EXPECT_EQ(d.Y.sizes(), torch::IntArrayRef({400, 3}));
   EXPECT_TRUE(torch::allclose(d.X.norm(2, {-1}), torch::ones({400, 5}), 1e-5, 1e-5));
+}
+
+/// Expects `body` to throw E with `needle` in its message.
+template <typename E, typename F>
+void expect_error(F body, const std::string& needle) {
+  try {
+    body();
+    ADD_FAILURE() << "no exception; expected one containing: " << needle;
+  } catch (const E& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+ExperimentConfig digits_config(int64_t target_dim, const std::string& readout) {
+  ExperimentConfig c = load_config_text(
+      "data: {kind: digits, num_samples: 50, seq_len: 8, dim: 8, target_dim: " + std::to_string(target_dim) +
+          "}\nmodel: {readout: " + readout + "}\n",
+      "digits.yaml");
+  return c;
+}
+
+TEST(Data, DigitsAreEightRowsOfEightPixelsInTheUnitIntervalWithOneHotOrNumericLabels) {
+  Dataset d = make_dataset(digits_config(10, "mean"), torch::kCPU, torch::kFloat64);
+  EXPECT_EQ(d.X.sizes(), torch::IntArrayRef({50, 8, 8}));
+  EXPECT_EQ(d.Y.sizes(), torch::IntArrayRef({50, 10}));
+  EXPECT_EQ(d.X.min().item<double>(), 0.0);
+  EXPECT_EQ(d.X.max().item<double>(), 1.0);  // pixel 16 / 16
+  EXPECT_TRUE(torch::equal(d.X * 16, (d.X * 16).round()));  // integer pixels / 16
+  EXPECT_TRUE(torch::equal(d.Y.sum(1), torch::ones({50}, torch::kFloat64)));
+  const auto labels = d.Y.argmax(1);
+  EXPECT_EQ(labels[0].item<int64_t>(), 0);  // the file opens 0, 1, 2, ...
+  EXPECT_EQ(labels[1].item<int64_t>(), 1);
+
+  d = make_dataset(digits_config(1, "tokens"), torch::kCPU, torch::kFloat32);
+  EXPECT_EQ(d.Y.sizes(), torch::IntArrayRef({50, 8, 1}));  // the label copied to every token
+  EXPECT_EQ(d.X.scalar_type(), torch::kFloat32);
+  EXPECT_TRUE(torch::equal(d.Y.select(1, 0).squeeze(1).to(torch::kLong), labels));
+  EXPECT_TRUE(torch::equal(d.Y, d.Y.select(1, 3).unsqueeze(1).expand_as(d.Y)));
+}
+
+TEST(Data, DigitsShapeMistakesNameTheKeyAndItsPosition) {
+  expect_error<ConfigError>([] { load_config_text("data:\n  kind: digits\n  dim: 16\n  target_dim: 10\n", "d.yaml"); },
+                            "d.yaml:3:8: data.dim: must be 8 for digits");
+  expect_error<ConfigError>([] { load_config_text("data: {kind: digits, dim: 8, target_dim: 3}\n", "d.yaml"); },
+                            "data.target_dim: must be 10 (one-hot label) or 1");
+  expect_error<ConfigError>([] { load_config_text("data: {kind: digits, dim: 8, target_dim: 1, target: teacher}\n", "d.yaml"); },
+                            "data.target: applies to gaussian data only");
+  expect_error<ConfigError>([] { load_config_text("data: {kind: tensors}\n", "t.yaml"); }, "data.path");
+  ExperimentConfig c = digits_config(10, "mean");
+  apply_override(c, "data.num_samples=5000");
+  expect_error<ConfigError>([&] { make_dataset(c, torch::kCPU, torch::kFloat64); }, "holds only 1797");
+}
+
+TEST(Data, AMissingOrMalformedDigitsFileNamesThePath) {
+  testing::TempDir dir;
+  ExperimentConfig c = digits_config(10, "mean");
+  c.data.path = (dir / "nowhere.csv.gz").string();
+  expect_error<IoError>([&] { make_dataset(c, torch::kCPU, torch::kFloat64); },
+                        (dir / "nowhere.csv.gz").string() + ": cannot open the digits file");
+  testing::write_text(dir / "bad.csv", "0,0,3\n");  // too few values
+  expect_error<IoError>([&] { load_digits(dir / "bad.csv"); }, (dir / "bad.csv").string() + ":1: expected 65 integers");
+}
+
+TEST(Data, TensorsComeFromAPtFileCheckedAgainstTheConfig) {
+  testing::TempDir dir;
+  const auto X = torch::randn({6, 3, 5}, torch::kFloat32), Y = torch::randn({6, 3, 2}, torch::kFloat32);
+  save_tensors(dir / "data.pt", {{"X", X}, {"Y", Y}});
+  ExperimentConfig c = load_config_text("data: {kind: tensors, path: " + (dir / "data.pt").string() +
+                                            ", num_samples: 4, seq_len: 3, dim: 5, target_dim: 2}\n",
+                                        "t.yaml");
+  const Dataset d = make_dataset(c, torch::kCPU, torch::kFloat64);
+  EXPECT_TRUE(torch::equal(d.X, X.slice(0, 0, 4).to(torch::kFloat64)));  // the first num_samples
+  EXPECT_TRUE(torch::equal(d.Y, Y.slice(0, 0, 4).to(torch::kFloat64)));
+
+  apply_override(c, "data.dim=7");
+  expect_error<ConfigError>([&] { make_dataset(c, torch::kCPU, torch::kFloat64); },
+                            "--set data.dim=7: data.dim: is 7, but " + (dir / "data.pt").string() + " has d = 5");
+  apply_override(c, "data.dim=5");
+  apply_override(c, "model.readout=mean");  // needs Y of shape (N, d_y)
+  expect_error<IoError>([&] { make_dataset(c, torch::kCPU, torch::kFloat64); }, "Y has shape [6, 3, 2]");
+  apply_override(c, "model.readout=tokens");
+
+  const std::pair<std::string, std::vector<std::pair<std::string, torch::Tensor>>> broken[] = {
+      {"no tensor 'Y'", {{"X", X}}},
+      {"X has dtype Long", {{"X", X.to(torch::kLong)}, {"Y", Y}}},
+      {"X has shape [6, 15]", {{"X", X.reshape({6, 15})}, {"Y", Y}}},
+      {"Y contains NaN or inf", {{"X", X}, {"Y", Y.clone().fill_(NAN)}}}};
+  for (const auto& [needle, tensors] : broken) {
+    save_tensors(dir / "data.pt", tensors);
+    expect_error<IoError>([&] { make_dataset(c, torch::kCPU, torch::kFloat64); }, needle);
+  }
+  testing::write_text(dir / "data.pt", "not a tensor file");
+  expect_error<IoError>([&] { make_dataset(c, torch::kCPU, torch::kFloat64); },
+                        (dir / "data.pt").string() + ": not a readable tensor file");
 }
 
 }  // namespace

@@ -425,8 +425,21 @@ void validate(const ExperimentConfig& c) {
 
   const DataConfig& d = c.data;
   require_choice(d.kind, {"gaussian", "digits", "tensors"}, c, "data.kind");
-  require(d.kind == "gaussian", c, "data.kind",
-          fmt::format("'{}' data is not available in this build yet; use gaussian", d.kind));
+  if (d.kind != "gaussian") {  // the target generators and token scaling are for gaussian tokens only
+    const std::string only = fmt::format("applies to gaussian data only, not to {}", d.kind);
+    require(d.target == "random", c, "data.target", only);
+    require(!d.target_std, c, "data.target_std", only);
+    require(d.noise == 0, c, "data.noise", only);
+    require(!d.normalize_tokens, c, "data.normalize_tokens", only);
+  }
+  if (d.kind == "digits") {  // data.h: 8 image rows as 8 tokens; one-hot or numeric label
+    require(d.seq_len == 8, c, "data.seq_len", fmt::format("must be 8 for digits (8 image rows), got {}", d.seq_len));
+    require(d.dim == 8, c, "data.dim", fmt::format("must be 8 for digits (8 pixels a row), got {}", d.dim));
+    require(d.target_dim == 10 || d.target_dim == 1, c, "data.target_dim",
+            fmt::format("must be 10 (one-hot label) or 1 (the label as a number) for digits, got {}", d.target_dim));
+  }
+  require(d.kind != "tensors" || (d.path && !d.path->empty()), c, "data.path",
+          "tensors data needs the .pt file: set data.path");
   require(d.num_samples > 0, c, "data.num_samples", fmt::format("must be a positive integer, got {}", d.num_samples));
   require(d.seq_len > 0, c, "data.seq_len", fmt::format("must be a positive integer, got {}", d.seq_len));
   require(d.dim > 0, c, "data.dim", fmt::format("must be a positive integer, got {}", d.dim));

@@ -1,14 +1,31 @@
-// Data sets: gaussian tokens with random, teacher or linear targets.
+// Data sets (DESIGN.md, "Experiment files"): gaussian tokens with random, teacher or linear
+// targets; the UCI digits; X and Y from a .pt file.
 #include "resgd/data.h"
 
-#include <cmath>
+#include <fmt/format.h>
+#include <zlib.h>
 
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <sstream>
+
+#include "resgd/io.h"
 #include "resgd/model.h"
 
+// Where the project's data/ folder was at build time (lib/CMakeLists.txt sets it).
+#ifndef RESGD_DATA_DIR
+#define RESGD_DATA_DIR "data"
+#endif
+
 namespace resgd {
+namespace fs = std::filesystem;
 namespace {
 
 const auto kFloat64 = torch::TensorOptions().dtype(torch::kFloat64);
+constexpr int64_t kDigitsSide = 8;     // 8 rows (tokens) of 8 pixels (features)
+constexpr int64_t kDigitsMaxPixel = 16;
+constexpr int64_t kDigitsClasses = 10;
 
 /// Tokens i.i.d. N(0, 1/d), optionally scaled to unit norm. (N, n, d)
 torch::Tensor gaussian_tokens(const DataConfig& data, int64_t seed) {
@@ -33,13 +50,10 @@ torch::Tensor teacher_targets(const ExperimentConfig& config, const torch::Tenso
   return teacher->forward(X);
 }
 
-}  // namespace
-
-Dataset make_dataset(const ExperimentConfig& config, torch::Device device, torch::Dtype dtype) {
+/// Gaussian tokens with random, teacher or linear targets, on the CPU in float64.
+Dataset gaussian_dataset(const ExperimentConfig& config) {
   const DataConfig& data = config.data;
-  TORCH_CHECK(data.kind == "gaussian", "data kind '", data.kind, "' is not available");
   const bool pooled = config.model.readout == "mean";
-  Dataset out;
   torch::Tensor X = gaussian_tokens(data, config.seed);
   torch::Tensor Y;
   auto noise = make_generator(config.seed, "data.Y");
@@ -59,8 +73,134 @@ Dataset make_dataset(const ExperimentConfig& config, torch::Device device, torch
     }
     if (data.noise > 0) Y = Y + torch::randn(Y.sizes(), noise, kFloat64).mul_(data.noise);
   }
-  out.X = X.to(device, dtype);
-  out.Y = Y.to(device, dtype);
+  return {X, Y};
+}
+
+/// The config disagrees with a data file: a ConfigError at the place the key was set.
+[[noreturn]] void config_mismatch(const ExperimentConfig& config, const std::string& key, const std::string& what) {
+  const auto it = config.origins.find(key);
+  throw ConfigError(fmt::format("{}: {}: {}", it == config.origins.end() ? "default" : it->second.str(), key, what));
+}
+
+void check_num_samples(const ExperimentConfig& config, int64_t available, const fs::path& path) {
+  if (config.data.num_samples > available)
+    config_mismatch(config, "data.num_samples",
+                    fmt::format("{} requested, but {} holds only {}", config.data.num_samples, path.string(), available));
+}
+
+/// The first num_samples digits; targets one-hot (d_y 10) or the label (d_y 1), per token
+/// for the tokens readout.
+Dataset digits_dataset(const ExperimentConfig& config) {
+  const DataConfig& data = config.data;
+  const fs::path path = digits_path(data);
+  const Digits digits = load_digits(path);
+  check_num_samples(config, digits.labels.size(0), path);
+  const int64_t N = data.num_samples;
+  const torch::Tensor labels = digits.labels.slice(0, 0, N);
+  // validate() admits only these two target widths for digits.
+  torch::Tensor Y = data.target_dim == kDigitsClasses
+                        ? torch::one_hot(labels, kDigitsClasses).to(torch::kFloat64)  // (N, 10)
+                        : labels.to(torch::kFloat64).unsqueeze(1);                   // (N, 1)
+  if (config.model.readout == "tokens") Y = Y.unsqueeze(1).expand({N, kDigitsSide, data.target_dim}).contiguous();
+  return {digits.images.slice(0, 0, N), Y};
+}
+
+/// X and Y of a torch.save file, checked against each other and against the config.
+Dataset tensors_dataset(const ExperimentConfig& config) {
+  const DataConfig& data = config.data;
+  const fs::path path = data.path.value_or("");  // validate() requires data.path for tensors
+  const auto tensors = load_tensors(path);
+  auto fail = [&](const std::string& what) {
+    throw IoError(fmt::format("{}: {}; expected a file written by torch.save({{'X': X, 'Y': Y}}) with X of shape "
+                              "(N, n, d) and Y of shape (N, n, d_y) for the tokens readout or (N, d_y) for mean",
+                              path.string(), what));
+  };
+  auto get = [&](const char* name) {
+    const auto it = tensors.find(name);
+    if (it == tensors.end()) fail(fmt::format("no tensor '{}'", name));
+    const torch::Tensor& t = it->second;
+    if (!t.is_floating_point()) fail(fmt::format("{} has dtype {}, not a floating-point type", name, c10::toString(t.scalar_type())));
+    if (!torch::isfinite(t).all().item<bool>()) fail(fmt::format("{} contains NaN or inf", name));
+    return t.to(torch::kFloat64);
+  };
+  const torch::Tensor X = get("X"), Y = get("Y");
+  const bool pooled = config.model.readout == "mean";
+  if (X.dim() != 3) fail(fmt::format("X has shape {}", c10::str(X.sizes())));
+  if (Y.dim() != (pooled ? 2 : 3) || Y.size(0) != X.size(0) || (!pooled && Y.size(1) != X.size(1)))
+    fail(fmt::format("Y has shape {} with X of shape {} and model.readout {}", c10::str(Y.sizes()),
+                     c10::str(X.sizes()), config.model.readout));
+  const std::tuple<const char*, int64_t, int64_t, const char*> sizes[] = {
+      {"data.seq_len", data.seq_len, X.size(1), "n"}, {"data.dim", data.dim, X.size(2), "d"},
+      {"data.target_dim", data.target_dim, Y.size(-1), "d_y"}};
+  for (const auto& [key, configured, found, symbol] : sizes)
+    if (configured != found)
+      config_mismatch(config, key, fmt::format("is {}, but {} has {} = {} (X {}, Y {}); set {}: {}", configured,
+                                               path.string(), symbol, found, c10::str(X.sizes()),
+                                               c10::str(Y.sizes()), key, found));
+  check_num_samples(config, X.size(0), path);
+  return {X.slice(0, 0, data.num_samples), Y.slice(0, 0, data.num_samples)};
+}
+
+}  // namespace
+
+fs::path digits_path(const DataConfig& data) {
+  if (data.path) return *data.path;
+  const fs::path candidates[] = {fs::path(RESGD_DATA_DIR) / "digits.csv.gz", fs::path("data") / "digits.csv.gz"};
+  for (const auto& candidate : candidates)
+    if (fs::exists(candidate)) return candidate;
+  throw IoError(fmt::format("{}: digits file not found (data.path is null; also looked for {}); set data.path "
+                            "to a copy of digits.csv.gz", candidates[0].string(), candidates[1].string()));
+}
+
+Digits load_digits(const fs::path& path) {
+  // gzread also reads an uncompressed file as it is.
+  gzFile file = gzopen(path.c_str(), "rb");
+  if (!file) throw IoError(fmt::format("{}: cannot open the digits file: {}", path.string(), std::strerror(errno)));
+  std::string text;
+  char buffer[1 << 16];
+  int got = 0;
+  while ((got = gzread(file, buffer, sizeof buffer)) > 0) text.append(buffer, static_cast<size_t>(got));
+  int code = Z_OK;
+  const std::string zlib_message = got < 0 ? gzerror(file, &code) : "";
+  gzclose(file);
+  if (got < 0) throw IoError(fmt::format("{}: cannot decompress: {}", path.string(), zlib_message));
+
+  constexpr int64_t kPixels = kDigitsSide * kDigitsSide;
+  std::vector<double> pixels;
+  std::vector<int64_t> labels;
+  std::istringstream lines(text);
+  std::string line;
+  for (int64_t line_no = 1; std::getline(lines, line); ++line_no) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    std::vector<int64_t> values;
+    std::istringstream cells(line);
+    bool ok = true;
+    for (std::string cell; ok && std::getline(cells, cell, ',');) {
+      char* end = nullptr;
+      values.push_back(std::strtoll(cell.c_str(), &end, 10));
+      ok = !cell.empty() && *end == '\0';
+    }
+    for (int64_t i = 0; ok && i < static_cast<int64_t>(values.size()); ++i)
+      ok = values[static_cast<size_t>(i)] >= 0 &&
+           values[static_cast<size_t>(i)] <= (i < kPixels ? kDigitsMaxPixel : kDigitsClasses - 1);
+    if (!ok || static_cast<int64_t>(values.size()) != kPixels + 1)
+      throw IoError(fmt::format("{}:{}: expected {} integers (64 pixels 0..16, then the label 0..9), got '{}'",
+                                path.string(), line_no, kPixels + 1, line.substr(0, 80)));
+    pixels.insert(pixels.end(), values.begin(), values.end() - 1);
+    labels.push_back(values.back());
+  }
+  if (labels.empty()) throw IoError(fmt::format("{}: no images in the digits file", path.string()));
+  const auto N = static_cast<int64_t>(labels.size());
+  return {torch::tensor(pixels, kFloat64).view({N, kDigitsSide, kDigitsSide}).div_(double(kDigitsMaxPixel)),
+          torch::tensor(labels, torch::kInt64)};
+}
+
+Dataset make_dataset(const ExperimentConfig& config, torch::Device device, torch::Dtype dtype) {
+  const std::string& kind = config.data.kind;
+  Dataset out = kind == "digits" ? digits_dataset(config) : kind == "tensors" ? tensors_dataset(config) : gaussian_dataset(config);
+  out.X = out.X.to(device, dtype);
+  out.Y = out.Y.to(device, dtype);
   return out;
 }
 

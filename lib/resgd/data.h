@@ -1,10 +1,25 @@
 // Data sets: DESIGN.md, "Experiment files" (data section).
-// Tokens are drawn on the CPU in float64 from streams of the run's seed, then cast and
-// moved, so the data never depend on the device, the dtype, or the student's residuals,
+// Gaussian tokens are drawn on the CPU in float64 from streams of the run's seed, then cast
+// and moved, so the data never depend on the device, the dtype, or the student's residuals,
 // initialization or step size.
+//
+// `digits`: the UCI handwritten digits (data/digits.csv.gz, 1,797 images). Each 8x8 image
+// is 8 tokens (its rows) of 8 features, pixels / 16 in [0, 1]; the first num_samples images
+// are used (the file cycles through the classes, so any prefix is nearly balanced). The
+// target is decided by target_dim: 10 = one-hot label, 1 = the label 0..9 as a number. With
+// the mean readout Y is (N, d_y); with the tokens readout every token gets a copy, (N, 8, d_y).
+// data.path null means <source dir>/data/digits.csv.gz (baked in at build time), else
+// ./data/digits.csv.gz; a relative data.path is relative to the working directory.
+//
+// `tensors`: X (N_file, n, d) and Y ((N_file, n, d_y) for tokens, (N_file, d_y) for mean)
+// from a torch.save({'X': X, 'Y': Y}) file. The config must state the file's n, d and d_y
+// (a mismatch is a ConfigError naming the key), so config.yaml always records the real
+// shapes; num_samples <= N_file takes the first num_samples sequences.
 #pragma once
 
 #include <torch/torch.h>
+
+#include <filesystem>
 
 #include "resgd/config.h"
 
@@ -15,7 +30,19 @@ struct Dataset {
   torch::Tensor Y;  // (N, n, d_y) for the tokens readout, (N, d_y) for mean
 };
 
-/// Builds the experiment's data set on `device` in `dtype`.
+/// Builds the experiment's data set on `device` in `dtype`. Throws IoError for a missing or
+/// malformed file, ConfigError when the file disagrees with the config.
 Dataset make_dataset(const ExperimentConfig& config, torch::Device device, torch::Dtype dtype);
+
+/// The UCI digits: images (N, 8, 8) float64 in [0, 1] and labels (N) int64 in 0..9.
+struct Digits {
+  torch::Tensor images;
+  torch::Tensor labels;
+};
+/// Reads a digits CSV, gzip-compressed or plain (65 integers a row: 64 pixels, the label).
+Digits load_digits(const std::filesystem::path& path);
+/// The digits file of a config: data.path, or the first default location that exists
+/// (IoError naming every place tried when none does).
+std::filesystem::path digits_path(const DataConfig& data);
 
 }  // namespace resgd

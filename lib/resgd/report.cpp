@@ -1,11 +1,16 @@
-// Sweep tables: sweep.csv and the printed summary.
+// Sweep tables: sweep.csv, the printed summary, and report.md (plots are drawn by plots.cpp).
 #include "resgd/report.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
+#include <functional>
+#include <optional>
+#include <tuple>
 
 #include "resgd/io.h"
+#include "resgd/plots.h"
 
 namespace resgd {
 namespace {
@@ -76,16 +81,27 @@ void write_sweep_csv(const std::filesystem::path& path, const ExperimentConfig& 
   header.emplace_back("seed");
   const auto columns = summary_columns(config.model.layers);
   header.insert(header.end(), columns.begin(), columns.end());
-  std::string text;
-  for (size_t i = 0; i < header.size(); ++i) text += (i ? "," : "") + header[i];
-  text += "\n";
+  // RFC 4180: a cell with a comma or quote is quoted (a run of a two-key sweep is named
+  // "a=1,b=2/seed=0"), so pandas and Python's csv read the file as written.
+  auto line = [](const std::vector<std::string>& cells) {
+    std::string out;
+    for (size_t i = 0; i < cells.size(); ++i) {
+      std::string cell = cells[i];
+      if (cell.find_first_of(",\"\n") != std::string::npos) {
+        for (size_t at = 0; (at = cell.find('"', at)) != std::string::npos; at += 2) cell.insert(at, "\"");
+        cell = "\"" + cell + "\"";
+      }
+      out += (i ? "," : "") + cell;
+    }
+    return out + "\n";
+  };
+  std::string text = line(header);
   for (const auto& record : records) {
     std::vector<std::string> row = {record.point.dir_name()};
     for (const auto& [key, value] : record.point.values) row.push_back(value);
     row.push_back(std::to_string(record.point.seed));
     for (const auto& column : columns) row.push_back(summary_cell(record.summary, column));
-    for (size_t i = 0; i < row.size(); ++i) text += (i ? "," : "") + row[i];
-    text += "\n";
+    text += line(row);
   }
   write_file_atomic(path, text);
 }
@@ -127,6 +143,290 @@ std::string format_summary_table(const ExperimentConfig& config, const std::vect
   out += line(rule);
   for (const auto& row : rows) out += line(row);
   return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// report.md
+namespace {
+namespace fs = std::filesystem;
+
+/// One run of a report, read back from its files.
+struct ReportRun {
+  fs::path dir;                     // relative to the report directory
+  std::vector<std::string> values;  // the swept values, in axis order
+  std::string seed;
+  nlohmann::json summary;
+};
+
+/// The runs of a report and the swept keys they differ in.
+struct ReportInput {
+  std::vector<std::string> axes;
+  std::vector<ReportRun> runs;
+};
+
+nlohmann::json read_json(const fs::path& path) {
+  try {
+    return nlohmann::json::parse(read_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    throw IoError(fmt::format("{}: not valid JSON: {}", path.string(), e.what()));
+  }
+}
+
+/// The runs of a sweep directory, found from its config.yaml (every point of the sweep that
+/// has finished, in sweep order), or the one run of a run directory.
+ReportInput read_runs(const fs::path& dir) {
+  if (!fs::exists(dir / "config.yaml") || !(fs::exists(dir / "runs") || fs::exists(dir / "summary.json")))
+    throw IoError(fmt::format("{}: neither a sweep directory (config.yaml, runs/) nor a run directory "
+                              "(config.yaml, summary.json) of `resgd run`", dir.string()));
+  const ExperimentConfig config = load_config_file((dir / "config.yaml").string());
+  ReportInput input;
+  if (config.sweep.empty()) {
+    input.runs.push_back({".", {}, std::to_string(config.seed), read_json(dir / "summary.json")});
+    return input;
+  }
+  for (const auto& axis : config.sweep.axes) input.axes.push_back(axis.key);
+  for (const auto& point : expand_sweep(config)) {
+    const fs::path run_dir = fs::path("runs") / point.dir_name();
+    if (!fs::exists(dir / run_dir / "summary.json")) continue;  // not run yet (interrupted sweep)
+    std::vector<std::string> values;
+    for (const auto& [key, value] : point.values) values.push_back(value);
+    input.runs.push_back({run_dir, values, std::to_string(point.seed), read_json(dir / run_dir / "summary.json")});
+  }
+  if (input.runs.empty()) throw IoError(fmt::format("{}: no finished run under runs/", dir.string()));
+  return input;
+}
+
+/// A summary.json number, nullopt when absent; for a per-block list, block `block` (from 0).
+/// JSON has no inf or NaN, so the run wrote null for both: `null_is_inf` reads it as inf
+/// (condition numbers: a rank-deficient G), otherwise null is "no value" (a rate that could
+/// not be fitted, a tolerance never reached).
+std::optional<double> summary_number(const nlohmann::json& summary, const std::string& key,
+                                     std::optional<size_t> block = std::nullopt, bool null_is_inf = false) {
+  if (!summary.contains(key)) return std::nullopt;
+  const nlohmann::json* value = &summary.at(key);
+  if (block) {
+    if (!value->is_array() || *block >= value->size()) return std::nullopt;
+    value = &value->at(*block);
+  }
+  if (value->is_null()) return null_is_inf ? std::optional<double>(INFINITY) : std::nullopt;
+  return value->is_number() ? std::optional<double>(value->get<double>()) : std::nullopt;
+}
+
+/// A reported quantity: its column title and how to read it from a summary.
+struct Metric {
+  std::string title;
+  std::function<std::optional<double>(const nlohmann::json&)> read;
+};
+
+std::vector<Metric> report_metrics(size_t blocks) {
+  std::vector<Metric> metrics = {
+      {"iters to tol", [](const nlohmann::json& s) { return summary_number(s, "iters_to_tol"); }},
+      {"final loss", [](const nlohmann::json& s) { return summary_number(s, "final_loss"); }},
+      {"linear rate", [](const nlohmann::json& s) { return summary_number(s, "linear_rate"); }}};
+  for (size_t l = 0; l < blocks; ++l)
+    for (const char* key : {"cond_g", "cond_g_final"})
+      metrics.push_back({fmt::format("cond_g{} {}", l + 1, key == std::string("cond_g") ? "init" : "end"),
+                         [key = std::string(key), l](const nlohmann::json& s) { return summary_number(s, key, l, true); }});
+  return metrics;
+}
+
+/// Mean and range over the runs of a setting; `count` of `total` runs had a value.
+struct Spread {
+  double mean = NAN, min = NAN, max = NAN;
+  size_t count = 0, total = 0;
+};
+
+Spread spread_of(const std::vector<std::optional<double>>& values) {
+  Spread s;
+  s.total = values.size();
+  double sum = 0;
+  for (const auto& v : values) {
+    if (!v) continue;
+    sum += *v;
+    s.min = s.count ? std::min(s.min, *v) : *v;
+    s.max = s.count ? std::max(s.max, *v) : *v;
+    ++s.count;
+  }
+  if (s.count) s.mean = sum / static_cast<double>(s.count);
+  return s;
+}
+
+std::string g4(double value) { return fmt::format("{:.4g}", value); }
+
+/// "mean [min, max]", a lone value as itself, " (k/n)" when only k of n runs had one.
+std::string format_spread(const Spread& s) {
+  if (s.count == 0) return "-";
+  std::string out = s.count == 1 ? g4(s.mean) : fmt::format("{} [{}, {}]", g4(s.mean), g4(s.min), g4(s.max));
+  if (s.count < s.total) out += fmt::format(" ({}/{})", s.count, s.total);
+  return out;
+}
+
+std::string markdown_row(const std::vector<std::string>& cells) {
+  std::string out = "|";
+  for (const auto& cell : cells) out += " " + cell + " |";
+  return out + "\n";
+}
+
+std::string markdown_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
+  std::string out = markdown_row(header);
+  out += markdown_row(std::vector<std::string>(header.size(), "---"));
+  for (const auto& row : rows) out += markdown_row(row);
+  return out;
+}
+
+/// The last part of each dotted key, unless two axes share it.
+std::vector<std::string> short_names(const std::vector<std::string>& axes) {
+  std::vector<std::string> out;
+  for (const auto& key : axes) out.push_back(key.substr(key.rfind('.') + 1));
+  for (size_t i = 0; i < out.size(); ++i)
+    if (std::count(out.begin(), out.end(), out[i]) > 1) return axes;
+  return out;
+}
+
+/// "name=value, name=value" over the axes, leaving out axis `skip`.
+std::string setting_label(const std::vector<std::string>& names, const std::vector<std::string>& values,
+                          std::optional<size_t> skip = std::nullopt) {
+  std::string out;
+  for (size_t a = 0; a < names.size(); ++a)
+    if (a != skip) out += (out.empty() ? "" : ", ") + names[a] + "=" + values[a];
+  return out;
+}
+
+std::optional<double> parse_number(const std::string& text) {
+  try {
+    size_t used = 0;
+    const double v = std::stod(text, &used);
+    if (used == text.size()) return v;
+  } catch (const std::exception&) {
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+fs::path write_report(const fs::path& dir, std::ostream& log) {
+  const ReportInput input = read_runs(dir);
+  const auto& runs = input.runs;
+  const auto names = short_names(input.axes);
+
+  // Settings in sweep order; the seeds of a setting are aggregated.
+  std::vector<std::vector<std::string>> settings;
+  std::vector<size_t> group_of;
+  for (const auto& run : runs) {
+    auto it = std::find(settings.begin(), settings.end(), run.values);
+    if (it == settings.end()) it = settings.insert(settings.end(), run.values);
+    group_of.push_back(static_cast<size_t>(it - settings.begin()));
+  }
+  size_t blocks = 0;
+  for (const auto& run : runs)
+    if (run.summary.contains("cond_g") && run.summary["cond_g"].is_array()) blocks = std::max(blocks, run.summary["cond_g"].size());
+  const auto metrics = report_metrics(blocks);
+
+  auto spread_in = [&](size_t group, const Metric& metric) {
+    std::vector<std::optional<double>> values;
+    for (size_t r = 0; r < runs.size(); ++r)
+      if (group_of[r] == group) values.push_back(metric.read(runs[r].summary));
+    return spread_of(values);
+  };
+  auto share = [&](size_t group, const std::string& status) {
+    size_t hits = 0, total = 0;
+    for (size_t r = 0; r < runs.size(); ++r)
+      if (group_of[r] == group) {
+        ++total;
+        hits += runs[r].summary.value("status", "") == status;
+      }
+    return fmt::format("{}/{}", hits, total);
+  };
+
+  std::vector<std::string> header = names;
+  for (const char* title : {"runs", "converged", "diverged"}) header.emplace_back(title);
+  for (const auto& metric : metrics) header.push_back(metric.title);
+  std::vector<std::vector<std::string>> rows;
+  for (size_t g = 0; g < settings.size(); ++g) {
+    std::vector<std::string> row = settings[g];
+    row.push_back(std::to_string(std::count(group_of.begin(), group_of.end(), g)));
+    row.push_back(share(g, "converged"));
+    row.push_back(share(g, "diverged"));
+    for (const auto& metric : metrics) row.push_back(format_spread(spread_in(g, metric)));
+    rows.push_back(std::move(row));
+  }
+
+  std::vector<std::string> run_header = {"run", "seed", "status", "iters"};
+  for (const auto& metric : metrics) run_header.push_back(metric.title);
+  std::vector<std::vector<std::string>> run_rows;
+  for (const auto& run : runs) {
+    std::vector<std::string> row = {run.dir.string(), run.seed, run.summary.value("status", "?"),
+                                    run.summary.contains("iters") ? run.summary["iters"].dump() : "-"};
+    for (const auto& metric : metrics) {
+      const auto v = metric.read(run.summary);
+      row.push_back(v ? g4(*v) : "-");
+    }
+    run_rows.push_back(std::move(row));
+  }
+
+  // Each metric against each numeric swept value, one line per setting of the other keys.
+  std::vector<MetricPlot> metric_plots;
+  for (size_t a = 0; a < input.axes.size(); ++a) {
+    if (!std::all_of(settings.begin(), settings.end(), [&](const auto& s) { return parse_number(s[a]).has_value(); }))
+      continue;
+    for (const auto& [index, stem, log_y] : {std::tuple<size_t, const char*, bool>{1, "final_loss", true},
+                                             {2, "linear_rate", false}, {3, "cond_g1_init", true}}) {
+      if (index >= metrics.size()) continue;
+      MetricPlot plot{fmt::format("{}_vs_{}", stem, names[a]), names[a], metrics[index].title, log_y, {}};
+      for (size_t g = 0; g < settings.size(); ++g) {
+        std::string label = setting_label(names, settings[g], a);
+        if (label.empty()) label = metrics[index].title;
+        auto it = std::find_if(plot.series.begin(), plot.series.end(), [&](const auto& s) { return s.label == label; });
+        if (it == plot.series.end()) it = plot.series.insert(plot.series.end(), MetricSeries{label, {}});
+        const Spread s = spread_in(g, metrics[index]);
+        it->points.push_back({*parse_number(settings[g][a]), s.mean, s.min, s.max});
+      }
+      for (auto& series : plot.series) std::sort(series.points.begin(), series.points.end());
+      metric_plots.push_back(std::move(plot));
+    }
+  }
+
+  std::string plots_text;
+  if (const auto gnuplot = find_gnuplot()) {
+    std::vector<PlotRun> plot_runs;
+    for (size_t r = 0; r < runs.size(); ++r) {
+      std::string label = setting_label(names, runs[r].values);
+      plot_runs.push_back({runs[r].dir, label.empty() ? "seed " + runs[r].seed : label, group_of[r]});
+    }
+    const PlotResult plots = draw_plots(*gnuplot, dir, plot_runs, metric_plots);
+    plots_text += "PNG and SVG files in plots/, each with the gnuplot script that drew it "
+                  "(redraw with `gnuplot plots/NAME.gp` from this directory). Lines are coloured by swept "
+                  "setting; non-finite values (cond inf where G is rank-deficient, a diverged loss) are left out.\n\n";
+    for (const auto& name : plots.drawn) plots_text += fmt::format("### {0}\n\n![{0}](plots/{0}.png)\n\n", name);
+    for (const auto& note : plots.notes) plots_text += "- " + note + "\n";
+    for (const auto& failure : plots.failed) {
+      plots_text += "- " + failure + "\n";
+      log << "resgd report: " << failure << "\n";
+    }
+  } else {
+    plots_text += "Plots skipped: gnuplot was not found on PATH (install gnuplot-nox, then rerun `resgd report`).\n";
+    log << "resgd report: plots skipped: gnuplot was not found on PATH\n";
+  }
+
+  const std::string name = runs.front().summary.value("name", dir.filename().string());
+  std::string text = fmt::format("# Report: {}\n\n", name);
+  text += fmt::format("{} run{} in {}", runs.size(), runs.size() == 1 ? "" : "s", fs::absolute(dir).lexically_normal().string());
+  if (!input.axes.empty()) {
+    std::string axes;
+    for (const auto& key : input.axes) axes += (axes.empty() ? "`" : ", `") + key + "`";
+    text += fmt::format(": {} swept setting{} of {}", settings.size(), settings.size() == 1 ? "" : "s", axes);
+  }
+  text += ". Read from each run's summary.json.\n\n"
+          "Each cell: mean over the setting's seeds, then [min, max]; `(k/n)`: only k of the n runs have a value "
+          "(iterations to tolerance count the runs that reached it; a rate needs two usable losses). "
+          "`cond_g<l>`: sigma_max / sigma_min of the attention output matrix G of block l, at initialization and at "
+          "the last iteration; inf where G is rank-deficient (summary.json writes null for it).\n\n";
+  text += "## By swept setting\n\n" + markdown_table(header, rows) + "\n";
+  text += "## Runs\n\n" + markdown_table(run_header, run_rows) + "\n";
+  text += "## Plots\n\n" + plots_text;
+  const fs::path path = dir / "report.md";
+  write_file_atomic(path, text);
+  return path;
 }
 
 }  // namespace resgd

@@ -1,0 +1,288 @@
+// Plots of runs and sweeps by gnuplot: DESIGN.md, "What a run leaves behind" (plots/).
+#include "resgd/plots.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <set>
+#include <sstream>
+
+#include "resgd/config.h"
+#include "resgd/diagnostics.h"
+#include "resgd/io.h"
+#include "resgd/model.h"
+
+extern char** environ;
+
+namespace resgd {
+namespace fs = std::filesystem;
+namespace {
+
+// One colour per swept setting (matplotlib's tab10): the seeds of a setting share it.
+const char* const kPalette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
+                                "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+
+std::string colour(size_t group) { return kPalette[group % std::size(kPalette)]; }
+
+/// A gnuplot single-quoted string (a quote inside is doubled).
+std::string quoted(const std::string& text) {
+  std::string out = "'";
+  for (char ch : text) out += ch == '\'' ? std::string("''") : std::string(1, ch);
+  return out + "'";
+}
+
+/// The legend part of a plot clause: the first run of a group names it, the rest stay out.
+std::string title_once(const PlotRun& run, std::set<size_t>& titled) {
+  return titled.insert(run.group).second ? "title " + quoted(run.label) : "notitle";
+}
+
+/// A whole script: `body` sets labels and plots; drawn to PNG, then replotted to SVG.
+std::string script(const std::string& name, const std::string& title, const std::string& body) {
+  const std::string png = quoted("plots/" + name + ".png"), svg = quoted("plots/" + name + ".svg");
+  return fmt::format(
+      "# {0}: written by `resgd report`; redraw from the report directory with gnuplot plots/{1}.gp\n"
+      "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {{\n"
+      "  set terminal pngcairo size 960,600 noenhanced\n"
+      "}} else {{\n"
+      "  set terminal png size 960,600 noenhanced\n"
+      "}}\n"
+      "set output {2}\n"
+      "set datafile separator ','\n"
+      "set datafile columnheaders\n"
+      "set title {3}\n"
+      "set key outside right top\n"
+      "set grid\n"
+      "{4}"
+      "set terminal svg size 960,600 noenhanced\n"
+      "set output {5}\n"
+      "replot\n"
+      "unset output\n",
+      title, name, png, quoted(title), body, svg);
+}
+
+/// Runs gnuplot on plots/<name>.gp from `dir`, its output appended to plots/gnuplot.log.
+bool run_gnuplot(const fs::path& gnuplot, const fs::path& dir, const std::string& name) {
+  const fs::path root = fs::absolute(dir);
+  const std::string log = (root / "plots" / "gnuplot.log").string();
+  std::string program = gnuplot.string(), argument = "plots/" + name + ".gp";
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addchdir_np(&actions, root.c_str());
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  char* argv[] = {program.data(), argument.data(), nullptr};
+  pid_t pid = 0;
+  const int spawned = posix_spawn(&pid, program.c_str(), &actions, nullptr, argv, environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (spawned != 0) return false;
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) return false;
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/// Plot clauses, one per line of the script.
+std::string join_clauses(const std::vector<std::string>& clauses) {
+  std::string out;
+  for (size_t i = 0; i < clauses.size(); ++i) out += (i ? ", \\\n     " : "") + clauses[i];
+  return out;
+}
+
+/// Whether a metrics column has a value a log axis can show (gnuplot fails on a plot
+/// where no point at all is defined).
+bool has_positive_value(const CsvTable& table, const std::string& column) {
+  const auto it = std::find(table.columns.begin(), table.columns.end(), column);
+  if (it == table.columns.end()) return false;
+  const auto c = static_cast<size_t>(it - table.columns.begin());
+  for (const auto& row : table.rows) {
+    if (c >= row.size() || row[c].empty()) continue;
+    const double v = std::strtod(row[c].c_str(), nullptr);
+    if (std::isfinite(v) && v > 0) return true;
+  }
+  return false;
+}
+
+/// `column` of every run's metrics.csv against iteration, log y; empty if no run has a value.
+/// Settings whose runs have nothing to show are named in `notes`, so no line goes missing unseen.
+std::string metrics_body(const std::vector<PlotRun>& runs, const std::vector<CsvTable>& tables,
+                         const std::string& column, const std::string& y_label, std::vector<std::string>& notes) {
+  std::vector<std::string> clauses;
+  std::set<size_t> titled;
+  std::set<std::string> left_out;
+  for (size_t r = 0; r < runs.size(); ++r) {
+    if (!has_positive_value(tables[r], column)) {
+      if (left_out.insert(runs[r].label).second)
+        notes.push_back(fmt::format("{}: no finite positive value for {} (not drawn)", column, runs[r].label));
+      continue;
+    }
+    // Columns by number: metrics.csv's header differs between runs of different depth.
+    clauses.push_back(fmt::format("{} using {}:{} with lines lw 1.5 lc rgb {} {}",
+                                  quoted((runs[r].dir / "metrics.csv").string()), tables[r].column("iter") + 1,
+                                  tables[r].column(column) + 1, quoted(colour(runs[r].group)),
+                                  title_once(runs[r], titled)));
+  }
+  if (clauses.empty()) return "";
+  return fmt::format("set logscale y\nset format y '%.0e'\nset xlabel 'iteration'\nset ylabel {}\nplot {}\n",
+                     quoted(y_label), join_clauses(clauses));
+}
+
+/// A datablock: a header line (skipped under `columnheaders`), then rows; an empty row
+/// becomes a blank line, which breaks the line between samples.
+std::string datablock(const std::string& name, const std::string& header,
+                      const std::vector<std::vector<double>>& rows) {
+  std::string out = "$" + name + " << EOD\n" + header + "\n";
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size(); ++i) out += (i ? "," : "") + format_number(row[i]);
+    out += "\n";
+  }
+  return out + "EOD\n";
+}
+
+/// Sorted singular values of G^l of every sample of every run at initialization.
+std::string singular_values_body(const std::vector<PlotRun>& runs,
+                                 const std::vector<std::vector<torch::Tensor>>& spectra, size_t block) {
+  std::string blocks;
+  std::vector<std::string> clauses;
+  std::set<size_t> titled;
+  int64_t k_max = 0;
+  for (size_t r = 0; r < runs.size(); ++r) {
+    if (block >= spectra[r].size()) continue;
+    // Values under the zero tolerance (DESIGN.md, "Diagnostics") are rounding noise, down to
+    // 1e-80 for a rank-one G: they are drawn at the tolerance, so the axis stays readable.
+    const double floor = zero_tolerance(spectra[r][block].scalar_type());
+    const torch::Tensor s = spectra[r][block].to(torch::kCPU, torch::kFloat64).contiguous();  // (N, k)
+    k_max = std::max(k_max, s.size(1));
+    std::vector<std::vector<double>> rows;
+    for (int64_t i = 0; i < s.size(0); ++i) {
+      if (i) rows.emplace_back();  // blank line: one line per sample
+      for (int64_t k = 0; k < s.size(1); ++k)
+        rows.push_back({double(k + 1), std::max(s[i][k].item<double>(), floor * s[i][0].item<double>())});
+    }
+    blocks += datablock(fmt::format("run{}", r), "k,sigma", rows);
+    clauses.push_back(fmt::format("$run{} using 1:2 with linespoints lw 1 pt 7 ps 0.5 lc rgb {} {}", r,
+                                  quoted(colour(runs[r].group)), title_once(runs[r], titled)));
+  }
+  if (clauses.empty()) return "";
+  return blocks + fmt::format(
+                      "{}set logscale y\nset format y '%.0e'\nset xlabel 'k (singular values in descending order)'\n"
+                      "set ylabel 'sigma_k(G{}) at initialization'\nplot {}\n",
+                      k_max <= 16 ? "set xtics 1\n" : "", block + 1, join_clauses(clauses));
+}
+
+/// A metric against a swept value: mean with min..max error bars, one line per series.
+std::string metric_body(const MetricPlot& plot) {
+  std::string blocks;
+  std::vector<std::string> clauses;
+  bool log_y = plot.log_y, log_x = true;
+  double x_min = INFINITY, x_max = -INFINITY;
+  for (size_t i = 0; i < plot.series.size(); ++i) {
+    std::vector<std::vector<double>> rows;
+    for (const auto& p : plot.series[i].points) {
+      if (!std::all_of(p.begin(), p.end(), [](double v) { return std::isfinite(v); })) continue;  // e.g. cond inf
+      rows.push_back({p[0], p[1], p[2], p[3]});
+      log_y = log_y && p[2] > 0;
+      log_x = log_x && p[0] > 0;
+      x_min = std::min(x_min, p[0]);
+      x_max = std::max(x_max, p[0]);
+    }
+    if (rows.empty()) continue;
+    blocks += datablock(fmt::format("series{}", i), "x,mean,min,max", rows);
+    clauses.push_back(fmt::format("$series{} using 1:2:3:4 with yerrorlines lw 1.5 pt 7 lc rgb {} title {}", i,
+                                  quoted(colour(i)), quoted(plot.series[i].label)));
+  }
+  if (clauses.empty()) return "";
+  // A log x axis for values spread over two decades or more (step sizes, init scales).
+  log_x = log_x && x_max >= 100 * x_min;
+  return blocks + fmt::format("{}{}set offsets graph 0.05, graph 0.05, 0, 0\nset xlabel {}\nset ylabel {}\nplot {}\n",
+                              log_x ? "set logscale x\n" : "", log_y ? "set logscale y\nset format y '%.0e'\n" : "",
+                              quoted(plot.x_label), quoted(plot.y_label), join_clauses(clauses));
+}
+
+}  // namespace
+
+std::optional<fs::path> find_gnuplot() {
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path ? path : "");
+  for (std::string d; std::getline(dirs, d, ':');) {
+    const fs::path candidate = fs::path(d.empty() ? "." : d) / "gnuplot";
+    if (access(candidate.c_str(), X_OK) == 0 && !fs::is_directory(candidate)) return candidate;
+  }
+  return std::nullopt;
+}
+
+std::vector<torch::Tensor> init_singular_values(const fs::path& run_dir) {
+  const ExperimentConfig config = load_config_file((run_dir / "config.yaml").string());
+  const fs::path file = run_dir / "tensors" / "init.pt";
+  const auto tensors = load_tensors(file);
+  auto get = [&](const std::string& name) {
+    const auto it = tensors.find(name);
+    if (it == tensors.end()) throw IoError(fmt::format("{}: no tensor '{}'", file.string(), name));
+    return it->second;
+  };
+  const torch::Tensor X = get("X");  // (N, n, d)
+  torch::NoGradGuard no_grad;
+  ResidualTransformer model(model_options(config));
+  model->to(X.scalar_type());
+  for (auto& item : model->named_parameters()) {
+    const torch::Tensor saved = get(item.key());
+    if (saved.sizes() != item.value().sizes())
+      throw IoError(fmt::format("{}: {} has shape {}, but config.yaml's model needs {}", file.string(), item.key(),
+                                c10::str(saved.sizes()), c10::str(item.value().sizes())));
+    item.value().copy_(saved);
+  }
+  std::vector<torch::Tensor> out;
+  for (const auto& block : model->trace(X).blocks) out.push_back(torch::linalg_svdvals(block.G));  // (N, min(n, d))
+  return out;
+}
+
+PlotResult draw_plots(const fs::path& gnuplot, const fs::path& dir, const std::vector<PlotRun>& runs,
+                      const std::vector<MetricPlot>& metric_plots) {
+  fs::create_directories(dir / "plots");
+  std::vector<CsvTable> tables;
+  std::vector<std::vector<torch::Tensor>> spectra;
+  size_t blocks = 0;
+  for (const auto& run : runs) {
+    tables.push_back(read_csv(dir / run.dir / "metrics.csv"));
+    spectra.push_back(init_singular_values(dir / run.dir));
+    blocks = std::max(blocks, spectra.back().size());
+  }
+
+  PlotResult result;
+  auto draw = [&](const std::string& name, const std::string& title, const std::string& body) {
+    if (body.empty()) {
+      result.notes.push_back(fmt::format("{}: nothing to draw (no finite positive value in any run)", name));
+      return;
+    }
+    write_file_atomic(dir / "plots" / (name + ".gp"), script(name, title, body));
+    if (run_gnuplot(gnuplot, dir, name) && fs::exists(dir / "plots" / (name + ".png")))
+      result.drawn.push_back(name);
+    else
+      result.failed.push_back(fmt::format("{}: gnuplot failed; see plots/gnuplot.log", name));
+  };
+  draw("loss", "training loss (one line per run)", metrics_body(runs, tables, "loss", "loss", result.notes));
+  for (size_t l = 1; l <= blocks; ++l) {
+    const std::string cond = fmt::format("cond_g{}", l), sigma = fmt::format("sigma_min_g{}", l);
+    draw(cond, fmt::format("condition number of G{} (inf values not drawn)", l),
+         metrics_body(runs, tables, cond, cond, result.notes));
+    draw(sigma, fmt::format("smallest singular value of G{}", l), metrics_body(runs, tables, sigma, sigma, result.notes));
+    draw(fmt::format("svals_g{}", l), fmt::format("singular values of G{} at init, one line per sample (zeros drawn at the zero tolerance)", l),
+         singular_values_body(runs, spectra, l - 1));
+  }
+  for (const auto& plot : metric_plots)
+    draw(plot.name, fmt::format("{} against {} (mean, bars min to max over seeds)", plot.y_label, plot.x_label),
+         metric_body(plot));
+  std::error_code ec;
+  if (fs::exists(dir / "plots" / "gnuplot.log", ec) && fs::is_empty(dir / "plots" / "gnuplot.log", ec))
+    fs::remove(dir / "plots" / "gnuplot.log", ec);  // kept only when gnuplot had something to say
+  return result;
+}
+
+}  // namespace resgd

@@ -1,0 +1,212 @@
+// report.md and plots: the numbers equal those recomputed from the runs' own files, and the
+// plots are real PNG and SVG images.
+#include "resgd/report.h"
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <sstream>
+
+#include "resgd/io.h"
+#include "resgd/plots.h"
+#include "resgd/runner.h"
+#include "test_util.h"
+
+namespace resgd {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::slurp;
+using testing::TempDir;
+
+// Residual on/off x two step sizes x two seeds, under uniform attention (W_Q = W_K = 0): the
+// residual runs converge at the small step, every run diverges at the large one, and the
+// plain model's G is rank one (cond inf, null in summary.json), so the report meets every case.
+const char* kSweep =
+    "name: tiny_report\n"
+    "data: {num_samples: 3, seq_len: 4, dim: 5, target_dim: 2}\n"
+    "model: {ffn_width: 8, init: {W_Q: 0, W_K: 0}}\n"
+    "train: {max_iters: 40, rel_tolerance: 0.2}\n"
+    "diagnostics: {every: 5}\n"
+    "sweep: {model.residual.attention: [true, false], train.lr: [0.1, 2.0], seeds: [0, 1]}\n";
+
+/// Runs kSweep once for all tests of this file.
+class SweepReport : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir;
+    RunOptions options;
+    options.out = dir_->path() / "sweep";
+    run_experiment(load_config_text(kSweep, "sweep.yaml"), options);
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static fs::path out() { return dir_->path() / "sweep"; }
+  static TempDir* dir_;
+};
+TempDir* SweepReport::dir_ = nullptr;
+
+/// The cells of the markdown table under `heading`: header first.
+std::vector<std::vector<std::string>> markdown_table(const std::string& text, const std::string& heading) {
+  std::vector<std::vector<std::string>> rows;
+  std::stringstream in(text.substr(text.find(heading)));
+  std::string line;
+  std::getline(in, line);  // the heading
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] != '|') {
+      if (!rows.empty()) break;  // the table has ended
+      continue;
+    }
+    std::vector<std::string> cells;
+    std::stringstream row(line.substr(1));
+    for (std::string cell; std::getline(row, cell, '|');) cells.push_back(cell.substr(1, cell.size() - 2));
+    if (cells.front() != "---") rows.push_back(cells);
+  }
+  return rows;
+}
+
+/// A metrics.csv cell as a number; nullopt when empty (not computed that iteration).
+std::optional<double> cell(const CsvTable& table, size_t row, const std::string& column) {
+  const std::string& text = table.rows.at(row).at(table.column(column));
+  return text.empty() ? std::nullopt : std::optional<double>(std::stod(text));  // stod reads inf
+}
+
+/// What the report should show for these values: "mean [min, max]", the lone value, "(k/n)".
+std::string expected_cell(const std::vector<std::optional<double>>& values) {
+  std::vector<double> present;
+  for (const auto& v : values)
+    if (v) present.push_back(*v);
+  if (present.empty()) return "-";
+  double sum = 0;
+  for (double v : present) sum += v;
+  const double lo = *std::min_element(present.begin(), present.end());
+  const double hi = *std::max_element(present.begin(), present.end());
+  std::string out = present.size() == 1 ? fmt::format("{:.4g}", present[0])
+                                        : fmt::format("{:.4g} [{:.4g}, {:.4g}]", sum / double(present.size()), lo, hi);
+  if (present.size() < values.size()) out += fmt::format(" ({}/{})", present.size(), values.size());
+  return out;
+}
+
+bool is_png(const fs::path& path) { return slurp(path).rfind("\x89PNG\r\n\x1a\n", 0) == 0; }
+
+TEST_F(SweepReport, EightRunsAndAReportWhoseNumbersMatchTheRunFiles) {
+  EXPECT_EQ(read_csv(out() / "sweep.csv").rows.size(), 8u);
+  const std::string report = slurp(out() / "report.md");
+  const auto table = markdown_table(report, "## By swept setting");
+  ASSERT_EQ(table.size(), 5u) << report;  // header + 4 settings
+  const auto& header = table[0];
+  auto at = [&](const std::vector<std::string>& row, const std::string& title) {
+    const auto it = std::find(header.begin(), header.end(), title);
+    EXPECT_NE(it, header.end()) << title;
+    return row.at(static_cast<size_t>(it - header.begin()));
+  };
+  size_t converged_total = 0, diverged_total = 0;
+  for (size_t r = 1; r < table.size(); ++r) {
+    const auto& row = table[r];
+    SCOPED_TRACE(row[0] + " " + row[1]);
+    // Recompute from the two seeds' metrics.csv and summary.json alone.
+    std::vector<std::optional<double>> final_loss, cond_init, cond_end, rate, iters_to_tol;
+    size_t converged = 0, diverged = 0;
+    for (int seed : {0, 1}) {
+      const fs::path run = out() / "runs" /
+                           fmt::format("model.residual.attention={},train.lr={}/seed={}", row[0], row[1], seed);
+      const CsvTable metrics = read_csv(run / "metrics.csv");
+      const auto summary = nlohmann::json::parse(slurp(run / "summary.json"));
+      const size_t last = metrics.rows.size() - 1;
+      final_loss.push_back(cell(metrics, last, "loss"));
+      // cond_g1 is diagnosed at iteration 0 and at the last one; NaN (diverged) counts as inf.
+      for (auto [values, index] : {std::pair{&cond_init, size_t{0}}, std::pair{&cond_end, last}}) {
+        const double v = cell(metrics, index, "cond_g1").value();
+        values->push_back(std::isnan(v) ? INFINITY : v);
+      }
+      rate.push_back(summary["linear_rate"].is_null() ? std::nullopt
+                                                       : std::optional<double>(summary["linear_rate"].get<double>()));
+      iters_to_tol.push_back(summary["iters_to_tol"].is_null()
+                                 ? std::nullopt
+                                 : std::optional<double>(summary["iters_to_tol"].get<double>()));
+      converged += summary["status"] == "converged";
+      diverged += summary["status"] == "diverged";
+    }
+    converged_total += converged;
+    diverged_total += diverged;
+    EXPECT_EQ(at(row, "runs"), "2");
+    EXPECT_EQ(at(row, "converged"), fmt::format("{}/2", converged));
+    EXPECT_EQ(at(row, "diverged"), fmt::format("{}/2", diverged));
+    EXPECT_EQ(at(row, "final loss"), expected_cell(final_loss));
+    EXPECT_EQ(at(row, "linear rate"), expected_cell(rate));
+    EXPECT_EQ(at(row, "iters to tol"), expected_cell(iters_to_tol));
+    EXPECT_EQ(at(row, "cond_g1 init"), expected_cell(cond_init));
+    EXPECT_EQ(at(row, "cond_g1 end"), expected_cell(cond_end));
+  }
+  // The sweep is sized to show both outcomes and a rank-one G.
+  EXPECT_GT(converged_total, 0u);
+  EXPECT_GT(diverged_total, 0u);
+  EXPECT_NE(report.find("| inf [inf, inf] |"), std::string::npos);
+  EXPECT_EQ(markdown_table(report, "## Runs").size(), 9u);
+}
+
+TEST_F(SweepReport, PlotsAreValidPngAndSvgFiles) {
+  if (!find_gnuplot()) GTEST_SKIP() << "gnuplot is not on PATH";
+  const std::string report = slurp(out() / "report.md");
+  for (const char* name : {"loss", "cond_g1", "sigma_min_g1", "svals_g1", "final_loss_vs_lr", "linear_rate_vs_lr"}) {
+    SCOPED_TRACE(name);
+    const fs::path png = out() / "plots" / (std::string(name) + ".png");
+    const fs::path svg = out() / "plots" / (std::string(name) + ".svg");
+    ASSERT_TRUE(fs::exists(png) && fs::exists(svg)) << slurp(out() / "plots" / "gnuplot.log");
+    EXPECT_TRUE(is_png(png));
+    EXPECT_GT(fs::file_size(png), 5000u);
+    EXPECT_NE(slurp(svg).find("<svg"), std::string::npos);
+    EXPECT_GT(fs::file_size(svg), 5000u);
+    EXPECT_NE(report.find(fmt::format("(plots/{}.png)", name)), std::string::npos);
+  }
+}
+
+TEST_F(SweepReport, InitSingularValuesRebuildTheRunsAttentionOutput) {
+  // The rebuilt G must have the extreme singular values the run itself recorded.
+  const fs::path run = out() / "runs" / "model.residual.attention=true,train.lr=0.1" / "seed=0";
+  const auto summary = nlohmann::json::parse(slurp(run / "summary.json"));
+  const auto spectra = init_singular_values(run);
+  ASSERT_EQ(spectra.size(), 1u);
+  EXPECT_EQ(spectra[0].sizes(), torch::IntArrayRef({3, 4}));  // (N, min(n, d))
+  EXPECT_NEAR(spectra[0].select(1, 0).max().item<double>(), summary["sigma_max_g"][0].get<double>(), 1e-10);
+  EXPECT_NEAR(spectra[0].select(1, -1).min().item<double>(), summary["sigma_min_g"][0].get<double>(), 1e-10);
+}
+
+TEST_F(SweepReport, WithoutGnuplotTheTablesAreWrittenAndThePlotsSkipped) {
+  TempDir empty;
+  const std::string path = std::getenv("PATH") ? std::getenv("PATH") : "";
+  setenv("PATH", empty.path().c_str(), 1);
+  std::stringstream log;
+  fs::path report_path;
+  EXPECT_NO_THROW(report_path = write_report(out(), log));
+  setenv("PATH", path.c_str(), 1);
+  const std::string report = slurp(report_path);
+  EXPECT_NE(report.find("Plots skipped: gnuplot was not found"), std::string::npos);
+  EXPECT_NE(report.find("## By swept setting"), std::string::npos);
+  EXPECT_NE(log.str().find("plots skipped"), std::string::npos);
+}
+
+TEST(Report, SingleRunGetsItsOwnReportFromTheCommandLine) {
+  TempDir dir;
+  testing::write_text(dir / "run.yaml",
+                      "data: {num_samples: 2, seq_len: 3, dim: 4, target_dim: 1}\n"
+                      "model: {ffn_width: 6}\ntrain: {max_iters: 10}\n");
+  ASSERT_EQ(testing::run_resgd(dir, "run run.yaml --out one").exit_code, 0);
+  const auto result = testing::run_resgd(dir, "report one");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("report.md"), std::string::npos);
+  const auto table = markdown_table(slurp(dir / "one" / "report.md"), "## By swept setting");
+  ASSERT_EQ(table.size(), 2u);
+  EXPECT_EQ(table[1][0], "1");  // runs
+  if (find_gnuplot()) {
+    EXPECT_TRUE(is_png(dir / "one" / "plots" / "loss.png"));
+  }
+
+  const auto missing = testing::run_resgd(dir, "report nowhere");
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("nowhere: neither a sweep directory"), std::string::npos) << missing.err;
+}
+
+}  // namespace
+}  // namespace resgd
