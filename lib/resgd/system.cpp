@@ -41,9 +41,29 @@ void configure_process() {
   mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest allowed: tensors up to 32 MiB come from the heap
   mallopt(M_TRIM_THRESHOLD, 1 << 30);   // never shrink the heap between steps
   mallopt(M_TOP_PAD, 64 << 20);         // grow it in large steps
+  match_blas_threads();
 }
 
 std::string libtorch_version() { return TORCH_VERSION; }
+
+namespace {
+
+/// OpenBLAS's own controls, looked up at run time: Debian's LibTorch links the generic
+/// libblas.so.3, which may or may not be OpenBLAS.
+template <class Function>
+Function* openblas_function(const char* name) {
+  return reinterpret_cast<Function*>(dlsym(RTLD_DEFAULT, name));
+}
+
+}  // namespace
+
+void match_blas_threads() {
+  // OpenBLAS starts its own thread pool; with LibTorch's threads beside it the two
+  // oversubscribe the cores, and for the small products of a GD step the pool's spinning
+  // costs more than it saves. Give BLAS the same count as LibTorch's intra-op pool.
+  if (auto* set_threads = openblas_function<void(int)>("openblas_set_num_threads"))
+    set_threads(at::get_num_threads());
+}
 
 std::string compute_backend_summary() {
   // Debian's LibTorch calls whichever libblas.so.3 the system's alternatives select, so the
@@ -62,6 +82,10 @@ std::string compute_backend_summary() {
   } else {
     blas = "BLAS linked statically into LibTorch (MKL or OpenBLAS)";
   }
+  if (auto* core = openblas_function<char*()>("openblas_get_corename"))
+    blas += fmt::format(", {} kernels", core());
+  if (auto* threads = openblas_function<int()>("openblas_get_num_threads"))
+    blas += fmt::format(", {} BLAS thread(s)", threads());
   return fmt::format("compute: {}; {} intra-op thread(s); LibTorch {}", blas, at::get_num_threads(),
                      libtorch_version());
 }

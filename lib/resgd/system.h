@@ -18,7 +18,10 @@ torch::Dtype resolve_dtype(const std::string& dtype);
 /// Process-wide settings made once at start-up: keeps freed tensor memory in the heap
 /// instead of returning it to the kernel after every step (fresh pages cost ~13 us per
 /// 4 KiB here, which dominated small GD steps).
-void configure_process();
+void configure_process();  // also calls match_blas_threads
+
+/// Gives OpenBLAS (when it serves the products) as many threads as LibTorch's pool.
+void match_blas_threads();
 
 /// E.g. "1.13.1".
 std::string libtorch_version();

@@ -78,7 +78,12 @@ TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const Exp
     if (t % tc.log_every == 0 || last || diagnose || interrupted) {
       IterationRow row;
       row.iter = t;
-      row.loss = state.loss.item<double>();
+      {  // loss and ||grad|| come back together: one host-device sync per logged iteration
+        const torch::Tensor grad_norm = torch::stack(at::_foreach_norm(state.grads)).norm();
+        const torch::Tensor host = torch::stack({state.loss.reshape({}), grad_norm}).to(torch::kCPU, torch::kFloat64);
+        row.loss = host[0].item<double>();
+        row.grad_norm = host[1].item<double>();
+      }
       const double initial = t == 0 ? row.loss : result.initial_loss;
       if (!std::isfinite(row.loss) || row.loss > tc.divergence_factor * initial) {
         result.status = "diverged";
@@ -92,9 +97,6 @@ TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const Exp
       }
       diagnose = diagnose || !result.status.empty();  // the last iteration is always diagnosed
 
-      torch::Tensor squared = torch::zeros({}, state.loss.options());
-      for (const auto& g : state.grads) squared = squared + g.pow(2).sum();
-      row.grad_norm = std::sqrt(squared.item<double>());
       if (diagnose && !diagnostic_names.empty()) {
         torch::NoGradGuard no_grad;
         row.diagnostics =
@@ -107,7 +109,7 @@ TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const Exp
       if (!result.status.empty()) break;
     }
     torch::NoGradGuard no_grad;
-    for (size_t i = 0; i < params.size(); ++i) params[i].add_(state.grads[i], -tc.lr);
+    at::_foreach_add_(params, state.grads, -tc.lr);  // theta <- theta - lr grad, one dispatch
   }
   result.wall_time_s = elapsed();
   const double steps = static_cast<double>(result.iters - first_iter);
