@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
+#include <thread>
 
 #include "resgd/bench.h"
 #include "resgd/config.h"
@@ -65,7 +66,7 @@ struct ExperimentArgs {
   }
 };
 
-int run_command(const ExperimentArgs& args, const std::string& out, bool force, bool resume) {
+int run_command(const ExperimentArgs& args, const std::string& out, bool force, bool resume, int jobs) {
   const resgd::ExperimentConfig config = args.load();
   resgd::resolve_device(config);  // fail on a missing GPU before any file is written
   std::cout << resgd::compute_backend_summary() << std::endl;
@@ -73,6 +74,7 @@ int run_command(const ExperimentArgs& args, const std::string& out, bool force, 
   options.out = out.empty() ? resgd::default_output_dir(config) : std::filesystem::path(out);
   options.force = force;
   options.resume = resume;
+  options.jobs = jobs;
   options.log = &std::cout;
   options.stop_requested = &g_stop_requested;
   install_stop_handlers();
@@ -100,9 +102,13 @@ int main(int argc, char** argv) {
   std::string out;
   bool force = false;
   bool resume = false;
+  // Each run uses LibTorch's intra-op pool; as many runs at once as that leaves cores.
+  int jobs = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / std::max(1, at::get_num_threads()));
   auto* run = app.add_subcommand("run", "train an experiment (or every point of its sweep)");
   run_args.add_to(*run, /*file_required=*/false);
   run->add_option("--out", out, "output directory (default: results/<name>-<time>)");
+  run->add_option("--jobs", jobs, "sweep runs trained at once (default: cores / LibTorch threads)")
+      ->check(CLI::Range(1, 256));
   auto* force_flag = run->add_flag("--force", force, "write into an existing non-empty output directory");
   run->add_flag("--resume", resume, "continue an interrupted run or sweep in --out; finished runs are skipped")
       ->excludes(force_flag);
@@ -163,7 +169,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (resume && out.empty()) throw resgd::ConfigError("--resume needs the --out directory of the run to continue");
-    return run_command(run_args, out, force, resume);  // `resgd` alone runs the flagship
+    return run_command(run_args, out, force, resume, jobs);  // `resgd` alone runs the flagship
   } catch (const resgd::ConfigError& e) {
     std::cerr << "resgd: error: " << e.what() << std::endl;
     return kExitConfigError;

@@ -73,7 +73,7 @@ TEST(Cli, ExistingOutputDirectoryIsNeverOverwrittenSilently) {
 
 struct BadInvocation {
   std::string file_text, args, expected_error;
-  friend std::ostream& operator<<(std::ostream& os, const BadInvocation& b) { return os << "resgd " << b.args; }
+  friend std::ostream& operator<<(std::ostream& os, const BadInvocation& b) { return os << b.expected_error; }
 };
 
 class CliConfigError : public ::testing::TestWithParam<BadInvocation> {};

@@ -107,6 +107,26 @@ TEST(Runner, ResumedSweepSkipsFinishedRunsAndEqualsUninterrupted) {
   EXPECT_EQ(read_csv(first.out / "sweep.csv").rows.size(), 4u);
 }
 
+TEST(Runner, ParallelSweepGivesTheSameRunsAsSequential) {
+  TempDir dir;
+  ExperimentConfig config = resumable_experiment();
+  apply_override(config, "sweep.model.residual.attention=[true,false]");
+  apply_override(config, "sweep.seeds=[0,1]");
+  RunOptions sequential;
+  sequential.out = dir / "jobs1";
+  RunOptions parallel = sequential;
+  parallel.out = dir / "jobs2";
+  parallel.jobs = 2;
+  run_experiment(config, sequential);
+  const auto records = run_experiment(config, parallel);
+  ASSERT_EQ(records.size(), 4u);
+  const auto points = expand_sweep(config);
+  for (size_t i = 0; i < points.size(); ++i) {
+    EXPECT_EQ(records[i].point.dir_name(), points[i].dir_name()) << "records keep the sweep's order";
+    expect_same_run(sequential.out / "runs" / points[i].dir_name(), parallel.out / "runs" / points[i].dir_name());
+  }
+}
+
 TEST(Runner, ResumeRefusesADifferentConfiguration) {
   TempDir dir;
   ExperimentConfig config = resumable_experiment();

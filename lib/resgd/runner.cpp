@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <exception>
+#include <mutex>
+#include <thread>
 
 #include "resgd/data.h"
 #include "resgd/diagnostics.h"
@@ -223,14 +226,41 @@ std::vector<RunRecord> run_all(const ExperimentConfig& config, const RunOptions&
   if (options.resume) require_same_config(options.out, dump_yaml(config));
   write_file_atomic(options.out / "config.yaml", dump_yaml(config));
   const auto points = expand_sweep(config);
-  for (size_t i = 0; i < points.size(); ++i) {
-    const ExperimentConfig point_config = config_for_point(config, points[i]);
-    RunRecord record{points[i], options.out / "runs" / points[i].dir_name(), {}};
-    record.summary = run_single(point_config, record.dir, options, record.point);
-    if (options.log) *options.log << format_run_line(record, i + 1, points.size()) << std::endl;
-    records.push_back(std::move(record));
-    if (options.stop_requested && options.stop_requested->load()) break;
-  }
+  std::vector<ExperimentConfig> point_configs;  // every point is checked before any run starts
+  for (const auto& point : points) point_configs.push_back(config_for_point(config, point));
+
+  // --jobs K: K workers take the next point in order; each run is independent and
+  // deterministic, so the results do not depend on K.
+  std::vector<std::optional<RunRecord>> slots(points.size());
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::exception_ptr first_error;
+  std::mutex mutex;  // guards the log, `done` and `first_error`
+  size_t done = 0;
+  auto worker = [&] {
+    for (size_t i; (i = next++) < points.size();) {
+      if (failed || (options.stop_requested && options.stop_requested->load())) return;
+      try {
+        RunRecord record{points[i], options.out / "runs" / points[i].dir_name(), {}};
+        record.summary = run_single(point_configs[i], record.dir, options, record.point);
+        std::lock_guard<std::mutex> lock(mutex);
+        if (options.log) *options.log << format_run_line(record, ++done, points.size()) << std::endl;
+        slots[i] = std::move(record);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (!first_error) first_error = std::current_exception();
+        failed = true;
+      }
+    }
+  };
+  const size_t workers = std::min(points.size(), static_cast<size_t>(std::max(options.jobs, 1)));
+  std::vector<std::thread> pool;
+  for (size_t w = 1; w < workers; ++w) pool.emplace_back(worker);
+  worker();
+  for (auto& thread : pool) thread.join();
+  if (first_error) std::rethrow_exception(first_error);
+  for (auto& slot : slots)
+    if (slot) records.push_back(std::move(*slot));
   write_sweep_csv(options.out / "sweep.csv", config, records);
   write_report(options.out);  // report.md and plots/ of the whole sweep
   return records;

@@ -29,7 +29,9 @@ struct RunOptions {
   bool resume = false;        // continue interrupted runs from their checkpoints, skip finished ones
   std::ostream* log = nullptr;  // progress lines; null = quiet
   const std::atomic<bool>* stop_requested = nullptr;
-  /// Called after each metrics.csv row is written (progress display, tests).
+  int jobs = 1;  // sweep runs trained at once, each on its own thread
+  /// Called after each metrics.csv row is written (progress display, tests), from the
+  /// thread that trains that run.
   std::function<void(const SweepPoint&, const IterationRow&)> on_row;
 };
 
