@@ -6,7 +6,11 @@
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
+#include <unistd.h>
+
+#include <chrono>
 #include <iostream>
+#include <mutex>
 #include <thread>
 
 #include "resgd/bench.h"
@@ -66,6 +70,44 @@ struct ExperimentArgs {
   }
 };
 
+/// On a terminal: one status line (runs done, the latest run's iteration and loss, ETA),
+/// redrawn in place at most every half second, with each finished run's line printed
+/// above it. Elsewhere (a log file, CI) only the plain run lines are written.
+class TerminalProgress : public std::streambuf {
+ public:
+  explicit TerminalProgress(size_t total_runs) : total_(total_runs), start_(std::chrono::steady_clock::now()) {}
+
+  void on_row(const resgd::SweepPoint& point, const resgd::IterationRow& row) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_draw_ < std::chrono::milliseconds(500)) return;
+    last_draw_ = now;
+    const double elapsed = std::chrono::duration<double>(now - start_).count();
+    const std::string eta =
+        done_ == 0 ? "?" : fmt::format("{:.0f} s", elapsed / double(done_) * double(total_ - done_));
+    std::cout << fmt::format("\r\033[K{}/{} runs done, ETA {} | {}: iter {}, loss {:.4g}", done_, total_, eta,
+                             point.dir_name(), row.iter, row.loss)
+              << std::flush;
+  }
+
+ protected:
+  int overflow(int ch) override {  // the run lines from the runner come through here
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (at_line_start_) std::cout << "\r\033[K";
+    at_line_start_ = ch == '\n';
+    if (ch == '\n') ++done_;
+    if (ch != EOF) std::cout.put(static_cast<char>(ch));
+    if (ch == '\n') std::cout.flush();
+    return ch;
+  }
+
+ private:
+  std::mutex mutex_;
+  size_t total_, done_ = 0;
+  bool at_line_start_ = true;
+  std::chrono::steady_clock::time_point start_, last_draw_{};
+};
+
 int run_command(const ExperimentArgs& args, const std::string& out, bool force, bool resume, int jobs) {
   const resgd::ExperimentConfig config = args.load();
   resgd::resolve_device(config);  // fail on a missing GPU before any file is written
@@ -76,6 +118,13 @@ int run_command(const ExperimentArgs& args, const std::string& out, bool force, 
   options.resume = resume;
   options.jobs = jobs;
   options.log = &std::cout;
+  const size_t total_runs = resgd::expand_sweep(config).size();
+  TerminalProgress progress(total_runs);
+  std::ostream progress_log(&progress);
+  if (isatty(STDOUT_FILENO) && total_runs > 1) {
+    options.log = &progress_log;
+    options.on_row = [&](const resgd::SweepPoint& point, const resgd::IterationRow& row) { progress.on_row(point, row); };
+  }
   options.stop_requested = &g_stop_requested;
   install_stop_handlers();
   std::cout << fmt::format("experiment '{}' -> {}", config.name, options.out.string()) << std::endl;
