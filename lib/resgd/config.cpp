@@ -3,10 +3,16 @@
 #include "resgd/config.h"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -19,6 +25,10 @@ std::string Origin::str() const {
 }
 
 namespace {
+
+// A sweep larger than this is a typo, not an experiment (each run takes seconds to hours);
+// refusing it early also keeps expand_sweep from exhausting memory.
+constexpr double kMaxSweepRuns = 10'000;
 
 // ---------------------------------------------------------------------------------------
 // The one list of keys. `v(path, field)` is called for every option, in dump order;
@@ -163,6 +173,11 @@ std::string describe(const YAML::Node& node) {
 void parse(const YAML::Node& node, std::string& out, const std::string& key, const Origin& at) {
   if (!node.IsScalar()) fail(at, fmt::format("{}: expected a string, got {}", key, describe(node)));
   out = node.Scalar();
+  try {  // dump_yaml writes strings as JSON, which takes UTF-8 only (found by fuzz/config_fuzz)
+    (void)nlohmann::json(out).dump();
+  } catch (const nlohmann::json::exception&) {
+    fail(at, fmt::format("{}: not valid UTF-8 text", key));
+  }
 }
 
 void parse(const YAML::Node& node, int64_t& out, const std::string& key, const Origin& at) {
@@ -307,7 +322,8 @@ void load_sweep(ExperimentConfig& config, const YAML::Node& node, const std::str
       const Origin at = origin_of(value, file);
       ExperimentConfig probe = config;  // type-check each value now, range-check per point
       set_field(probe, key, value, at);
-      axis.values.push_back(value.IsNull() ? "null" : value.Scalar());
+      // A quoted scalar ('[x', "true") stays quoted, so config_for_point reads back the same string.
+      axis.values.push_back(value.IsNull() ? "null" : value.Tag() == "!" ? quote_if_needed(value.Scalar()) : value.Scalar());
       axis.origins.push_back(at);
     }
     auto same = [&](const SweepAxis& a) { return a.key == key; };
@@ -357,17 +373,54 @@ void require_choice(const std::string& value, const std::vector<std::string>& ch
           fmt::format("unknown value '{}'; expected one of: {}", value, join(choices, ", ")));
 }
 
+/// Where a second YAML document starts, if there is one. Parses at most two documents:
+/// yaml-cpp 0.7's LoadAll can loop forever on garbage (found by fuzz/config_fuzz).
+std::optional<YAML::Mark> second_document(const std::string& yaml_text) {
+  struct DocumentStarts : YAML::EventHandler {
+    std::vector<YAML::Mark> starts;
+    void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+  } handler;
+  std::istringstream in(yaml_text);
+  YAML::Parser parser(in);
+  if (!parser.HandleNextDocument(handler) || !parser.HandleNextDocument(handler) || handler.starts.size() < 2)
+    return std::nullopt;
+  return handler.starts[1];
+}
+
 }  // namespace
 
 std::vector<std::string> known_keys() { return all_keys(); }
 
 ExperimentConfig load_config_text(const std::string& yaml_text, const std::string& source) {
+  // yaml-cpp stops reading at a NUL byte, which would silently drop the rest of the file.
+  if (const size_t nul = yaml_text.find('\0'); nul != std::string::npos) {
+    const size_t line_start = yaml_text.rfind('\n', nul);
+    const auto line = static_cast<int>(std::count(yaml_text.begin(), yaml_text.begin() + static_cast<std::ptrdiff_t>(nul), '\n'));
+    fail(Origin{source, line + 1, static_cast<int>(line_start == std::string::npos ? nul + 1 : nul - line_start)},
+         "not a text file (NUL byte); an experiment file is YAML text");
+  }
   YAML::Node root;
+  std::optional<YAML::Mark> second;
   try {
     root = YAML::Load(yaml_text);
+    second = second_document(yaml_text);
+  } catch (const YAML::DeepRecursion& e) {  // yaml-cpp's guard against a stack overflow
+    fail(Origin{source, e.mark.line + 1, e.mark.column + 1},
+         "YAML nesting too deep for the parser; an experiment file nests at most 4 levels");
   } catch (const YAML::ParserException& e) {
     fail(Origin{source, e.mark.line + 1, e.mark.column + 1}, "YAML syntax error: " + e.msg);
   }
+  if (second)
+    fail(Origin{source, second->line + 1, second->column + 1},
+         "a second YAML document ('---'); an experiment file holds one");
   ExperimentConfig config;
   if (root.IsNull()) return config;  // an empty file means all defaults
   if (!root.IsMap())
@@ -380,6 +433,9 @@ ExperimentConfig load_config_text(const std::string& yaml_text, const std::strin
 }
 
 ExperimentConfig load_config_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))  // ifstream opens a directory and reads nothing
+    throw ConfigError(fmt::format("{}: is a directory, not an experiment file", path));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError(fmt::format("{}: cannot open experiment file: {}", path, std::strerror(errno)));
   std::stringstream buffer;
@@ -396,6 +452,8 @@ void apply_override(ExperimentConfig& config, const std::string& assignment) {
   YAML::Node value;
   try {
     value = YAML::Load(assignment.substr(eq + 1));
+  } catch (const YAML::DeepRecursion&) {
+    fail(at, "cannot parse the value as YAML: nesting too deep for the parser");
   } catch (const YAML::Exception& e) {
     fail(at, "cannot parse the value as YAML: " + e.msg);
   }
@@ -481,6 +539,13 @@ void validate(const ExperimentConfig& c) {
 
   require(c.diagnostics.every >= 0, c, "diagnostics.every", "must be >= 0 (0 = first and last iteration only)");
   require(c.diagnostics.ntk_max_entries > 0, c, "diagnostics.ntk_max_entries", "must be > 0");
+
+  double runs = double(std::max<size_t>(c.sweep.seeds.size(), 1));
+  for (const auto& axis : c.sweep.axes) runs *= double(axis.values.size());
+  if (runs > kMaxSweepRuns)
+    fail(c.sweep.axes.empty() ? Origin{"sweep"} : c.sweep.axes.front().origins.front(),
+         fmt::format("sweep: the product of the swept values gives {:.3g} runs, more than {:.0f}; sweep fewer values",
+                     runs, kMaxSweepRuns));
 }
 
 std::string dump_yaml(const ExperimentConfig& config, bool include_sweep) {
@@ -554,7 +619,13 @@ ExperimentConfig config_for_point(const ExperimentConfig& base, const SweepPoint
     for (const auto& axis : base.sweep.axes)
       for (size_t i = 0; i < axis.values.size(); ++i)
         if (axis.key == key && axis.values[i] == value) at = axis.origins[i];
-    set_field(config, key, YAML::Load(value), at);
+    YAML::Node node;
+    try {
+      node = YAML::Load(value);
+    } catch (const YAML::Exception& e) {
+      fail(at, fmt::format("sweep.{}: cannot read back the value '{}': {}", key, value, e.msg));
+    }
+    set_field(config, key, node, at);
   }
   config.seed = point.seed;
   validate(config);

@@ -1,9 +1,13 @@
 // Run-directory files: atomic writes, CSV, tensor dictionaries.
 #include "resgd/io.h"
 
+#include <caffe2/serialize/inline_container.h>
+#include <caffe2/serialize/read_adapter_interface.h>
 #include <fmt/format.h>
+#include <torch/csrc/jit/serialization/import_read.h>
 #include <torch/serialize.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -126,20 +130,53 @@ void save_tensors(const fs::path& path, const std::vector<std::pair<std::string,
 }
 
 std::map<std::string, torch::Tensor> load_tensors(const fs::path& path) {
-  const std::string content = read_file(path);
+  return load_tensors_from_bytes(read_file(path), path.string());
+}
+
+namespace {
+
+/// The bytes of a .pt file for LibTorch's zip reader. torch::pickle_load (1.13) reads
+/// through an adapter that copies whatever range the zip directory names, so a file with a
+/// forged directory made it read past the buffer (found by fuzz/tensors_fuzz). This one
+/// answers a read past the end with a short read, which the zip reader reports as an error.
+class CheckedBytesReader : public caffe2::serialize::ReadAdapterInterface {
+ public:
+  explicit CheckedBytesReader(const std::string& bytes) : bytes_(bytes) {}
+  size_t size() const override { return bytes_.size(); }
+  size_t read(uint64_t pos, void* buf, size_t n, const char* /*what*/) const override {
+    if (pos >= bytes_.size()) return 0;
+    const size_t count = std::min<size_t>(n, bytes_.size() - static_cast<size_t>(pos));
+    std::memcpy(buf, bytes_.data() + pos, count);
+    return count;
+  }
+
+ private:
+  const std::string& bytes_;
+};
+
+}  // namespace
+
+std::map<std::string, torch::Tensor> load_tensors_from_bytes(const std::string& content, const std::string& source) {
   torch::IValue value;
   try {
-    value = torch::pickle_load(std::vector<char>(content.begin(), content.end()));
+    // What torch::pickle_load does, with a bounds-checked reader.
+    caffe2::serialize::PyTorchStreamReader reader(std::make_unique<CheckedBytesReader>(content));
+    value = torch::jit::readArchiveAndTensors("data", /*pickle_prefix=*/"", /*tensor_prefix=*/"",
+                                              /*type_resolver=*/c10::nullopt, /*obj_loader=*/c10::nullopt,
+                                              /*device=*/c10::nullopt, reader);
   } catch (const c10::Error& e) {
     throw IoError(fmt::format("{}: not a readable tensor file (torch.save / pickle format): {}",
-                              path.string(), e.what_without_backtrace()));
+                              source, e.what_without_backtrace()));
+  } catch (const std::bad_alloc&) {  // a forged record size: LibTorch allocates it before reading
+    throw IoError(fmt::format("{}: not a readable tensor file (torch.save / pickle format): a record "
+                              "declares more bytes than memory holds", source));
   }
   if (!value.isGenericDict())
-    throw IoError(fmt::format("{}: expected a dictionary of tensors, found {}", path.string(), value.tagKind()));
+    throw IoError(fmt::format("{}: expected a dictionary of tensors, found {}", source, value.tagKind()));
   std::map<std::string, torch::Tensor> out;
   for (const auto& item : value.toGenericDict()) {
     if (!item.key().isString() || !item.value().isTensor())
-      throw IoError(fmt::format("{}: expected a dictionary of name -> tensor, found {} -> {}", path.string(),
+      throw IoError(fmt::format("{}: expected a dictionary of name -> tensor, found {} -> {}", source,
                                 item.key().tagKind(), item.value().tagKind()));
     out.emplace(item.key().toStringRef(), item.value().toTensor());
   }

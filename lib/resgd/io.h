@@ -64,5 +64,7 @@ void save_tensors(const std::filesystem::path& path,
                   const std::vector<std::pair<std::string, torch::Tensor>>& tensors);
 /// Loads a dictionary of tensors written by save_tensors or by torch.save in Python.
 std::map<std::string, torch::Tensor> load_tensors(const std::filesystem::path& path);
+/// The same, from the file's bytes; `source` names it in errors (the fuzz target's entry).
+std::map<std::string, torch::Tensor> load_tensors_from_bytes(const std::string& bytes, const std::string& source);
 
 }  // namespace resgd
