@@ -295,6 +295,11 @@ INSTANTIATE_TEST_SUITE_P(
                             fs::copy_file(RESGD_SOURCE_DIR "/fuzz/regressions/tensors-record-size-beyond-memory.pt", p);
                           },
                           "not a readable tensor file"},
+        HostileTensorFile{"MangledTypeTag",  // found by fuzz/tensors_fuzz: LibTorch's type parser throws
+                          [](const fs::path& p) {
+                            fs::copy_file(RESGD_SOURCE_DIR "/fuzz/regressions/tensors-mangled-type-tag.pt", p);
+                          },
+                          "not a readable tensor file"},
         HostileTensorFile{"YamlInsteadOfPickle", [](const fs::path& p) { testing::write_text(p, "X: [1, 2]\n"); },
                           "not a readable tensor file"},
         HostileTensorFile{"DictOfStrings",

@@ -167,9 +167,13 @@ std::map<std::string, torch::Tensor> load_tensors_from_bytes(const std::string& 
   } catch (const c10::Error& e) {
     throw IoError(fmt::format("{}: not a readable tensor file (torch.save / pickle format): {}",
                               source, e.what_without_backtrace()));
-  } catch (const std::bad_alloc&) {  // a forged record size: LibTorch allocates it before reading
-    throw IoError(fmt::format("{}: not a readable tensor file (torch.save / pickle format): a record "
+  } catch (const std::bad_alloc&) {  // a forged length: LibTorch's unpickler allocates it before reading
+    throw IoError(fmt::format("{}: not a readable tensor file (torch.save / pickle format): it "
                               "declares more bytes than memory holds", source));
+  } catch (const std::exception& e) {  // e.g. torch::jit::ErrorReport for a mangled type tag (fuzz)
+    std::string why = e.what();
+    std::replace(why.begin(), why.end(), '\n', ' ');
+    throw IoError(fmt::format("{}: not a readable tensor file (torch.save / pickle format): {}", source, why));
   }
   if (!value.isGenericDict())
     throw IoError(fmt::format("{}: expected a dictionary of tensors, found {}", source, value.tagKind()));
