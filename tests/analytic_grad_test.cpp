@@ -178,7 +178,9 @@ TEST_P(AnalyticGradGrid, AnalyticMatchesAutogradToRoundoff) {
     auto p = make_problem(c);
     const auto analytic = analytic_gradients(*p.model, p.X, p.Y, c.loss);
     const auto autograd = autograd_gradients(*p.model, p.X, p.Y, c.loss);
-    EXPECT_EQ(analytic.loss.item<double>(), autograd.loss.item<double>());
+    // The two forward passes differ only in how the attention products sum (batched_matmul's
+    // loop without autograd, BLAS with it): the losses agree to rounding.
+    EXPECT_NEAR(analytic.loss.item<double>(), autograd.loss.item<double>(), 1e-13 * autograd.loss.item<double>());
     const auto names = p.model->parameter_names();
     const auto parameters = p.model->parameters();
     ASSERT_EQ(analytic.grads.size(), names.size());

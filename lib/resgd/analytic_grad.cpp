@@ -6,6 +6,8 @@
 
 #include <cmath>
 
+#include "resgd/batched_matmul.h"
+
 namespace resgd {
 namespace {
 
@@ -47,6 +49,13 @@ BlockTrace block_forward(ResidualBlockImpl& block, const torch::Tensor& H_in) {
   return block.trace(H_in);
 }
 
+torch::Tensor activation_backward(const torch::Tensor& dPhi, const torch::Tensor& U, Activation activation,
+                                  double leaky_slope) {
+  // relu, the default, through PyTorch's own backward: one pass instead of three
+  if (activation == Activation::relu) return at::threshold_backward(dPhi, U, 0);
+  return dPhi * activation_derivative(U, activation, leaky_slope);
+}
+
 BlockGradients block_backward(const ResidualBlockImpl& block, const BlockTrace& cache,
                               const torch::Tensor& dH_out, bool need_dH_in) {
   const BlockOptions& o = block.options;
@@ -54,36 +63,44 @@ BlockGradients block_backward(const ResidualBlockImpl& block, const BlockTrace& 
   TORCH_CHECK(dH_out.sizes() == t.H_out.sizes(), "dH_out must have H_out's shape ",
               t.H_out.sizes(), ", got ", dH_out.sizes());
   const double c = o.output_scale, tau = o.temperature, gamma_f = block.ffn_residual();
+  const int64_t N = dH_out.size(0), n = dH_out.size(1);
+  auto tokens = [&](const torch::Tensor& M) { return M.reshape({N * n, M.size(-1)}); };  // (N n, .)
+  auto per_sample = [&](const torch::Tensor& M) { return M.view({N, n, M.size(-1)}); };  // (N, n, .)
   BlockGradients g;
 
   // H_out = c Phi W_2 + gamma_f G
-  g.dW_2 = c * batch_outer(t.Phi, dH_out);                                 // (m, out_dim)
-  auto dPhi = c * dH_out.matmul(block.W_2.t());                            // (N, n, m)
+  g.dW_2 = batch_outer(t.Phi, dH_out);                                     // (m, out_dim)
+  auto dPhi = dH_out.matmul(block.W_2.t());                                // (N, n, m)
+  if (c != 1.0) g.dW_2.mul_(c), dPhi.mul_(c);
   // Phi = sigma(U)
-  auto dU = dPhi * activation_derivative(t.U, o.activation, o.leaky_slope);  // (N, n, m)
+  auto dU = activation_backward(dPhi, t.U, o.activation, o.leaky_slope);   // (N, n, m)
   // U = G W_1
   g.dW_1 = batch_outer(t.G, dU);                                           // (d, m)
-  auto dG = dU.matmul(block.W_1.t());                                      // (N, n, d)
-  if (gamma_f != 0.0) dG = dG + gamma_f * dH_out;
+  // dG = dU W_1^T + gamma_f dH_out, the second term in the same product
+  auto dG = gamma_f != 0.0 ? per_sample(torch::addmm(tokens(dH_out), tokens(dU), block.W_1.t(), gamma_f, 1.0))
+                           : dU.matmul(block.W_1.t());                     // (N, n, d)
   // G = gamma_a H_in + A
   const auto& dA = dG;                                                     // (N, n, d)
-  if (need_dH_in) g.dH_in = o.gamma_a * dG;                                // (N, n, d)
   // A = S V
-  auto dS = dA.bmm(t.V.transpose(1, 2));                                   // (N, n, n)
-  auto dV = t.S.transpose(1, 2).bmm(dA);                                   // (N, n, d)
+  auto dS = batched_matmul(dA, t.V.transpose(1, 2));                       // (N, n, n)
+  auto dV = batched_matmul(t.S.transpose(1, 2), dA);                       // (N, n, d)
   // V = H_in W_V
   g.dW_V = batch_outer(t.H_in, dV);                                        // (d, d)
-  if (need_dH_in) g.dH_in = g.dH_in + dV.matmul(block.W_V.t());
-  // S = softmax_rows(Z), with Z = -inf at masked (future) entries: there S = 0, so dZ = 0
-  // and the mask needs no branch here.
-  auto dZ = t.S * (dS - (dS * t.S).sum(-1, /*keepdim=*/true));             // (N, n, n)
+  // S = softmax_rows(Z): dZ = S * (dS - rowsum(dS * S)), PyTorch's own kernel. Masked
+  // (future) entries have S = 0, so dZ = 0 there and the mask needs no branch.
+  auto dZ = at::_softmax_backward_data(dS, t.S, -1, t.S.scalar_type());   // (N, n, n)
   // Z = Q K^T / tau
-  auto dQ = dZ.bmm(t.K).div(tau);                                          // (N, n, d_k)
-  auto dK = dZ.transpose(1, 2).bmm(t.Q).div(tau);                          // (N, n, d_k)
+  dZ.div_(tau);
+  auto dQ = batched_matmul(dZ, t.K);                                       // (N, n, d_k)
+  auto dK = batched_matmul(dZ.transpose(1, 2), t.Q);                       // (N, n, d_k)
   // Q = H_in W_Q, K = H_in W_K: dW_Q = sum_i H_i^T dZ_i K_i / tau = dP W_K, as in DESIGN.md
   g.dW_Q = batch_outer(t.H_in, dQ);                                        // (d, d_k)
   g.dW_K = batch_outer(t.H_in, dK);                                        // (d, d_k)
-  if (need_dH_in) g.dH_in = g.dH_in + dQ.matmul(block.W_Q.t()) + dK.matmul(block.W_K.t());
+  if (need_dH_in) {  // dH_in = gamma_a dG + dV W_V^T + dQ W_Q^T + dK W_K^T, accumulated
+    auto dH_in = torch::addmm(tokens(dG), tokens(dV), block.W_V.t(), o.gamma_a, 1.0);
+    dH_in.addmm_(tokens(dQ), block.W_Q.t()).addmm_(tokens(dK), block.W_K.t());
+    g.dH_in = per_sample(dH_in);                                           // (N, n, d)
+  }
   return g;
 }
 

@@ -1,6 +1,8 @@
 // The residual Transformer: DESIGN.md, "The model".
 #include "resgd/model.h"
 
+#include "resgd/batched_matmul.h"
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 
@@ -75,25 +77,28 @@ void ResidualBlockImpl::initialize(torch::Generator& generator) {
 BlockTrace ResidualBlockImpl::trace(const torch::Tensor& H_in) {
   TORCH_CHECK(H_in.dim() == 3 && H_in.size(2) == options.dim, "block input must be (N, n, ",
               options.dim, "), got ", H_in.sizes());
+  const int64_t N = H_in.size(0), n = H_in.size(1);
   BlockTrace t;
   t.H_in = H_in;                                                     // (N, n, d)
   t.Q = H_in.matmul(W_Q);                                            // (N, n, d_k)
   t.K = H_in.matmul(W_K);                                            // (N, n, d_k)
-  auto Z = t.Q.bmm(t.K.transpose(1, 2)).div(options.temperature);    // (N, n, n)
+  auto Z = batched_matmul(t.Q, t.K.transpose(1, 2)).div_(options.temperature);  // (N, n, n)
   if (options.causal) {
-    const int64_t n = H_in.size(1);
     auto future = torch::ones({n, n}, torch::TensorOptions().dtype(torch::kBool).device(H_in.device())).triu(1);
     Z = Z.masked_fill(future, -std::numeric_limits<double>::infinity());
   }
   t.S = torch::softmax(Z, -1);                                       // (N, n, n)
   t.V = H_in.matmul(W_V);                                            // (N, n, d)
-  t.A = t.S.bmm(t.V);                                                // (N, n, d)
-  t.G = options.gamma_a == 0.0 ? t.A : t.A + options.gamma_a * H_in; // (N, n, d)
+  t.A = batched_matmul(t.S, t.V);                                    // (N, n, d)
+  t.G = options.gamma_a == 0.0 ? t.A : torch::add(t.A, H_in, options.gamma_a);  // A + gamma_a H
   t.U = t.G.matmul(W_1);                                             // (N, n, m)
   t.Phi = activate(t.U, options.activation, options.leaky_slope);    // (N, n, m)
-  t.H_out = t.Phi.matmul(W_2).mul(options.output_scale);             // (N, n, out_dim)
-  const double gamma_f = ffn_residual();
-  if (gamma_f != 0.0) t.H_out = t.H_out + gamma_f * t.G;
+  // H_out = c Phi W_2 + gamma_f G: one product that accumulates onto gamma_f G
+  const double c = options.output_scale, gamma_f = ffn_residual();
+  const auto Phi_tokens = t.Phi.reshape({N * n, -1});
+  t.H_out = gamma_f != 0.0 ? torch::addmm(t.G.reshape({N * n, -1}), Phi_tokens, W_2, gamma_f, c)
+                           : (c == 1.0 ? Phi_tokens.mm(W_2) : Phi_tokens.mm(W_2).mul_(c));
+  t.H_out = t.H_out.view({N, n, W_2.size(1)});                       // (N, n, out_dim)
   return t;
 }
 

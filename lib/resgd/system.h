@@ -18,7 +18,12 @@ torch::Dtype resolve_dtype(const std::string& dtype);
 /// Process-wide settings made once at start-up: keeps freed tensor memory in the heap
 /// instead of returning it to the kernel after every step (fresh pages cost ~13 us per
 /// 4 KiB here, which dominated small GD steps).
-void configure_process();  // also calls match_blas_threads
+void configure_process();  // also calls select_blas_kernels and match_blas_threads
+
+/// Where OpenBLAS did not recognise the CPU and fell back to its generic SSE3 kernels,
+/// re-selects the fastest kernel set the CPU supports (AVX-512, else AVX2). Must run
+/// before the first matrix product; a no-op with any other BLAS or choice.
+void select_blas_kernels();
 
 /// Gives OpenBLAS (when it serves the products) as many threads as LibTorch's pool.
 void match_blas_threads();
