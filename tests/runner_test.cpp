@@ -66,7 +66,10 @@ TEST(Runner, InterruptedAndResumedRunEqualsUninterruptedBitwise) {
     run_experiment(config, first);
     const auto interrupted = nlohmann::json::parse(read_file(first.out / "summary.json"));
     EXPECT_EQ(interrupted["status"], "interrupted");
-    EXPECT_EQ(interrupted["iters"], stop_at + 1);
+    // The row of stop_at may reach the hook a few iterations late (its diagnosis runs beside
+    // GD), at the latest when the next diagnosis, every 5 iterations, starts.
+    EXPECT_GE(interrupted["iters"], stop_at + 1);
+    EXPECT_LE(interrupted["iters"], (stop_at / 5 + 1) * 5 + 1);
     EXPECT_TRUE(fs::exists(first.out / "checkpoint.pt"));
 
     RunOptions second;

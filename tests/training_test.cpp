@@ -1,4 +1,5 @@
 // Plain GD: the loss falls, stop rules give their statuses, runs are reproducible.
+#include "resgd/diagnostics.h"
 #include "resgd/training.h"
 
 #include <gtest/gtest.h>
@@ -102,6 +103,34 @@ TEST(Training, StopRequestEndsTheRunAsInterrupted) {
   }, &stop);
   EXPECT_EQ(result.status, "interrupted");
   EXPECT_EQ(result.iters, 6);
+}
+
+TEST(Training, RowsDiagnosedBesideGdArriveInOrderAndComplete) {
+  ExperimentConfig c = tiny_experiment();
+  c.train.max_iters = 20;
+  c.diagnostics.every = 3;  // diagnoses run on a worker thread while GD goes on
+  const Trajectory t = train_tiny(c);
+  const auto columns = diagnostic_columns(c.model.layers, c.diagnostics.ntk);
+  ASSERT_EQ(t.rows.size(), 21u);
+  for (size_t i = 0; i < t.rows.size(); ++i) {
+    const IterationRow& row = t.rows[i];
+    ASSERT_EQ(row.iter, static_cast<int64_t>(i));
+    const bool diagnosed = i % 3 == 0 || i == 20;
+    ASSERT_EQ(row.diagnostics.size(), diagnosed ? columns.size() : 0u) << "iteration " << i;
+    if (!diagnosed) continue;
+    // pl_ratio reads the gradient of this iteration, not of one GD has reached since
+    const double pl_ratio = *value_of(columns, row.diagnostics, "pl_ratio");
+    EXPECT_NEAR(pl_ratio, row.grad_norm * row.grad_norm / (2 * row.loss), 1e-12 * pl_ratio) << "iteration " << i;
+  }
+  // Iteration 0 diagnosed beside GD equals iteration 0 diagnosed in step (every 0).
+  ExperimentConfig in_step = c;
+  in_step.diagnostics.every = 0;
+  const Trajectory reference = train_tiny(in_step);
+  ASSERT_EQ(reference.rows.front().diagnostics.size(), columns.size());
+  for (size_t k = 0; k < columns.size(); ++k) {
+    const double a = t.rows.front().diagnostics[k], b = reference.rows.front().diagnostics[k];
+    EXPECT_TRUE(a == b || (std::isnan(a) && std::isnan(b))) << columns[k] << ": " << a << " vs " << b;
+  }
 }
 
 }  // namespace

@@ -21,6 +21,9 @@ torch::Tensor scalar_like(double value, const torch::Tensor& like) {
   return torch::full({}, value, like.options());
 }
 
+/// One diagnostic value: a detached 0-d float64 tensor, still on the run's device.
+torch::Tensor as_value(const torch::Tensor& v) { return v.detach().to(torch::kFloat64).reshape({}); }
+
 }  // namespace
 
 double linear_rate(const std::vector<int64_t>& iters, const std::vector<double>& losses,
@@ -201,38 +204,54 @@ torch::Tensor ntk_lambda_min(ResidualTransformerImpl& model, const torch::Tensor
 }
 
 // ---------------------------------------------------------------------------------------
-std::vector<double> compute_diagnostics(const DiagnosticsInput& input) {
+std::vector<torch::Tensor> trace_diagnostics(const ForwardTrace& trace, bool causal) {
   torch::NoGradGuard no_grad;
-  auto& model = input.model;
-  const auto& blocks = input.state.trace.blocks;
-  const int64_t layers = model.options.layers;
-  TORCH_CHECK(static_cast<int64_t>(blocks.size()) == layers, "compute_diagnostics: trace has ",
-              blocks.size(), " blocks, the model ", layers);
-
   std::vector<torch::Tensor> values;  // 0-d, on the run's device
-  auto push = [&](const torch::Tensor& v) { values.push_back(v.detach().to(torch::kFloat64).reshape({})); };
-  for (int64_t l = 0; l < layers; ++l) {
-    const BlockTrace& b = blocks[static_cast<size_t>(l)];
+  auto push = [&](const torch::Tensor& v) { values.push_back(as_value(v)); };
+  for (const BlockTrace& b : trace.blocks) {
     const int64_t d = b.G.size(2);
     const SpectrumStats g = spectrum_stats(b.G);                          // (N, n, d)
     const SpectrumStats a = spectrum_stats(b.A);                          // (N, n, d)
     const SpectrumStats stacked = spectrum_stats(b.G.reshape({1, -1, d}));  // (1, N n, d)
     for (const auto* s : {&g, &a, &stacked}) push(s->sigma_min), push(s->sigma_max), push(s->cond);
-    push(attention_entropy(b.S, model.blocks->at<ResidualBlockImpl>(static_cast<size_t>(l)).options.causal));
+    push(attention_entropy(b.S, causal));
     push(rank1_residual(b.G));
   }
   // The stacked (N n) x m features: its min(N n, m)-th value, which in the NTK regime
   // (m > N n) is the one that bounds the kernel's smallest eigenvalue.
-  const auto& Phi = blocks.back().Phi;
+  const auto& Phi = trace.blocks.back().Phi;
   push(spectrum_stats(Phi.reshape({1, -1, Phi.size(2)})).sigma_min);
+  return values;
+}
 
+std::vector<double> read_back(const std::vector<torch::Tensor>& values) {
+  auto all = torch::stack(values).to(torch::kCPU, torch::kFloat64).contiguous();  // one transfer
+  const double* data = all.data_ptr<double>();
+  return std::vector<double>(data, data + all.numel());
+}
+
+std::vector<double> compute_diagnostics(const DiagnosticsInput& input) {
+  auto values = trace_diagnostics(input.state.trace, input.model.options.block.causal);
+  auto parameter_values = parameter_diagnostics(input);
+  values.insert(values.end(), parameter_values.begin(), parameter_values.end());
+  return read_back(values);
+}
+
+std::vector<torch::Tensor> parameter_diagnostics(const DiagnosticsInput& input) {
+  torch::NoGradGuard no_grad;
+  auto& model = input.model;
+  TORCH_CHECK(static_cast<int64_t>(input.state.trace.blocks.size()) == model.options.layers,
+              "parameter_diagnostics: trace has ", input.state.trace.blocks.size(), " blocks, the model ",
+              model.options.layers);
+  std::vector<torch::Tensor> values;  // 0-d, on the run's device
+  auto push = [&](const torch::Tensor& v) { values.push_back(as_value(v)); };
   const auto& loss = input.state.loss;
   torch::Tensor grad_sq = torch::zeros({}, loss.options());
   for (const auto& g : input.state.grads) grad_sq = grad_sq + g.pow(2).sum();
   push(grad_sq / (2 * loss));  // 0 / 0 = NaN at an exact fit: no PL constant to observe
 
   const auto params = model.parameters();
-  TORCH_CHECK(params.size() == input.theta_0.size(), "compute_diagnostics: ", params.size(),
+  TORCH_CHECK(params.size() == input.theta_0.size(), "parameter_diagnostics: ", params.size(),
               " parameters but ", input.theta_0.size(), " in theta_0");
   torch::Tensor dist_sq = torch::zeros({}, loss.options());
   for (size_t i = 0; i < params.size(); ++i)
@@ -257,9 +276,7 @@ std::vector<double> compute_diagnostics(const DiagnosticsInput& input) {
     }
   }
 
-  auto all = torch::stack(values).to(torch::kCPU).contiguous();  // the one read-back
-  const double* data = all.data_ptr<double>();
-  return std::vector<double>(data, data + all.numel());
+  return values;
 }
 
 }  // namespace resgd

@@ -110,7 +110,20 @@ struct DiagnosticsInput {
 
 /// The values of `diagnostic_columns`, same order; NaN where a value could not be had
 /// (a diverged state, or the NTK when refused for size: then one line on std::cerr per
-/// run). Reads back from the device once.
+/// run). Reads back from the device once. The two parts below, joined.
 std::vector<double> compute_diagnostics(const DiagnosticsInput& input);
+
+/// The columns read from the forward trace alone, in column order: per block the spectra,
+/// attn_entropy and rank1_res, then sigma_min_phi. GD never writes to a trace, so this part
+/// may run on another thread while GD goes on (training.cpp does). 0-d tensors on the
+/// trace's device. `causal`: the model's mask switch.
+std::vector<torch::Tensor> trace_diagnostics(const ForwardTrace& trace, bool causal);
+
+/// The columns that read theta_t and its gradient: pl_ratio, dist_init and, when asked
+/// for, ntk_lambda_min. Must run before the update. 0-d tensors on the run's device.
+std::vector<torch::Tensor> parameter_diagnostics(const DiagnosticsInput& input);
+
+/// Both parts' values as doubles, in one device-to-host transfer.
+std::vector<double> read_back(const std::vector<torch::Tensor>& values);
 
 }  // namespace resgd

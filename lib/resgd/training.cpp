@@ -3,6 +3,8 @@
 
 #include <chrono>
 #include <cmath>
+#include <deque>
+#include <future>
 
 #include "resgd/analytic_grad.h"
 #include "resgd/diagnostics.h"
@@ -25,6 +27,49 @@ void record(TrainResult& result, const IterationRow& row, std::optional<size_t> 
   result.final_loss = row.loss;
   result.iters = row.iter;
 }
+
+/// Rows on their way to the run's result and hooks, in iteration order. A diagnosed row's
+/// trace diagnostics (the SVDs, most of a diagnosis) may be computed on a worker thread
+/// while GD goes on, on a core the GD step leaves idle: the rows logged meanwhile wait
+/// behind it, so the hooks still see every row in order, complete, though a row may reach
+/// them a few iterations late: at the latest when the next diagnosis starts. At most one
+/// diagnosis is in flight; its job keeps its trace alive until it is done.
+class RowPipeline {
+ public:
+  explicit RowPipeline(std::function<void(const IterationRow&)> emit) : emit_(std::move(emit)) {}
+  RowPipeline(const RowPipeline&) = delete;
+  RowPipeline& operator=(const RowPipeline&) = delete;
+  ~RowPipeline() {
+    if (pending_.valid()) pending_.wait();  // unwinding: let the worker finish with its tensors
+  }
+
+  /// A complete row: emitted now, or held behind a diagnosis still in flight.
+  void add(IterationRow row) {
+    if (pending_.valid() && pending_.wait_for(std::chrono::seconds(0)) == std::future_status::ready) drain();
+    if (pending_.valid()) held_.push_back(std::move(row));
+    else emit_(row);
+  }
+
+  /// A row whose diagnostics `job` computes on a worker thread.
+  void add_diagnosed(IterationRow row, std::function<std::vector<double>()> job) {
+    drain();
+    held_.push_back(std::move(row));
+    pending_ = std::async(std::launch::async, std::move(job));
+  }
+
+  /// Waits for the diagnosis in flight and emits every held row; rethrows what the job threw.
+  void drain() {
+    if (!pending_.valid()) return;
+    held_.front().diagnostics = pending_.get();
+    for (const auto& row : held_) emit_(row);
+    held_.clear();
+  }
+
+ private:
+  std::function<void(const IterationRow&)> emit_;
+  std::future<std::vector<double>> pending_;
+  std::deque<IterationRow> held_;  // held_.front() is the diagnosed row
+};
 
 }  // namespace
 
@@ -55,13 +100,19 @@ TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const Exp
     for (const auto& p : params) theta_0.push_back(p.detach().clone());
   }
 
+  double initial_loss = result.initial_loss;  // from the replayed rows on resume; set at t = 0
   DiagnosticsRunState diagnostics_state;  // e.g. warn once per run when the NTK is refused
+  RowPipeline rows([&](const IterationRow& row) {
+    record(result, row, pl_column);
+    if (hooks.on_row) hooks.on_row(row);
+  });
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] {
     return elapsed_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
   auto checkpoint = [&](int64_t t) {
     if (!hooks.on_checkpoint) return;
+    rows.drain();  // a checkpoint follows the rows before it
     TrainCheckpoint c{t, {}, theta_0, elapsed(), {}};  // the rows are in metrics.csv already
     for (const auto& p : params) c.params.push_back(p.detach());
     hooks.on_checkpoint(c);
@@ -84,10 +135,10 @@ TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const Exp
         row.loss = host[0].item<double>();
         row.grad_norm = host[1].item<double>();
       }
-      const double initial = t == 0 ? row.loss : result.initial_loss;
-      if (!std::isfinite(row.loss) || row.loss > tc.divergence_factor * initial) {
+      if (t == 0) initial_loss = row.loss;
+      if (!std::isfinite(row.loss) || row.loss > tc.divergence_factor * initial_loss) {
         result.status = "diverged";
-      } else if (row.loss <= tc.tolerance || row.loss <= tc.rel_tolerance * initial) {
+      } else if (row.loss <= tc.tolerance || row.loss <= tc.rel_tolerance * initial_loss) {
         result.status = "converged";
         result.iters_to_tol = t;
       } else if (last) {
@@ -95,18 +146,39 @@ TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const Exp
       } else if (interrupted) {
         result.status = "interrupted";
       }
-      diagnose = diagnose || !result.status.empty();  // the last iteration is always diagnosed
+      const bool final_row = !result.status.empty();
+      diagnose = diagnose || final_row;  // the last iteration is always diagnosed
 
       if (diagnose && !diagnostic_names.empty()) {
         torch::NoGradGuard no_grad;
-        row.diagnostics =
-            compute_diagnostics({model, data.X, state, theta_0, config.diagnostics, &diagnostics_state});
+        const bool causal = model.options.block.causal;
+        // theta_t is about to change: what reads it is computed now, the rest beside GD
+        auto parameter_values =
+            parameter_diagnostics({model, data.X, state, theta_0, config.diagnostics, &diagnostics_state});
+        auto job = [trace = state.trace, causal, parameter_values = std::move(parameter_values)] {
+          torch::NoGradGuard no_grad_in_worker;  // grad mode is per thread
+          auto values = trace_diagnostics(trace, causal);
+          values.insert(values.end(), parameter_values.begin(), parameter_values.end());
+          return read_back(values);
+        };
+        if (final_row || every == 0) {  // no later diagnosis to overlap with: rows stay in step
+          rows.drain();
+          row.diagnostics = job();
+          row.elapsed_s = elapsed();
+          rows.add(row);
+        } else {
+          row.elapsed_s = elapsed();
+          rows.add_diagnosed(row, std::move(job));
+        }
+      } else {
+        row.elapsed_s = elapsed();
+        rows.add(row);
       }
-      row.elapsed_s = elapsed();
-      record(result, row, pl_column);
-      if (hooks.on_row) hooks.on_row(row);
-      if (result.status == "interrupted") checkpoint(t);  // theta_t: iteration t is redone on resume
-      if (!result.status.empty()) break;
+      if (final_row) {
+        rows.drain();
+        if (result.status == "interrupted") checkpoint(t);  // theta_t: iteration t is redone on resume
+        break;
+      }
     }
     torch::NoGradGuard no_grad;
     at::_foreach_add_(params, state.grads, -tc.lr);  // theta <- theta - lr grad, one dispatch
