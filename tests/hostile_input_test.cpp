@@ -265,6 +265,13 @@ TEST(HostileDataBaseline, ValidTensorFileRuns) {  // the baseline the hostile ca
 }
 
 TEST_P(HostileDataFile, ExitsOneNamingThePath) {
+#if defined(__SANITIZE_ADDRESS__)
+  // LibTorch asks operator new for the 26 GB the forged record claims. The release build
+  // gets bad_alloc and names the file; ASan's operator new aborts with "out of memory"
+  // instead, whatever ASAN_OPTIONS say, so under the asan preset this case cannot pass.
+  if (GetParam().name == "RecordSizeBeyondMemory")
+    GTEST_SKIP() << "ASan aborts on the 26 GB allocation instead of throwing bad_alloc";
+#endif
   TempDir dir;
   GetParam().write(dir / "data.pt");
   testing::write_text(dir / "exp.yaml", kTensorsExperiment);

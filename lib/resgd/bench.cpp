@@ -30,7 +30,7 @@ double mm_gflops(torch::Device device, torch::Dtype dtype, int repeats) {
   const auto B = torch::randn({side, side}, generator, options).to(device, dtype);
   auto C = A.mm(B);  // warm-up: threads, allocator, kernels
   std::vector<double> rates;
-  for (int r = 0; r < std::max(repeats, 3); ++r) {
+  for (int r = 0; r < std::max(3 * repeats, 10); ++r) {  // cheap: enough for a steady median
     synchronize(device);
     const auto start = std::chrono::steady_clock::now();
     C = A.mm(B);
@@ -41,22 +41,39 @@ double mm_gflops(torch::Device device, torch::Dtype dtype, int repeats) {
   return median_of_finite(rates);
 }
 
-/// Median seconds per GD step of `config` over `repeats` runs. Each run trains
-/// `size.steps + 2` iterations; the time between the rows of iteration 1 and of the last
-/// but one is divided by the steps between them, so start-up, the first iteration's
-/// diagnostics and the final ones are outside the timing.
-double seconds_per_step(const ExperimentConfig& config, torch::Device device, int repeats) {
-  const Dataset data = make_dataset(config, device, resolve_dtype(config.dtype));
-  std::vector<double> per_step;
+/// Seconds per GD step of one run of `config`. The run trains `max_iters` iterations; the
+/// time between the rows of iteration 1 and of the last but one is divided by the steps
+/// between them, so start-up, the first iteration's diagnostics and the final ones are
+/// outside the timing.
+double seconds_per_step(const ExperimentConfig& config, const Dataset& data, torch::Device device) {
+  ResidualTransformer model(model_options(config));
+  model->to(device, resolve_dtype(config.dtype));
+  std::vector<double> stamps;
+  train(*model, data, config, [&](const IterationRow& row) { stamps.push_back(row.elapsed_s); });
+  const size_t first = 1, last = stamps.size() - 2;
+  return (stamps[last] - stamps[first]) / static_cast<double>(last - first);
+}
+
+struct PairTiming {
+  double plain = 0, diagnosed = 0;  // median seconds per step
+  double cost = 0;                  // median over repetitions of diagnosed / plain - 1
+};
+
+/// Diagnostics off and every 10, timed run by run in turn after one warm-up pair, so that
+/// a drift in the machine's speed falls on both alike.
+PairTiming time_pair(const ExperimentConfig& plain, const ExperimentConfig& diagnosed, torch::Device device,
+                     int repeats) {
+  const Dataset data = make_dataset(plain, device, resolve_dtype(plain.dtype));
+  std::vector<double> plain_times, diagnosed_times, costs;
   for (int r = 0; r <= repeats; ++r) {  // r = 0 warms up
-    ResidualTransformer model(model_options(config));
-    model->to(device, resolve_dtype(config.dtype));
-    std::vector<double> stamps;
-    train(*model, data, config, [&](const IterationRow& row) { stamps.push_back(row.elapsed_s); });
-    const size_t first = 1, last = stamps.size() - 2;
-    if (r > 0) per_step.push_back((stamps[last] - stamps[first]) / static_cast<double>(last - first));
+    const double a = seconds_per_step(plain, data, device);
+    const double b = seconds_per_step(diagnosed, data, device);
+    if (r == 0) continue;
+    plain_times.push_back(a);
+    diagnosed_times.push_back(b);
+    costs.push_back(b / a - 1.0);
   }
-  return median_of_finite(per_step);
+  return {median_of_finite(plain_times), median_of_finite(diagnosed_times), median_of_finite(costs)};
 }
 
 double peak_resident_mib() {
@@ -135,23 +152,23 @@ int run_bench(const BenchOptions& options, std::ostream& out) {
     const double ceiling = mm_gflops(device, resolve_dtype(size.dtype), options.repeats);
     const double flops = gd_step_flops(size);
     for (const char* gradients : {"autograd", "analytic"}) {
-      double plain_seconds = 0;
-      for (int64_t every : {int64_t{0}, int64_t{10}}) {
-        ExperimentConfig config = bench_config(size);
-        config.device = options.device;
-        config.train.gradients = gradients;
-        config.diagnostics.every = every;
-        if (every == 0) config.train.max_iters = size.steps + 2;  // diagnostics only at 0 and the end
-        else config.train.max_iters = std::max<int64_t>(size.steps, 20) + 2;  // at least two diagnosed steps
-        const double seconds = seconds_per_step(config, device, options.repeats);
-        if (every == 0) plain_seconds = seconds;
+      ExperimentConfig plain = bench_config(size);
+      plain.device = options.device;
+      plain.train.gradients = gradients;
+      plain.diagnostics.every = 0;  // diagnostics only at 0 and the end
+      ExperimentConfig diagnosed = plain;
+      diagnosed.diagnostics.every = 10;
+      diagnosed.train.max_iters = std::max<int64_t>(size.steps, 20) + 2;  // at least two diagnosed steps
+      const PairTiming timing = time_pair(plain, diagnosed, device, options.repeats);
+      for (const bool with_diagnostics : {false, true}) {
+        const double seconds = with_diagnostics ? timing.diagnosed : timing.plain;
         const double gflops = flops / seconds / 1e9;
         out << fmt::format("{:<9} {:<7} {:<8} {:<9} {:>12.3f} {:>10.3f} {:>9.1f} {:>10.1f} {:>6.0f}% {:>9}\n",
-                           size.name, size.dtype, gradients, every == 0 ? "off" : "every 10", seconds * 1e3,
+                           size.name, size.dtype, gradients, with_diagnostics ? "every 10" : "off", seconds * 1e3,
                            flops / 1e9, gflops, ceiling, 100.0 * gflops / ceiling,
-                           every == 0 ? std::string("-") : fmt::format("{:+.1f}%", 100.0 * (seconds / plain_seconds - 1.0)));
-        out.flush();
+                           with_diagnostics ? fmt::format("{:+.1f}%", 100.0 * timing.cost) : std::string("-"));
       }
+      out.flush();
     }
   }
   out << fmt::format("\npeak resident memory: {:.0f} MiB\n", peak_resident_mib());
