@@ -61,38 +61,24 @@ config() {  # config NAME: writes lib/cmake/NAME/NAMEConfig.cmake (find_package'
 # shellcheck disable=SC2016  # CMake's ${...}, not the shell's
 prefix_line='get_filename_component(_resgd_deps "${CMAKE_CURRENT_LIST_DIR}/../../.." ABSOLUTE)'
 
-config fmt <<EOF
-# fmt $(version_of libfmt-dev), header-only: compiled with the including target's ABI.
+header_only() {  # header_only NAME TARGET DEBIAN_PACKAGE [PROPERTY VALUE]...: an INTERFACE target on include/
+  local name=$1 target=$2 package=$3
+  shift 3
+  config "$name" <<EOF
+# $name $(version_of "$package"), header-only.
 $prefix_line
-if(NOT TARGET fmt::fmt)
-  add_library(fmt::fmt INTERFACE IMPORTED)
-  set_target_properties(fmt::fmt PROPERTIES
-    INTERFACE_INCLUDE_DIRECTORIES "\${_resgd_deps}/include"
-    INTERFACE_COMPILE_DEFINITIONS FMT_HEADER_ONLY=1)
+if(NOT TARGET $target)
+  add_library($target INTERFACE IMPORTED)
+  set_target_properties($target PROPERTIES
+    INTERFACE_INCLUDE_DIRECTORIES "\${_resgd_deps}/include"${*:+ $*})
 endif()
-set(fmt_FOUND TRUE)
+set(${name}_FOUND TRUE)
 EOF
-
-config CLI11 <<EOF
-# CLI11 $(version_of libcli11-dev), header-only.
-$prefix_line
-if(NOT TARGET CLI11::CLI11)
-  add_library(CLI11::CLI11 INTERFACE IMPORTED)
-  set_target_properties(CLI11::CLI11 PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "\${_resgd_deps}/include")
-endif()
-set(CLI11_FOUND TRUE)
-EOF
-
-config nlohmann_json <<EOF
-# nlohmann_json $(version_of nlohmann-json3-dev), header-only.
-$prefix_line
-if(NOT TARGET nlohmann_json::nlohmann_json)
-  add_library(nlohmann_json::nlohmann_json INTERFACE IMPORTED)
-  set_target_properties(nlohmann_json::nlohmann_json PROPERTIES
-    INTERFACE_INCLUDE_DIRECTORIES "\${_resgd_deps}/include")
-endif()
-set(nlohmann_json_FOUND TRUE)
-EOF
+}
+# fmt as header-only (FMT_HEADER_ONLY): compiled with the including target's ABI.
+header_only fmt fmt::fmt libfmt-dev INTERFACE_COMPILE_DEFINITIONS FMT_HEADER_ONLY=1
+header_only CLI11 CLI11::CLI11 libcli11-dev
+header_only nlohmann_json nlohmann_json::nlohmann_json nlohmann-json3-dev
 
 config yaml-cpp <<EOF
 # yaml-cpp $(version_of libyaml-cpp-dev): the copy gpu_check.sh compiled from src/yaml-cpp
