@@ -112,6 +112,17 @@ const std::vector<Setting> kSettings = {
     {"tokens/softplus/causal", "tokens", Activation::softplus, true},
 };
 
+/// The model of a setting twice, from the same seed: one stays on the CPU, one moves to the GPU.
+struct ModelPair {
+  ResidualTransformer cpu, gpu;
+};
+ModelPair model_pair(const Setting& s) {
+  ModelPair m{ResidualTransformer(small_model(s.readout, s.activation, s.causal)),
+              ResidualTransformer(small_model(s.readout, s.activation, s.causal))};
+  m.gpu->to(kCuda);
+  return m;
+}
+
 ExperimentConfig tiny_experiment() {
   ExperimentConfig c;
   c.data.num_samples = 6;
@@ -147,9 +158,7 @@ Trajectory train_on(const ExperimentConfig& c, torch::Device device) {
 TEST_F(Cuda, ForwardMatchesCpuInFloat64) {
   for (const auto& s : kSettings) {
     const Problem p = small_problem(s.readout);
-    ResidualTransformer cpu(small_model(s.readout, s.activation, s.causal));
-    ResidualTransformer gpu(small_model(s.readout, s.activation, s.causal));
-    gpu->to(kCuda);
+    auto [cpu, gpu] = model_pair(s);
     ASSERT_TRUE(gpu->parameters()[0].is_cuda());
     torch::NoGradGuard no_grad;
     const ForwardTrace a = gpu->trace(p.X.to(kCuda)), b = cpu->trace(p.X);
@@ -165,9 +174,7 @@ TEST_F(Cuda, ForwardMatchesCpuInFloat64) {
 TEST_F(Cuda, AutogradAndAnalyticGradientsMatchCpuInFloat64) {
   for (const auto& s : kSettings) {
     const Problem p = small_problem(s.readout);
-    ResidualTransformer cpu(small_model(s.readout, s.activation, s.causal));
-    ResidualTransformer gpu(small_model(s.readout, s.activation, s.causal));
-    gpu->to(kCuda);
+    auto [cpu, gpu] = model_pair(s);
     const auto X = p.X.to(kCuda), Y = p.Y.to(kCuda);
     const auto names = cpu->parameter_names();
     const LossAndGradients reference = autograd_gradients(*cpu, p.X, p.Y, "sum");

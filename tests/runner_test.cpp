@@ -28,6 +28,14 @@ ExperimentConfig resumable_experiment() {
   return c;
 }
 
+/// resumable_experiment as a 2 x 2 sweep: attention residual on and off, seeds 0 and 1.
+ExperimentConfig resumable_sweep() {
+  ExperimentConfig c = resumable_experiment();
+  apply_override(c, "sweep.model.residual.attention=[true,false]");
+  apply_override(c, "sweep.seeds=[0,1]");
+  return c;
+}
+
 /// metrics.csv without its elapsed_s column: the part a resumed run must reproduce exactly.
 std::vector<std::vector<std::string>> metrics_without_time(const fs::path& run) {
   CsvTable table = read_csv(run / "metrics.csv");
@@ -82,9 +90,7 @@ TEST(Runner, InterruptedAndResumedRunEqualsUninterruptedBitwise) {
 
 TEST(Runner, ResumedSweepSkipsFinishedRunsAndEqualsUninterrupted) {
   TempDir dir;
-  ExperimentConfig config = resumable_experiment();
-  apply_override(config, "sweep.model.residual.attention=[true,false]");
-  apply_override(config, "sweep.seeds=[0,1]");
+  const ExperimentConfig config = resumable_sweep();
   RunOptions straight;
   straight.out = dir / "straight";
   run_experiment(config, straight);
@@ -112,9 +118,7 @@ TEST(Runner, ResumedSweepSkipsFinishedRunsAndEqualsUninterrupted) {
 
 TEST(Runner, ParallelSweepGivesTheSameRunsAsSequential) {
   TempDir dir;
-  ExperimentConfig config = resumable_experiment();
-  apply_override(config, "sweep.model.residual.attention=[true,false]");
-  apply_override(config, "sweep.seeds=[0,1]");
+  const ExperimentConfig config = resumable_sweep();
   RunOptions sequential;
   sequential.out = dir / "jobs1";
   RunOptions parallel = sequential;
