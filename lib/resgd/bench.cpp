@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "resgd/analytic_grad.h"
 #include "resgd/data.h"
 #include "resgd/diagnostics.h"
 #include "resgd/model.h"
@@ -76,6 +77,26 @@ PairTiming time_pair(const ExperimentConfig& plain, const ExperimentConfig& diag
   return {median_of_finite(plain_times), median_of_finite(diagnosed_times), median_of_finite(costs)};
 }
 
+/// Seconds of one whole diagnosis (every column, read back to the host), computed in step on
+/// this thread: the work a run's worker takes off the GD thread, and what a sweep with as
+/// many jobs as cores must fit on the cores besides GD. Median over `repeats`.
+double seconds_per_diagnosis(const ExperimentConfig& config, torch::Device device, int repeats) {
+  const Dataset data = make_dataset(config, device, resolve_dtype(config.dtype));
+  ResidualTransformer model(model_options(config));
+  model->to(device, resolve_dtype(config.dtype));
+  const LossAndGradients state = analytic_gradients(*model, data.X, data.Y, config.train.loss);
+  std::vector<torch::Tensor> theta_0;
+  for (const auto& p : model->parameters()) theta_0.push_back(p.detach().clone());
+  torch::NoGradGuard no_grad;
+  std::vector<double> times;
+  for (int r = 0; r <= repeats; ++r) {  // r = 0 warms up
+    const auto start = std::chrono::steady_clock::now();
+    compute_diagnostics({*model, data.X, state, theta_0, config.diagnostics});  // reads back: synchronises
+    if (r > 0) times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return median_of_finite(times);
+}
+
 double peak_resident_mib() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
@@ -141,8 +162,9 @@ int run_bench(const BenchOptions& options, std::ostream& out) {
   out << fmt::format("device {}; median of {} repetitions; GFLOP counts the matrix products of forward, "
                      "backward and update exactly\n\n",
                      device.str(), options.repeats);
-  out << fmt::format("{:<9} {:<7} {:<8} {:<9} {:>12} {:>10} {:>9} {:>10} {:>7} {:>9}\n", "size", "dtype",
-                     "grads", "diag", "ms/step", "GFLOP/step", "GFLOP/s", "mm GFLOP/s", "of mm", "diag cost");
+  out << fmt::format("{:<9} {:<7} {:<8} {:<9} {:>12} {:>10} {:>9} {:>10} {:>7} {:>9} {:>12}\n", "size", "dtype",
+                     "grads", "diag", "ms/step", "GFLOP/step", "GFLOP/s", "mm GFLOP/s", "of mm", "diag cost",
+                     "diagnosis ms");
   for (const auto& name : options.sizes) {
     auto it = std::find_if(bench_sizes().begin(), bench_sizes().end(), [&](const BenchSize& s) { return s.name == name; });
     if (it == bench_sizes().end())
@@ -151,9 +173,11 @@ int run_bench(const BenchOptions& options, std::ostream& out) {
     if (!options.dtype.empty()) size.dtype = options.dtype;
     const double ceiling = mm_gflops(device, resolve_dtype(size.dtype), options.repeats);
     const double flops = gd_step_flops(size);
+    ExperimentConfig base = bench_config(size);
+    base.device = options.device;
+    const double diagnosis = seconds_per_diagnosis(base, device, options.repeats);
     for (const char* gradients : {"autograd", "analytic"}) {
-      ExperimentConfig plain = bench_config(size);
-      plain.device = options.device;
+      ExperimentConfig plain = base;
       plain.train.gradients = gradients;
       plain.diagnostics.every = 0;  // diagnostics only at 0 and the end
       ExperimentConfig diagnosed = plain;
@@ -163,10 +187,11 @@ int run_bench(const BenchOptions& options, std::ostream& out) {
       for (const bool with_diagnostics : {false, true}) {
         const double seconds = with_diagnostics ? timing.diagnosed : timing.plain;
         const double gflops = flops / seconds / 1e9;
-        out << fmt::format("{:<9} {:<7} {:<8} {:<9} {:>12.3f} {:>10.3f} {:>9.1f} {:>10.1f} {:>6.0f}% {:>9}\n",
+        out << fmt::format("{:<9} {:<7} {:<8} {:<9} {:>12.3f} {:>10.3f} {:>9.1f} {:>10.1f} {:>6.0f}% {:>9} {:>12}\n",
                            size.name, size.dtype, gradients, with_diagnostics ? "every 10" : "off", seconds * 1e3,
                            flops / 1e9, gflops, ceiling, 100.0 * gflops / ceiling,
-                           with_diagnostics ? fmt::format("{:+.1f}%", 100.0 * timing.cost) : std::string("-"));
+                           with_diagnostics ? fmt::format("{:+.1f}%", 100.0 * timing.cost) : std::string("-"),
+                           with_diagnostics ? fmt::format("{:.3f}", diagnosis * 1e3) : std::string("-"));
       }
       out.flush();
     }
