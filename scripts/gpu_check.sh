@@ -125,6 +125,29 @@ elif [ "$abi" = 0 ]; then
 fi
 
 # --- 4. Build --------------------------------------------------------------------------------
+# Torch's CMake files up to 2.4 stop at "Failed to find nvToolsExt" where the CUDA toolkit
+# no longer ships libnvToolsExt (CUDA >= 12.9; some 12.x installs lack it too). ResGD does
+# not use NVTX, so it configures against a copy of those CMake files in which the missing
+# library is an empty target; torch's own files are left as they are.
+torch_without_nvtx() {  # prints the CMake prefix to use in place of $torch_cmake
+  local cuda_cmake root mirror entry
+  cuda_cmake="$(find "$torch_cmake" -path '*/Caffe2/public/cuda.cmake' -print -quit)"
+  [ -n "$cuda_cmake" ] || die "no Caffe2/public/cuda.cmake under $torch_cmake to work around nvToolsExt"
+  root="$(cd "$(dirname "$cuda_cmake")/../../../.." && pwd)"  # <root>/share/cmake/Caffe2/public
+  mirror="$(mkdir -p "$build" && cd "$build" && pwd)/torch-without-nvtx"  # kept with the build
+  rm -rf "$mirror"
+  mkdir -p "$mirror/share"
+  # TorchConfig.cmake finds lib/ and include/ relative to itself: link them, copy the CMake files
+  for entry in "$root"/*; do [ "$(basename "$entry")" = share ] || ln -s "$entry" "$mirror/"; done
+  for entry in "$root"/share/*; do [ "$(basename "$entry")" = cmake ] || ln -s "$entry" "$mirror/share/"; done
+  cp -r "$root/share/cmake" "$mirror/share/cmake"
+  sed -i 's|message(FATAL_ERROR "Failed to find nvToolsExt")|add_library(CUDA::nvToolsExt INTERFACE IMPORTED)  # gpu_check: no nvToolsExt in this toolkit|' \
+    "$mirror/share/cmake/Caffe2/public/cuda.cmake"
+  grep -q 'gpu_check: no nvToolsExt' "$mirror/share/cmake/Caffe2/public/cuda.cmake" ||
+    die "could not patch the nvToolsExt check in the copy of $cuda_cmake"
+  echo "$mirror/share/cmake"
+}
+
 resgd="$build/app/resgd"
 tests_bin="$build/tests/resgd_tests"
 if has_stage build; then
@@ -133,8 +156,22 @@ if has_stage build; then
   command -v ninja >/dev/null && generator=(-G Ninja)
   cuda_compiler=()
   command -v nvcc >/dev/null && cuda_compiler=(-DCMAKE_CUDA_COMPILER="$(command -v nvcc)")
-  if ! cmake -S "$repo" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DRESGD_BUILD_TESTS=ON \
-       -DCMAKE_PREFIX_PATH="$prefix_path" "${cuda_compiler[@]}" >"$out/configure.log" 2>&1; then
+  configure() {
+    cmake -S "$repo" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DRESGD_BUILD_TESTS=ON \
+      -DCMAKE_PREFIX_PATH="$prefix_path" "${cuda_compiler[@]}" >"$out/configure.log" 2>&1
+  }
+  configured=0
+  configure && configured=1
+  if [ "$configured" = 0 ] && grep -q 'Failed to find nvToolsExt' "$out/configure.log"; then
+    echo "gpu_check: this CUDA toolkit has no libnvToolsExt, which this torch's CMake files require;"
+    echo "gpu_check: configuring again against a copy of them without that check (ResGD does not use NVTX)"
+    mv "$out/configure.log" "$out/configure-nvtx.log"
+    nvtx_free="$(torch_without_nvtx)"
+    prefix_path="${prefix_path/"$torch_cmake"/"$nvtx_free"}"
+    rm -f "$build/CMakeCache.txt"
+    configure && configured=1
+  fi
+  if [ "$configured" = 0 ]; then
     tail -n 30 "$out/configure.log"
     die "CMake configuration failed; see $out/configure.log (without RESGD_DEPS_PREFIX the system must provide fmt, yaml-cpp, CLI11, nlohmann_json, GTest and zlib)"
   fi
