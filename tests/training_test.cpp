@@ -1,5 +1,6 @@
 // Plain GD: the loss falls, stop rules give their statuses, runs are reproducible.
 #include "resgd/diagnostics.h"
+#include "resgd/system.h"
 #include "resgd/training.h"
 
 #include <gtest/gtest.h>
@@ -130,6 +131,39 @@ TEST(Training, RowsDiagnosedBesideGdArriveInOrderAndComplete) {
   for (size_t k = 0; k < columns.size(); ++k) {
     const double a = t.rows.front().diagnostics[k], b = reference.rows.front().diagnostics[k];
     EXPECT_TRUE(a == b || (std::isnan(a) && std::isnan(b))) << columns[k] << ": " << a << " vs " << b;
+  }
+}
+
+TEST(Training, BlasThreadCountChangesNoNumber) {
+  // The bench's small size: its products (256 x 16 x 256 and 256 x 256 x 16) are above
+  // OpenBLAS's threading threshold, so with 2 threads both do work. Diagnoses every 5
+  // switch the count between 1 and 2 during the run.
+  ExperimentConfig c;
+  c.data.num_samples = 32;
+  c.data.seq_len = 8;
+  c.data.dim = 16;
+  c.data.target_dim = 16;
+  c.model.ffn_width = 256;
+  c.train.lr = 1e-3;
+  c.train.max_iters = 30;
+  c.diagnostics.every = 5;
+  auto run_with = [&](int threads) {
+    set_gd_blas_threads(threads);
+    Trajectory t = train_tiny(c);
+    set_gd_blas_threads(1);
+    return t;
+  };
+  const Trajectory one = run_with(1);
+  const Trajectory two = run_with(2);
+  ASSERT_EQ(one.rows.size(), two.rows.size());
+  for (size_t i = 0; i < one.rows.size(); ++i) {
+    EXPECT_EQ(one.rows[i].loss, two.rows[i].loss) << "iteration " << i;
+    EXPECT_EQ(one.rows[i].grad_norm, two.rows[i].grad_norm) << "iteration " << i;
+    ASSERT_EQ(one.rows[i].diagnostics.size(), two.rows[i].diagnostics.size());
+    for (size_t k = 0; k < one.rows[i].diagnostics.size(); ++k) {
+      const double a = one.rows[i].diagnostics[k], b = two.rows[i].diagnostics[k];
+      EXPECT_TRUE(a == b || (std::isnan(a) && std::isnan(b))) << "iteration " << i << ", column " << k;
+    }
   }
 }
 

@@ -136,6 +136,11 @@ double gd_step_flops(const BenchSize& s) {
   return total;
 }
 
+double gd_step_flops(const ExperimentConfig& c) {
+  return gd_step_flops(BenchSize{c.name, c.data.num_samples, c.data.seq_len, c.data.dim, c.model.ffn_width,
+                                 c.data.target_dim, c.model.layers, c.dtype, 0});
+}
+
 ExperimentConfig bench_config(const BenchSize& s) {
   ExperimentConfig c;
   c.name = "bench-" + s.name;
@@ -160,22 +165,29 @@ int run_bench(const BenchOptions& options, std::ostream& out) {
   const torch::Device device = resolve_device(probe);
   out << compute_backend_summary() << "\n";
   out << fmt::format("device {}; median of {} repetitions; GFLOP counts the matrix products of forward, "
-                     "backward and update exactly\n\n",
+                     "backward and update exactly; diagnosis ms: one diagnosis on 1 BLAS thread, as the "
+                     "worker computes it; BLAS: threads of the GD step\n\n",
                      device.str(), options.repeats);
-  out << fmt::format("{:<9} {:<7} {:<8} {:<9} {:>12} {:>10} {:>9} {:>10} {:>7} {:>9} {:>12}\n", "size", "dtype",
-                     "grads", "diag", "ms/step", "GFLOP/step", "GFLOP/s", "mm GFLOP/s", "of mm", "diag cost",
-                     "diagnosis ms");
+  out << fmt::format("{:<9} {:<7} {:<8} {:<9} {:>12} {:>10} {:>9} {:>10} {:>7} {:>9} {:>12} {:>5}\n", "size",
+                     "dtype", "grads", "diag", "ms/step", "GFLOP/step", "GFLOP/s", "mm GFLOP/s", "of mm",
+                     "diag cost", "diagnosis ms", "BLAS");
   for (const auto& name : options.sizes) {
     auto it = std::find_if(bench_sizes().begin(), bench_sizes().end(), [&](const BenchSize& s) { return s.name == name; });
     if (it == bench_sizes().end())
       throw ConfigError(fmt::format("--sizes: unknown size '{}'; known: small, medium, large, flagship", name));
     BenchSize size = *it;
     if (!options.dtype.empty()) size.dtype = options.dtype;
-    const double ceiling = mm_gflops(device, resolve_dtype(size.dtype), options.repeats);
     const double flops = gd_step_flops(size);
     ExperimentConfig base = bench_config(size);
     base.device = options.device;
+    set_blas_threads(1);  // as the worker thread computes it, beside GD
     const double diagnosis = seconds_per_diagnosis(base, device, options.repeats);
+    // One run at a time, with the BLAS threads `resgd run` gives a lone run of this size;
+    // the ceiling is measured with the same count.
+    const int blas_threads = lone_gd_blas_threads(flops);
+    set_gd_blas_threads(blas_threads);
+    set_blas_threads(blas_threads);
+    const double ceiling = mm_gflops(device, resolve_dtype(size.dtype), options.repeats);
     for (const char* gradients : {"autograd", "analytic"}) {
       ExperimentConfig plain = base;
       plain.train.gradients = gradients;
@@ -187,11 +199,12 @@ int run_bench(const BenchOptions& options, std::ostream& out) {
       for (const bool with_diagnostics : {false, true}) {
         const double seconds = with_diagnostics ? timing.diagnosed : timing.plain;
         const double gflops = flops / seconds / 1e9;
-        out << fmt::format("{:<9} {:<7} {:<8} {:<9} {:>12.3f} {:>10.3f} {:>9.1f} {:>10.1f} {:>6.0f}% {:>9} {:>12}\n",
+        out << fmt::format("{:<9} {:<7} {:<8} {:<9} {:>12.3f} {:>10.3f} {:>9.1f} {:>10.1f} {:>6.0f}% {:>9} {:>12} {:>5}\n",
                            size.name, size.dtype, gradients, with_diagnostics ? "every 10" : "off", seconds * 1e3,
                            flops / 1e9, gflops, ceiling, 100.0 * gflops / ceiling,
                            with_diagnostics ? fmt::format("{:+.1f}%", 100.0 * timing.cost) : std::string("-"),
-                           with_diagnostics ? fmt::format("{:.3f}", diagnosis * 1e3) : std::string("-"));
+                           with_diagnostics ? fmt::format("{:.3f}", diagnosis * 1e3) : std::string("-"),
+                           blas_threads);
       }
       out.flush();
     }

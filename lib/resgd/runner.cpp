@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "resgd/bench.h"
 #include "resgd/data.h"
 #include "resgd/diagnostics.h"
 #include "resgd/io.h"
@@ -237,10 +238,16 @@ std::vector<RunRecord> run_all(const ExperimentConfig& config, const RunOptions&
   std::exception_ptr first_error;
   std::mutex mutex;  // guards the log, `done` and `first_error`
   size_t done = 0;
+  const size_t workers = std::min(points.size(), static_cast<size_t>(std::max(options.jobs, 1)));
+  // Runs side by side share OpenBLAS's one process-wide thread count: each keeps to one
+  // thread. A lone run may spread large products over the cores (set per run below).
+  set_gd_blas_threads(1);
+  set_blas_threads(1);  // now, before any worker thread can be inside BLAS
   auto worker = [&] {
     for (size_t i; (i = next++) < points.size();) {
       if (failed || (options.stop_requested && options.stop_requested->load())) return;
       try {
+        if (workers == 1) set_gd_blas_threads(lone_gd_blas_threads(gd_step_flops(point_configs[i])));
         RunRecord record{points[i], options.out / "runs" / points[i].dir_name(), {}};
         record.summary = run_single(point_configs[i], record.dir, options, record.point);
         std::lock_guard<std::mutex> lock(mutex);
@@ -253,7 +260,6 @@ std::vector<RunRecord> run_all(const ExperimentConfig& config, const RunOptions&
       }
     }
   };
-  const size_t workers = std::min(points.size(), static_cast<size_t>(std::max(options.jobs, 1)));
   std::vector<std::thread> pool;
   for (size_t w = 1; w < workers; ++w) pool.emplace_back(worker);
   worker();

@@ -4,7 +4,10 @@
 #include <dlfcn.h>
 #include <malloc.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
+#include <thread>
 
 #include <filesystem>
 #include <fmt/format.h>
@@ -100,13 +103,35 @@ void select_blas_kernels() {
                        "OPENBLAS_CORETYPE=Prescott keeps its fallback)";
 }
 
+namespace {
+std::atomic<int> blas_threads_now{0};  // what set_blas_threads last gave OpenBLAS; 0: not yet
+std::atomic<int> gd_blas_threads_setting{1};
+}  // namespace
+
+void set_blas_threads(int threads) {
+  threads = std::max(threads, 1);
+  if (blas_threads_now.exchange(threads) == threads) return;
+  if (auto* set_threads = openblas_function<void(int)>("openblas_set_num_threads")) set_threads(threads);
+}
+
 void match_blas_threads() {
   // OpenBLAS starts its own thread pool; with LibTorch's threads beside it the two
-  // oversubscribe the cores, and for the small products of a GD step the pool's spinning
-  // costs more than it saves. Give BLAS the same count as LibTorch's intra-op pool.
-  if (auto* set_threads = openblas_function<void(int)>("openblas_set_num_threads"))
-    set_threads(at::get_num_threads());
+  // oversubscribe the cores. Start from the same count as LibTorch's intra-op pool.
+  set_blas_threads(at::get_num_threads());
 }
+
+int lone_gd_blas_threads(double step_flops) {
+  if (const char* env = std::getenv("OPENBLAS_NUM_THREADS")) {
+    const int threads = std::atoi(env);
+    if (threads > 0) return threads;
+  }
+  if (step_flops < kThreadedStepFlops) return 1;
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  return std::max(1, cores / std::max(1, at::get_num_threads()));
+}
+
+void set_gd_blas_threads(int threads) { gd_blas_threads_setting = std::max(threads, 1); }
+int gd_blas_threads() { return gd_blas_threads_setting; }
 
 std::string compute_backend_summary() {
   // Debian's LibTorch calls whichever libblas.so.3 the system's alternatives select, so the
@@ -127,8 +152,9 @@ std::string compute_backend_summary() {
   }
   if (auto* core = openblas_function<char*()>("openblas_get_corename"))
     blas += fmt::format(", {} kernels{}", core(), blas_kernel_note());
-  if (auto* threads = openblas_function<int()>("openblas_get_num_threads"))
-    blas += fmt::format(", {} BLAS thread(s)", threads());
+  if (openblas_function<int()>("openblas_get_num_threads"))
+    blas += fmt::format(", BLAS threads: {} for the GD step of a lone run of {:.2g}+ GFLOP per step, else 1",
+                        lone_gd_blas_threads(kThreadedStepFlops), kThreadedStepFlops / 1e9);
   return fmt::format("compute: {}; {} intra-op thread(s); LibTorch {}", blas, at::get_num_threads(),
                      libtorch_version());
 }

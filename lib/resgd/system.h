@@ -25,8 +25,33 @@ void configure_process();  // also calls select_blas_kernels and match_blas_thre
 /// before the first matrix product; a no-op with any other BLAS or choice.
 void select_blas_kernels();
 
-/// Gives OpenBLAS (when it serves the products) as many threads as LibTorch's pool.
+/// Gives OpenBLAS (when it serves the products) as many threads as LibTorch's pool, the
+/// count every run starts from (set_gd_blas_threads raises it for a lone GD loop).
 void match_blas_threads();
+
+/// OpenBLAS's thread count. It is one number for the whole process, read by every BLAS and
+/// LAPACK call on every thread, so only a thread that knows no other one is in BLAS may
+/// change it. Calls OpenBLAS only when the count changes; a no-op with any other BLAS.
+void set_blas_threads(int threads);
+
+/// BLAS threads for one GD loop that has the machine to itself, whose step multiplies
+/// matrices worth `step_flops`: OPENBLAS_NUM_THREADS if the user set it; else 1 for a step
+/// under kThreadedStepFlops, whose thin products gain little from a second thread while
+/// OpenBLAS's spinning pool slows the diagnoses beside it; else the cores LibTorch's
+/// intra-op pool leaves (cores / its threads).
+int lone_gd_blas_threads(double step_flops);
+
+/// Between the sizes measured on 2 cores (docs/performance.md, "BLAS threads"): at 0.014
+/// and 0.016 GFLOP per step a second thread saved at most 0.1 ms and made diagnostics every
+/// 10 steps cost +38% to +68%; at 3.8 and 122 GFLOP it made steps 20-25% faster without
+/// and 3-10% faster with diagnostics every 10.
+constexpr double kThreadedStepFlops = 0.25e9;
+
+/// How many BLAS threads `train` gives the GD step while no diagnosis runs beside it (it
+/// drops to 1 while one does, and returns to this when it is done). Default 1; the runner
+/// raises it for a single run or a sweep with --jobs 1, never when runs share the process.
+void set_gd_blas_threads(int threads);
+int gd_blas_threads();
 
 /// E.g. "1.13.1".
 std::string libtorch_version();

@@ -8,6 +8,7 @@
 
 #include "resgd/analytic_grad.h"
 #include "resgd/diagnostics.h"
+#include "resgd/system.h"
 
 namespace resgd {
 namespace {
@@ -55,6 +56,11 @@ class RowPipeline {
     drain();
     held_.push_back(std::move(row));
     pending_ = std::async(std::launch::async, std::move(job));
+  }
+
+  /// Whether a diagnosis is still running on the worker thread.
+  bool busy() const {
+    return pending_.valid() && pending_.wait_for(std::chrono::seconds(0)) != std::future_status::ready;
   }
 
   /// Waits for the diagnosis in flight and emits every held row; rethrows what the job threw.
@@ -119,6 +125,12 @@ TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const Exp
   };
 
   for (int64_t t = first_iter;; ++t) {
+    // OpenBLAS's thread count is process-wide: the step may use gd_blas_threads() only
+    // while no diagnosis runs beside it, whose LAPACK calls would share (and fight over)
+    // the same pool. OpenBLAS splits a product over threads by blocks of the result, each
+    // entry summed in the same order, so the step's numbers do not depend on the count;
+    // LAPACK's reductions do (in the last bits), so diagnoses always run on one thread.
+    set_blas_threads(rows.busy() ? 1 : gd_blas_threads());
     if (tc.checkpoint_every > 0 && t > first_iter && t % tc.checkpoint_every == 0) checkpoint(t);
     LossAndGradients state = analytic ? analytic_gradients(model, data.X, data.Y, tc.loss)
                                       : autograd_gradients(model, data.X, data.Y, tc.loss);
@@ -150,6 +162,7 @@ TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const Exp
       diagnose = diagnose || final_row;  // the last iteration is always diagnosed
 
       if (diagnose && !diagnostic_names.empty()) {
+        set_blas_threads(1);  // for the diagnosis, here or on the worker (see the loop's top)
         torch::NoGradGuard no_grad;
         const bool causal = model.options.block.causal;
         // theta_t is about to change: what reads it is computed now, the rest beside GD
