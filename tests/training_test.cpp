@@ -1,4 +1,5 @@
-// Plain GD: the loss falls, stop rules give their statuses, runs are reproducible.
+// Plain GD: the loss falls, stop rules give their statuses, runs are reproducible (also
+// across BLAS thread counts).
 #include "resgd/diagnostics.h"
 #include "resgd/system.h"
 #include "resgd/training.h"
@@ -147,22 +148,29 @@ TEST(Training, BlasThreadCountChangesNoNumber) {
   c.train.lr = 1e-3;
   c.train.max_iters = 30;
   c.diagnostics.every = 5;
-  auto run_with = [&](int threads) {
-    set_gd_blas_threads(threads);
-    Trajectory t = train_tiny(c);
-    set_gd_blas_threads(1);
-    return t;
-  };
-  const Trajectory one = run_with(1);
-  const Trajectory two = run_with(2);
-  ASSERT_EQ(one.rows.size(), two.rows.size());
-  for (size_t i = 0; i < one.rows.size(); ++i) {
-    EXPECT_EQ(one.rows[i].loss, two.rows[i].loss) << "iteration " << i;
-    EXPECT_EQ(one.rows[i].grad_norm, two.rows[i].grad_norm) << "iteration " << i;
-    ASSERT_EQ(one.rows[i].diagnostics.size(), two.rows[i].diagnostics.size());
-    for (size_t k = 0; k < one.rows[i].diagnostics.size(); ++k) {
-      const double a = one.rows[i].diagnostics[k], b = two.rows[i].diagnostics[k];
-      EXPECT_TRUE(a == b || (std::isnan(a) && std::isnan(b))) << "iteration " << i << ", column " << k;
+  // float32 too: medium and large, the sizes that get a second thread, train in float32
+  for (const auto dtype : {torch::kFloat64, torch::kFloat32}) {
+    auto run_with = [&](int threads) {
+      set_gd_blas_threads(threads);
+      const Dataset data = make_dataset(c, torch::kCPU, dtype);
+      ResidualTransformer model(model_options(c));
+      model->to(dtype);
+      Trajectory t;
+      t.result = train(*model, data, c, [&](const IterationRow& row) { t.rows.push_back(row); });
+      set_gd_blas_threads(1);
+      return t;
+    };
+    const Trajectory one = run_with(1);
+    const Trajectory two = run_with(2);
+    ASSERT_EQ(one.rows.size(), two.rows.size());
+    for (size_t i = 0; i < one.rows.size(); ++i) {
+      EXPECT_EQ(one.rows[i].loss, two.rows[i].loss) << dtype << ", iteration " << i;
+      EXPECT_EQ(one.rows[i].grad_norm, two.rows[i].grad_norm) << dtype << ", iteration " << i;
+      ASSERT_EQ(one.rows[i].diagnostics.size(), two.rows[i].diagnostics.size());
+      for (size_t k = 0; k < one.rows[i].diagnostics.size(); ++k) {
+        const double a = one.rows[i].diagnostics[k], b = two.rows[i].diagnostics[k];
+        EXPECT_TRUE(a == b || (std::isnan(a) && std::isnan(b))) << dtype << ", iteration " << i << ", column " << k;
+      }
     }
   }
 }
