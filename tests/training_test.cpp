@@ -27,9 +27,10 @@ struct Trajectory {
   std::vector<IterationRow> rows;
 };
 
-Trajectory train_tiny(const ExperimentConfig& c) {
-  const Dataset data = make_dataset(c, torch::kCPU, torch::kFloat64);
+Trajectory train_tiny(const ExperimentConfig& c, torch::Dtype dtype = torch::kFloat64) {
+  const Dataset data = make_dataset(c, torch::kCPU, dtype);
   ResidualTransformer model(model_options(c));
+  model->to(dtype);
   Trajectory out;
   out.result = train(*model, data, c, [&](const IterationRow& row) { out.rows.push_back(row); });
   return out;
@@ -152,11 +153,7 @@ TEST(Training, BlasThreadCountChangesNoNumber) {
   for (const auto dtype : {torch::kFloat64, torch::kFloat32}) {
     auto run_with = [&](int threads) {
       set_gd_blas_threads(threads);
-      const Dataset data = make_dataset(c, torch::kCPU, dtype);
-      ResidualTransformer model(model_options(c));
-      model->to(dtype);
-      Trajectory t;
-      t.result = train(*model, data, c, [&](const IterationRow& row) { t.rows.push_back(row); });
+      Trajectory t = train_tiny(c, dtype);
       set_gd_blas_threads(1);
       return t;
     };
