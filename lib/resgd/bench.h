@@ -27,7 +27,8 @@ const std::vector<BenchSize>& bench_sizes();
 /// Floating-point operations of one GD step (forward, backward, update), counting the
 /// matrix products exactly and the O(size) elementwise work not at all.
 double gd_step_flops(const BenchSize& size);
-/// The same count for an experiment's data and model sizes.
+/// The same count for an experiment's data and model sizes, with d_k = d as in the bench
+/// sizes (model.key_dim is not counted): enough to choose BLAS threads by.
 double gd_step_flops(const ExperimentConfig& config);
 
 /// The experiment configuration a bench size runs (random targets, a step size small
