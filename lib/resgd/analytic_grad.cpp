@@ -7,13 +7,14 @@
 #include <cmath>
 
 #include "resgd/batched_matmul.h"
+#include "resgd/row_blocks.h"
 
 namespace resgd {
 namespace {
 
 // sum_i X_i^T Y_i over the batch: (N, n, a), (N, n, b) -> (a, b).
 torch::Tensor batch_outer(const torch::Tensor& X, const torch::Tensor& Y) {
-  return X.reshape({-1, X.size(-1)}).t().mm(Y.reshape({-1, Y.size(-1)}));
+  return row_blocked_mm(X.reshape({-1, X.size(-1)}).t(), Y.reshape({-1, Y.size(-1)}));
 }
 
 }  // namespace
@@ -49,11 +50,12 @@ BlockTrace block_forward(ResidualBlockImpl& block, const torch::Tensor& H_in) {
   return block.trace(H_in);
 }
 
-torch::Tensor activation_backward(const torch::Tensor& dPhi, const torch::Tensor& U, Activation activation,
-                                  double leaky_slope) {
-  // relu, the default, through PyTorch's own backward: one pass instead of three
-  if (activation == Activation::relu) return at::threshold_backward(dPhi, U, 0);
-  return dPhi * activation_derivative(U, activation, leaky_slope);
+torch::Tensor& activation_backward_(torch::Tensor& dPhi, const torch::Tensor& U, Activation activation,
+                                    double leaky_slope) {
+  // relu, the default, through PyTorch's own backward: one pass instead of three. In place,
+  // because dPhi, just written, is in cache, and a fresh (N n) x m buffer would not be.
+  if (activation == Activation::relu) return at::threshold_backward_out(dPhi, dPhi, U, 0);
+  return dPhi.mul_(activation_derivative(U, activation, leaky_slope));
 }
 
 BlockGradients block_backward(const ResidualBlockImpl& block, const BlockTrace& cache,
@@ -70,15 +72,15 @@ BlockGradients block_backward(const ResidualBlockImpl& block, const BlockTrace& 
 
   // H_out = c Phi W_2 + gamma_f G
   g.dW_2 = batch_outer(t.Phi, dH_out);                                     // (m, out_dim)
-  auto dPhi = dH_out.matmul(block.W_2.t());                                // (N, n, m)
+  auto dPhi = per_sample(row_blocked_mm(tokens(dH_out), block.W_2.t()));  // (N, n, m)
   if (c != 1.0) g.dW_2.mul_(c), dPhi.mul_(c);
   // Phi = sigma(U)
-  auto dU = activation_backward(dPhi, t.U, o.activation, o.leaky_slope);   // (N, n, m)
+  const auto& dU = activation_backward_(dPhi, t.U, o.activation, o.leaky_slope);  // (N, n, m)
   // U = G W_1
   g.dW_1 = batch_outer(t.G, dU);                                           // (d, m)
   // dG = dU W_1^T + gamma_f dH_out, the second term in the same product
-  auto dG = gamma_f != 0.0 ? per_sample(torch::addmm(tokens(dH_out), tokens(dU), block.W_1.t(), gamma_f, 1.0))
-                           : dU.matmul(block.W_1.t());                     // (N, n, d)
+  auto dG = per_sample(gamma_f != 0.0 ? row_blocked_addmm(tokens(dH_out), tokens(dU), block.W_1.t(), gamma_f, 1.0)
+                                      : row_blocked_mm(tokens(dU), block.W_1.t()));  // (N, n, d)
   // G = gamma_a H_in + A
   const auto& dA = dG;                                                     // (N, n, d)
   // A = S V

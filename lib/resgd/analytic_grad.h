@@ -29,9 +29,9 @@ struct BlockGradients {
 /// sigma'(U), matching PyTorch's own derivative exactly (relu'(0) = 0, ...).
 torch::Tensor activation_derivative(const torch::Tensor& U, Activation activation, double leaky_slope);
 
-/// dL/dU = dL/dPhi * sigma'(U), fused for relu.
-torch::Tensor activation_backward(const torch::Tensor& dPhi, const torch::Tensor& U, Activation activation,
-                                  double leaky_slope);
+/// dL/dU = dL/dPhi * sigma'(U), written over dPhi (one pass for relu), which it returns.
+torch::Tensor& activation_backward_(torch::Tensor& dPhi, const torch::Tensor& U, Activation activation,
+                                    double leaky_slope);
 
 /// Forward pass of one block with its cache: the trace of ResidualBlockImpl (model.cpp),
 /// so the forward maths exists once. H_in: (N, n, d).

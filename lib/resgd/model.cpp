@@ -2,6 +2,7 @@
 #include "resgd/model.h"
 
 #include "resgd/batched_matmul.h"
+#include "resgd/row_blocks.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
@@ -91,13 +92,15 @@ BlockTrace ResidualBlockImpl::trace(const torch::Tensor& H_in) {
   t.V = H_in.matmul(W_V);                                            // (N, n, d)
   t.A = batched_matmul(t.S, t.V);                                    // (N, n, d)
   t.G = options.gamma_a == 0.0 ? t.A : torch::add(t.A, H_in, options.gamma_a);  // A + gamma_a H
-  t.U = t.G.matmul(W_1);                                             // (N, n, m)
+  // The FFN multiplies all N n tokens at once: (N n, .) views of the (N, n, .) tensors.
+  const auto G_tokens = t.G.reshape({N * n, -1});
+  t.U = row_blocked_mm(G_tokens, W_1).view({N, n, -1});              // (N, n, m)
   t.Phi = activate(t.U, options.activation, options.leaky_slope);    // (N, n, m)
   // H_out = c Phi W_2 + gamma_f G: one product that accumulates onto gamma_f G
   const double c = options.output_scale, gamma_f = ffn_residual();
   const auto Phi_tokens = t.Phi.reshape({N * n, -1});
-  t.H_out = gamma_f != 0.0 ? torch::addmm(t.G.reshape({N * n, -1}), Phi_tokens, W_2, gamma_f, c)
-                           : (c == 1.0 ? Phi_tokens.mm(W_2) : Phi_tokens.mm(W_2).mul_(c));
+  t.H_out = gamma_f != 0.0 ? row_blocked_addmm(G_tokens, Phi_tokens, W_2, gamma_f, c)
+                           : (c == 1.0 ? row_blocked_mm(Phi_tokens, W_2) : row_blocked_mm(Phi_tokens, W_2).mul_(c));
   t.H_out = t.H_out.view({N, n, W_2.size(1)});                       // (N, n, out_dim)
   return t;
 }

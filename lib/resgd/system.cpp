@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
+#include <tuple>
 #include <thread>
 
 #include <filesystem>
@@ -103,6 +105,20 @@ void select_blas_kernels() {
                        "OPENBLAS_CORETYPE=Prescott keeps its fallback)";
 }
 
+bool blas_has_small_matrix_kernels() {
+  // The version never changes in a process; the kernels may (select_blas_kernels).
+  static const bool recent_enough = [] {
+    auto* config = openblas_function<char*()>("openblas_get_config");
+    int major = 0, minor = 0, patch = 0;
+    if (!config || std::sscanf(config(), "OpenBLAS %d.%d.%d", &major, &minor, &patch) != 3) return false;
+    return std::make_tuple(major, minor, patch) >= std::make_tuple(0, 3, 16);
+  }();
+  static auto* corename = openblas_function<char*()>("openblas_get_corename");
+  if (!recent_enough || !corename) return false;
+  const std::string core = corename();
+  return core == "SkylakeX" || core == "Cooperlake" || core == "SapphireRapids";
+}
+
 namespace {
 std::atomic<int> blas_threads_now{0};  // what set_blas_threads last gave OpenBLAS; 0: not yet
 std::atomic<int> gd_blas_threads_setting{1};
@@ -152,6 +168,7 @@ std::string compute_backend_summary() {
   }
   if (auto* core = openblas_function<char*()>("openblas_get_corename"))
     blas += fmt::format(", {} kernels{}", core(), blas_kernel_note());
+  if (blas_has_small_matrix_kernels()) blas += ", float64 products of 1-2 x 10^6 multiply-adds in two row blocks";
   if (openblas_function<int()>("openblas_get_num_threads"))
     blas += fmt::format(", BLAS threads: {} for the GD step of a lone run of {:.2g}+ GFLOP per step, else 1",
                         lone_gd_blas_threads(kThreadedStepFlops), kThreadedStepFlops / 1e9);

@@ -25,6 +25,11 @@ void configure_process();  // also calls select_blas_kernels and match_blas_thre
 /// before the first matrix product; a no-op with any other BLAS or choice.
 void select_blas_kernels();
 
+/// Whether the BLAS in use is OpenBLAS 0.3.16 or later with its AVX-512 kernels (SkylakeX,
+/// Cooperlake, SapphireRapids): the ones that multiply float64 products of up to 10^6
+/// multiply-adds with small-matrix kernels (row_blocks.h).
+bool blas_has_small_matrix_kernels();
+
 /// Gives OpenBLAS (when it serves the products) as many threads as LibTorch's pool, the
 /// count every run starts from (set_gd_blas_threads raises it for a lone GD loop).
 void match_blas_threads();
