@@ -1,5 +1,6 @@
 // Plain GD: the loss falls, stop rules give their statuses, runs are reproducible (also
 // across BLAS thread counts).
+#include "resgd/analytic_grad.h"
 #include "resgd/diagnostics.h"
 #include "resgd/system.h"
 #include "resgd/training.h"
@@ -52,6 +53,29 @@ TEST(Training, SameSeedGivesBitIdenticalLossAndGradientColumns) {
   for (size_t i = 0; i < a.rows.size(); ++i) {
     EXPECT_EQ(a.rows[i].loss, b.rows[i].loss) << "iteration " << i;
     EXPECT_EQ(a.rows[i].grad_norm, b.rows[i].grad_norm) << "iteration " << i;
+  }
+}
+
+TEST(Training, LoggedGradNormIsTheNormOfEveryGradient) {
+  // metrics.csv's grad_norm is summed on the host from the gradients in place; LibTorch's
+  // norms of the same gradients (iteration 0, before any update) are the reference.
+  for (const auto dtype : {torch::kFloat64, torch::kFloat32}) {
+    for (const std::string gradients : {"analytic", "autograd"}) {
+      ExperimentConfig c = tiny_experiment();
+      c.train.gradients = gradients;
+      c.train.max_iters = 1;
+      const Trajectory t = train_tiny(c, dtype);
+      const Dataset data = make_dataset(c, torch::kCPU, dtype);
+      ResidualTransformer model(model_options(c));
+      model->to(dtype);
+      const auto state = analytic_gradients(*model, data.X, data.Y, c.train.loss);
+      double squares = 0;
+      for (const auto& g : state.grads) squares += g.to(torch::kFloat64).norm().pow(2).item<double>();
+      const double tolerance = dtype == torch::kFloat64 ? 1e-13 : 1e-6;
+      ASSERT_FALSE(t.rows.empty());
+      EXPECT_NEAR(t.rows[0].grad_norm, std::sqrt(squares), tolerance * std::sqrt(squares)) << dtype << ", " << gradients;
+      EXPECT_EQ(t.rows[0].loss, state.loss.item<double>()) << dtype << ", " << gradients;
+    }
   }
 }
 

@@ -81,27 +81,29 @@ BlockTrace ResidualBlockImpl::trace(const torch::Tensor& H_in) {
   const int64_t N = H_in.size(0), n = H_in.size(1);
   BlockTrace t;
   t.H_in = H_in;                                                     // (N, n, d)
-  t.Q = H_in.matmul(W_Q);                                            // (N, n, d_k)
-  t.K = H_in.matmul(W_K);                                            // (N, n, d_k)
+  // Token-wise products multiply all N n tokens at once: (N n, .) views of (N, n, .) tensors.
+  const auto H_tokens = H_in.reshape({N * n, -1});
+  auto per_sample = [&](const torch::Tensor& M) { return M.view({N, n, M.size(-1)}); };
+  t.Q = per_sample(H_tokens.mm(W_Q));                                // (N, n, d_k)
+  t.K = per_sample(H_tokens.mm(W_K));                                // (N, n, d_k)
   auto Z = batched_matmul(t.Q, t.K.transpose(1, 2)).div_(options.temperature);  // (N, n, n)
   if (options.causal) {
     auto future = torch::ones({n, n}, torch::TensorOptions().dtype(torch::kBool).device(H_in.device())).triu(1);
     Z = Z.masked_fill(future, -std::numeric_limits<double>::infinity());
   }
   t.S = torch::softmax(Z, -1);                                       // (N, n, n)
-  t.V = H_in.matmul(W_V);                                            // (N, n, d)
+  t.V = per_sample(H_tokens.mm(W_V));                                // (N, n, d)
   t.A = batched_matmul(t.S, t.V);                                    // (N, n, d)
   t.G = options.gamma_a == 0.0 ? t.A : torch::add(t.A, H_in, options.gamma_a);  // A + gamma_a H
-  // The FFN multiplies all N n tokens at once: (N n, .) views of the (N, n, .) tensors.
   const auto G_tokens = t.G.reshape({N * n, -1});
-  t.U = row_blocked_mm(G_tokens, W_1).view({N, n, -1});              // (N, n, m)
+  t.U = per_sample(row_blocked_mm(G_tokens, W_1));                   // (N, n, m)
   t.Phi = activate(t.U, options.activation, options.leaky_slope);    // (N, n, m)
   // H_out = c Phi W_2 + gamma_f G: one product that accumulates onto gamma_f G
   const double c = options.output_scale, gamma_f = ffn_residual();
   const auto Phi_tokens = t.Phi.reshape({N * n, -1});
   t.H_out = gamma_f != 0.0 ? row_blocked_addmm(G_tokens, Phi_tokens, W_2, gamma_f, c)
                            : (c == 1.0 ? row_blocked_mm(Phi_tokens, W_2) : row_blocked_mm(Phi_tokens, W_2).mul_(c));
-  t.H_out = t.H_out.view({N, n, W_2.size(1)});                       // (N, n, out_dim)
+  t.H_out = per_sample(t.H_out);                                     // (N, n, out_dim)
   return t;
 }
 
