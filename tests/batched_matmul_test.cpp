@@ -42,7 +42,7 @@ TEST_P(BatchedMatmulShapes, LoopAgreesWithBmmForEveryLayout) {
 INSTANTIATE_TEST_SUITE_P(Sizes, BatchedMatmulShapes,
                          ::testing::Values(Shape{32, 8, 16, 8}, Shape{32, 8, 8, 16}, Shape{3, 1, 1, 1},
                                            Shape{5, 7, 3, 13}, Shape{256, 16, 64, 16}, Shape{2, 16, 16, 64},
-                                           Shape{0, 4, 4, 4}));
+                                           Shape{4, 5, 37, 6}, Shape{0, 4, 4, 4}));
 
 TEST(BatchedMatmul, HandsOverToBmmWhereTheLoopDoesNotApply) {
   const auto A = draw({4, 8, 16}, torch::kFloat64, 3);
