@@ -47,6 +47,10 @@ torch::Dtype resolve_dtype(const std::string& dtype) {
 void configure_process() {
   select_blas_kernels();  // first: before any product runs
   mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest allowed: tensors up to 32 MiB come from the heap
+  // and larger ones too: otherwise each is mapped afresh and unmapped when freed, and the
+  // large size's 128 MiB FFN tensors fault in about 190,000 new pages every step (0.1-0.2 s
+  // of a 1 s step). glibc still maps what the heap cannot grow to hold.
+  mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);   // never shrink the heap between steps
   mallopt(M_TOP_PAD, 64 << 20);         // grow it in large steps
   match_blas_threads();
