@@ -115,6 +115,29 @@ TEST(Model, BatchedForwardMatchesTheEquationsTokenByToken) {
   }
 }
 
+TEST(Model, ReluInPlaceOutsideAutogradKeepsPhiAndTheSignsOfU) {
+  BlockOptions o = small_block();
+  o.activation = Activation::relu;
+  ResidualBlock block(o);
+  auto generator = make_generator(3, "test.init");
+  block->initialize(generator);
+  const auto H = random_tokens(3, 4, 5);
+  const BlockTrace taped = block->trace(H);  // parameters require grad: relu out of place
+  ASSERT_TRUE(taped.U.requires_grad());
+  ASSERT_TRUE((taped.U < 0).any().item<bool>()) << "the check needs negative pre-activations";
+  torch::NoGradGuard no_grad;
+  const BlockTrace untaped = block->trace(H);
+  EXPECT_TRUE(untaped.U.is_same(untaped.Phi));
+  // G W_1 recomputed from the same G: relu in place is relu, bit for bit.
+  const auto U = untaped.G.reshape({-1, o.dim}).mm(block->W_1).view(untaped.Phi.sizes());
+  EXPECT_TRUE(torch::equal(untaped.Phi, torch::relu(U)));
+  EXPECT_TRUE(torch::equal(untaped.U > 0, U > 0));
+  // The taped pass multiplies the attention with bmm rather than batched_matmul: equal to
+  // rounding.
+  EXPECT_TRUE(torch::allclose(untaped.Phi, taped.Phi.detach(), 1e-13, 1e-13));
+  EXPECT_TRUE(torch::allclose(untaped.H_out, taped.H_out.detach(), 1e-13, 1e-13));
+}
+
 TEST(Model, UniformAttentionMapsEveryTokenToTheMeanToken) {
   ModelOptions o = small_model(1, 5);
   o.block.init.W_Q = 0.0;

@@ -97,7 +97,10 @@ BlockTrace ResidualBlockImpl::trace(const torch::Tensor& H_in) {
   t.G = options.gamma_a == 0.0 ? t.A : torch::add(t.A, H_in, options.gamma_a);  // A + gamma_a H
   const auto G_tokens = t.G.reshape({N * n, -1});
   t.U = per_sample(row_blocked_mm(G_tokens, W_1));                   // (N, n, m)
-  t.Phi = activate(t.U, options.activation, options.leaky_slope);    // (N, n, m)
+  const bool taped = torch::GradMode::is_enabled() && t.U.requires_grad();
+  t.Phi = options.activation == Activation::relu && !taped
+              ? t.U.relu_()                                          // in place: see BlockTrace
+              : activate(t.U, options.activation, options.leaky_slope);  // (N, n, m)
   // H_out = c Phi W_2 + gamma_f G: one product that accumulates onto gamma_f G
   const double c = options.output_scale, gamma_f = ffn_residual();
   const auto Phi_tokens = t.Phi.reshape({N * n, -1});

@@ -52,8 +52,11 @@ struct BlockTrace {
   torch::Tensor V;      // (N, n, d)   H W_V
   torch::Tensor A;      // (N, n, d)   S V, the attention part
   torch::Tensor G;      // (N, n, d)   gamma_a H + A, the attention output matrix
-  torch::Tensor U;      // (N, n, m)   G W_1
+  torch::Tensor U;      // (N, n, m)   G W_1, but see below
   torch::Tensor Phi;    // (N, n, m)   sigma(U)
+  // Under relu, outside autograd, relu is applied in place: U is then the same tensor as
+  // Phi, relu(G W_1). U > 0 exactly where Phi > 0, and relu's backward and the sign
+  // checks of gradcheck read nothing else; it saves an (N n) x m buffer and a pass over it.
   torch::Tensor H_out;  // (N, n, out_dim)
 };
 
