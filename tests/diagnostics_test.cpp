@@ -100,6 +100,21 @@ TEST(Diagnostics, SpectrumReportsKnownSingularValues) {
   EXPECT_NEAR(spectrum_stats(M.transpose(1, 2)).sigma_min.item<double>(), 0.01, 1e-13);
 }
 
+TEST(Diagnostics, NonFiniteMatricesReadNanAndTheirNeighboursDoNot) {
+  // One batch: finite, with an inf, with a NaN, and finite at 1e300 (no overflow).
+  auto M = randn({4, 5, 3}, 6);
+  const auto finite_values = torch::linalg_svdvals(M);
+  M[1][2][0] = kInf;
+  M[2][0][1] = std::numeric_limits<double>::quiet_NaN();
+  M[3].mul_(1e300);
+  const auto s = singular_values(M);
+  EXPECT_TRUE(torch::allclose(s[0], finite_values[0], 1e-13, 0));
+  EXPECT_TRUE(torch::isnan(s[1]).all().item<bool>());
+  EXPECT_TRUE(torch::isnan(s[2]).all().item<bool>());
+  EXPECT_TRUE(torch::allclose(s[3] / 1e300, finite_values[3], 1e-13, 0));
+  EXPECT_TRUE(std::isnan(spectrum_stats(M).sigma_min.item<double>()));
+}
+
 TEST(Diagnostics, IdenticalTokensGiveZeroSigmaMinAndInfiniteCond) {
   auto rows = randn({3, 1, 6}, 4).expand({3, 5, 6});  // every token of a sequence the same
   const auto stats = spectrum_stats(rows);

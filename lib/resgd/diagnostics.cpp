@@ -97,15 +97,16 @@ torch::Tensor singular_values(const torch::Tensor& batch) {
   TORCH_CHECK(batch.dim() == 3 && batch.size(0) > 0 && batch.size(1) > 0 && batch.size(2) > 0,
               "singular_values needs a non-empty (B, r, c) batch, got ", batch.sizes());
   TORCH_CHECK(batch.is_floating_point(), "singular_values needs floating point, got ", batch.dtype());
-  // LAPACK throws on NaN/inf: zero them, and mark their matrices NaN afterwards.
-  auto is_finite = torch::isfinite(batch);
-  auto finite = is_finite.flatten(1).all(1);                          // (B,)
-  auto clean = torch::where(is_finite, batch, scalar_like(0.0, batch));
   // sigma(M) = s sigma(M / s): scaling each matrix to max |entry| 1 keeps the SVD clear of
-  // overflow and underflow in a run that is blowing up or dying out.
-  auto scale = clean.abs().amax({1, 2}, /*keepdim=*/true);           // (B, 1, 1)
-  scale = torch::where(scale > 0, scale, scalar_like(1.0, scale));
-  auto s = torch::linalg_svdvals(clean / scale) * scale.flatten(1);  // (B, k), descending
+  // overflow and underflow in a run that is blowing up or dying out. The max also finds
+  // the matrices with a NaN or an inf (it propagates both) without an isfinite pass over
+  // every entry, which cost 0.1-0.2 ms for a small run's stacked features; they are marked
+  // NaN afterwards, and since LAPACK throws on them their entries are zeroed first.
+  auto scale = batch.abs().amax({1, 2}, /*keepdim=*/true);  // (B, 1, 1)
+  auto finite = torch::isfinite(scale).flatten();            // (B,)
+  scale = torch::where((scale > 0).logical_and_(finite.view_as(scale)), scale, scalar_like(1.0, scale));
+  auto clean = batch.nan_to_num(0.0, 0.0, 0.0).div_(scale);
+  auto s = torch::linalg_svdvals(clean) * scale.flatten(1);  // (B, k), descending
   auto largest = s.narrow(1, 0, 1);                                   // (B, 1)
   s = torch::where(s >= zero_tolerance(s.scalar_type()) * largest, s, scalar_like(0.0, s));
   return torch::where(finite.unsqueeze(1), s, scalar_like(kNaN, s));
