@@ -68,7 +68,9 @@ TEST(Training, LoggedGradNormIsTheNormOfEveryGradient) {
       const Dataset data = make_dataset(c, torch::kCPU, dtype);
       ResidualTransformer model(model_options(c));
       model->to(dtype);
-      const auto state = analytic_gradients(*model, data.X, data.Y, c.train.loss);
+      // The run's own method: autograd's forward and the trace's round float32 differently.
+      const auto state = gradients == "analytic" ? analytic_gradients(*model, data.X, data.Y, c.train.loss)
+                                                 : autograd_gradients(*model, data.X, data.Y, c.train.loss);
       double squares = 0;
       for (const auto& g : state.grads) squares += g.to(torch::kFloat64).norm().pow(2).item<double>();
       const double tolerance = dtype == torch::kFloat64 ? 1e-13 : 1e-6;
