@@ -11,7 +11,6 @@ namespace resgd {
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr double kInf = std::numeric_limits<double>::infinity();
 
 const char* const kBlockColumns[] = {
     "sigma_min_g",      "sigma_max_g",      "cond_g",      "sigma_min_a", "sigma_max_a", "cond_a",
@@ -88,38 +87,6 @@ std::vector<double> per_block(const std::vector<std::string>& columns,
     if (!value) return out;
     out.push_back(*value);
   }
-}
-
-// ---------------------------------------------------------------------------------------
-double zero_tolerance(torch::ScalarType dtype) { return dtype == torch::kFloat64 ? 1e-13 : 1e-6; }
-
-torch::Tensor singular_values(const torch::Tensor& batch) {
-  TORCH_CHECK(batch.dim() == 3 && batch.size(0) > 0 && batch.size(1) > 0 && batch.size(2) > 0,
-              "singular_values needs a non-empty (B, r, c) batch, got ", batch.sizes());
-  TORCH_CHECK(batch.is_floating_point(), "singular_values needs floating point, got ", batch.dtype());
-  // sigma(M) = s sigma(M / s): scaling each matrix to max |entry| 1 keeps the SVD clear of
-  // overflow and underflow in a run that is blowing up or dying out. The max also finds
-  // the matrices with a NaN or an inf (it propagates both) without an isfinite pass over
-  // every entry, which cost 0.1-0.2 ms for a small run's stacked features; they are marked
-  // NaN afterwards, and since LAPACK throws on them their entries are zeroed first.
-  auto scale = batch.abs().amax({1, 2}, /*keepdim=*/true);  // (B, 1, 1)
-  auto finite = torch::isfinite(scale).flatten();            // (B,)
-  scale = torch::where((scale > 0).logical_and_(finite.view_as(scale)), scale, scalar_like(1.0, scale));
-  auto clean = batch.nan_to_num(0.0, 0.0, 0.0).div_(scale);
-  auto s = torch::linalg_svdvals(clean) * scale.flatten(1);  // (B, k), descending
-  auto largest = s.narrow(1, 0, 1);                                   // (B, 1)
-  s = torch::where(s >= zero_tolerance(s.scalar_type()) * largest, s, scalar_like(0.0, s));
-  return torch::where(finite.unsqueeze(1), s, scalar_like(kNaN, s));
-}
-
-SpectrumStats spectrum_stats(const torch::Tensor& batch) {
-  auto s = singular_values(batch);   // (B, k); a NaN row makes every statistic NaN
-  SpectrumStats out;
-  out.sigma_min = s.select(1, -1).min();
-  out.sigma_max = s.select(1, 0).max();
-  // Exactly rank-deficient means inf, also for the zero matrix (0 / 0).
-  out.cond = torch::where(out.sigma_min == 0, scalar_like(kInf, s), out.sigma_max / out.sigma_min);
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -221,7 +188,7 @@ std::vector<torch::Tensor> trace_diagnostics(const ForwardTrace& trace, bool cau
   // The stacked (N n) x m features: its min(N n, m)-th value, which in the NTK regime
   // (m > N n) is the one that bounds the kernel's smallest eigenvalue.
   const auto& Phi = trace.blocks.back().Phi;
-  push(spectrum_stats(Phi.reshape({1, -1, Phi.size(2)})).sigma_min);
+  push(smallest_singular_value(Phi.reshape({-1, Phi.size(2)})).value);
   return values;
 }
 

@@ -16,6 +16,7 @@
 #include "resgd/analytic_grad.h"
 #include "resgd/config.h"
 #include "resgd/model.h"
+#include "resgd/spectra.h"
 
 namespace resgd {
 
@@ -42,27 +43,6 @@ std::optional<double> value_of(const std::vector<std::string>& columns,
 /// A per-block family over blocks 1..L, e.g. "sigma_min_g" -> {sigma_min_g1, sigma_min_g2, ...}.
 std::vector<double> per_block(const std::vector<std::string>& columns,
                               const std::vector<double>& values, const std::string& family);
-
-// --- Spectra ------------------------------------------------------------------------------
-
-/// Relative threshold under which a singular value counts as zero: 1e-13 for float64,
-/// 1e-6 otherwise (float32 and narrower).
-double zero_tolerance(torch::ScalarType dtype);
-
-/// Singular values of every matrix of a (B, r, c) batch, descending: (B, min(r, c)).
-/// Values below zero_tolerance times their matrix's largest are set to exactly 0; a matrix
-/// with a non-finite entry gives a row of NaN.
-torch::Tensor singular_values(const torch::Tensor& batch);
-
-/// Extreme singular values over a batch of matrices, as 0-d tensors on the batch's device.
-struct SpectrumStats {
-  torch::Tensor sigma_min;  // smallest over the batch of each matrix's min(r, c)-th value
-  torch::Tensor sigma_max;  // largest over the batch of each matrix's largest value
-  torch::Tensor cond;       // sigma_max / sigma_min; inf when sigma_min is 0
-};
-
-/// SpectrumStats of a (B, r, c) batch; pass (1, N*n, d) for a stacked matrix.
-SpectrumStats spectrum_stats(const torch::Tensor& batch);
 
 // --- Attention and rank collapse -------------------------------------------------------------
 

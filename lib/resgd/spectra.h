@@ -1,0 +1,50 @@
+// Singular values for the diagnostics: DESIGN.md, "Diagnostics". Batched spectra through
+// LAPACK's SVD, and the smallest singular value of one large matrix (the stacked features
+// behind sigma_min_phi) by a QR and inverse subspace iteration, several times cheaper than
+// an SVD for square features and never less exact than the tolerance stated below.
+#pragma once
+
+#include <torch/torch.h>
+
+namespace resgd {
+
+/// Relative threshold under which a singular value counts as zero: 1e-13 for float64,
+/// 1e-6 otherwise (float32 and narrower).
+double zero_tolerance(torch::ScalarType dtype);
+
+/// Singular values of every matrix of a (B, r, c) batch, descending: (B, min(r, c)).
+/// Values below zero_tolerance times their matrix's largest are set to exactly 0; a matrix
+/// with a non-finite entry gives a row of NaN.
+torch::Tensor singular_values(const torch::Tensor& batch);
+
+/// Extreme singular values over a batch of matrices, as 0-d tensors on the batch's device.
+struct SpectrumStats {
+  torch::Tensor sigma_min;  // smallest over the batch of each matrix's min(r, c)-th value
+  torch::Tensor sigma_max;  // largest over the batch of each matrix's largest value
+  torch::Tensor cond;       // sigma_max / sigma_min; inf when sigma_min is 0
+};
+
+/// SpectrumStats of a (B, r, c) batch; pass (1, N*n, d) for a stacked matrix.
+SpectrumStats spectrum_stats(const torch::Tensor& batch);
+
+/// The smallest singular value of one matrix, and how it was found.
+struct SmallestSingularValue {
+  torch::Tensor value;     // 0-d, the matrix's dtype and device; as spectrum_stats' sigma_min
+  int iterations = 0;      // inverse subspace iterations run; 0 where none were tried
+  bool iterated = false;   // true: the converged iteration's value; false: an SVD's
+};
+
+/// The min(r, c)-th singular value of M (r, c), with spectrum_stats' conventions: 0 below
+/// zero_tolerance times the largest, NaN if M has a non-finite entry.
+///
+/// On the CPU, for min(r, c) >= 32: R from a QR of M (or M^T), then block inverse
+/// iteration with 8 vectors on (R^T R)^{-1}, two triangular solves per iteration. It
+/// stops when the Ritz residual is at most tol * theta^2, tol = 64 eps kappa, eps the
+/// dtype's machine epsilon and kappa = ||R||_F / sigma >= cond_2(M); the value is then
+/// within about tol / 2 relative of the true one (LAPACK's SVD is as exact: eps kappa).
+/// Where that would take more than 20 iterations (a cluster of small singular values), or
+/// the value is within a small factor of the zero threshold, it takes the SVD of R
+/// instead. Elsewhere (small matrices, other devices) it is spectrum_stats' sigma_min.
+SmallestSingularValue smallest_singular_value(const torch::Tensor& M);
+
+}  // namespace resgd

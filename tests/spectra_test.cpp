@@ -1,0 +1,172 @@
+// Tests of the spectra behind the diagnostics (spectra.h): known spectra built as
+// U diag(s) V^T, and the iterated smallest singular value against LAPACK's SVD.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <limits>
+
+#include "resgd/model.h"
+#include "resgd/spectra.h"
+
+namespace resgd {
+namespace {
+
+const auto kF64 = torch::TensorOptions().dtype(torch::kFloat64);
+constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+torch::Tensor randn(torch::IntArrayRef sizes, int64_t seed) {
+  auto generator = make_generator(seed, "spectra_test");
+  return torch::randn(sizes, generator, kF64);
+}
+
+/// An r x c matrix (r >= c) with singular values s (c,): U diag(s) V^T, U and V from QR.
+torch::Tensor with_spectrum(int64_t r, const torch::Tensor& s, int64_t seed) {
+  const int64_t c = s.size(0);
+  auto U = std::get<0>(torch::linalg_qr(randn({r, c}, seed)));
+  auto V = std::get<0>(torch::linalg_qr(randn({c, c}, seed + 1)));
+  return U.mul(s).mm(V.t());
+}
+
+/// Stacked features as the model makes them: relu(G W), G (r, d), W (d, m).
+torch::Tensor features(int64_t r, int64_t d, int64_t m, int64_t seed) {
+  return torch::relu(randn({r, d}, seed).mm(randn({d, m}, seed + 1)) / std::sqrt(static_cast<double>(d)));
+}
+
+double svd_sigma_min(const torch::Tensor& M) { return spectrum_stats(M.unsqueeze(0)).sigma_min.item<double>(); }
+
+double relative_error(double value, double truth) { return std::abs(value - truth) / std::abs(truth); }
+
+TEST(Spectra, SpectrumReportsKnownSingularValues) {
+  // M_b = U_b diag(s_b) V_b^T with orthonormal U_b (6 x 4), V_b (4 x 4) from QR.
+  const auto s = torch::tensor({5.0, 2.0, 1.0, 0.5, 3.0, 3.0, 0.1, 0.01, 7.0, 1.0, 1.0, 0.2}, kF64).view({3, 4});
+  auto U = std::get<0>(torch::linalg_qr(randn({3, 6, 4}, 2)));
+  auto V = std::get<0>(torch::linalg_qr(randn({3, 4, 4}, 3)));
+  auto M = U.matmul(torch::diag_embed(s)).matmul(V.transpose(1, 2));  // (3, 6, 4)
+
+  EXPECT_TRUE(torch::allclose(singular_values(M), s, /*rtol=*/1e-12, /*atol=*/0));
+  const auto stats = spectrum_stats(M);
+  EXPECT_NEAR(stats.sigma_min.item<double>(), 0.01, 1e-13);
+  EXPECT_NEAR(stats.sigma_max.item<double>(), 7.0, 1e-12);
+  EXPECT_NEAR(stats.cond.item<double>(), 700.0, 1e-9);
+  // A wide matrix reports its min(r, c)-th value: the same spectrum, transposed.
+  EXPECT_NEAR(spectrum_stats(M.transpose(1, 2)).sigma_min.item<double>(), 0.01, 1e-13);
+}
+
+TEST(Spectra, NonFiniteMatricesReadNanAndTheirNeighboursDoNot) {
+  // One batch: finite, with an inf, with a NaN, and finite at 1e300 (no overflow).
+  auto M = randn({4, 5, 3}, 6);
+  const auto finite_values = torch::linalg_svdvals(M);
+  M[1][2][0] = kInf;
+  M[2][0][1] = kNaN;
+  M[3].mul_(1e300);
+  const auto s = singular_values(M);
+  EXPECT_TRUE(torch::allclose(s[0], finite_values[0], 1e-13, 0));
+  EXPECT_TRUE(torch::isnan(s[1]).all().item<bool>());
+  EXPECT_TRUE(torch::isnan(s[2]).all().item<bool>());
+  EXPECT_TRUE(torch::allclose(s[3] / 1e300, finite_values[3], 1e-13, 0));
+  EXPECT_TRUE(std::isnan(spectrum_stats(M).sigma_min.item<double>()));
+}
+
+TEST(Spectra, IteratedSmallestMatchesAKnownSpectrumTallSquareAndWide) {
+  // 119 values from 10 down to 1, then 0.01: far below the rest, so the iteration converges.
+  const auto s = torch::cat({torch::linspace(10.0, 1.0, 119, kF64), torch::full({1}, 0.01, kF64)});
+  for (int64_t rows : {120, 300}) {
+    const auto M = with_spectrum(rows, s, 10 + rows);
+    for (const auto& matrix : {M, M.t()}) {
+      const auto found = smallest_singular_value(matrix);
+      EXPECT_TRUE(found.iterated) << rows;
+      EXPECT_GT(found.iterations, 0);
+      EXPECT_LE(found.iterations, 5);
+      EXPECT_EQ(found.value.dim(), 0);
+      EXPECT_EQ(found.value.scalar_type(), torch::kFloat64);
+      // The construction itself is exact to about eps * sigma_max = 2e-15, 2e-13 relative.
+      EXPECT_LT(relative_error(found.value.item<double>(), 0.01), 1e-12) << rows;
+      EXPECT_LT(relative_error(found.value.item<double>(), svd_sigma_min(matrix)), 1e-12) << rows;
+    }
+  }
+}
+
+TEST(Spectra, IteratedSmallestMatchesTheSvdOnFeatureMatrices) {
+  // Square features are the case the iteration is for (the small bench size is 256 x 256).
+  const auto square = smallest_singular_value(features(256, 16, 256, 20));
+  EXPECT_TRUE(square.iterated);
+  EXPECT_LT(relative_error(square.value.item<double>(), svd_sigma_min(features(256, 16, 256, 20))), 1e-12);
+  // Tall and wide (the flagship's 64 x 512 stacks), iterated or not: the same value.
+  for (const auto& M : {features(512, 16, 200, 21), features(64, 64, 512, 22), features(96, 8, 96, 23)}) {
+    const auto found = smallest_singular_value(M);
+    EXPECT_LT(relative_error(found.value.item<double>(), svd_sigma_min(M)), 1e-12)
+        << M.sizes() << " iterated " << found.iterated << " after " << found.iterations;
+  }
+}
+
+TEST(Spectra, AClusterOfSmallValuesFallsBackToTheSvd) {
+  // Twelve values within 1% of 0.01: more than the 8 vectors hold, so the iteration would
+  // crawl; it gives up and the SVD of R answers.
+  const auto s = torch::cat({torch::linspace(10.0, 1.0, 88, kF64), torch::linspace(0.0101, 0.01, 12, kF64)});
+  const auto found = smallest_singular_value(with_spectrum(150, s, 30));
+  EXPECT_FALSE(found.iterated);
+  EXPECT_GT(found.iterations, 0);
+  EXPECT_LT(found.iterations, 20);  // gave up from the rate, before the budget ran out
+  EXPECT_LT(relative_error(found.value.item<double>(), 0.01), 1e-11);
+}
+
+TEST(Spectra, SmallestCountsZeroWhereTheSvdDoes) {
+  auto s = torch::linspace(10.0, 1.0, 64, kF64);
+  s[63] = 1e-11;  // 1e-12 of the largest: small but above the 1e-13 threshold
+  const auto above = smallest_singular_value(with_spectrum(80, s, 40));
+  EXPECT_GT(above.value.item<double>(), 0.0);
+  EXPECT_LT(relative_error(above.value.item<double>(), 1e-11), 1e-2);  // eps * sigma_max absolute
+
+  s[63] = 1e-15;  // 1e-16 of the largest: zero
+  EXPECT_EQ(smallest_singular_value(with_spectrum(80, s, 41)).value.item<double>(), 0.0);
+
+  auto repeated = randn({100, 64}, 42);
+  repeated.select(1, 5).copy_(repeated.select(1, 9));  // two equal columns: exactly singular
+  const auto singular = smallest_singular_value(repeated);
+  EXPECT_EQ(singular.value.item<double>(), 0.0);
+  EXPECT_FALSE(singular.iterated);
+
+  EXPECT_EQ(smallest_singular_value(torch::zeros({40, 40}, kF64)).value.item<double>(), 0.0);
+}
+
+TEST(Spectra, SmallestOfNonFiniteIsNanAndExtremeScalesDoNotOverflow) {
+  const auto M = features(128, 16, 96, 50);
+  const double reference = svd_sigma_min(M);
+  for (double bad : {kInf, -kInf, kNaN}) {
+    auto broken = M.clone();
+    broken[7][3] = bad;
+    EXPECT_TRUE(std::isnan(smallest_singular_value(broken).value.item<double>())) << bad;
+  }
+  // 1e300 * sqrt(128) overflows a column norm, 1e-300 squared underflows: both are scaled.
+  for (double factor : {1e300, 1e-300, 1e200}) {
+    const auto found = smallest_singular_value(M * factor);
+    EXPECT_LT(relative_error(found.value.item<double>() / factor, reference), 1e-12) << factor;
+  }
+}
+
+TEST(Spectra, SmallestInFloat32IsAsExactAsItsSvd) {
+  const auto M = features(256, 16, 256, 60);
+  const double truth = svd_sigma_min(M);
+  const auto found = smallest_singular_value(M.to(torch::kFloat32));
+  EXPECT_EQ(found.value.scalar_type(), torch::kFloat32);
+  const double svd32 = svd_sigma_min(M.to(torch::kFloat32));
+  // Both carry float32 rounding of M times the condition number; say 1e-3 relative here.
+  EXPECT_LT(relative_error(found.value.item<double>(), truth), 1e-3);
+  EXPECT_LT(relative_error(svd32, truth), 1e-3);
+}
+
+TEST(Spectra, SmallMatricesTakeTheSvdAndBadShapesAreRefused) {
+  const auto M = randn({20, 12}, 70);
+  const auto found = smallest_singular_value(M);
+  EXPECT_EQ(found.iterations, 0);
+  EXPECT_FALSE(found.iterated);
+  EXPECT_EQ(found.value.item<double>(), svd_sigma_min(M));
+  EXPECT_THROW(smallest_singular_value(randn({2, 3, 4}, 71)), c10::Error);
+  EXPECT_THROW(smallest_singular_value(torch::ones({40, 40}, torch::kInt64)), c10::Error);
+  EXPECT_THROW(smallest_singular_value(torch::empty({0, 40}, kF64)), c10::Error);
+}
+
+}  // namespace
+}  // namespace resgd
