@@ -54,6 +54,20 @@ TEST(Spectra, SpectrumReportsKnownSingularValues) {
   EXPECT_NEAR(spectrum_stats(M.transpose(1, 2)).sigma_min.item<double>(), 0.01, 1e-13);
 }
 
+TEST(Spectra, ThinMatricesReportKnownSingularValues) {
+  // Tall and wide batches take a QR before the SVD: the same spectrum either way round.
+  const auto s = torch::tensor({9.0, 4.0, 1.0, 1e-3, 2.0, 2.0, 2.0, 2.0}, kF64).view({2, 4});
+  auto U = std::get<0>(torch::linalg_qr(randn({2, 40, 4}, 4)));
+  auto V = std::get<0>(torch::linalg_qr(randn({2, 4, 4}, 5)));
+  auto M = U.matmul(torch::diag_embed(s)).matmul(V.transpose(1, 2));  // (2, 40, 4)
+  EXPECT_TRUE(torch::allclose(singular_values(M), s, /*rtol=*/1e-12, /*atol=*/0));
+  EXPECT_TRUE(torch::allclose(singular_values(M.transpose(1, 2)), s, /*rtol=*/1e-12, /*atol=*/0));
+  EXPECT_TRUE(torch::allclose(singular_values(M.transpose(1, 2).contiguous()), s, 1e-12, 0));
+  // Exactly rank-deficient stays exactly 0 through the QR.
+  const auto rank_one = randn({3, 1, 5}, 6).expand({3, 12, 5});
+  EXPECT_TRUE((singular_values(rank_one).narrow(1, 1, 4) == 0).all().item<bool>());
+}
+
 TEST(Spectra, NonFiniteMatricesReadNanAndTheirNeighboursDoNot) {
   // One batch: finite, with an inf, with a NaN, and finite at 1e300 (no overflow).
   auto M = randn({4, 5, 3}, 6);

@@ -75,6 +75,17 @@ std::optional<double> iterate_smallest(const torch::Tensor& Rn, int& iterations)
   return std::nullopt;
 }
 
+/// A batch with the same singular values whose matrices are square: R of a QR of the tall
+/// orientation where matrices are at least twice as long as wide, else the batch itself.
+/// LAPACK's SVD makes that reduction too, matrix by matrix; one batched QR first costs less
+/// on the CPU: per-sample G at the medium size (256 of 16 x 64, float32) 4.8 instead of
+/// 6.8 ms, the stacked (4096 x 64) 1.4 instead of 2.1 ms. Square ones gain nothing.
+torch::Tensor thin_to_square(const torch::Tensor& batch) {
+  const int64_t r = batch.size(1), c = batch.size(2);
+  if (!batch.is_cpu() || std::max(r, c) < 2 * std::min(r, c)) return batch;
+  return std::get<1>(torch::linalg_qr(r >= c ? batch : batch.transpose(1, 2), "r"));  // (B, k, k)
+}
+
 }  // namespace
 
 double zero_tolerance(torch::ScalarType dtype) { return dtype == torch::kFloat64 ? 1e-13 : 1e-6; }
@@ -92,7 +103,7 @@ torch::Tensor singular_values(const torch::Tensor& batch) {
   auto finite = torch::isfinite(scale).flatten();            // (B,)
   scale = torch::where((scale > 0).logical_and_(finite.view_as(scale)), scale, scalar_like(1.0, scale));
   auto clean = batch.nan_to_num(0.0, 0.0, 0.0).div_(scale);
-  auto s = torch::linalg_svdvals(clean) * scale.flatten(1);  // (B, k), descending
+  auto s = torch::linalg_svdvals(thin_to_square(clean)) * scale.flatten(1);  // (B, k), descending
   auto largest = s.narrow(1, 0, 1);                                   // (B, 1)
   s = torch::where(s >= zero_tolerance(s.scalar_type()) * largest, s, scalar_like(0.0, s));
   return torch::where(finite.unsqueeze(1), s, scalar_like(kNaN, s));
