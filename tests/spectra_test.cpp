@@ -153,10 +153,14 @@ TEST(Spectra, SmallestOfNonFiniteIsNanAndExtremeScalesDoNotOverflow) {
     broken[7][3] = bad;
     EXPECT_TRUE(std::isnan(smallest_singular_value(broken).value.item<double>())) << bad;
   }
-  // 1e300 * sqrt(128) overflows a column norm, 1e-300 squared underflows: both are scaled.
+  // 1e300 * sqrt(128) would overflow a column norm of the QR, and 1e-300 squared underflows.
   for (double factor : {1e300, 1e-300, 1e200}) {
     const auto found = smallest_singular_value(M * factor);
     EXPECT_LT(relative_error(found.value.item<double>() / factor, reference), 1e-12) << factor;
+  }
+  for (double factor : {1e30, 1e-30}) {  // float32: about 2^+-100
+    const auto found = smallest_singular_value((M * factor).to(torch::kFloat32));
+    EXPECT_LT(relative_error(found.value.item<double>() / factor, reference), 1e-3) << factor;
   }
 }
 

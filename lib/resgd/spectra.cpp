@@ -133,20 +133,22 @@ SmallestSingularValue smallest_singular_value(const torch::Tensor& M) {
   // The scale from one pass without a copy; it also finds NaN and inf (aminmax propagates
   // them), for which LAPACK would throw.
   const auto [lowest, highest] = torch::aminmax(A);
-  const double scale = std::max(-lowest.item<double>(), highest.item<double>());
-  if (!std::isfinite(scale) || scale == 0) {
-    out.value = scalar_like(std::isnan(scale) || std::isinf(scale) ? kNaN : 0.0, M);
+  const double low = lowest.item<double>(), high = highest.item<double>();
+  if (!std::isfinite(low) || !std::isfinite(high)) {
+    out.value = scalar_like(kNaN, M);
     return out;
   }
-  // The QR's column norms (at most sqrt(r) * scale) must neither overflow nor underflow:
-  // far from 1, divide by the power of two nearest the scale first, which is exact.
+  const double scale = std::max(-low, high);
+  // Far from 1 (a run blowing up or dying out) the QR's column norms, up to sqrt(r) times
+  // the scale, could overflow or underflow; the SVD path scales each matrix first.
   int exponent = 0;
   std::frexp(scale, &exponent);
-  const int safe = M.scalar_type() == torch::kFloat64 ? 500 : 50;
-  const double power = std::abs(exponent) > safe ? std::ldexp(1.0, exponent) : 1.0;
-  const auto R = std::get<1>(torch::linalg_qr(power == 1.0 ? A : A / power, "r"));  // (c, c)
-  const double r_scale = scale / power;
-  const auto Rn = R / r_scale;  // largest entry about 1, so the solves stay in range
+  if (scale == 0 || std::abs(exponent) > (M.scalar_type() == torch::kFloat64 ? 500 : 50)) {
+    out.value = spectrum_stats(M.unsqueeze(0)).sigma_min;
+    return out;
+  }
+  const auto R = std::get<1>(torch::linalg_qr(A, "r"));  // (c, c)
+  const auto Rn = R / scale;  // largest entry about 1, so the solves stay in range
   if (auto sigma = iterate_smallest(Rn, out.iterations)) {
     out.value = scalar_like(*sigma * scale, M);
     out.iterated = true;

@@ -44,7 +44,8 @@ struct SmallestSingularValue {
 /// within about tol / 2 relative of the true one (LAPACK's SVD is as exact: eps kappa).
 /// Where that would take more than 20 iterations (a cluster of small singular values), or
 /// the value is within a small factor of the zero threshold, it takes the SVD of R
-/// instead. Elsewhere (small matrices, other devices) it is spectrum_stats' sigma_min.
+/// instead. Elsewhere (small matrices, other devices, entries beyond 2^+-500, or 2^+-50 in
+/// float32, where the QR could overflow) it is spectrum_stats' sigma_min.
 SmallestSingularValue smallest_singular_value(const torch::Tensor& M);
 
 }  // namespace resgd
