@@ -6,10 +6,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 
+#include "resgd/bench.h"
 #include "resgd/io.h"
+#include "resgd/system.h"
 #include "test_util.h"
 
 namespace resgd {
@@ -132,6 +135,40 @@ TEST(Runner, ParallelSweepGivesTheSameRunsAsSequential) {
     EXPECT_EQ(records[i].point.dir_name(), points[i].dir_name()) << "records keep the sweep's order";
     expect_same_run(sequential.out / "runs" / points[i].dir_name(), parallel.out / "runs" / points[i].dir_name());
   }
+}
+
+TEST(Runner, ALoneRunGetsTheLoneRunBlasThreadsAndRunsSideBySideOne) {
+  // One step of 0.46 GFLOP, above the 0.25 GFLOP from which a lone run's GD step spreads
+  // its products over the cores (lone_gd_blas_threads: 2 on a 2-core machine).
+  ExperimentConfig config = load_config_text(
+      "dtype: float32\n"
+      "data: {num_samples: 64, seq_len: 16, dim: 64, target_dim: 64}\n"
+      "model: {ffn_width: 512}\n"
+      "train: {lr: 1.0e-6, max_iters: 1}\n"
+      "diagnostics: {every: 0}\n",
+      "threads.yaml");
+  ASSERT_GE(gd_step_flops(config), 0.25e9);
+  const int lone = lone_gd_blas_threads(gd_step_flops(config));
+  std::atomic<int> fewest{1 << 20}, most{0};
+  TempDir dir;
+  RunOptions options;
+  options.on_row = [&](const SweepPoint&, const IterationRow&) {  // on the thread that trains
+    const int threads = gd_blas_threads();
+    for (int seen = fewest; threads < seen && !fewest.compare_exchange_weak(seen, threads);) {}
+    for (int seen = most; threads > seen && !most.compare_exchange_weak(seen, threads);) {}
+  };
+  options.out = dir / "single";
+  run_experiment(config, options);
+  EXPECT_EQ(fewest, lone);
+  EXPECT_EQ(most, lone);
+
+  apply_override(config, "sweep.seeds=[0,1]");
+  fewest = 1 << 20, most = 0;
+  options.out = dir / "jobs2";
+  options.jobs = 2;
+  run_experiment(config, options);
+  EXPECT_EQ(fewest, 1);
+  EXPECT_EQ(most, 1);
 }
 
 TEST(Runner, ResumeRefusesADifferentConfiguration) {

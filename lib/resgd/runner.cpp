@@ -217,6 +217,7 @@ namespace {
 std::vector<RunRecord> run_all(const ExperimentConfig& config, const RunOptions& options) {
   std::vector<RunRecord> records;
   if (config.sweep.empty()) {
+    set_gd_blas_threads(lone_gd_blas_threads(gd_step_flops(config)));  // a lone run, as --jobs 1
     RunRecord record{SweepPoint{{}, config.seed}, options.out, {}};
     record.summary = run_single(config, options.out, options, record.point);
     if (options.log) *options.log << format_run_line(record, 1, 1) << std::endl;
