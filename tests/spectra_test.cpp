@@ -22,11 +22,19 @@ torch::Tensor randn(torch::IntArrayRef sizes, int64_t seed) {
 }
 
 /// An r x c matrix (r >= c) with singular values s (c,): U diag(s) V^T, U and V from QR.
+/// For s (B, c), a batch (B, r, c) of such matrices, one per row of s.
 torch::Tensor with_spectrum(int64_t r, const torch::Tensor& s, int64_t seed) {
-  const int64_t c = s.size(0);
-  auto U = std::get<0>(torch::linalg_qr(randn({r, c}, seed)));
-  auto V = std::get<0>(torch::linalg_qr(randn({c, c}, seed + 1)));
-  return U.mul(s).mm(V.t());
+  const int64_t c = s.size(-1);
+  auto batch = s.sizes().vec();
+  batch.pop_back();  // () or (B,)
+  auto shape = [&](int64_t rows) {
+    auto sizes = batch;
+    sizes.insert(sizes.end(), {rows, c});
+    return sizes;
+  };
+  auto U = std::get<0>(torch::linalg_qr(randn(shape(r), seed)));
+  auto V = std::get<0>(torch::linalg_qr(randn(shape(c), seed + 1)));
+  return U.mul(s.unsqueeze(-2)).matmul(V.transpose(-2, -1));
 }
 
 /// Stacked features as the model makes them: relu(G W), G (r, d), W (d, m).
@@ -39,11 +47,8 @@ double svd_sigma_min(const torch::Tensor& M) { return spectrum_stats(M.unsqueeze
 double relative_error(double value, double truth) { return std::abs(value - truth) / std::abs(truth); }
 
 TEST(Spectra, SpectrumReportsKnownSingularValues) {
-  // M_b = U_b diag(s_b) V_b^T with orthonormal U_b (6 x 4), V_b (4 x 4) from QR.
   const auto s = torch::tensor({5.0, 2.0, 1.0, 0.5, 3.0, 3.0, 0.1, 0.01, 7.0, 1.0, 1.0, 0.2}, kF64).view({3, 4});
-  auto U = std::get<0>(torch::linalg_qr(randn({3, 6, 4}, 2)));
-  auto V = std::get<0>(torch::linalg_qr(randn({3, 4, 4}, 3)));
-  auto M = U.matmul(torch::diag_embed(s)).matmul(V.transpose(1, 2));  // (3, 6, 4)
+  const auto M = with_spectrum(6, s, 2);  // (3, 6, 4)
 
   EXPECT_TRUE(torch::allclose(singular_values(M), s, /*rtol=*/1e-12, /*atol=*/0));
   const auto stats = spectrum_stats(M);
@@ -57,9 +62,7 @@ TEST(Spectra, SpectrumReportsKnownSingularValues) {
 TEST(Spectra, ThinMatricesReportKnownSingularValues) {
   // Tall and wide batches take a QR before the SVD: the same spectrum either way round.
   const auto s = torch::tensor({9.0, 4.0, 1.0, 1e-3, 2.0, 2.0, 2.0, 2.0}, kF64).view({2, 4});
-  auto U = std::get<0>(torch::linalg_qr(randn({2, 40, 4}, 4)));
-  auto V = std::get<0>(torch::linalg_qr(randn({2, 4, 4}, 5)));
-  auto M = U.matmul(torch::diag_embed(s)).matmul(V.transpose(1, 2));  // (2, 40, 4)
+  const auto M = with_spectrum(40, s, 4);  // (2, 40, 4)
   EXPECT_TRUE(torch::allclose(singular_values(M), s, /*rtol=*/1e-12, /*atol=*/0));
   EXPECT_TRUE(torch::allclose(singular_values(M.transpose(1, 2)), s, /*rtol=*/1e-12, /*atol=*/0));
   EXPECT_TRUE(torch::allclose(singular_values(M.transpose(1, 2).contiguous()), s, 1e-12, 0));

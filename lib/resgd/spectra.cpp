@@ -97,8 +97,8 @@ torch::Tensor singular_values(const torch::Tensor& batch) {
   // sigma(M) = s sigma(M / s): scaling each matrix to max |entry| 1 keeps the SVD clear of
   // overflow and underflow in a run that is blowing up or dying out. The max also finds
   // the matrices with a NaN or an inf (it propagates both) without an isfinite pass over
-  // every entry, which cost 0.1-0.2 ms for a small run's stacked features; they are marked
-  // NaN afterwards, and since LAPACK throws on them their entries are zeroed first.
+  // every entry (0.1-0.2 ms for a 256 x 256 matrix); they are marked NaN afterwards, and
+  // since LAPACK throws on them their entries are zeroed first.
   auto scale = batch.abs().amax({1, 2}, /*keepdim=*/true);  // (B, 1, 1)
   auto finite = torch::isfinite(scale).flatten();            // (B,)
   scale = torch::where((scale > 0).logical_and_(finite.view_as(scale)), scale, scalar_like(1.0, scale));
@@ -124,11 +124,12 @@ SmallestSingularValue smallest_singular_value(const torch::Tensor& M) {
               "smallest_singular_value needs a non-empty (r, c) matrix, got ", M.sizes());
   TORCH_CHECK(M.is_floating_point(), "smallest_singular_value needs floating point, got ", M.dtype());
   SmallestSingularValue out;
-  const bool float_or_double = M.scalar_type() == torch::kFloat64 || M.scalar_type() == torch::kFloat32;
-  if (!M.is_cpu() || !float_or_double || std::min(M.size(0), M.size(1)) < kMinIteratedSize) {
+  auto by_svd = [&] {
     out.value = spectrum_stats(M.unsqueeze(0)).sigma_min;
     return out;
-  }
+  };
+  const bool float_or_double = M.scalar_type() == torch::kFloat64 || M.scalar_type() == torch::kFloat32;
+  if (!M.is_cpu() || !float_or_double || std::min(M.size(0), M.size(1)) < kMinIteratedSize) return by_svd();
   const auto A = M.size(0) >= M.size(1) ? M : M.t();  // sigma_min(M) = sigma_min(M^T)
   // The scale from one pass without a copy; it also finds NaN and inf (aminmax propagates
   // them), for which LAPACK would throw.
@@ -143,10 +144,7 @@ SmallestSingularValue smallest_singular_value(const torch::Tensor& M) {
   // the scale, could overflow or underflow; the SVD path scales each matrix first.
   int exponent = 0;
   std::frexp(scale, &exponent);
-  if (scale == 0 || std::abs(exponent) > (M.scalar_type() == torch::kFloat64 ? 500 : 50)) {
-    out.value = spectrum_stats(M.unsqueeze(0)).sigma_min;
-    return out;
-  }
+  if (scale == 0 || std::abs(exponent) > (M.scalar_type() == torch::kFloat64 ? 500 : 50)) return by_svd();
   const auto R = std::get<1>(torch::linalg_qr(A, "r"));  // (c, c)
   const auto Rn = R / scale;  // largest entry about 1, so the solves stay in range
   if (auto sigma = iterate_smallest(Rn, out.iterations)) {
