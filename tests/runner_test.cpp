@@ -137,6 +137,36 @@ TEST(Runner, ParallelSweepGivesTheSameRunsAsSequential) {
   }
 }
 
+TEST(Runner, EveryShippedExperimentRunsItsFirstIterationsDiagnosed) {
+  // Every point of every file in experiments/, cut to its first iterations, each one
+  // diagnosed: the spectra of collapsed features (a deep plain model) and of every other
+  // regime the files set up must come out as numbers, not as a LAPACK error.
+  size_t files = 0;
+  for (const auto& entry : fs::directory_iterator(RESGD_SOURCE_DIR "/experiments")) {
+    if (entry.path().extension() != ".yaml") continue;
+    ++files;
+    SCOPED_TRACE(entry.path().filename().string());
+    ExperimentConfig config = load_config_file(entry.path().string());
+    config.train.max_iters = std::min<int64_t>(config.train.max_iters, 2);
+    config.diagnostics.every = 1;
+    TempDir dir;
+    RunOptions options;
+    options.out = dir / "out";
+    options.jobs = 2;
+    const auto records = run_experiment(config, options);
+    EXPECT_EQ(records.size(), expand_sweep(config).size());
+    for (const auto& record : records) {
+      const std::string status = record.summary.at("status").get<std::string>();
+      EXPECT_TRUE(status == "max_iters" || status == "converged" || status == "diverged")
+          << record.point.dir_name() << ": " << status;
+      const CsvTable metrics = read_csv(record.dir / "metrics.csv");
+      ASSERT_FALSE(metrics.rows.empty()) << record.point.dir_name();
+      EXPECT_FALSE(metrics.rows.front()[metrics.column("sigma_min_phi")].empty()) << record.point.dir_name();
+    }
+  }
+  EXPECT_GE(files, 7u);
+}
+
 TEST(Runner, ALoneRunGetsTheLoneRunBlasThreadsAndRunsSideBySideOne) {
   // One step of 0.46 GFLOP, above the 0.25 GFLOP from which a lone run's GD step spreads
   // its products over the cores (lone_gd_blas_threads: 2 on a 2-core machine).

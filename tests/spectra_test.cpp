@@ -146,6 +146,23 @@ TEST(Spectra, SmallestCountsZeroWhereTheSvdDoes) {
   EXPECT_FALSE(singular.iterated);
 
   EXPECT_EQ(smallest_singular_value(torch::zeros({40, 40}, kF64)).value.item<double>(), 0.0);
+
+  // A zero column (a dead unit of relu features) leaves an exact 0 on R's diagonal, where
+  // the triangular solves would divide by zero; wide, as a plain deep model's collapsed
+  // features are (tokens x units), and tall.
+  auto dead = features(64, 16, 512, 43);
+  dead.select(0, 3).zero_();
+  for (const auto& M : {dead, dead.t()}) {
+    const auto found = smallest_singular_value(M);
+    EXPECT_EQ(found.value.item<double>(), 0.0);
+    EXPECT_EQ(found.iterations, 0);  // the pivots alone sent it to the SVD
+  }
+
+  // Unit pivots, -1 above them: the inverse grows as 2^c, so the solves overflow although
+  // no pivot is small (sigma_min about 1e-170, zero beside sigma_max about 360).
+  const int64_t c = 560;
+  const auto unit_pivots = torch::eye(c, kF64) - torch::ones({c, c}, kF64).triu(1);
+  EXPECT_EQ(smallest_singular_value(unit_pivots).value.item<double>(), 0.0);
 }
 
 TEST(Spectra, SmallestOfNonFiniteIsNanAndExtremeScalesDoNotOverflow) {

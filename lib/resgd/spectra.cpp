@@ -41,6 +41,12 @@ std::optional<double> iterate_smallest(const torch::Tensor& Rn, int& iterations)
   const int64_t c = Rn.size(0), p = std::min(c, kBlockVectors);
   const double eps = machine_epsilon(Rn.scalar_type());
   const double frobenius = Rn.norm().item<double>();
+  // sigma_min(R) <= min |R_ii| (an eigenvalue of a triangular matrix): a pivot under the
+  // band where the SVD decides anyway is a rank-deficient matrix (a dead unit, the
+  // collapsed tokens of a deep plain model), whose exact zero pivots the solves below
+  // would divide by.
+  const double smallest_pivot = Rn.diagonal().abs().min().item<double>();
+  if (smallest_pivot < 2 * zero_tolerance(Rn.scalar_type()) * frobenius) return std::nullopt;
   const auto Rn_t = Rn.t();
   auto X = start_vectors(c, p, Rn.options());
   double previous_residual = 0;
@@ -49,7 +55,11 @@ std::optional<double> iterate_smallest(const torch::Tensor& Rn, int& iterations)
     auto Z = torch::linalg_solve_triangular(Rn, X, /*upper=*/true);     // Rn^{-1} X
     auto Y = torch::linalg_solve_triangular(Rn_t, Z, /*upper=*/false);  // (Rn^T Rn)^{-1} X
     // Rayleigh-Ritz on span(X): X^T (Rn^T Rn)^{-1} X = Z^T Z; eigenvalues ascending.
-    auto [ritz, vectors] = torch::linalg_eigh(Z.t().mm(Z));
+    const auto gram = Z.t().mm(Z);
+    // Pivots above the band can still hide a sigma_min small enough for R^{-1} to
+    // overflow; LAPACK's eigh throws on what that leaves.
+    if (!torch::isfinite(gram).all().item<bool>()) return std::nullopt;
+    auto [ritz, vectors] = torch::linalg_eigh(gram);
     const double theta_sq = ritz[p - 1].item<double>();  // -> 1 / sigma_min(Rn)^2 from below
     if (!std::isfinite(theta_sq) || !(theta_sq > 0)) return std::nullopt;  // singular R
     auto w = vectors.select(1, p - 1);
