@@ -256,6 +256,8 @@ std::vector<RunRecord> run_all(const ExperimentConfig& config, const RunOptions&
         slots[i] = std::move(record);
       } catch (...) {
         std::lock_guard<std::mutex> lock(mutex);
+        // The error itself ends the command; this line says which run raised it.
+        if (options.log) *options.log << fmt::format("run {} failed", points[i].dir_name()) << std::endl;
         if (!first_error) first_error = std::current_exception();
         failed = true;
       }
