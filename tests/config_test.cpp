@@ -179,6 +179,35 @@ TEST(Config, SetOverridesWithTheSameChecks) {
   EXPECT_THROW(apply_override(c, "novalue"), ConfigError);
 }
 
+TEST(Config, SetDropsTheSweepWholeAndNamesTheKeysOfASection) {
+  for (const char* drop : {"sweep={}", "sweep=null"}) {
+    ExperimentConfig c = load_config_text("sweep: {model.layers: [1, 2], seeds: [0, 1]}\n", "exp.yaml");
+    ASSERT_FALSE(c.sweep.empty());
+    apply_override(c, drop);
+    EXPECT_TRUE(c.sweep.empty()) << drop;
+    EXPECT_EQ(expand_sweep(c).size(), 1u) << drop;  // one run: the file's point
+  }
+  auto error_of = [](const std::string& assignment) {
+    ExperimentConfig c;
+    try {
+      apply_override(c, assignment);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(error_of("sweep=[1, 2]").find("only sweep={} (or sweep=null) is accepted whole"), std::string::npos);
+  EXPECT_NE(error_of("sweep={train.lr: [0.1]}").find("--set sweep.KEY=[...]"), std::string::npos);
+  const std::string section = error_of("model={}");
+  EXPECT_NE(section.find("--set model={}: 'model' is a section, not a key: set one of its keys (layers, key_dim,"),
+            std::string::npos)
+      << section;
+  EXPECT_EQ(section.find("did you mean"), std::string::npos) << section;
+  EXPECT_NE(error_of("model.residual=1").find("'model.residual' is a section, not a key: set one of its keys "
+                                              "(attention, ffn), e.g. --set model.residual.attention=..."),
+            std::string::npos);
+}
+
 TEST(Config, SweepExpandsCartesianProductWithSeedsLast) {
   const ExperimentConfig c = load_config_text(
       "sweep:\n  model.residual.attention: [true, false]\n  train.lr: [0.1, 0.01]\n  seeds: [3, 4]\n", "exp.yaml");

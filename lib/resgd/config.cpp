@@ -457,10 +457,20 @@ void apply_override(ExperimentConfig& config, const std::string& assignment) {
   } catch (const YAML::Exception& e) {
     fail(at, "cannot parse the value as YAML: " + e.msg);
   }
-  if (key.rfind("sweep.", 0) == 0) {
+  if (key == "sweep") {
+    // Dropping the file's sweep runs one point of it (with --set on the swept keys); axes
+    // are set one by one, so a whole sweep here would be a second syntax for them.
+    if (!value.IsNull() && !(value.IsMap() && value.size() == 0))
+      fail(at, "only sweep={} (or sweep=null) is accepted whole: it drops the file's sweep; set an axis with "
+               "--set sweep.KEY=[...], e.g. --set sweep.train.lr=[0.1,0.01]");
+    config.sweep = SweepConfig{};
+  } else if (key.rfind("sweep.", 0) == 0) {
     YAML::Node sweep;
     sweep[key.substr(6)] = value;
     load_sweep(config, sweep, at.file);
+  } else if (is_section(key)) {
+    fail(at, fmt::format("'{}' is a section, not a key: set one of its keys ({}), e.g. --set {}.{}=...", key,
+                         join(children_of(key), ", "), key, children_of(key).front()));
   } else if (!set_field(config, key, value, at)) {
     const auto dot = key.rfind('.');
     const std::string section = dot == std::string::npos ? "" : key.substr(0, dot);
