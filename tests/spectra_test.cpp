@@ -195,6 +195,30 @@ TEST(Spectra, SmallestInFloat32IsAsExactAsItsSvd) {
   EXPECT_LT(relative_error(svd32, truth), 1e-3);
 }
 
+TEST(Spectra, SmallestPsdEigenvalueIsKnownNearTheDtypesLargestAndCountsZeroOrNan) {
+  const auto A = randn({12, 40}, 70);
+  auto K = A.mm(A.t());
+  K = K / K.abs().max();  // largest entry 1; eigenvalues well apart from 0
+  const double lambda_min = torch::linalg_eigvalsh(K).min().item<double>();
+  ASSERT_GT(lambda_min, 0.05);
+  EXPECT_LT(relative_error(smallest_psd_eigenvalue(K).item<double>(), lambda_min), 1e-14);
+  // Entries past half the dtype's largest (a float32 kernel of a diverging run): the
+  // symmetrisation must not overflow, nor LAPACK fail.
+  for (const auto dtype : {torch::kFloat64, torch::kFloat32}) {
+    const double largest = dtype == torch::kFloat64 ? std::numeric_limits<double>::max()
+                                                    : static_cast<double>(std::numeric_limits<float>::max());
+    const double scale = 0.9 * largest;
+    const auto found = smallest_psd_eigenvalue((K * scale).to(dtype)).item<double>();
+    EXPECT_LT(relative_error(found / scale, lambda_min), dtype == torch::kFloat64 ? 1e-12 : 1e-5) << dtype;
+  }
+  const auto thin = randn({12, 5}, 71);  // rank 5 of 12: exactly singular, rounding either sign
+  EXPECT_EQ(smallest_psd_eigenvalue(thin.mm(thin.t())).item<double>(), 0.0);
+  auto broken = K.clone();
+  broken[2][3] = kNaN;
+  EXPECT_TRUE(std::isnan(smallest_psd_eigenvalue(broken).item<double>()));
+  EXPECT_THROW(smallest_psd_eigenvalue(randn({3, 4}, 72)), c10::Error);
+}
+
 TEST(Spectra, SmallMatricesTakeTheSvdAndBadShapesAreRefused) {
   const auto M = randn({20, 12}, 70);
   const auto found = smallest_singular_value(M);

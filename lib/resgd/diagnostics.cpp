@@ -159,16 +159,7 @@ torch::Tensor ntk_gram(ResidualTransformerImpl& model, const torch::Tensor& X) {
 }
 
 torch::Tensor ntk_lambda_min(ResidualTransformerImpl& model, const torch::Tensor& X) {
-  auto K = ntk_gram(model, X);
-  auto finite = torch::isfinite(K).all();
-  K = torch::where(torch::isfinite(K), K, scalar_like(0.0, K));
-  auto lambda = torch::linalg_eigvalsh(0.5 * (K + K.t()));  // ascending
-  auto lambda_min = lambda.select(0, 0), lambda_max = lambda.select(0, -1);
-  // J J^T is positive semi-definite: a negative or relatively tiny eigenvalue is rounding
-  // (about -3e-15 for an exactly singular kernel), so it counts as zero, like a singular value.
-  const double tol = zero_tolerance(K.scalar_type());
-  lambda_min = torch::where(lambda_min < tol * lambda_max, scalar_like(0.0, lambda_min), lambda_min);
-  return torch::where(finite, lambda_min, scalar_like(kNaN, lambda_min));
+  return smallest_psd_eigenvalue(ntk_gram(model, X));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -129,6 +129,27 @@ SpectrumStats spectrum_stats(const torch::Tensor& batch) {
   return out;
 }
 
+torch::Tensor smallest_psd_eigenvalue(const torch::Tensor& K) {
+  TORCH_CHECK(K.dim() == 2 && K.size(0) == K.size(1) && K.size(0) > 0,
+              "smallest_psd_eigenvalue needs a non-empty square matrix, got ", K.sizes());
+  TORCH_CHECK(K.is_floating_point(), "smallest_psd_eigenvalue needs floating point, got ", K.dtype());
+  const auto finite = torch::isfinite(K).all();
+  // In float64, scaled to largest entry 1 (NaN and inf zeroed: LAPACK throws on them): a
+  // float32 kernel of a run blowing up reaches 3e38, where K + K^T, the eigenvalues and
+  // LAPACK's float32 eigh would overflow.
+  auto clean = torch::where(torch::isfinite(K), K, scalar_like(0.0, K)).to(torch::kFloat64);
+  auto scale = clean.abs().max();
+  scale = torch::where(scale > 0, scale, scalar_like(1.0, scale));
+  clean = clean / scale;
+  auto lambda = torch::linalg_eigvalsh(0.5 * (clean + clean.t()));  // ascending
+  auto lambda_min = lambda.select(0, 0), lambda_max = lambda.select(0, -1);
+  // A negative or relatively tiny eigenvalue is rounding (about -3e-15 of the largest for
+  // an exactly singular kernel), so it counts as zero, like a singular value.
+  const double tol = zero_tolerance(K.scalar_type());
+  lambda_min = torch::where(lambda_min < tol * lambda_max, scalar_like(0.0, lambda_min), lambda_min * scale);
+  return torch::where(finite, lambda_min, scalar_like(kNaN, lambda_min));
+}
+
 SmallestSingularValue smallest_singular_value(const torch::Tensor& M) {
   TORCH_CHECK(M.dim() == 2 && M.size(0) > 0 && M.size(1) > 0,
               "smallest_singular_value needs a non-empty (r, c) matrix, got ", M.sizes());

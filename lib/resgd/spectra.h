@@ -27,6 +27,12 @@ struct SpectrumStats {
 /// SpectrumStats of a (B, r, c) batch; pass (1, N*n, d) for a stacked matrix.
 SpectrumStats spectrum_stats(const torch::Tensor& batch);
 
+/// The smallest eigenvalue of a symmetric positive semi-definite matrix K (n, n), e.g. the
+/// NTK Gram J J^T, as a 0-d float64 tensor: 0 below zero_tolerance(K's dtype) times the
+/// largest (negative ones are rounding), NaN if K has a non-finite entry. Computed in
+/// float64 from K scaled to largest entry 1, so entries up to the dtype's largest are fine.
+torch::Tensor smallest_psd_eigenvalue(const torch::Tensor& K);
+
 /// The smallest singular value of one matrix, and how it was found.
 struct SmallestSingularValue {
   torch::Tensor value;     // 0-d, the matrix's dtype and device; as spectrum_stats' sigma_min
