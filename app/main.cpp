@@ -64,8 +64,9 @@ struct ExperimentArgs {
     resgd::ExperimentConfig config =
         file.empty() ? resgd::load_config_text(resgd::flagship_experiment_yaml(), resgd::kFlagshipSource)
                      : resgd::load_config_file(file);
-    for (const auto& assignment : overrides) resgd::apply_override(config, assignment);
-    if (!device.empty()) resgd::apply_override(config, "device=" + device);
+    auto assignments = overrides;
+    if (!device.empty()) assignments.push_back("device=" + device);
+    resgd::apply_overrides(config, assignments);
     return config;
   }
 };

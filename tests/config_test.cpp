@@ -179,6 +179,34 @@ TEST(Config, SetOverridesWithTheSameChecks) {
   EXPECT_THROW(apply_override(c, "novalue"), ConfigError);
 }
 
+TEST(Config, SetOverridesAreCheckedTogetherSoTheirOrderDoesNotMatter) {
+  // From a teacher-target file to a tensors file: data.target applies to gaussian data
+  // only, so data.kind=tensors alone is invalid, and is fine with the assignment after it.
+  const std::string file = "data: {target: teacher, target_dim: 1}\n";
+  ExperimentConfig c = load_config_text(file, "exp.yaml");
+  apply_overrides(c, {"data.kind=tensors", "data.path=data.pt", "data.target=random"});
+  EXPECT_EQ(c.data.kind, "tensors");
+  EXPECT_EQ(c.data.target, "random");
+  // The same check still holds for what the assignments leave.
+  ExperimentConfig d = load_config_text(file, "exp.yaml");
+  try {
+    apply_overrides(d, {"data.kind=tensors", "data.path=data.pt"});
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("exp.yaml:1:16: data.target: applies to gaussian data only"),
+              std::string::npos)
+        << e.what();
+  }
+  // Types are checked as each assignment is read, and name it.
+  ExperimentConfig e = load_config_text(file, "exp.yaml");
+  try {
+    apply_overrides(e, {"train.lr=abc", "data.kind=nope"});
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& error) {
+    EXPECT_NE(std::string(error.what()).find("--set train.lr=abc"), std::string::npos) << error.what();
+  }
+}
+
 TEST(Config, SetDropsTheSweepWholeAndNamesTheKeysOfASection) {
   for (const char* drop : {"sweep={}", "sweep=null"}) {
     ExperimentConfig c = load_config_text("sweep: {model.layers: [1, 2], seeds: [0, 1]}\n", "exp.yaml");

@@ -443,7 +443,11 @@ ExperimentConfig load_config_file(const std::string& path) {
   return load_config_text(buffer.str(), path);
 }
 
-void apply_override(ExperimentConfig& config, const std::string& assignment) {
+namespace {
+
+/// One key=value, with its type and key checks; the ranges and choices are left to
+/// validate, so that the value may depend on overrides that follow it.
+void set_from_assignment(ExperimentConfig& config, const std::string& assignment) {
   const Origin at{"--set " + assignment};
   const auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0)
@@ -478,7 +482,17 @@ void apply_override(ExperimentConfig& config, const std::string& assignment) {
       fail(at, fmt::format("unknown section '{}'; known keys: {}", section, join(children_of(""), ", ")));
     fail_unknown(at, section, dot == std::string::npos ? key : key.substr(dot + 1));
   }
+}
+
+}  // namespace
+
+void apply_overrides(ExperimentConfig& config, const std::vector<std::string>& assignments) {
+  for (const auto& assignment : assignments) set_from_assignment(config, assignment);
   validate(config);
+}
+
+void apply_override(ExperimentConfig& config, const std::string& assignment) {
+  apply_overrides(config, {assignment});
 }
 
 void validate(const ExperimentConfig& c) {

@@ -121,7 +121,11 @@ ExperimentConfig load_config_file(const std::string& path);
 /// Same, from YAML text; `source` names it in error messages.
 ExperimentConfig load_config_text(const std::string& yaml_text, const std::string& source);
 
-/// Applies `key=value` (value parsed as YAML), with the same checks as the file.
+/// Applies `key=value` assignments (values parsed as YAML) in order, with the same checks
+/// as the file: a key's type at once, the ranges and choices once all are applied, so
+/// that their order never matters (data.kind=tensors may come before data.target=random).
+void apply_overrides(ExperimentConfig& config, const std::vector<std::string>& assignments);
+/// apply_overrides of one assignment.
 void apply_override(ExperimentConfig& config, const std::string& assignment);
 
 /// Checks every value's range and choices; errors name where the value was set.
