@@ -211,7 +211,8 @@ int main(int argc, char** argv) {
     }
     if (*bench) return resgd::run_bench(bench_options, std::cout);
     if (*report) {
-      std::cout << "report: " << resgd::write_report(report_dir).string() << std::endl;
+      const auto written = resgd::write_report(report_dir);  // before any output: it may throw
+      std::cout << "report: " << written.string() << std::endl;
       return 0;
     }
     if (*config_cmd) {

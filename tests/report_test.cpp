@@ -206,6 +206,7 @@ TEST(Report, SingleRunGetsItsOwnReportFromTheCommandLine) {
   const auto missing = testing::run_resgd(dir, "report nowhere");
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.err.find("nowhere: neither a sweep directory"), std::string::npos) << missing.err;
+  EXPECT_EQ(missing.out, "") << "no half line of success before the error";
 }
 
 }  // namespace
