@@ -66,8 +66,8 @@ int64_t ntk_jacobian_entries(const ResidualTransformerImpl& model, const torch::
 /// J is built one row per backward pass (autograd, enabled here even under NoGradGuard).
 torch::Tensor ntk_gram(ResidualTransformerImpl& model, const torch::Tensor& X);
 
-/// Smallest eigenvalue of ntk_gram as a 0-d tensor: 0 when below zero_tolerance times the
-/// largest (negative ones are rounding); NaN if J J^T is not finite.
+/// Smallest eigenvalue of ntk_gram: smallest_psd_eigenvalue (spectra.h), a 0-d float64
+/// tensor, 0 below zero_tolerance times the largest, NaN if J J^T is not finite.
 torch::Tensor ntk_lambda_min(ResidualTransformerImpl& model, const torch::Tensor& X);
 
 // --- One diagnosed iteration ------------------------------------------------------------------
