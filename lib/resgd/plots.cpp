@@ -110,10 +110,34 @@ bool has_positive_value(const CsvTable& table, const std::string& column) {
   return false;
 }
 
-/// `column` of every run's metrics.csv against iteration, log y; empty if no run has a value.
-/// Settings whose runs have nothing to show are named in `notes`, so no line goes missing unseen.
+/// The top of the loss plot's axis where a run went past 1000 times the largest initial
+/// loss: a diverged run reaches 1e6 times its start and beyond (1e60 is common), which on
+/// a log axis squeezes every other run into its bottom few decades. nullopt where all fit.
+std::optional<double> loss_axis_top(const std::vector<CsvTable>& tables) {
+  double largest_initial = 0, largest = 0;
+  for (const auto& table : tables) {
+    const auto it = std::find(table.columns.begin(), table.columns.end(), "loss");
+    if (it == table.columns.end()) continue;
+    const auto c = static_cast<size_t>(it - table.columns.begin());
+    for (size_t i = 0; i < table.rows.size(); ++i) {
+      if (c >= table.rows[i].size() || table.rows[i][c].empty()) continue;
+      const double loss = std::strtod(table.rows[i][c].c_str(), nullptr);
+      if (!std::isfinite(loss)) continue;
+      if (i == 0) largest_initial = std::max(largest_initial, loss);
+      largest = std::max(largest, loss);
+    }
+  }
+  const double top = 1e3 * largest_initial;
+  if (!(largest_initial > 0) || largest <= top) return std::nullopt;
+  return top;
+}
+
+/// `column` of every run's metrics.csv against iteration, log y up to `y_top` if given;
+/// empty if no run has a value. Settings whose runs have nothing to show are named in
+/// `notes`, so no line goes missing unseen.
 std::string metrics_body(const std::vector<PlotRun>& runs, const std::vector<CsvTable>& tables,
-                         const std::string& column, const std::string& y_label, std::vector<std::string>& notes) {
+                         const std::string& column, const std::string& y_label, std::vector<std::string>& notes,
+                         std::optional<double> y_top = std::nullopt) {
   std::vector<std::string> clauses;
   std::set<size_t> titled;
   std::set<std::string> left_out;
@@ -130,7 +154,8 @@ std::string metrics_body(const std::vector<PlotRun>& runs, const std::vector<Csv
                                   title_once(runs[r], titled)));
   }
   if (clauses.empty()) return "";
-  return fmt::format("set logscale y\nset format y '%.0e'\nset xlabel 'iteration'\nset ylabel {}\nplot {}\n",
+  const std::string range = y_top ? fmt::format("set yrange [*:{:.3g}]\n", *y_top) : "";
+  return fmt::format("set logscale y\nset format y '%.0e'\n{}set xlabel 'iteration'\nset ylabel {}\nplot {}\n", range,
                      quoted(y_label), join_clauses(clauses));
 }
 
@@ -267,7 +292,12 @@ PlotResult draw_plots(const fs::path& gnuplot, const fs::path& dir, const std::v
     else
       result.failed.push_back(fmt::format("{}: gnuplot failed; see plots/gnuplot.log", name));
   };
-  draw("loss", "training loss (one line per run)", metrics_body(runs, tables, "loss", "loss", result.notes));
+  const auto loss_top = loss_axis_top(tables);
+  if (loss_top)
+    result.notes.push_back(fmt::format("loss: the axis ends at {:.3g}, 1000 times the largest initial loss; runs "
+                                       "that diverge leave it at the top",
+                                       *loss_top));
+  draw("loss", "training loss (one line per run)", metrics_body(runs, tables, "loss", "loss", result.notes, loss_top));
   for (size_t l = 1; l <= blocks; ++l) {
     const std::string cond = fmt::format("cond_g{}", l), sigma = fmt::format("sigma_min_g{}", l);
     draw(cond, fmt::format("condition number of G{} (inf values not drawn)", l),
