@@ -110,25 +110,28 @@ bool has_positive_value(const CsvTable& table, const std::string& column) {
   return false;
 }
 
-/// The top of the loss plot's axis where a run went past 1000 times the largest initial
-/// loss: a diverged run reaches 1e6 times its start and beyond (1e60 is common), which on
-/// a log axis squeezes every other run into its bottom few decades. nullopt where all fit.
-std::optional<double> loss_axis_top(const std::vector<CsvTable>& tables) {
-  double largest_initial = 0, largest = 0;
-  for (const auto& table : tables) {
+/// The top of the loss plot's axis: ten times the largest loss of a run that did not
+/// diverge, where a diverged run goes above that. A diverged run reaches
+/// divergence_factor (1e6) times its start and beyond (1e62 in experiments/depth.yaml),
+/// which on a log axis squeezes the others into its bottom decades. nullopt where all fit,
+/// or no run converged or stalled (then the blow-up is what there is to see).
+std::optional<double> loss_axis_top(const std::vector<PlotRun>& runs, const std::vector<CsvTable>& tables) {
+  double kept = 0, diverged = 0;  // the largest finite losses of each kind of run
+  for (size_t r = 0; r < runs.size(); ++r) {
+    const auto& table = tables[r];
     const auto it = std::find(table.columns.begin(), table.columns.end(), "loss");
     if (it == table.columns.end()) continue;
     const auto c = static_cast<size_t>(it - table.columns.begin());
-    for (size_t i = 0; i < table.rows.size(); ++i) {
-      if (c >= table.rows[i].size() || table.rows[i][c].empty()) continue;
-      const double loss = std::strtod(table.rows[i][c].c_str(), nullptr);
+    for (const auto& row : table.rows) {
+      if (c >= row.size() || row[c].empty()) continue;
+      const double loss = std::strtod(row[c].c_str(), nullptr);
       if (!std::isfinite(loss)) continue;
-      if (i == 0) largest_initial = std::max(largest_initial, loss);
+      double& largest = runs[r].diverged ? diverged : kept;
       largest = std::max(largest, loss);
     }
   }
-  const double top = 1e3 * largest_initial;
-  if (!(largest_initial > 0) || largest <= top) return std::nullopt;
+  const double top = 10 * kept;
+  if (!(kept > 0) || diverged <= top) return std::nullopt;
   return top;
 }
 
@@ -292,10 +295,10 @@ PlotResult draw_plots(const fs::path& gnuplot, const fs::path& dir, const std::v
     else
       result.failed.push_back(fmt::format("{}: gnuplot failed; see plots/gnuplot.log", name));
   };
-  const auto loss_top = loss_axis_top(tables);
+  const auto loss_top = loss_axis_top(runs, tables);
   if (loss_top)
-    result.notes.push_back(fmt::format("loss: the axis ends at {:.3g}, 1000 times the largest initial loss; runs "
-                                       "that diverge leave it at the top",
+    result.notes.push_back(fmt::format("loss: the axis ends at {:.3g}, ten times the largest loss of a run that did "
+                                       "not diverge; the diverged runs leave it at the top",
                                        *loss_top));
   draw("loss", "training loss (one line per run)", metrics_body(runs, tables, "loss", "loss", result.notes, loss_top));
   for (size_t l = 1; l <= blocks; ++l) {

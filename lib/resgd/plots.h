@@ -22,6 +22,7 @@ struct PlotRun {
   std::filesystem::path dir;  // holds metrics.csv, config.yaml, tensors/init.pt
   std::string label;          // the swept setting, e.g. "attention=true"; one legend entry per group
   size_t group = 0;           // colour index: runs of one swept setting share a colour
+  bool diverged = false;      // its status: the loss axis need not reach its last values
 };
 
 /// One curve of a metric against a numeric swept value: points (x, mean, min, max).

@@ -391,7 +391,8 @@ fs::path write_report(const fs::path& dir, std::ostream& log) {
     std::vector<PlotRun> plot_runs;
     for (size_t r = 0; r < runs.size(); ++r) {
       std::string label = setting_label(names, runs[r].values);
-      plot_runs.push_back({runs[r].dir, label.empty() ? "seed " + runs[r].seed : label, group_of[r]});
+      plot_runs.push_back({runs[r].dir, label.empty() ? "seed " + runs[r].seed : label, group_of[r],
+                           runs[r].summary.value("status", "") == "diverged"});
     }
     const PlotResult plots = draw_plots(*gnuplot, dir, plot_runs, metric_plots);
     plots_text += "PNG and SVG files in plots/, each with the gnuplot script that drew it "
