@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <set>
 #include <thread>
 
 #include "resgd/bench.h"
@@ -199,6 +200,31 @@ TEST(Runner, ALoneRunGetsTheLoneRunBlasThreadsAndRunsSideBySideOne) {
   run_experiment(config, options);
   EXPECT_EQ(fewest, 1);
   EXPECT_EQ(most, 1);
+}
+
+TEST(Runner, DefaultOutputDirectoriesAreNeverShared) {
+  // Runs started in the same second (a shell loop of `resgd run ... &`) each claim their
+  // own directory: 8 threads at once, then one more in the same process.
+  TempDir dir;
+  const fs::path before = fs::current_path();
+  fs::current_path(dir.path());
+  ExperimentConfig config;
+  config.name = "same";
+  std::vector<fs::path> claimed(8);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < claimed.size(); ++i)
+    threads.emplace_back([&, i] { claimed[i] = create_default_output_dir(config); });
+  for (auto& thread : threads) thread.join();
+  claimed.push_back(create_default_output_dir(config));
+  fs::current_path(before);
+  std::set<fs::path> distinct(claimed.begin(), claimed.end());
+  EXPECT_EQ(distinct.size(), claimed.size());
+  for (const auto& path : claimed) {
+    EXPECT_EQ(path.parent_path(), "results") << path;
+    EXPECT_EQ(path.filename().string().rfind("same-", 0), 0u) << path;
+    EXPECT_TRUE(fs::is_directory(dir / path)) << path;
+    EXPECT_TRUE(fs::is_empty(dir / path)) << path;
+  }
 }
 
 TEST(Runner, ResumeRefusesADifferentConfiguration) {

@@ -130,13 +130,21 @@ void require_same_config(const fs::path& dir, const std::string& yaml) {
 
 }  // namespace
 
-fs::path default_output_dir(const ExperimentConfig& config) {
+fs::path create_default_output_dir(const ExperimentConfig& config) {
   const std::time_t now = std::time(nullptr);
   std::tm local{};
   localtime_r(&now, &local);
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &local);
-  return fs::path("results") / (config.name + "-" + stamp);
+  const fs::path base = fs::path("results") / (config.name + "-" + stamp);
+  std::error_code ec;
+  fs::create_directories(base.parent_path(), ec);
+  if (ec) throw IoError(fmt::format("{}: cannot create output directory: {}", base.parent_path().string(), ec.message()));
+  for (int k = 1;; ++k) {
+    const fs::path dir = k == 1 ? base : fs::path(fmt::format("{}-{}", base.string(), k));
+    if (fs::create_directory(dir, ec)) return dir;  // false: it exists, claimed by someone else
+    if (ec) throw IoError(fmt::format("{}: cannot create output directory: {}", dir.string(), ec.message()));
+  }
 }
 
 nlohmann::json run_single(const ExperimentConfig& config, const fs::path& dir, const RunOptions& options,

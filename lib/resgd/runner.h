@@ -35,8 +35,10 @@ struct RunOptions {
   std::function<void(const SweepPoint&, const IterationRow&)> on_row;
 };
 
-/// The default output directory: results/<name>-<YYYYmmdd-HHMMSS>.
-std::filesystem::path default_output_dir(const ExperimentConfig& config);
+/// Creates the default output directory, results/<name>-<YYYYmmdd-HHMMSS>, or the first
+/// of <that>-2, <that>-3, ... that does not exist yet: each is claimed by one mkdir, so
+/// runs started in the same second (a shell loop of `resgd run ... &`) never share one.
+std::filesystem::path create_default_output_dir(const ExperimentConfig& config);
 
 /// Trains one configuration (no sweep) into `dir`; returns its summary.json.
 nlohmann::json run_single(const ExperimentConfig& config, const std::filesystem::path& dir,
