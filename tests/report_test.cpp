@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <numeric>
 #include <sstream>
 
 #include "resgd/io.h"
@@ -205,6 +206,48 @@ TEST_F(SweepReport, WithoutGnuplotTheTablesAreWrittenAndThePlotsSkipped) {
   EXPECT_NE(report.find("Plots skipped: gnuplot was not found"), std::string::npos);
   EXPECT_NE(report.find("## By swept setting"), std::string::npos);
   EXPECT_NE(log.str().find("plots skipped"), std::string::npos);
+}
+
+TEST(Report, RateAndItsBoundsAreFittedAgainstSigmaMinG1) {
+  // A scaled attention residual moves sigma_min_g1; the report fits each quantity as a
+  // power of it. Recomputed here from the runs' summary.json, and the summary's values at
+  // initialization checked against metrics.csv's first row.
+  TempDir dir;
+  RunOptions options;
+  options.out = dir / "scaled";
+  const auto config = load_config_text(
+      "data: {num_samples: 4, seq_len: 4, dim: 6, target: teacher, target_dim: 1}\n"
+      "model: {ffn_width: 32}\ntrain: {lr: 0.05, max_iters: 300}\ndiagnostics: {every: 10, ntk: true}\n"
+      "sweep: {model.residual.attention: [0.1, 0.3, 1.0], seeds: [0, 1]}\n",
+      "scaled.yaml");
+  const auto records = run_experiment(config, options);
+  std::vector<double> log_sigma, log_ntk;
+  for (const auto& record : records) {
+    const auto& s = record.summary;
+    const CsvTable metrics = read_csv(record.dir / "metrics.csv");
+    for (const char* key : {"sigma_min_phi", "ntk_lambda_min"})
+      EXPECT_NEAR(s[key].get<double>(), *cell(metrics, 0, key), 1e-12 * std::abs(*cell(metrics, 0, key))) << key;
+    log_sigma.push_back(std::log(s["sigma_min_g"][0].get<double>()));
+    log_ntk.push_back(std::log(s["ntk_lambda_min"].get<double>()));
+  }
+  const double n = static_cast<double>(log_sigma.size());
+  const double mx = std::accumulate(log_sigma.begin(), log_sigma.end(), 0.0) / n;
+  const double my = std::accumulate(log_ntk.begin(), log_ntk.end(), 0.0) / n;
+  double sxx = 0, syy = 0, sxy = 0;
+  for (size_t i = 0; i < log_sigma.size(); ++i) {
+    sxx += (log_sigma[i] - mx) * (log_sigma[i] - mx);
+    syy += (log_ntk[i] - my) * (log_ntk[i] - my);
+    sxy += (log_sigma[i] - mx) * (log_ntk[i] - my);
+  }
+  const auto table = markdown_table(slurp(options.out / "report.md"), "## Against sigma_min_g1");
+  const auto row = std::find_if(table.begin(), table.end(), [](const auto& r) { return r[0] == "ntk_lambda_min (init)"; });
+  ASSERT_NE(row, table.end());
+  EXPECT_EQ((*row)[1], "6");
+  EXPECT_EQ((*row)[2], fmt::format("{:.3f}", sxy / sxx));
+  EXPECT_EQ((*row)[3], fmt::format("{:.4f}", sxy / std::sqrt(sxx * syy)));
+  EXPECT_GT(sxy, 0.0) << "the NTK's floor rises with sigma_min_g1";
+  const CsvTable sweep = read_csv(options.out / "sweep.csv");
+  EXPECT_FALSE(sweep.rows.front()[sweep.column("ntk_lambda_min")].empty());
 }
 
 TEST(Report, SingleRunGetsItsOwnReportFromTheCommandLine) {

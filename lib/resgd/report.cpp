@@ -48,7 +48,9 @@ std::vector<std::string> summary_columns(int64_t layers) {
   std::vector<std::string> columns = {"status", "initial_loss", "final_loss", "iters", "iters_to_tol", "linear_rate"};
   for (const char* stem : {"sigma_min_g", "sigma_max_g", "cond_g"})
     for (int64_t l = 1; l <= layers; ++l) columns.push_back(fmt::format("{}{}", stem, l));
-  for (const char* key : {"pl_ratio_min", "pl_ratio_median", "wall_time_s", "steps_per_s"}) columns.emplace_back(key);
+  for (const char* key : {"sigma_min_phi", "ntk_lambda_min", "pl_ratio_min", "pl_ratio_median", "wall_time_s",
+                          "steps_per_s"})
+    columns.emplace_back(key);
   return columns;
 }
 
@@ -230,6 +232,34 @@ std::vector<Metric> report_metrics(size_t blocks) {
   return metrics;
 }
 
+/// A power law y ~ x^slope fitted by least squares of ln y on ln x, over the pairs where
+/// both are finite and positive; nullopt below three such pairs or with a single x.
+struct LogLogFit {
+  size_t count = 0;
+  double slope = NAN, correlation = NAN;
+};
+
+std::optional<LogLogFit> log_log_fit(const std::vector<std::pair<std::optional<double>, std::optional<double>>>& pairs) {
+  std::vector<double> xs, ys;
+  for (const auto& [x, y] : pairs) {
+    if (!x || !y || !(*x > 0) || !(*y > 0) || !std::isfinite(*x) || !std::isfinite(*y)) continue;
+    xs.push_back(std::log(*x));
+    ys.push_back(std::log(*y));
+  }
+  if (xs.size() < 3) return std::nullopt;
+  const double n = static_cast<double>(xs.size());
+  double mx = 0, my = 0;
+  for (size_t i = 0; i < xs.size(); ++i) mx += xs[i] / n, my += ys[i] / n;
+  double sxx = 0, syy = 0, sxy = 0;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    sxx += (xs[i] - mx) * (xs[i] - mx);
+    syy += (ys[i] - my) * (ys[i] - my);
+    sxy += (xs[i] - mx) * (ys[i] - my);
+  }
+  if (!(sxx > 0)) return std::nullopt;
+  return LogLogFit{xs.size(), sxy / sxx, syy > 0 ? sxy / std::sqrt(sxx * syy) : NAN};
+}
+
 /// Mean and range over the runs of a setting; `count` of `total` runs had a value.
 struct Spread {
   double mean = NAN, min = NAN, max = NAN;
@@ -386,6 +416,36 @@ fs::path write_report(const fs::path& dir, std::ostream& log) {
     }
   }
 
+  // DESIGN.md's claim 2: the rate is governed by the smallest singular value of the
+  // attention output. Each quantity that bounds or measures the rate against sigma_min_g1
+  // at initialization, over all runs.
+  std::string fits_text;
+  {
+    const std::vector<std::pair<std::string, std::function<std::optional<double>(const nlohmann::json&)>>> quantities = {
+        {"1 - linear rate",
+         [](const nlohmann::json& s) {
+           const auto rate = summary_number(s, "linear_rate");
+           return rate ? std::optional<double>(1.0 - *rate) : std::nullopt;
+         }},
+        {"pl_ratio (median)", [](const nlohmann::json& s) { return summary_number(s, "pl_ratio_median"); }},
+        {"sigma_min_phi (init)", [](const nlohmann::json& s) { return summary_number(s, "sigma_min_phi"); }},
+        {"ntk_lambda_min (init)", [](const nlohmann::json& s) { return summary_number(s, "ntk_lambda_min"); }}};
+    std::vector<std::vector<std::string>> fit_rows;
+    for (const auto& [title, read] : quantities) {
+      std::vector<std::pair<std::optional<double>, std::optional<double>>> pairs;
+      for (const auto& run : runs) pairs.emplace_back(summary_number(run.summary, "sigma_min_g", 0), read(run.summary));
+      if (const auto fit = log_log_fit(pairs))
+        fit_rows.push_back({title, std::to_string(fit->count), fmt::format("{:.3f}", fit->slope),
+                            fmt::format("{:.4f}", fit->correlation)});
+    }
+    if (!fit_rows.empty())
+      fits_text = "## Against sigma_min_g1\n\nA power law y ~ sigma_min_g1^slope fitted by least squares of ln y on "
+                  "ln sigma_min_g1 (block 1, at initialization) over the runs where both are finite and positive; "
+                  "the correlation is that of the logarithms. The rate is 1 - linear rate, so a run that stalls "
+                  "(rate 1) or diverges drops out.\n\n" +
+                  markdown_table({"quantity", "runs", "slope", "correlation"}, fit_rows) + "\n";
+  }
+
   std::string plots_text;
   if (const auto gnuplot = find_gnuplot()) {
     std::vector<PlotRun> plot_runs;
@@ -424,6 +484,7 @@ fs::path write_report(const fs::path& dir, std::ostream& log) {
           "the last iteration; inf where G is rank-deficient (summary.json writes null for it).\n\n";
   text += "## By swept setting\n\n" + markdown_table(header, rows) + "\n";
   text += "## Runs\n\n" + markdown_table(run_header, run_rows) + "\n";
+  text += fits_text;
   text += "## Plots\n\n" + plots_text;
   const fs::path path = dir / "report.md";
   write_file_atomic(path, text);

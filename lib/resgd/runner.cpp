@@ -200,6 +200,12 @@ nlohmann::json run_single(const ExperimentConfig& config, const fs::path& dir, c
     summary[stem] = block_list(diagnostics, result.initial_diagnostics, stem);
     summary[std::string(stem) + "_final"] = block_list(diagnostics, result.final_diagnostics, stem);
   }
+  // The quantities the rate is bounded by, at initialization; null where not computed (the
+  // NTK is opt-in) or not finite.
+  for (const char* key : {"sigma_min_phi", "ntk_lambda_min"}) {
+    const auto value = value_of(diagnostics, result.initial_diagnostics, key);
+    summary[key] = value ? number_or_null(*value) : nlohmann::json(nullptr);
+  }
   if (!result.pl_ratios.empty()) {
     // pl_ratio is 0/0 = NaN at an exact fit: the statistics are over the finite values.
     double smallest = std::numeric_limits<double>::infinity();
