@@ -248,6 +248,12 @@ TEST(Report, RateAndItsBoundsAreFittedAgainstSigmaMinG1) {
   EXPECT_GT(sxy, 0.0) << "the NTK's floor rises with sigma_min_g1";
   const CsvTable sweep = read_csv(options.out / "sweep.csv");
   EXPECT_FALSE(sweep.rows.front()[sweep.column("ntk_lambda_min")].empty());
+  if (find_gnuplot()) {  // the same points, log-log, one per run and quantity
+    EXPECT_TRUE(is_png(options.out / "plots" / "rate_vs_sigma_min_g1.png"));
+    const std::string script = slurp(options.out / "plots" / "rate_vs_sigma_min_g1.gp");
+    EXPECT_NE(script.find("set logscale x"), std::string::npos);
+    EXPECT_NE(script.find(fmt::format("ntk_lambda_min (init) (slope {:.2f})", sxy / sxx)), std::string::npos);
+  }
 }
 
 TEST(Report, SingleRunGetsItsOwnReportFromTheCommandLine) {

@@ -223,12 +223,13 @@ std::string metric_body(const MetricPlot& plot) {
     }
     if (rows.empty()) continue;
     blocks += datablock(fmt::format("series{}", i), "x,mean,min,max", rows);
-    clauses.push_back(fmt::format("$series{} using 1:2:3:4 with yerrorlines lw 1.5 pt 7 lc rgb {} title {}", i,
+    clauses.push_back(fmt::format("$series{} using 1:2{} lc rgb {} title {}", i,
+                                  plot.power_law ? " with points pt 7 ps 1.2" : ":3:4 with yerrorlines lw 1.5 pt 7",
                                   quoted(colour(i)), quoted(plot.series[i].label)));
   }
   if (clauses.empty()) return "";
   // A log x axis for values spread over two decades or more (step sizes, init scales).
-  log_x = log_x && x_max >= 100 * x_min;
+  log_x = log_x && (plot.power_law || x_max >= 100 * x_min);
   return blocks + fmt::format("{}{}set offsets graph 0.05, graph 0.05, 0, 0\nset xlabel {}\nset ylabel {}\nplot {}\n",
                               log_x ? "set logscale x\n" : "", log_y ? "set logscale y\nset format y '%.0e'\n" : "",
                               quoted(plot.x_label), quoted(plot.y_label), join_clauses(clauses));
@@ -310,7 +311,9 @@ PlotResult draw_plots(const fs::path& gnuplot, const fs::path& dir, const std::v
          singular_values_body(runs, spectra, l - 1));
   }
   for (const auto& plot : metric_plots)
-    draw(plot.name, fmt::format("{} against {} (mean, bars min to max over seeds)", plot.y_label, plot.x_label),
+    draw(plot.name,
+         plot.title.empty() ? fmt::format("{} against {} (mean, bars min to max over seeds)", plot.y_label, plot.x_label)
+                            : plot.title,
          metric_body(plot));
   std::error_code ec;
   if (fs::exists(dir / "plots" / "gnuplot.log", ec) && fs::is_empty(dir / "plots" / "gnuplot.log", ec))

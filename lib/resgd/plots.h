@@ -31,12 +31,15 @@ struct MetricSeries {
   std::vector<std::array<double, 4>> points;
 };
 
-/// A metric against a swept value, with error bars from min to max over seeds.
+/// A metric against a swept value, with error bars from min to max over seeds; or, with
+/// `power_law`, one point per run on log-log axes, where a power law is a straight line.
 struct MetricPlot {
   std::string name;  // file stem under plots/
   std::string x_label, y_label;
   bool log_y = false;
   std::vector<MetricSeries> series;
+  bool power_law = false;
+  std::string title;  // empty: "<y> against <x> (mean, bars min to max over seeds)"
 };
 
 /// What was drawn: image stems (plots/<name>.png and .svg exist), notes on what was left

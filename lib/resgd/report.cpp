@@ -402,7 +402,7 @@ fs::path write_report(const fs::path& dir, std::ostream& log) {
     for (const auto& [index, stem, log_y] : {std::tuple<size_t, const char*, bool>{1, "final_loss", true},
                                              {2, "linear_rate", false}, {3, "cond_g1_init", true}}) {
       if (index >= metrics.size()) continue;
-      MetricPlot plot{fmt::format("{}_vs_{}", stem, names[a]), names[a], metrics[index].title, log_y, {}};
+      MetricPlot plot{fmt::format("{}_vs_{}", stem, names[a]), names[a], metrics[index].title, log_y, {}, false, ""};
       for (size_t g = 0; g < settings.size(); ++g) {
         std::string label = setting_label(names, settings[g], a);
         if (label.empty()) label = metrics[index].title;
@@ -431,13 +431,22 @@ fs::path write_report(const fs::path& dir, std::ostream& log) {
         {"sigma_min_phi (init)", [](const nlohmann::json& s) { return summary_number(s, "sigma_min_phi"); }},
         {"ntk_lambda_min (init)", [](const nlohmann::json& s) { return summary_number(s, "ntk_lambda_min"); }}};
     std::vector<std::vector<std::string>> fit_rows;
+    MetricPlot points{"rate_vs_sigma_min_g1", "sigma_min_g1 at initialization", "value", true, {}, true,
+                      "rate and its bounds against sigma_min_g1, one point per run"};
     for (const auto& [title, read] : quantities) {
       std::vector<std::pair<std::optional<double>, std::optional<double>>> pairs;
       for (const auto& run : runs) pairs.emplace_back(summary_number(run.summary, "sigma_min_g", 0), read(run.summary));
-      if (const auto fit = log_log_fit(pairs))
-        fit_rows.push_back({title, std::to_string(fit->count), fmt::format("{:.3f}", fit->slope),
-                            fmt::format("{:.4f}", fit->correlation)});
+      const auto fit = log_log_fit(pairs);
+      if (!fit) continue;
+      fit_rows.push_back({title, std::to_string(fit->count), fmt::format("{:.3f}", fit->slope),
+                          fmt::format("{:.4f}", fit->correlation)});
+      MetricSeries series{fmt::format("{} (slope {:.2f})", title, fit->slope), {}};
+      for (const auto& [x, y] : pairs)
+        if (x && y && *x > 0 && *y > 0) series.points.push_back({*x, *y, *y, *y});
+      std::sort(series.points.begin(), series.points.end());
+      points.series.push_back(std::move(series));
     }
+    if (!points.series.empty()) metric_plots.push_back(std::move(points));
     if (!fit_rows.empty())
       fits_text = "## Against sigma_min_g1\n\nA power law y ~ sigma_min_g1^slope fitted by least squares of ln y on "
                   "ln sigma_min_g1 (block 1, at initialization) over the runs where both are finite and positive; "
