@@ -39,19 +39,26 @@ double linear_rate(const std::vector<int64_t>& iters, const std::vector<double>&
     xs.push_back(x);
     ys.push_back(std::log(losses[i]));
   }
-  if (xs.size() < 2) return kNaN;
+  const auto fit = fit_line(xs, ys);
+  return fit ? std::exp(fit->slope) : kNaN;
+}
+
+std::optional<LineFit> fit_line(const std::vector<double>& xs, const std::vector<double>& ys) {
+  TORCH_CHECK(xs.size() == ys.size(), "fit_line: ", xs.size(), " x values but ", ys.size(), " y values");
+  if (xs.size() < 2) return std::nullopt;
   // Centre both before the sums: with x in the thousands, n*sxx - sx^2 cancels badly.
   const double count = static_cast<double>(xs.size());
   double mx = 0, my = 0;
   for (size_t i = 0; i < xs.size(); ++i) mx += xs[i], my += ys[i];
   mx /= count, my /= count;
-  double sxx = 0, sxy = 0;
+  double sxx = 0, syy = 0, sxy = 0;
   for (size_t i = 0; i < xs.size(); ++i) {
     sxx += (xs[i] - mx) * (xs[i] - mx);
+    syy += (ys[i] - my) * (ys[i] - my);
     sxy += (xs[i] - mx) * (ys[i] - my);
   }
-  if (!(sxx > 0)) return kNaN;
-  return std::exp(sxy / sxx);
+  if (!(sxx > 0)) return std::nullopt;
+  return LineFit{sxy / sxx, syy > 0 ? sxy / std::sqrt(sxx * syy) : kNaN};
 }
 
 double median_of_finite(std::vector<double> values) {

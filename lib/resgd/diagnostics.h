@@ -30,6 +30,13 @@ double linear_rate(const std::vector<int64_t>& iters, const std::vector<double>&
 /// The median of the finite values; NaN if there are none.
 double median_of_finite(std::vector<double> values);
 
+/// A least-squares line y = a + slope x and the correlation of x and y (NaN where y is
+/// constant); nullopt below two points or where every x is the same.
+struct LineFit {
+  double slope = 0, correlation = 0;
+};
+std::optional<LineFit> fit_line(const std::vector<double>& xs, const std::vector<double>& ys);
+
 /// The diagnostic columns of metrics.csv for a model of `layers` blocks, in order: per
 /// block l = 1..L sigma_min_g, sigma_max_g, cond_g, sigma_min_a, sigma_max_a, cond_a,
 /// sigma_min_gstack, sigma_max_gstack, cond_gstack, attn_entropy, rank1_res (suffixed l);

@@ -9,6 +9,7 @@
 #include <optional>
 #include <tuple>
 
+#include "resgd/diagnostics.h"
 #include "resgd/io.h"
 #include "resgd/plots.h"
 
@@ -232,11 +233,11 @@ std::vector<Metric> report_metrics(size_t blocks) {
   return metrics;
 }
 
-/// A power law y ~ x^slope fitted by least squares of ln y on ln x, over the pairs where
-/// both are finite and positive; nullopt below three such pairs or with a single x.
+/// A power law y ~ x^slope: fit_line of ln y on ln x over the pairs where both are finite
+/// and positive, `count` of them; nullopt below three such pairs or with a single x.
 struct LogLogFit {
   size_t count = 0;
-  double slope = NAN, correlation = NAN;
+  LineFit line;
 };
 
 std::optional<LogLogFit> log_log_fit(const std::vector<std::pair<std::optional<double>, std::optional<double>>>& pairs) {
@@ -247,17 +248,9 @@ std::optional<LogLogFit> log_log_fit(const std::vector<std::pair<std::optional<d
     ys.push_back(std::log(*y));
   }
   if (xs.size() < 3) return std::nullopt;
-  const double n = static_cast<double>(xs.size());
-  double mx = 0, my = 0;
-  for (size_t i = 0; i < xs.size(); ++i) mx += xs[i] / n, my += ys[i] / n;
-  double sxx = 0, syy = 0, sxy = 0;
-  for (size_t i = 0; i < xs.size(); ++i) {
-    sxx += (xs[i] - mx) * (xs[i] - mx);
-    syy += (ys[i] - my) * (ys[i] - my);
-    sxy += (xs[i] - mx) * (ys[i] - my);
-  }
-  if (!(sxx > 0)) return std::nullopt;
-  return LogLogFit{xs.size(), sxy / sxx, syy > 0 ? sxy / std::sqrt(sxx * syy) : NAN};
+  const auto line = fit_line(xs, ys);
+  if (!line) return std::nullopt;
+  return LogLogFit{xs.size(), *line};
 }
 
 /// Mean and range over the runs of a setting; `count` of `total` runs had a value.
@@ -438,9 +431,9 @@ fs::path write_report(const fs::path& dir, std::ostream& log) {
       for (const auto& run : runs) pairs.emplace_back(summary_number(run.summary, "sigma_min_g", 0), read(run.summary));
       const auto fit = log_log_fit(pairs);
       if (!fit) continue;
-      fit_rows.push_back({title, std::to_string(fit->count), fmt::format("{:.3f}", fit->slope),
-                          fmt::format("{:.4f}", fit->correlation)});
-      MetricSeries series{fmt::format("{} (slope {:.2f})", title, fit->slope), {}};
+      fit_rows.push_back({title, std::to_string(fit->count), fmt::format("{:.3f}", fit->line.slope),
+                          fmt::format("{:.4f}", fit->line.correlation)});
+      MetricSeries series{fmt::format("{} (slope {:.2f})", title, fit->line.slope), {}};
       for (const auto& [x, y] : pairs)
         if (x && y && *x > 0 && *y > 0) series.points.push_back({*x, *y, *y, *y});
       std::sort(series.points.begin(), series.points.end());
