@@ -96,18 +96,26 @@ std::string join_clauses(const std::vector<std::string>& clauses) {
   return out;
 }
 
-/// Whether a metrics column has a value a log axis can show (gnuplot fails on a plot
-/// where no point at all is defined).
-bool has_positive_value(const CsvTable& table, const std::string& column) {
+/// The finite values of a metrics column, in row order (empty cells, inf and NaN left
+/// out); none if the table has no such column.
+std::vector<double> finite_values(const CsvTable& table, const std::string& column) {
+  std::vector<double> values;
   const auto it = std::find(table.columns.begin(), table.columns.end(), column);
-  if (it == table.columns.end()) return false;
+  if (it == table.columns.end()) return values;
   const auto c = static_cast<size_t>(it - table.columns.begin());
   for (const auto& row : table.rows) {
     if (c >= row.size() || row[c].empty()) continue;
     const double v = std::strtod(row[c].c_str(), nullptr);
-    if (std::isfinite(v) && v > 0) return true;
+    if (std::isfinite(v)) values.push_back(v);
   }
-  return false;
+  return values;
+}
+
+/// Whether a metrics column has a value a log axis can show (gnuplot fails on a plot
+/// where no point at all is defined).
+bool has_positive_value(const CsvTable& table, const std::string& column) {
+  const auto values = finite_values(table, column);
+  return std::any_of(values.begin(), values.end(), [](double v) { return v > 0; });
 }
 
 /// The top of the loss plot's axis: ten times the largest loss of a run that did not
@@ -118,17 +126,8 @@ bool has_positive_value(const CsvTable& table, const std::string& column) {
 std::optional<double> loss_axis_top(const std::vector<PlotRun>& runs, const std::vector<CsvTable>& tables) {
   double kept = 0, diverged = 0;  // the largest finite losses of each kind of run
   for (size_t r = 0; r < runs.size(); ++r) {
-    const auto& table = tables[r];
-    const auto it = std::find(table.columns.begin(), table.columns.end(), "loss");
-    if (it == table.columns.end()) continue;
-    const auto c = static_cast<size_t>(it - table.columns.begin());
-    for (const auto& row : table.rows) {
-      if (c >= row.size() || row[c].empty()) continue;
-      const double loss = std::strtod(row[c].c_str(), nullptr);
-      if (!std::isfinite(loss)) continue;
-      double& largest = runs[r].diverged ? diverged : kept;
-      largest = std::max(largest, loss);
-    }
+    double& largest = runs[r].diverged ? diverged : kept;
+    for (double loss : finite_values(tables[r], "loss")) largest = std::max(largest, loss);
   }
   const double top = 10 * kept;
   if (!(kept > 0) || diverged <= top) return std::nullopt;
