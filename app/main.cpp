@@ -114,8 +114,8 @@ int run_command(const ExperimentArgs& args, const std::string& out, bool force, 
   resgd::resolve_device(config);  // fail on a missing GPU before any file is written
   std::cout << resgd::compute_backend_summary() << std::endl;
   resgd::RunOptions options;
-  const bool default_out = out.empty();
-  options.out = default_out ? resgd::create_default_output_dir(config) : std::filesystem::path(out);
+  options.out_is_new = out.empty();
+  options.out = options.out_is_new ? resgd::create_default_output_dir(config) : std::filesystem::path(out);
   options.force = force;
   options.resume = resume;
   options.jobs = jobs;
@@ -130,14 +130,7 @@ int run_command(const ExperimentArgs& args, const std::string& out, bool force, 
   options.stop_requested = &g_stop_requested;
   install_stop_handlers();
   std::cout << fmt::format("experiment '{}' -> {}", config.name, options.out.string()) << std::endl;
-  std::vector<resgd::RunRecord> records;
-  try {
-    records = resgd::run_experiment(config, options);
-  } catch (...) {
-    std::error_code ec;  // the directory made for this run, if it failed before writing anything
-    if (default_out && std::filesystem::is_empty(options.out, ec)) std::filesystem::remove(options.out, ec);
-    throw;
-  }
+  const auto records = resgd::run_experiment(config, options);
   std::cout << "\n" << resgd::format_summary_table(config, records);
   if (!config.sweep.empty()) std::cout << "\nsweep table: " << (options.out / "sweep.csv").string() << "\n";
   if (const int signal_number = g_signal.load()) {

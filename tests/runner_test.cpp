@@ -225,6 +225,13 @@ TEST(Runner, DefaultOutputDirectoriesAreNeverShared) {
     EXPECT_TRUE(fs::is_directory(dir / path)) << path;
     EXPECT_TRUE(fs::is_empty(dir / path)) << path;
   }
+  // One made for a run that fails before writing anything is removed again.
+  ExperimentConfig broken = load_config_text("data: {kind: tensors, path: missing.pt}\n", "broken.yaml");
+  RunOptions options;
+  options.out = dir / claimed.front();
+  options.out_is_new = true;
+  EXPECT_THROW(run_experiment(broken, options), IoError);
+  EXPECT_FALSE(fs::exists(options.out));
 }
 
 TEST(Runner, ResumeRefusesADifferentConfiguration) {

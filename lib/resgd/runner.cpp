@@ -292,7 +292,7 @@ std::vector<RunRecord> run_all(const ExperimentConfig& config, const RunOptions&
 }  // namespace
 
 std::vector<RunRecord> run_experiment(const ExperimentConfig& config, const RunOptions& options) {
-  const bool created = !fs::exists(options.out);
+  const bool created = options.out_is_new || !fs::exists(options.out);
   prepare_output_dir(options.out, options.force || options.resume);
   try {
     return run_all(config, options);

@@ -30,6 +30,7 @@ struct RunOptions {
   std::ostream* log = nullptr;  // progress lines; null = quiet
   const std::atomic<bool>* stop_requested = nullptr;
   int jobs = 1;  // sweep runs trained at once, each on its own thread
+  bool out_is_new = false;  // `out` was made for this call (create_default_output_dir): removed if left empty
   /// Called after each metrics.csv row is written (progress display, tests), from the
   /// thread that trains that run.
   std::function<void(const SweepPoint&, const IterationRow&)> on_row;
