@@ -133,11 +133,12 @@ torch::Tensor smallest_psd_eigenvalue(const torch::Tensor& K) {
   TORCH_CHECK(K.dim() == 2 && K.size(0) == K.size(1) && K.size(0) > 0,
               "smallest_psd_eigenvalue needs a non-empty square matrix, got ", K.sizes());
   TORCH_CHECK(K.is_floating_point(), "smallest_psd_eigenvalue needs floating point, got ", K.dtype());
-  const auto finite = torch::isfinite(K).all();
+  const auto entry_finite = torch::isfinite(K);
+  const auto finite = entry_finite.all();
   // In float64, scaled to largest entry 1 (NaN and inf zeroed: LAPACK throws on them): a
   // float32 kernel of a run blowing up reaches 3e38, where K + K^T, the eigenvalues and
   // LAPACK's float32 eigh would overflow.
-  auto clean = torch::where(torch::isfinite(K), K, scalar_like(0.0, K)).to(torch::kFloat64);
+  auto clean = torch::where(entry_finite, K, scalar_like(0.0, K)).to(torch::kFloat64);
   auto scale = clean.abs().max();
   scale = torch::where(scale > 0, scale, scalar_like(1.0, scale));
   clean = clean / scale;
