@@ -251,6 +251,71 @@ TEST(Config, SweepExpandsCartesianProductWithSeedsLast) {
   EXPECT_TRUE(last.sweep.empty());
 }
 
+TEST(Config, ZippedKeysMoveTogetherAsOneAxis) {
+  const ExperimentConfig c = load_config_text(
+      "sweep:\n  model.residual.attention: [true, false]\n  zip:\n    model.layers: [1, 2, 3]\n"
+      "    train.lr: [0.03, 0.012, 0.005]\n  seeds: [0, 1]\n",
+      "exp.yaml");
+  const auto points = expand_sweep(c);
+  ASSERT_EQ(points.size(), 12u);  // 2 residuals x 3 (layers, lr) pairs x 2 seeds, not 2 x 3 x 3 x 2
+  EXPECT_EQ(points[0].dir_name(), "model.residual.attention=true,model.layers=1,train.lr=0.03/seed=0");
+  EXPECT_EQ(points[3].dir_name(), "model.residual.attention=true,model.layers=2,train.lr=0.012/seed=1");
+  EXPECT_EQ(points[11].dir_name(), "model.residual.attention=false,model.layers=3,train.lr=0.005/seed=1");
+  for (const auto& point : points) {
+    const ExperimentConfig run = config_for_point(c, point);
+    const double lr_of_depth[] = {0.03, 0.012, 0.005};
+    EXPECT_EQ(run.train.lr, lr_of_depth[run.model.layers - 1]) << point.dir_name();
+  }
+  // The dump keeps the pairing, so a sweep directory's config.yaml expands to the same points.
+  const std::string dumped = dump_yaml(c);
+  EXPECT_NE(dumped.find("  zip:\n    model.layers: [1, 2, 3]\n    train.lr: [0.03, 0.012, 0.005]\n"),
+            std::string::npos) << dumped;
+  const auto again = expand_sweep(load_config_text(dumped, "dumped.yaml"));
+  ASSERT_EQ(again.size(), points.size());
+  for (size_t i = 0; i < points.size(); ++i) EXPECT_EQ(again[i].dir_name(), points[i].dir_name());
+  // Zipped lists count once towards the run limit: 2 x 150 values are 150 runs, not 22500.
+  std::string layers, lrs;
+  for (int i = 1; i <= 150; ++i) {
+    layers += (i > 1 ? ", " : "") + std::to_string(i);
+    lrs += (i > 1 ? ", " : "") + std::to_string(0.001 * i);
+  }
+  EXPECT_EQ(expand_sweep(load_config_text("sweep: {zip: {model.layers: [" + layers + "], train.lr: [" + lrs + "]}}\n",
+                                          "exp.yaml")).size(),
+            150u);
+}
+
+TEST(Config, ZippedListsOfDifferentLengthsAreRefusedWhereTheyStand) {
+  const std::string lengths = load_error("sweep:\n  zip:\n    model.layers: [1, 2, 3]\n    train.lr: [0.1, 0.01]\n");
+  EXPECT_NE(lengths.find("exp.yaml:4:15: sweep.zip.train.lr: 2 values, but sweep.zip.model.layers has 3"),
+            std::string::npos) << lengths;
+  EXPECT_NE(load_error("sweep: {train.lr: [0.1], zip: {train.lr: [0.2]}}").find("duplicate key 'sweep.train.lr'"),
+            std::string::npos);
+  EXPECT_NE(load_error("sweep: {zip: {seeds: [0, 1]}}").find("'seeds' cannot be zipped"), std::string::npos);
+  EXPECT_NE(load_error("sweep: {zip: [1, 2]}").find("sweep.zip: expected a map of dotted keys to lists"),
+            std::string::npos);
+  EXPECT_NE(load_error("sweep: {zip: {model.depth: [1]}}").find("'model.depth' is not a key that can be swept"),
+            std::string::npos);
+}
+
+TEST(Config, SetReplacesTheZipWholeOrMovesOneKeyOutOfIt) {
+  ExperimentConfig c = load_config_text("sweep: {zip: {model.layers: [1, 2], train.lr: [0.1, 0.01]}}\n", "exp.yaml");
+  apply_override(c, "sweep.zip={model.layers: [3, 4, 5], data.dim: [4, 8, 16]}");
+  auto points = expand_sweep(c);
+  ASSERT_EQ(points.size(), 3u);  // train.lr left the sweep with the old zip
+  EXPECT_EQ(points[2].dir_name(), "model.layers=5,data.dim=16/seed=0");
+  apply_override(c, "sweep.data.dim=[4, 8]");  // now Cartesian: across the layers, not beside them
+  points = expand_sweep(c);
+  ASSERT_EQ(points.size(), 6u);
+  EXPECT_EQ(points[1].dir_name(), "model.layers=3,data.dim=8/seed=0");
+  try {
+    apply_override(c, "sweep.zip.train.lr=[0.1, 0.2, 0.3]");
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("zipped lists are set together: --set sweep.zip={KEY: [...], KEY: [...]}"),
+              std::string::npos) << e.what();
+  }
+}
+
 TEST(Config, SweepValuesAreCheckedWhereTheyStand) {
   const std::string type_error = load_error("sweep:\n  train.lr: [0.1, abc]\n");
   EXPECT_NE(type_error.find("exp.yaml:2:19: train.lr: expected a number, got 'abc'"), std::string::npos) << type_error;

@@ -256,6 +256,41 @@ TEST(Report, RateAndItsBoundsAreFittedAgainstSigmaMinG1) {
   }
 }
 
+TEST(Report, ZippedKeysAreOneAxisOfTheSweepAndOfItsPlots) {
+  // Each depth with its own step size: 2 (layers, lr) pairs x 2 residuals, not 2 x 2 x 2.
+  TempDir dir;
+  RunOptions options;
+  options.out = dir / "zipped";
+  const auto records = run_experiment(
+      load_config_text("data: {num_samples: 2, seq_len: 3, dim: 4, target_dim: 2}\nmodel: {ffn_width: 8}\n"
+                       "train: {max_iters: 5}\n"
+                       "sweep: {zip: {model.layers: [1, 2], train.lr: [0.1, 0.05]}, "
+                       "model.residual.attention: [true, false]}\n",
+                       "zipped.yaml"),
+      options);
+  ASSERT_EQ(records.size(), 4u);
+  const CsvTable sweep = read_csv(options.out / "sweep.csv");
+  ASSERT_EQ(sweep.rows.size(), 4u);
+  for (size_t i = 0; i < sweep.rows.size(); ++i) {
+    const auto& row = sweep.rows[i];
+    const std::string lr = row[sweep.column("model.layers")] == "1" ? "0.1" : "0.05";
+    EXPECT_EQ(row[sweep.column("train.lr")], lr);
+    const auto run = load_config_file((records[i].dir / "config.yaml").string());  // what the run trained with
+    EXPECT_EQ(fmt::format("{}", run.train.lr), lr);
+    EXPECT_EQ(std::to_string(run.model.layers), row[sweep.column("model.layers")]);
+  }
+  const std::string report = slurp(options.out / "report.md");
+  EXPECT_NE(report.find("4 swept settings of `model.layers` with `train.lr` (zipped), `model.residual.attention`"),
+            std::string::npos) << report.substr(0, 400);
+  if (find_gnuplot()) {  // against the depth, one line per residual setting: the lr moves with the depth
+    const std::string script = slurp(options.out / "plots" / "final_loss_vs_layers.gp");
+    EXPECT_NE(script.find("set xlabel 'layers (with lr)'"), std::string::npos) << script;
+    EXPECT_NE(script.find("title 'attention=true'"), std::string::npos) << script;
+    EXPECT_NE(script.find("title 'attention=false'"), std::string::npos) << script;
+    EXPECT_EQ(script.find("lr="), std::string::npos) << script;
+  }
+}
+
 TEST(Report, SingleRunGetsItsOwnReportFromTheCommandLine) {
   TempDir dir;
   testing::write_text(dir / "run.yaml",

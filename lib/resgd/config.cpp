@@ -14,8 +14,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
+#include <utility>
 
 namespace resgd {
 
@@ -287,6 +289,72 @@ std::vector<std::string> split_path(const std::string& path) {
 
 // ---------------------------------------------------------------------------------------
 // Loading.
+/// One swept key's values, each type-checked where it stands (ranges are checked per point).
+SweepAxis read_axis(const ExperimentConfig& config, const std::string& key, const YAML::Node& values,
+                    const Origin& key_at, const std::string& file) {
+  if (!is_field(key) || key == "name" || key == "seed") {
+    std::vector<std::string> sweepable = {"seeds", "zip"};
+    for (const auto& k : all_keys())
+      if (k != "name" && k != "seed") sweepable.push_back(k);
+    const char* why = key == "seed" ? " (use 'seeds' to repeat runs)"
+                      : key.rfind("zip.", 0) == 0 ? " (zipped lists are set together: --set sweep.zip={KEY: [...], KEY: [...]})"
+                                                   : "";
+    fail(key_at, fmt::format("sweep: '{}' is not a key that can be swept{}; sweepable keys: {}",
+                             key, why, join(sweepable, ", ")));
+  }
+  if (!values.IsSequence() || values.size() == 0)
+    fail(origin_of(values, file), fmt::format("sweep.{}: expected a non-empty list, got {}", key, describe(values)));
+  SweepAxis axis{key, {}, {}};
+  for (const auto& value : values) {
+    const Origin at = origin_of(value, file);
+    ExperimentConfig probe = config;
+    set_field(probe, key, value, at);
+    // A quoted scalar ('[x', "true") stays quoted, so config_for_point reads back the same string.
+    axis.values.push_back(value.IsNull() ? "null" : value.Tag() == "!" ? quote_if_needed(value.Scalar()) : value.Scalar());
+    axis.origins.push_back(at);
+  }
+  return axis;
+}
+
+/// Adds an axis, replacing any earlier axis of the same key (a --set over the file's).
+void put_axis(SweepConfig& sweep, SweepAxis axis) {
+  auto same = [&](const SweepAxis& a) { return a.key == axis.key; };
+  sweep.axes.erase(std::remove_if(sweep.axes.begin(), sweep.axes.end(), same), sweep.axes.end());
+  sweep.axes.push_back(std::move(axis));
+}
+
+/// sweep.zip: keys whose lists are read in step (the i-th values form one point), e.g. a
+/// depth with the step size that suits it. It replaces any earlier zip as a whole.
+void load_zip(ExperimentConfig& config, const YAML::Node& node, std::set<std::string>& seen,
+              const std::string& file) {
+  if (!node.IsMap() || node.size() == 0)
+    fail(origin_of(node, file), fmt::format("sweep.zip: expected a map of dotted keys to lists of one length, "
+                                            "moved together, got {}", describe(node)));
+  auto zipped = [](const SweepAxis& a) { return a.zipped; };
+  config.sweep.axes.erase(std::remove_if(config.sweep.axes.begin(), config.sweep.axes.end(), zipped),
+                          config.sweep.axes.end());
+  std::string first;
+  size_t length = 0;
+  for (const auto& item : node) {
+    const Origin key_at = origin_of(item.first, file);
+    const std::string key = item.first.Scalar();
+    if (key == "seeds" || key == "zip")
+      fail(key_at, fmt::format("sweep.zip: '{}' cannot be zipped; it belongs directly under sweep", key));
+    if (!seen.insert(key).second) fail(key_at, fmt::format("duplicate key 'sweep.{}' (in and beside sweep.zip)", key));
+    SweepAxis axis = read_axis(config, key, item.second, key_at, file);
+    axis.zipped = true;
+    if (first.empty()) {
+      first = key;
+      length = axis.values.size();
+    } else if (axis.values.size() != length) {
+      fail(origin_of(item.second, file),
+           fmt::format("sweep.zip.{}: {} values, but sweep.zip.{} has {}; zipped lists are read in step, so they "
+                       "must be of one length", key, axis.values.size(), first, length));
+    }
+    put_axis(config.sweep, std::move(axis));
+  }
+}
+
 void load_sweep(ExperimentConfig& config, const YAML::Node& node, const std::string& file) {
   if (!node.IsMap())
     fail(origin_of(node, file), "sweep: expected a map of dotted keys to lists of values");
@@ -294,12 +362,15 @@ void load_sweep(ExperimentConfig& config, const YAML::Node& node, const std::str
   for (const auto& item : node) {
     const Origin key_at = origin_of(item.first, file);
     const std::string key = item.first.Scalar();
+    if (key == "zip") {
+      load_zip(config, item.second, seen, file);
+      continue;
+    }
     if (!seen.insert(key).second) fail(key_at, fmt::format("duplicate key 'sweep.{}'", key));
     const YAML::Node& values = item.second;
-    if (!values.IsSequence() || values.size() == 0)
-      fail(origin_of(values, file), fmt::format("sweep.{}: expected a non-empty list, got {}", key,
-                                               describe(values)));
     if (key == "seeds") {
+      if (!values.IsSequence() || values.size() == 0)
+        fail(origin_of(values, file), fmt::format("sweep.seeds: expected a non-empty list, got {}", describe(values)));
       config.sweep.seeds.clear();
       for (const auto& value : values) {
         int64_t seed = 0;
@@ -309,28 +380,7 @@ void load_sweep(ExperimentConfig& config, const YAML::Node& node, const std::str
       }
       continue;
     }
-    if (!is_field(key) || key == "name" || key == "seed") {
-      std::vector<std::string> sweepable = {"seeds"};
-      for (const auto& k : all_keys())
-        if (k != "name" && k != "seed") sweepable.push_back(k);
-      const char* why = key == "seed" ? " (use 'seeds' to repeat runs)" : "";
-      fail(key_at, fmt::format("sweep: '{}' is not a key that can be swept{}; sweepable keys: {}",
-                               key, why, join(sweepable, ", ")));
-    }
-    SweepAxis axis{key, {}, {}};
-    for (const auto& value : values) {
-      const Origin at = origin_of(value, file);
-      ExperimentConfig probe = config;  // type-check each value now, range-check per point
-      set_field(probe, key, value, at);
-      // A quoted scalar ('[x', "true") stays quoted, so config_for_point reads back the same string.
-      axis.values.push_back(value.IsNull() ? "null" : value.Tag() == "!" ? quote_if_needed(value.Scalar()) : value.Scalar());
-      axis.origins.push_back(at);
-    }
-    auto same = [&](const SweepAxis& a) { return a.key == key; };
-    config.sweep.axes.erase(
-        std::remove_if(config.sweep.axes.begin(), config.sweep.axes.end(), same),
-        config.sweep.axes.end());
-    config.sweep.axes.push_back(std::move(axis));
+    put_axis(config.sweep, read_axis(config, key, values, key_at, file));
   }
 }
 
@@ -565,7 +615,11 @@ void validate(const ExperimentConfig& c) {
   require(c.diagnostics.ntk_max_entries > 0, c, "diagnostics.ntk_max_entries", "must be > 0");
 
   double runs = double(std::max<size_t>(c.sweep.seeds.size(), 1));
-  for (const auto& axis : c.sweep.axes) runs *= double(axis.values.size());
+  bool zip_counted = false;
+  for (const auto& axis : c.sweep.axes) {
+    if (axis.zipped && std::exchange(zip_counted, true)) continue;
+    runs *= double(axis.values.size());
+  }
   if (runs > kMaxSweepRuns)
     fail(c.sweep.axes.empty() ? Origin{"sweep"} : c.sweep.axes.front().origins.front(),
          fmt::format("sweep: the product of the swept values gives {:.3g} runs, more than {:.0f}; sweep fewer values",
@@ -586,8 +640,16 @@ std::string dump_yaml(const ExperimentConfig& config, bool include_sweep) {
   });
   if (include_sweep && !config.sweep.empty()) {
     out += "sweep:\n";
-    for (const auto& axis : config.sweep.axes)
-      out += fmt::format("  {}: [{}]\n", axis.key, join(axis.values, ", "));
+    bool zip_written = false;
+    for (const auto& axis : config.sweep.axes) {
+      if (!axis.zipped) {
+        out += fmt::format("  {}: [{}]\n", axis.key, join(axis.values, ", "));
+      } else if (!std::exchange(zip_written, true)) {
+        out += "  zip:\n";
+        for (const auto& partner : config.sweep.axes)
+          if (partner.zipped) out += fmt::format("    {}: [{}]\n", partner.key, join(partner.values, ", "));
+      }
+    }
     if (!config.sweep.seeds.empty()) out += fmt::format("  seeds: [{}]\n", fmt::join(config.sweep.seeds, ", "));
   }
   return out;
@@ -612,16 +674,36 @@ std::string SweepPoint::dir_name() const {
 }
 
 std::vector<SweepPoint> expand_sweep(const ExperimentConfig& config) {
-  std::vector<SweepPoint> points(1);
-  for (const auto& axis : config.sweep.axes) {
-    std::vector<SweepPoint> next;
-    for (const auto& point : points)
-      for (const auto& value : axis.values) {
-        SweepPoint p = point;
-        p.values.emplace_back(axis.key, value);
-        next.push_back(std::move(p));
+  // Each Cartesian axis is a dimension of its own; the zipped axes share one.
+  const auto& axes = config.sweep.axes;
+  std::vector<size_t> dimension_of(axes.size());
+  std::vector<size_t> extents;
+  std::optional<size_t> zip_dimension;
+  for (size_t a = 0; a < axes.size(); ++a) {
+    if (axes[a].zipped && zip_dimension) {
+      dimension_of[a] = *zip_dimension;
+      continue;
+    }
+    dimension_of[a] = extents.size();
+    if (axes[a].zipped) zip_dimension = extents.size();
+    extents.push_back(axes[a].values.size());
+  }
+  // Every index tuple, the first dimension slowest.
+  std::vector<std::vector<size_t>> tuples(1);
+  for (size_t extent : extents) {
+    std::vector<std::vector<size_t>> next;
+    for (const auto& tuple : tuples)
+      for (size_t i = 0; i < extent; ++i) {
+        next.push_back(tuple);
+        next.back().push_back(i);
       }
-    points = std::move(next);
+    tuples = std::move(next);
+  }
+  std::vector<SweepPoint> points;
+  for (const auto& tuple : tuples) {
+    SweepPoint p;
+    for (size_t a = 0; a < axes.size(); ++a) p.values.emplace_back(axes[a].key, axes[a].values[tuple[dimension_of[a]]]);
+    points.push_back(std::move(p));
   }
   const std::vector<int64_t> seeds =
       config.sweep.seeds.empty() ? std::vector<int64_t>{config.seed} : config.sweep.seeds;

@@ -93,10 +93,12 @@ struct SweepAxis {
   std::string key;  // dotted path, e.g. "model.residual.attention"
   std::vector<std::string> values;
   std::vector<Origin> origins;
+  bool zipped = false;  // under sweep.zip: its i-th value goes with the i-th of every zipped axis
 };
 
 struct SweepConfig {
-  std::vector<SweepAxis> axes;   // Cartesian product, in file order
+  std::vector<SweepAxis> axes;   // Cartesian product, in file order; the zipped ones count as one
+
   std::vector<int64_t> seeds;    // repetitions of every point; empty = the run's seed
   bool empty() const { return axes.empty() && seeds.empty(); }
 };
@@ -146,7 +148,8 @@ struct SweepPoint {
   std::string dir_name() const;  // "key=value,key=value/seed=S"
 };
 
-/// The Cartesian product of the sweep's axes times its seeds (one point if no sweep).
+/// The Cartesian product of the sweep's axes (the zipped ones moving together, as one axis)
+/// times its seeds (one point if no sweep). A point's values are in axis order.
 std::vector<SweepPoint> expand_sweep(const ExperimentConfig& config);
 /// The configuration of one sweep point: the base with the point's values applied.
 ExperimentConfig config_for_point(const ExperimentConfig& base, const SweepPoint& point);

@@ -164,6 +164,7 @@ struct ReportRun {
 /// The runs of a report and the swept keys they differ in.
 struct ReportInput {
   std::vector<std::string> axes;
+  std::vector<bool> zipped;  // per axis: moves with the other zipped axes (sweep.zip)
   std::vector<ReportRun> runs;
 };
 
@@ -187,7 +188,10 @@ ReportInput read_runs(const fs::path& dir) {
     input.runs.push_back({".", {}, std::to_string(config.seed), read_json(dir / "summary.json")});
     return input;
   }
-  for (const auto& axis : config.sweep.axes) input.axes.push_back(axis.key);
+  for (const auto& axis : config.sweep.axes) {
+    input.axes.push_back(axis.key);
+    input.zipped.push_back(axis.zipped);
+  }
   for (const auto& point : expand_sweep(config)) {
     const fs::path run_dir = fs::path("runs") / point.dir_name();
     if (!fs::exists(dir / run_dir / "summary.json")) continue;  // not run yet (interrupted sweep)
@@ -306,12 +310,12 @@ std::vector<std::string> short_names(const std::vector<std::string>& axes) {
   return out;
 }
 
-/// "name=value, name=value" over the axes, leaving out axis `skip`.
+/// "name=value, name=value" over the axes, leaving out those in `skip`.
 std::string setting_label(const std::vector<std::string>& names, const std::vector<std::string>& values,
-                          std::optional<size_t> skip = std::nullopt) {
+                          const std::vector<bool>& skip = {}) {
   std::string out;
   for (size_t a = 0; a < names.size(); ++a)
-    if (a != skip) out += (out.empty() ? "" : ", ") + names[a] + "=" + values[a];
+    if (a >= skip.size() || !skip[a]) out += (out.empty() ? "" : ", ") + names[a] + "=" + values[a];
   return out;
 }
 
@@ -392,12 +396,20 @@ fs::path write_report(const fs::path& dir, std::ostream& log) {
   for (size_t a = 0; a < input.axes.size(); ++a) {
     if (!std::all_of(settings.begin(), settings.end(), [&](const auto& s) { return parse_number(s[a]).has_value(); }))
       continue;
+    // The series are the settings of the other axes; the zipped partners of `a` move with it.
+    std::vector<bool> along(input.axes.size(), false);
+    std::string partners;
+    for (size_t b = 0; b < along.size(); ++b) {
+      along[b] = b == a || (input.zipped[a] && input.zipped[b]);
+      if (along[b] && b != a) partners += (partners.empty() ? " (with " : ", ") + names[b];
+    }
+    const std::string x_label = names[a] + (partners.empty() ? "" : partners + ")");
     for (const auto& [index, stem, log_y] : {std::tuple<size_t, const char*, bool>{1, "final_loss", true},
                                              {2, "linear_rate", false}, {3, "cond_g1_init", true}}) {
       if (index >= metrics.size()) continue;
-      MetricPlot plot{fmt::format("{}_vs_{}", stem, names[a]), names[a], metrics[index].title, log_y, {}, false, ""};
+      MetricPlot plot{fmt::format("{}_vs_{}", stem, names[a]), x_label, metrics[index].title, log_y, {}, false, ""};
       for (size_t g = 0; g < settings.size(); ++g) {
-        std::string label = setting_label(names, settings[g], a);
+        std::string label = setting_label(names, settings[g], along);
         if (label.empty()) label = metrics[index].title;
         auto it = std::find_if(plot.series.begin(), plot.series.end(), [&](const auto& s) { return s.label == label; });
         if (it == plot.series.end()) it = plot.series.insert(plot.series.end(), MetricSeries{label, {}});
@@ -477,8 +489,12 @@ fs::path write_report(const fs::path& dir, std::ostream& log) {
   std::string text = fmt::format("# Report: {}\n\n", name);
   text += fmt::format("{} run{} in {}", runs.size(), runs.size() == 1 ? "" : "s", fs::absolute(dir).lexically_normal().string());
   if (!input.axes.empty()) {
-    std::string axes;
-    for (const auto& key : input.axes) axes += (axes.empty() ? "`" : ", `") + key + "`";
+    std::string axes, zipped;
+    for (size_t a = 0; a < input.axes.size(); ++a) {
+      std::string& list = input.zipped[a] ? zipped : axes;
+      list += (list.empty() ? "`" : input.zipped[a] ? " with `" : ", `") + input.axes[a] + "`";
+    }
+    if (!zipped.empty()) axes = zipped + " (zipped)" + (axes.empty() ? "" : ", " + axes);
     text += fmt::format(": {} swept setting{} of {}", settings.size(), settings.size() == 1 ? "" : "s", axes);
   }
   text += ". Read from each run's summary.json.\n\n"
