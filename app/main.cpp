@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
@@ -15,6 +16,7 @@
 
 #include "resgd/bench.h"
 #include "resgd/config.h"
+#include "resgd/data.h"
 #include "resgd/flagship.h"
 #include "resgd/gradcheck.h"
 #include "resgd/io.h"
@@ -67,6 +69,11 @@ struct ExperimentArgs {
     auto assignments = overrides;
     if (!device.empty()) assignments.push_back("device=" + device);
     resgd::apply_overrides(config, assignments);
+    // `validate` prints, and gradcheck uses, a tensors file's own sizes; a sweep's points
+    // read theirs again when the sweep replaces the file.
+    const auto& axes = config.sweep.axes;
+    if (std::none_of(axes.begin(), axes.end(), [](const auto& a) { return a.key == "data.path" || a.key == "data.kind"; }))
+      resgd::read_data_sizes(config);
     return config;
   }
 };

@@ -120,5 +120,20 @@ TEST(Cli, ValidatePrintsTheResolvedConfiguration) {
   EXPECT_NE(result.err.find("4 runs"), std::string::npos) << result.err;
 }
 
+TEST(Cli, ATensorsFileSetsTheSizesAndAContradictionStopsBeforeAnyOutput) {
+  TempDir dir;
+  save_tensors(dir / "data.pt", {{"X", torch::randn({5, 3, 4}, torch::kFloat64)}, {"Y", torch::randn({5, 3, 2}, torch::kFloat64)}});
+  testing::write_text(dir / "exp.yaml", "data: {kind: tensors, path: data.pt}\n");
+  const auto validate = run_resgd(dir, "validate exp.yaml");
+  ASSERT_EQ(validate.exit_code, 0) << validate.err;
+  EXPECT_NE(validate.out.find("  num_samples: 5\n  seq_len: 3\n  dim: 4\n"), std::string::npos) << validate.out;
+  EXPECT_NE(validate.out.find("  target_dim: 2\n"), std::string::npos) << validate.out;
+  const auto contradicted = run_resgd(dir, "run exp.yaml --out out --set data.seq_len=4");
+  EXPECT_EQ(contradicted.exit_code, 2);
+  EXPECT_NE(contradicted.err.find("--set data.seq_len=4: data.seq_len: is 4, but data.pt has n = 3"), std::string::npos)
+      << contradicted.err;
+  EXPECT_FALSE(fs::exists(dir / "out"));
+}
+
 }  // namespace
 }  // namespace resgd

@@ -150,5 +150,35 @@ TEST(Data, TensorsComeFromAPtFileCheckedAgainstTheConfig) {
                         (dir / "data.pt").string() + ": not a readable tensor file");
 }
 
+TEST(Data, ATensorsFileGivesTheSizesTheExperimentLeavesUnset) {
+  testing::TempDir dir;
+  const auto X = torch::randn({6, 3, 5}, torch::kFloat64), Y = torch::randn({6, 3, 2}, torch::kFloat64);
+  save_tensors(dir / "data.pt", {{"X", X}, {"Y", Y}});
+  const std::string file = "data: {kind: tensors, path: " + (dir / "data.pt").string();
+  ExperimentConfig c = load_config_text(file + "}\n", "t.yaml");
+  read_data_sizes(c);
+  EXPECT_EQ(c.data.num_samples, 6);  // all of the file, not the default 32
+  EXPECT_EQ(c.data.seq_len, 3);
+  EXPECT_EQ(c.data.dim, 5);
+  EXPECT_EQ(c.data.target_dim, 2);
+  EXPECT_TRUE(torch::equal(make_dataset(c, torch::kCPU, torch::kFloat64).X, X));
+  EXPECT_NE(dump_yaml(c).find("  num_samples: 6\n  seq_len: 3\n  dim: 5\n"), std::string::npos) << dump_yaml(c);
+
+  // What the experiment sets stays set: a mismatch is its error, a smaller N takes a prefix.
+  ExperimentConfig mismatch = load_config_text(file + ", num_samples: 4, dim: 7}\n", "t.yaml");
+  expect_error<ConfigError>([&] { read_data_sizes(mismatch); },
+                            ": data.dim: is 7, but " + (dir / "data.pt").string() + " has d = 5");
+  ExperimentConfig prefix = load_config_text(file + ", num_samples: 4}\n", "t.yaml");
+  read_data_sizes(prefix);
+  EXPECT_EQ(prefix.data.num_samples, 4);
+  EXPECT_EQ(prefix.data.seq_len, 3);
+  EXPECT_TRUE(torch::equal(make_dataset(prefix, torch::kCPU, torch::kFloat64).X, X.slice(0, 0, 4)));
+
+  // A file the run would refuse is refused here already, with make_dataset's message.
+  save_tensors(dir / "data.pt", {{"X", X.reshape({6, 15})}, {"Y", Y}});
+  ExperimentConfig flat = load_config_text(file + "}\n", "t.yaml");
+  expect_error<IoError>([&] { read_data_sizes(flat); }, "X has shape [6, 15]");
+}
+
 }  // namespace
 }  // namespace resgd

@@ -1,6 +1,7 @@
 // Runs that survive interruption: checkpoints, resume, signals (bitwise on the CPU).
 #include "resgd/runner.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -118,6 +119,35 @@ TEST(Runner, ResumedSweepSkipsFinishedRunsAndEqualsUninterrupted) {
   for (const auto& point : expand_sweep(config))
     expect_same_run(straight.out / "runs" / point.dir_name(), first.out / "runs" / point.dir_name());
   EXPECT_EQ(read_csv(first.out / "sweep.csv").rows.size(), 4u);
+}
+
+TEST(Runner, EachTensorsFileOfASweepGivesItsRunsItsOwnSizes) {
+  // Two data files of different shapes, no sizes in the experiment: each run trains on, and
+  // its config.yaml records, its own file's N, n, d and d_y; a resume reads them again.
+  TempDir dir;
+  save_tensors(dir / "a.pt", {{"X", torch::randn({3, 4, 5}, torch::kFloat64)}, {"Y", torch::randn({3, 4, 2}, torch::kFloat64)}});
+  save_tensors(dir / "b.pt", {{"X", torch::randn({2, 6, 3}, torch::kFloat64)}, {"Y", torch::randn({2, 6, 1}, torch::kFloat64)}});
+  const ExperimentConfig config = load_config_text(
+      fmt::format("data: {{kind: tensors, path: {}}}\nmodel: {{ffn_width: 8}}\ntrain: {{max_iters: 3}}\n"
+                  "sweep: {{data.path: [{}, {}]}}\n",
+                  (dir / "a.pt").string(), (dir / "a.pt").string(), (dir / "b.pt").string()),
+      "files.yaml");
+  RunOptions options;
+  options.out = dir / "sweep";
+  const auto records = run_experiment(config, options);
+  ASSERT_EQ(records.size(), 2u);
+  const std::vector<int64_t> expected[] = {{3, 4, 5, 2}, {2, 6, 3, 1}};
+  for (size_t i = 0; i < records.size(); ++i) {
+    const ExperimentConfig run = load_config_file((records[i].dir / "config.yaml").string());
+    EXPECT_EQ((std::vector<int64_t>{run.data.num_samples, run.data.seq_len, run.data.dim, run.data.target_dim}),
+              expected[i]) << records[i].dir;
+    EXPECT_EQ(records[i].summary["status"], "max_iters");
+    const auto init = load_tensors(records[i].dir / "tensors" / "init.pt");
+    EXPECT_EQ(init.at("blocks.0.W_2").size(1), expected[i][3]);
+  }
+  RunOptions again = options;
+  again.resume = true;
+  EXPECT_EQ(run_experiment(config, again).size(), 2u);
 }
 
 TEST(Runner, ParallelSweepGivesTheSameRunsAsSequential) {

@@ -105,11 +105,10 @@ Dataset digits_dataset(const ExperimentConfig& config) {
   return {digits.images.slice(0, 0, N), Y};
 }
 
-/// X and Y of a torch.save file, checked against each other and against the config.
-Dataset tensors_dataset(const ExperimentConfig& config) {
+/// X and Y of a torch.save file's `tensors`, checked against each other and the config.
+Dataset checked_tensors(const ExperimentConfig& config, const std::map<std::string, torch::Tensor>& tensors) {
   const DataConfig& data = config.data;
   const fs::path path = data.path.value_or("");  // validate() requires data.path for tensors
-  const auto tensors = load_tensors(path);
   auto fail = [&](const std::string& what) {
     throw IoError(fmt::format("{}: {}; expected a file written by torch.save({{'X': X, 'Y': Y}}) with X of shape "
                               "(N, n, d) and Y of shape (N, n, d_y) for the tokens readout or (N, d_y) for mean",
@@ -141,7 +140,27 @@ Dataset tensors_dataset(const ExperimentConfig& config) {
   return {X.slice(0, 0, data.num_samples), Y.slice(0, 0, data.num_samples)};
 }
 
+Dataset tensors_dataset(const ExperimentConfig& config) {
+  return checked_tensors(config, load_tensors(config.data.path.value_or("")));
+}
+
 }  // namespace
+
+void read_data_sizes(ExperimentConfig& config) {
+  DataConfig& data = config.data;
+  if (data.kind != "tensors" || !data.path) return;
+  const auto tensors = load_tensors(*data.path);
+  const auto X = tensors.find("X"), Y = tensors.find("Y");
+  if (X != tensors.end() && Y != tensors.end() && X->second.dim() == 3 && Y->second.dim() >= 2) {
+    const std::tuple<const char*, int64_t&, int64_t> sizes[] = {
+        {"data.num_samples", data.num_samples, X->second.size(0)}, {"data.seq_len", data.seq_len, X->second.size(1)},
+        {"data.dim", data.dim, X->second.size(2)}, {"data.target_dim", data.target_dim, Y->second.size(-1)}};
+    for (const auto& [key, size, found] : sizes)
+      if (!config.origins.count(key) && found > 0) size = found;  // an empty file is checked_tensors' error
+  }
+  validate(config);                 // the size limits, now with the file's sizes
+  checked_tensors(config, tensors);  // and a file the run would refuse, refused now
+}
 
 fs::path digits_path(const DataConfig& data) {
   if (data.path) return *data.path;

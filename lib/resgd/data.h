@@ -12,9 +12,10 @@
 // ./data/digits.csv.gz; a relative data.path is relative to the working directory.
 //
 // `tensors`: X (N_file, n, d) and Y ((N_file, n, d_y) for tokens, (N_file, d_y) for mean)
-// from a torch.save({'X': X, 'Y': Y}) file. The config must state the file's n, d and d_y
-// (a mismatch is a ConfigError naming the key), so config.yaml always records the real
-// shapes; num_samples <= N_file takes the first num_samples sequences.
+// from a torch.save({'X': X, 'Y': Y}) file. read_data_sizes fills the sizes an experiment
+// leaves unset from the file (num_samples: all of its sequences), before the configuration
+// is written, so config.yaml always records the real shapes. A size that is set must match
+// the file (a ConfigError naming the key); num_samples <= N_file takes the first sequences.
 #pragma once
 
 #include <torch/torch.h>
@@ -29,6 +30,13 @@ struct Dataset {
   torch::Tensor X;  // (N, n, d)
   torch::Tensor Y;  // (N, n, d_y) for the tokens readout, (N, d_y) for mean
 };
+
+/// For `tensors` data, sets data.num_samples, seq_len, dim and target_dim, where the
+/// experiment (file, --set or sweep) did not set them, to N, n, d and d_y of the file's X and
+/// Y, then checks the file as make_dataset will (IoError, or ConfigError for a size the
+/// experiment set that the file contradicts), so a run refuses it before writing anything.
+/// Other kinds are left as they are.
+void read_data_sizes(ExperimentConfig& config);
 
 /// Builds the experiment's data set on `device` in `dtype`. Throws IoError for a missing or
 /// malformed file, ConfigError when the file disagrees with the config.

@@ -231,9 +231,11 @@ namespace {
 std::vector<RunRecord> run_all(const ExperimentConfig& config, const RunOptions& options) {
   std::vector<RunRecord> records;
   if (config.sweep.empty()) {
-    set_gd_blas_threads(lone_gd_blas_threads(gd_step_flops(config)));  // a lone run, as --jobs 1
+    ExperimentConfig resolved = config;
+    read_data_sizes(resolved);
+    set_gd_blas_threads(lone_gd_blas_threads(gd_step_flops(resolved)));  // a lone run, as --jobs 1
     RunRecord record{SweepPoint{{}, config.seed}, options.out, {}};
-    record.summary = run_single(config, options.out, options, record.point);
+    record.summary = run_single(resolved, options.out, options, record.point);
     if (options.log) *options.log << format_run_line(record, 1, 1) << std::endl;
     records.push_back(std::move(record));
     write_report(options.out);  // report.md and plots/ of the run
@@ -243,7 +245,10 @@ std::vector<RunRecord> run_all(const ExperimentConfig& config, const RunOptions&
   write_file_atomic(options.out / "config.yaml", dump_yaml(config));
   const auto points = expand_sweep(config);
   std::vector<ExperimentConfig> point_configs;  // every point is checked before any run starts
-  for (const auto& point : points) point_configs.push_back(config_for_point(config, point));
+  for (const auto& point : points) {
+    point_configs.push_back(config_for_point(config, point));
+    read_data_sizes(point_configs.back());
+  }
 
   // --jobs K: K workers take the next point in order; each run is independent and
   // deterministic, so the results do not depend on K.
