@@ -307,6 +307,10 @@ TEST(Config, SetReplacesTheZipWholeOrMovesOneKeyOutOfIt) {
   points = expand_sweep(c);
   ASSERT_EQ(points.size(), 6u);
   EXPECT_EQ(points[1].dir_name(), "model.layers=3,data.dim=8/seed=0");
+  apply_override(c, "sweep.zip={}");  // drops the zipped keys
+  points = expand_sweep(c);
+  ASSERT_EQ(points.size(), 2u);
+  EXPECT_EQ(points[1].dir_name(), "data.dim=8/seed=0");
   try {
     apply_override(c, "sweep.zip.train.lr=[0.1, 0.2, 0.3]");
     FAIL() << "expected a ConfigError";

@@ -324,10 +324,11 @@ void put_axis(SweepConfig& sweep, SweepAxis axis) {
 }
 
 /// sweep.zip: keys whose lists are read in step (the i-th values form one point), e.g. a
-/// depth with the step size that suits it. It replaces any earlier zip as a whole.
+/// depth with the step size that suits it. It replaces any earlier zip as a whole; an empty
+/// one (--set sweep.zip={}) drops it.
 void load_zip(ExperimentConfig& config, const YAML::Node& node, std::set<std::string>& seen,
               const std::string& file) {
-  if (!node.IsMap() || node.size() == 0)
+  if (!node.IsMap())
     fail(origin_of(node, file), fmt::format("sweep.zip: expected a map of dotted keys to lists of one length, "
                                             "moved together, got {}", describe(node)));
   auto zipped = [](const SweepAxis& a) { return a.zipped; };
@@ -348,8 +349,9 @@ void load_zip(ExperimentConfig& config, const YAML::Node& node, std::set<std::st
       length = axis.values.size();
     } else if (axis.values.size() != length) {
       fail(origin_of(item.second, file),
-           fmt::format("sweep.zip.{}: {} values, but sweep.zip.{} has {}; zipped lists are read in step, so they "
-                       "must be of one length", key, axis.values.size(), first, length));
+           fmt::format("sweep.zip.{}: {} value{}, but sweep.zip.{} has {}; zipped lists are read in step, so they "
+                       "must be of one length", key, axis.values.size(), axis.values.size() == 1 ? "" : "s", first,
+                       length));
     }
     put_axis(config.sweep, std::move(axis));
   }
