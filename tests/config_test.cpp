@@ -297,6 +297,25 @@ TEST(Config, ZippedListsOfDifferentLengthsAreRefusedWhereTheyStand) {
             std::string::npos);
 }
 
+TEST(Config, TwoPointsThatWouldShareARunDirectoryAreRefused) {
+  // Each would train into runs/<name>/seed=<s> at once (with --jobs 2, into the same files).
+  const std::string twice = load_error("sweep:\n  train.lr: [0.1, 0.2, 0.1]\n");
+  EXPECT_NE(twice.find("exp.yaml:2:24: sweep.train.lr: 0.1 is listed twice; each run needs a directory of its own"),
+            std::string::npos) << twice;
+  const std::string renamed = load_error("data: {kind: tensors, path: a.pt}\nsweep: {data.path: [x/a.pt, x_a.pt]}\n");
+  EXPECT_NE(renamed.find("exp.yaml:2:29: sweep.data.path: x/a.pt and x_a.pt give one directory name"), std::string::npos)
+      << renamed;
+  const std::string pair = load_error("sweep:\n  zip: {model.layers: [1, 2, 1], train.lr: [0.1, 0.2, 0.1]}\n");
+  EXPECT_NE(pair.find("exp.yaml:2:30: sweep.zip: entries 1 and 3 (model.layers=1, train.lr=0.1) are one point"),
+            std::string::npos) << pair;
+  EXPECT_NE(load_error("sweep: {seeds: [0, 1, 0]}").find("sweep.seeds: seed 0 is listed twice"), std::string::npos);
+  // A zipped value may repeat where its partners differ; different points, different directories.
+  const auto points =
+      expand_sweep(load_config_text("sweep: {zip: {model.layers: [1, 1], train.lr: [0.1, 0.2]}}\n", "exp.yaml"));
+  ASSERT_EQ(points.size(), 2u);
+  EXPECT_NE(points[0].dir_name(), points[1].dir_name());
+}
+
 TEST(Config, SetReplacesTheZipWholeOrMovesOneKeyOutOfIt) {
   ExperimentConfig c = load_config_text("sweep: {zip: {model.layers: [1, 2], train.lr: [0.1, 0.01]}}\n", "exp.yaml");
   apply_override(c, "sweep.zip={model.layers: [3, 4, 5], data.dim: [4, 8, 16]}");

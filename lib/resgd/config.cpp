@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -378,6 +379,9 @@ void load_sweep(ExperimentConfig& config, const YAML::Node& node, const std::str
         int64_t seed = 0;
         parse(value, seed, "sweep.seeds", origin_of(value, file));
         if (seed < 0) fail(origin_of(value, file), "sweep.seeds: seeds must be >= 0");
+        if (std::count(config.sweep.seeds.begin(), config.sweep.seeds.end(), seed))
+          fail(origin_of(value, file), fmt::format("sweep.seeds: seed {} is listed twice; each run needs a directory "
+                                                   "of its own", seed));
         config.sweep.seeds.push_back(seed);
       }
       continue;
@@ -547,6 +551,53 @@ void apply_override(ExperimentConfig& config, const std::string& assignment) {
   apply_overrides(config, {assignment});
 }
 
+/// A swept key or value as part of a run directory's name: characters other than letters,
+/// digits and "._-" become '_'.
+std::string directory_safe(std::string text) {
+  for (char& ch : text)
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && !std::strchr("._-", ch)) ch = '_';
+  return text;
+}
+
+/// Two points of a sweep with one directory name would train into one run directory. A
+/// point's name joins key=value parts with ',', and directory_safe leaves neither ',' nor '='
+/// in a part, so two points share a name exactly when they agree on every axis (after
+/// directory_safe): a Cartesian axis must list each value once, a zip each tuple once.
+void require_distinct_run_directories(const SweepConfig& sweep) {
+  std::vector<const SweepAxis*> zipped;
+  for (const auto& axis : sweep.axes) {
+    if (axis.zipped) {
+      zipped.push_back(&axis);
+      continue;
+    }
+    std::map<std::string, size_t> first_of;  // directory name -> first index
+    for (size_t j = 0; j < axis.values.size(); ++j) {
+      const auto [it, fresh] = first_of.emplace(directory_safe(axis.values[j]), j);
+      if (fresh) continue;
+      const std::string& a = axis.values[it->second];
+      const std::string& b = axis.values[j];
+      fail(axis.origins[j],
+           fmt::format("sweep.{}: {}; each run needs a directory of its own", axis.key,
+                       a == b ? fmt::format("{} is listed twice", a)
+                              : fmt::format("{} and {} give one directory name (characters other than letters, "
+                                            "digits and '._-' become '_')", a, b)));
+    }
+  }
+  if (zipped.empty()) return;
+  std::map<std::string, size_t> first_of;  // the entry's directory names, joined by ',' -> first index
+  for (size_t j = 0; j < zipped.front()->values.size(); ++j) {
+    std::string name, pairs;
+    for (const SweepAxis* axis : zipped) {
+      name += directory_safe(axis->values[j]) + ",";
+      pairs += (pairs.empty() ? "" : ", ") + axis->key + "=" + axis->values[j];
+    }
+    const auto [it, fresh] = first_of.emplace(name, j);
+    if (!fresh)
+      fail(zipped.front()->origins[j], fmt::format("sweep.zip: entries {} and {} ({}) are one point; each run needs "
+                                                   "a directory of its own", it->second + 1, j + 1, pairs));
+  }
+}
+
 void validate(const ExperimentConfig& c) {
   require(!c.name.empty(), c, "name", "must not be empty");
   require(c.name.find('/') == std::string::npos, c, "name", "must not contain '/'");
@@ -626,6 +677,7 @@ void validate(const ExperimentConfig& c) {
     fail(c.sweep.axes.empty() ? Origin{"sweep"} : c.sweep.axes.front().origins.front(),
          fmt::format("sweep: the product of the swept values gives {:.3g} runs, more than {:.0f}; sweep fewer values",
                      runs, kMaxSweepRuns));
+  require_distinct_run_directories(c.sweep);
 }
 
 std::string dump_yaml(const ExperimentConfig& config, bool include_sweep) {
@@ -664,13 +716,8 @@ std::string config_hash(const ExperimentConfig& config) {
 }
 
 std::string SweepPoint::dir_name() const {
-  auto clean = [](std::string s) {
-    for (char& ch : s)
-      if (!std::isalnum(static_cast<unsigned char>(ch)) && !std::strchr("._-", ch)) ch = '_';
-    return s;
-  };
   std::vector<std::string> parts;
-  for (const auto& [key, value] : values) parts.push_back(clean(key) + "=" + clean(value));
+  for (const auto& [key, value] : values) parts.push_back(directory_safe(key) + "=" + directory_safe(value));
   const std::string seed_dir = fmt::format("seed={}", seed);
   return parts.empty() ? seed_dir : join(parts, ",") + "/" + seed_dir;
 }
