@@ -134,6 +134,53 @@ TEST(Training, StopRequestEndsTheRunAsInterrupted) {
   EXPECT_EQ(result.iters, 6);
 }
 
+TEST(Training, EachStepLowersTheLossByLrTimesTheSquaredGradNormToFirstOrder) {
+  // L(theta - lr g) = L - lr ||g||^2 + O(lr^2): the logged gradient is the loss's own, and
+  // the update applies lr times it. The relative gap shrinks linearly with lr.
+  auto largest_gap = [](double lr) {
+    ExperimentConfig c = tiny_experiment();
+    c.train.lr = lr;
+    c.train.max_iters = 10;
+    const Trajectory t = train_tiny(c);
+    double gap = 0;
+    for (size_t i = 0; i + 1 < t.rows.size(); ++i) {
+      const double drop = t.rows[i].loss - t.rows[i + 1].loss;
+      gap = std::max(gap, std::abs(drop / (lr * t.rows[i].grad_norm * t.rows[i].grad_norm) - 1));
+    }
+    return gap;
+  };
+  const double coarse = largest_gap(1e-3), fine = largest_gap(1e-4);
+  EXPECT_LT(fine, 1e-2);
+  EXPECT_GT(coarse / fine, 7.0) << coarse << " " << fine;  // first order: 10
+  EXPECT_LT(coarse / fine, 13.0) << coarse << " " << fine;
+}
+
+TEST(Training, ThePlRatioIsBoundedBelowByTheNtksSmallestEigenvalue) {
+  // ||grad L||^2 = r^T J J^T r >= lambda_min(J J^T) ||r||^2, so for the sum loss (L = ||r||^2 / 2)
+  // pl_ratio >= ntk_lambda_min, and for the mean loss (r / N) pl_ratio >= ntk_lambda_min / N,
+  // at every diagnosed iteration: two diagnostics from independent computations.
+  for (const char* loss : {"sum", "mean"}) {
+    ExperimentConfig c = tiny_experiment();  // 32 outputs, 364 parameters: J J^T has full rank
+    c.train.loss = loss;
+    c.train.lr = std::string(loss) == "sum" ? 0.05 : 0.2;
+    c.diagnostics.every = 5;
+    c.diagnostics.ntk = true;
+    const Trajectory t = train_tiny(c);
+    const auto columns = diagnostic_columns(c.model.layers, c.diagnostics.ntk);
+    const double N = static_cast<double>(c.data.num_samples);
+    int diagnosed = 0;
+    for (const auto& row : t.rows) {
+      if (row.diagnostics.empty()) continue;
+      ++diagnosed;
+      const double pl = *value_of(columns, row.diagnostics, "pl_ratio");
+      const double floor = *value_of(columns, row.diagnostics, "ntk_lambda_min") / (std::string(loss) == "sum" ? 1 : N);
+      EXPECT_GT(floor, 1e-6) << loss << " iteration " << row.iter << ": the bound is not trivial";
+      EXPECT_GE(pl, floor * (1 - 1e-10)) << loss << " iteration " << row.iter;
+    }
+    EXPECT_EQ(diagnosed, 13) << loss;
+  }
+}
+
 TEST(Training, RowsDiagnosedBesideGdArriveInOrderAndComplete) {
   ExperimentConfig c = tiny_experiment();
   c.train.max_iters = 20;
