@@ -291,6 +291,8 @@ TEST(Config, ZippedListsOfDifferentLengthsAreRefusedWhereTheyStand) {
   EXPECT_NE(load_error("sweep: {train.lr: [0.1], zip: {train.lr: [0.2]}}").find("duplicate key 'sweep.train.lr'"),
             std::string::npos);
   EXPECT_NE(load_error("sweep: {zip: {seeds: [0, 1]}}").find("'seeds' cannot be zipped"), std::string::npos);
+  EXPECT_NE(load_error("sweep: {zip: {train.lr: 0.1}}").find("sweep.zip.train.lr: expected a non-empty list, got"),
+            std::string::npos);
   EXPECT_NE(load_error("sweep: {zip: [1, 2]}").find("sweep.zip: expected a map of dotted keys to lists"),
             std::string::npos);
   EXPECT_NE(load_error("sweep: {zip: {model.depth: [1]}}").find("'model.depth' is not a key that can be swept"),

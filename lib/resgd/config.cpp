@@ -292,7 +292,7 @@ std::vector<std::string> split_path(const std::string& path) {
 // Loading.
 /// One swept key's values, each type-checked where it stands (ranges are checked per point).
 SweepAxis read_axis(const ExperimentConfig& config, const std::string& key, const YAML::Node& values,
-                    const Origin& key_at, const std::string& file) {
+                    const Origin& key_at, const std::string& file, bool zipped) {
   if (!is_field(key) || key == "name" || key == "seed") {
     std::vector<std::string> sweepable = {"seeds", "zip"};
     for (const auto& k : all_keys())
@@ -304,8 +304,9 @@ SweepAxis read_axis(const ExperimentConfig& config, const std::string& key, cons
                              key, why, join(sweepable, ", ")));
   }
   if (!values.IsSequence() || values.size() == 0)
-    fail(origin_of(values, file), fmt::format("sweep.{}: expected a non-empty list, got {}", key, describe(values)));
-  SweepAxis axis{key, {}, {}};
+    fail(origin_of(values, file), fmt::format("sweep.{}{}: expected a non-empty list, got {}", zipped ? "zip." : "",
+                                              key, describe(values)));
+  SweepAxis axis{key, {}, {}, zipped};
   for (const auto& value : values) {
     const Origin at = origin_of(value, file);
     ExperimentConfig probe = config;
@@ -343,8 +344,7 @@ void load_zip(ExperimentConfig& config, const YAML::Node& node, std::set<std::st
     if (key == "seeds" || key == "zip")
       fail(key_at, fmt::format("sweep.zip: '{}' cannot be zipped; it belongs directly under sweep", key));
     if (!seen.insert(key).second) fail(key_at, fmt::format("duplicate key 'sweep.{}' (in and beside sweep.zip)", key));
-    SweepAxis axis = read_axis(config, key, item.second, key_at, file);
-    axis.zipped = true;
+    SweepAxis axis = read_axis(config, key, item.second, key_at, file, /*zipped=*/true);
     if (first.empty()) {
       first = key;
       length = axis.values.size();
@@ -386,7 +386,7 @@ void load_sweep(ExperimentConfig& config, const YAML::Node& node, const std::str
       }
       continue;
     }
-    put_axis(config.sweep, read_axis(config, key, values, key_at, file));
+    put_axis(config.sweep, read_axis(config, key, values, key_at, file, /*zipped=*/false));
   }
 }
 
