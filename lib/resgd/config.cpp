@@ -18,6 +18,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 #include <utility>
 
 namespace resgd {
@@ -737,6 +738,9 @@ std::vector<SweepPoint> expand_sweep(const ExperimentConfig& config) {
     if (axes[a].zipped) zip_dimension = extents.size();
     extents.push_back(axes[a].values.size());
   }
+  for (size_t a = 0; a < axes.size(); ++a)  // load_zip refuses this in files and --set
+    if (axes[a].values.size() != extents[dimension_of[a]])
+      throw std::logic_error("expand_sweep: zipped lists of different lengths (sweep.zip." + axes[a].key + ")");
   // Every index tuple, the first dimension slowest.
   std::vector<std::vector<size_t>> tuples(1);
   for (size_t extent : extents) {
