@@ -552,6 +552,29 @@ void apply_override(ExperimentConfig& config, const std::string& assignment) {
   apply_overrides(config, {assignment});
 }
 
+namespace {
+
+/// The dimensions of a sweep's grid: each Cartesian axis is one, the zipped axes share one.
+struct SweepShape {
+  std::vector<size_t> dimension_of;  // per axis
+  std::vector<size_t> extents;       // per dimension, in order of first appearance
+};
+
+SweepShape sweep_shape(const SweepConfig& sweep) {
+  SweepShape shape;
+  std::optional<size_t> zip_dimension;
+  for (const auto& axis : sweep.axes) {
+    if (axis.zipped && zip_dimension) {
+      shape.dimension_of.push_back(*zip_dimension);
+      continue;
+    }
+    if (axis.zipped) zip_dimension = shape.extents.size();
+    shape.dimension_of.push_back(shape.extents.size());
+    shape.extents.push_back(axis.values.size());
+  }
+  return shape;
+}
+
 /// A swept key or value as part of a run directory's name: characters other than letters,
 /// digits and "._-" become '_'.
 std::string directory_safe(std::string text) {
@@ -598,6 +621,8 @@ void require_distinct_run_directories(const SweepConfig& sweep) {
                                                    "a directory of its own", it->second + 1, j + 1, pairs));
   }
 }
+
+}  // namespace
 
 void validate(const ExperimentConfig& c) {
   require(!c.name.empty(), c, "name", "must not be empty");
@@ -669,11 +694,7 @@ void validate(const ExperimentConfig& c) {
   require(c.diagnostics.ntk_max_entries > 0, c, "diagnostics.ntk_max_entries", "must be > 0");
 
   double runs = double(std::max<size_t>(c.sweep.seeds.size(), 1));
-  bool zip_counted = false;
-  for (const auto& axis : c.sweep.axes) {
-    if (axis.zipped && std::exchange(zip_counted, true)) continue;
-    runs *= double(axis.values.size());
-  }
+  for (size_t extent : sweep_shape(c.sweep).extents) runs *= double(extent);
   if (runs > kMaxSweepRuns)
     fail(c.sweep.axes.empty() ? Origin{"sweep"} : c.sweep.axes.front().origins.front(),
          fmt::format("sweep: the product of the swept values gives {:.3g} runs, more than {:.0f}; sweep fewer values",
@@ -724,20 +745,8 @@ std::string SweepPoint::dir_name() const {
 }
 
 std::vector<SweepPoint> expand_sweep(const ExperimentConfig& config) {
-  // Each Cartesian axis is a dimension of its own; the zipped axes share one.
   const auto& axes = config.sweep.axes;
-  std::vector<size_t> dimension_of(axes.size());
-  std::vector<size_t> extents;
-  std::optional<size_t> zip_dimension;
-  for (size_t a = 0; a < axes.size(); ++a) {
-    if (axes[a].zipped && zip_dimension) {
-      dimension_of[a] = *zip_dimension;
-      continue;
-    }
-    dimension_of[a] = extents.size();
-    if (axes[a].zipped) zip_dimension = extents.size();
-    extents.push_back(axes[a].values.size());
-  }
+  const auto [dimension_of, extents] = sweep_shape(config.sweep);
   for (size_t a = 0; a < axes.size(); ++a)  // load_zip refuses this in files and --set
     if (axes[a].values.size() != extents[dimension_of[a]])
       throw std::logic_error("expand_sweep: zipped lists of different lengths (sweep.zip." + axes[a].key + ")");
