@@ -183,6 +183,25 @@ TEST_F(SweepReport, TheLossAxisEndsTenTimesAboveTheRunsThatDidNotDiverge) {
   EXPECT_EQ(slurp(out() / "plots" / "cond_g1.gp").find("set yrange"), std::string::npos) << "the loss plot only";
 }
 
+TEST_F(SweepReport, PlotsDrawnSideBySideAreReportedInDrawingOrderWithTheirFailures) {
+  // A stand-in gnuplot that fails on the cond_g plots and draws the others after a pause,
+  // so several run at once and finish out of order.
+  TempDir copy;
+  fs::copy(out(), copy / "sweep", fs::copy_options::recursive);
+  fs::remove_all(copy / "sweep" / "plots");
+  testing::write_text(copy / "fake-gnuplot",
+                      "#!/bin/sh\ncase \"$1\" in *cond_g*) echo \"cannot draw $1\"; exit 1;; esac\n"
+                      "sleep 0.1\nprintf 'png' > \"plots/$(basename \"$1\" .gp).png\"\n");
+  fs::permissions(copy / "fake-gnuplot", fs::perms::owner_all);
+  std::vector<PlotRun> runs;
+  for (const auto& point : expand_sweep(load_config_text(kSweep, "sweep.yaml")))
+    runs.push_back({fs::path("runs") / point.dir_name(), point.dir_name(), 0, false});
+  const PlotResult result = draw_plots(copy / "fake-gnuplot", copy / "sweep", runs, {});
+  EXPECT_EQ(result.drawn, (std::vector<std::string>{"loss", "sigma_min_g1", "svals_g1"}));
+  EXPECT_EQ(result.failed, (std::vector<std::string>{"cond_g1: gnuplot failed; see plots/gnuplot.log"}));
+  EXPECT_NE(slurp(copy / "sweep" / "plots" / "gnuplot.log").find("cannot draw plots/cond_g1.gp"), std::string::npos);
+}
+
 TEST_F(SweepReport, InitSingularValuesRebuildTheRunsAttentionOutput) {
   // The rebuilt G must have the extreme singular values the run itself recorded.
   const fs::path run = out() / "runs" / "model.residual.attention=true,train.lr=0.1" / "seed=0";

@@ -12,7 +12,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <set>
+#include <optional>
 #include <sstream>
+#include <thread>
 
 #include "resgd/config.h"
 #include "resgd/diagnostics.h"
@@ -67,8 +69,9 @@ std::string script(const std::string& name, const std::string& title, const std:
       title, name, png, quoted(title), body, svg);
 }
 
-/// Runs gnuplot on plots/<name>.gp from `dir`, its output appended to plots/gnuplot.log.
-bool run_gnuplot(const fs::path& gnuplot, const fs::path& dir, const std::string& name) {
+/// Starts gnuplot on plots/<name>.gp from `dir`, its output appended to plots/gnuplot.log;
+/// its process id, or nothing when it cannot start.
+std::optional<pid_t> start_gnuplot(const fs::path& gnuplot, const fs::path& dir, const std::string& name) {
   const fs::path root = fs::absolute(dir);
   const std::string log = (root / "plots" / "gnuplot.log").string();
   std::string program = gnuplot.string(), argument = "plots/" + name + ".gp";
@@ -82,12 +85,58 @@ bool run_gnuplot(const fs::path& gnuplot, const fs::path& dir, const std::string
   pid_t pid = 0;
   const int spawned = posix_spawn(&pid, program.c_str(), &actions, nullptr, argv, environ);
   posix_spawn_file_actions_destroy(&actions);
-  if (spawned != 0) return false;
+  if (spawned != 0) return std::nullopt;
+  return pid;
+}
+
+/// Waits for a started gnuplot; whether it exited with status 0.
+bool exited_cleanly(pid_t pid) {
   int status = 0;
   while (waitpid(pid, &status, 0) < 0)
     if (errno != EINTR) return false;
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
+
+/// The gnuplot processes of one draw_plots, in drawing order, at most `at_once` running:
+/// each is a process of its own, so a sweep's tens of plots are drawn on every core.
+class GnuplotQueue {
+ public:
+  GnuplotQueue(fs::path gnuplot, fs::path dir)
+      : gnuplot_(std::move(gnuplot)), dir_(std::move(dir)), at_once_(std::max(1u, std::thread::hardware_concurrency())) {}
+  GnuplotQueue(const GnuplotQueue&) = delete;
+  GnuplotQueue& operator=(const GnuplotQueue&) = delete;
+  ~GnuplotQueue() { finish_all(); }  // no process is left unreaped, even after an exception
+
+  void start(const std::string& name) {
+    while (drawings_.size() - finished_ >= at_once_) finish_next();
+    drawings_.push_back({name, start_gnuplot(gnuplot_, dir_, name), false});
+  }
+  /// Waits for every drawing; each name with whether its PNG was drawn.
+  std::vector<std::pair<std::string, bool>> results() {
+    finish_all();
+    std::vector<std::pair<std::string, bool>> out;
+    for (const auto& d : drawings_) out.emplace_back(d.name, d.ok);
+    return out;
+  }
+
+ private:
+  struct Drawing {
+    std::string name;
+    std::optional<pid_t> pid;
+    bool ok;
+  };
+  void finish_next() {
+    Drawing& d = drawings_[finished_++];
+    d.ok = d.pid && exited_cleanly(*d.pid) && fs::exists(dir_ / "plots" / (d.name + ".png"));
+  }
+  void finish_all() {
+    while (finished_ < drawings_.size()) finish_next();
+  }
+  fs::path gnuplot_, dir_;
+  size_t at_once_;
+  std::vector<Drawing> drawings_;
+  size_t finished_ = 0;  // drawings_[0, finished_) have been waited for
+};
 
 /// Plot clauses, one per line of the script.
 std::string join_clauses(const std::vector<std::string>& clauses) {
@@ -284,16 +333,14 @@ PlotResult draw_plots(const fs::path& gnuplot, const fs::path& dir, const std::v
   }
 
   PlotResult result;
+  GnuplotQueue gnuplots(gnuplot, dir);
   auto draw = [&](const std::string& name, const std::string& title, const std::string& body) {
     if (body.empty()) {
       result.notes.push_back(fmt::format("{}: nothing to draw (no finite positive value in any run)", name));
       return;
     }
     write_file_atomic(dir / "plots" / (name + ".gp"), script(name, title, body));
-    if (run_gnuplot(gnuplot, dir, name) && fs::exists(dir / "plots" / (name + ".png")))
-      result.drawn.push_back(name);
-    else
-      result.failed.push_back(fmt::format("{}: gnuplot failed; see plots/gnuplot.log", name));
+    gnuplots.start(name);
   };
   const auto loss_top = loss_axis_top(runs, tables);
   if (loss_top)
@@ -314,6 +361,12 @@ PlotResult draw_plots(const fs::path& gnuplot, const fs::path& dir, const std::v
          plot.title.empty() ? fmt::format("{} against {} (mean, bars min to max over seeds)", plot.y_label, plot.x_label)
                             : plot.title,
          metric_body(plot));
+  for (const auto& [name, drawn] : gnuplots.results()) {
+    if (drawn)
+      result.drawn.push_back(name);
+    else
+      result.failed.push_back(fmt::format("{}: gnuplot failed; see plots/gnuplot.log", name));
+  }
   std::error_code ec;
   if (fs::exists(dir / "plots" / "gnuplot.log", ec) && fs::is_empty(dir / "plots" / "gnuplot.log", ec))
     fs::remove(dir / "plots" / "gnuplot.log", ec);  // kept only when gnuplot had something to say
