@@ -310,6 +310,20 @@ TEST(Report, ZippedKeysAreOneAxisOfTheSweepAndOfItsPlots) {
   }
 }
 
+TEST(Report, ConsoleTablesShowFourDigitsOfEveryRealAndEveryDigitOfACount) {
+  // A diverged loss can be a whole number (3282354725369853 in float64); it is still a loss.
+  const ExperimentConfig config = load_config_text("sweep: {train.lr: [0.1]}\n", "exp.yaml");
+  RunRecord record{expand_sweep(config).front(), "runs/x", {}};
+  record.summary = {{"status", "diverged"},  {"iters", 1234567},       {"initial_loss", 2.0},
+                    {"final_loss", 3282354725369853.0}, {"linear_rate", 48.187654}, {"cond_g", {2.79411}},
+                    {"pl_ratio_median", nullptr}};
+  const std::string table = format_summary_table(config, {record});
+  EXPECT_NE(table.find("0.1  0     diverged  1234567  3.282e+15   48.19        2.794           -"), std::string::npos)
+      << table;
+  const std::string line = format_run_line(record, 1, 1);
+  EXPECT_NE(line.find("diverged after 1234567 steps, loss 2 -> 3.282e+15, rate 48.19"), std::string::npos) << line;
+}
+
 TEST(Report, SingleRunGetsItsOwnReportFromTheCommandLine) {
   TempDir dir;
   testing::write_text(dir / "run.yaml",

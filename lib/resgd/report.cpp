@@ -16,8 +16,13 @@
 namespace resgd {
 namespace {
 
-/// A summary.json entry as text: numbers in shortest exact form, null as empty.
-std::string cell(const nlohmann::json& summary, const std::string& key, int64_t block = 0) {
+/// How cell() writes a floating-point value: every digit (sweep.csv) or four significant
+/// ones (console tables). Integers (iters) are written whole either way.
+enum class CellDigits { all, four };
+
+/// A summary.json entry as text, null as empty.
+std::string cell(const nlohmann::json& summary, const std::string& key, int64_t block = 0,
+                 CellDigits digits = CellDigits::all) {
   if (!summary.contains(key)) return "";
   const nlohmann::json* value = &summary.at(key);
   if (value->is_array()) {
@@ -27,21 +32,13 @@ std::string cell(const nlohmann::json& summary, const std::string& key, int64_t 
   if (value->is_null()) return "";
   if (value->is_string()) return value->get<std::string>();
   if (value->is_number_integer()) return std::to_string(value->get<int64_t>());
-  if (value->is_number()) return format_number(value->get<double>());
+  if (value->is_number())
+    return digits == CellDigits::all ? format_number(value->get<double>()) : fmt::format("{:.4g}", value->get<double>());
   return value->dump();
 }
 
-std::string short_number(const std::string& text) {
-  if (text.empty()) return "-";
-  try {
-    size_t used = 0;
-    const double v = std::stod(text, &used);
-    if (used != text.size() || text.find_first_of(".eE") == std::string::npos) return text;
-    return fmt::format("{:.4g}", v);
-  } catch (const std::exception&) {
-    return text;  // inf, nan, words
-  }
-}
+/// A table cell: "-" where the summary has no value.
+std::string or_dash(const std::string& text) { return text.empty() ? "-" : text; }
 
 }  // namespace
 
@@ -57,14 +54,14 @@ std::vector<std::string> summary_columns(int64_t layers) {
 
 namespace {
 /// The value of a summary column; "cond_g2" reads block 2 of the list "cond_g".
-std::string summary_cell(const nlohmann::json& summary, const std::string& column) {
+std::string summary_cell(const nlohmann::json& summary, const std::string& column, CellDigits digits = CellDigits::all) {
   for (const char* stem : {"sigma_min_g", "sigma_max_g", "cond_g"}) {
     const std::string s = stem;
     if (column.size() > s.size() && column.compare(0, s.size(), s) == 0 &&
         std::all_of(column.begin() + static_cast<long>(s.size()), column.end(), ::isdigit))
-      return cell(summary, s, std::stoll(column.substr(s.size())));
+      return cell(summary, s, std::stoll(column.substr(s.size())), digits);
   }
-  return cell(summary, column);
+  return cell(summary, column, 0, digits);
 }
 }  // namespace
 
@@ -72,8 +69,8 @@ std::string format_run_line(const RunRecord& record, size_t index, size_t total)
   const auto& s = record.summary;
   const std::string name = record.point.values.empty() && total == 1 ? record.dir.string() : record.point.dir_name();
   return fmt::format("[{}/{}] {}: {} after {} steps, loss {} -> {}, rate {}, {:.2f} s", index, total, name,
-                     cell(s, "status"), cell(s, "iters"), short_number(cell(s, "initial_loss")),
-                     short_number(cell(s, "final_loss")), short_number(cell(s, "linear_rate")),
+                     cell(s, "status"), cell(s, "iters"), or_dash(cell(s, "initial_loss", 0, CellDigits::four)),
+                     or_dash(cell(s, "final_loss", 0, CellDigits::four)), or_dash(cell(s, "linear_rate", 0, CellDigits::four)),
                      s.value("wall_time_s", 0.0));
 }
 
@@ -126,7 +123,7 @@ std::string format_summary_table(const ExperimentConfig& config, const std::vect
     std::vector<std::string> row;
     for (const auto& [key, value] : record.point.values) row.push_back(value);
     row.push_back(std::to_string(record.point.seed));
-    for (const auto& [key, title] : shown) row.push_back(short_number(summary_cell(record.summary, key)));
+    for (const auto& [key, title] : shown) row.push_back(or_dash(summary_cell(record.summary, key, CellDigits::four)));
     rows.push_back(std::move(row));
   }
   std::vector<size_t> width(header.size());
