@@ -107,6 +107,25 @@ TEST(Data, DigitsShapeMistakesNameTheKeyAndItsPosition) {
   expect_error<ConfigError>([&] { make_dataset(c, torch::kCPU, torch::kFloat64); }, "holds only 1797");
 }
 
+TEST(Data, DigitsNeedNoSizesAndTheirDefaultsFollowTheKind) {
+  // 8 rows of 8 pixels and one-hot labels, unless the experiment says otherwise.
+  ExperimentConfig c = load_config_text("data: {kind: digits, num_samples: 20}\nmodel: {readout: mean}\n", "d.yaml");
+  EXPECT_EQ((std::vector<int64_t>{c.data.seq_len, c.data.dim, c.data.target_dim}), (std::vector<int64_t>{8, 8, 10}));
+  const Dataset d = make_dataset(c, torch::kCPU, torch::kFloat64);
+  EXPECT_EQ(d.X.sizes(), torch::IntArrayRef({20, 8, 8}));
+  EXPECT_EQ(d.Y.sizes(), torch::IntArrayRef({20, 10}));
+  apply_override(c, "data.target_dim=1");  // the label as a number: set, so kept
+  EXPECT_EQ(c.data.target_dim, 1);
+  apply_override(c, "data.kind=gaussian");  // the plain defaults come back for what was never set
+  EXPECT_EQ((std::vector<int64_t>{c.data.seq_len, c.data.dim, c.data.target_dim}), (std::vector<int64_t>{8, 16, 1}));
+  // A sweep across kinds gives each point its kind's sizes.
+  const ExperimentConfig sweep = load_config_text("sweep: {data.kind: [gaussian, digits]}\n", "d.yaml");
+  const auto points = expand_sweep(sweep);
+  EXPECT_EQ(config_for_point(sweep, points[0]).data.dim, 16);
+  EXPECT_EQ(config_for_point(sweep, points[1]).data.dim, 8);
+  EXPECT_EQ(config_for_point(sweep, points[1]).data.target_dim, 10);
+}
+
 TEST(Data, AMissingOrMalformedDigitsFileNamesThePath) {
   testing::TempDir dir;
   ExperimentConfig c = digits_config(10, "mean");

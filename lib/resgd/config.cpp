@@ -19,6 +19,7 @@
 #include <set>
 #include <sstream>
 #include <stdexcept>
+#include <tuple>
 #include <utility>
 
 namespace resgd {
@@ -291,6 +292,21 @@ std::vector<std::string> split_path(const std::string& path) {
 
 // ---------------------------------------------------------------------------------------
 // Loading.
+/// Defaults that depend on another key: the digits are 8 rows of 8 pixels (seq_len and dim
+/// 8) with one-hot labels (target_dim 10) unless the experiment sets them; any other kind
+/// gets the plain defaults back (a --set data.kind=gaussian after a digits file). Applied
+/// before every validation, so the order of --set and sweep values does not matter.
+void fill_kind_defaults(ExperimentConfig& config) {
+  const DataConfig plain;
+  const bool digits = config.data.kind == "digits";
+  const std::tuple<const char*, int64_t&, int64_t, int64_t> sizes[] = {
+      {"data.seq_len", config.data.seq_len, plain.seq_len, 8},
+      {"data.dim", config.data.dim, plain.dim, 8},
+      {"data.target_dim", config.data.target_dim, plain.target_dim, 10}};
+  for (const auto& [key, size, plain_default, digits_default] : sizes)
+    if (!config.origins.count(key)) size = digits ? digits_default : plain_default;
+}
+
 /// One swept key's values, each type-checked where it stands (ranges are checked per point).
 SweepAxis read_axis(const ExperimentConfig& config, const std::string& key, const YAML::Node& values,
                     const Origin& key_at, const std::string& file, bool zipped) {
@@ -485,6 +501,7 @@ ExperimentConfig load_config_text(const std::string& yaml_text, const std::strin
          fmt::format("an experiment file must be a map of sections (known keys: {}), got {}",
                      join(children_of(""), ", "), describe(root)));
   load_map(config, root, "", source);
+  fill_kind_defaults(config);
   validate(config);
   return config;
 }
@@ -545,6 +562,7 @@ void set_from_assignment(ExperimentConfig& config, const std::string& assignment
 
 void apply_overrides(ExperimentConfig& config, const std::vector<std::string>& assignments) {
   for (const auto& assignment : assignments) set_from_assignment(config, assignment);
+  fill_kind_defaults(config);
   validate(config);
 }
 
@@ -796,6 +814,7 @@ ExperimentConfig config_for_point(const ExperimentConfig& base, const SweepPoint
     set_field(config, key, node, at);
   }
   config.seed = point.seed;
+  fill_kind_defaults(config);
   validate(config);
   return config;
 }
