@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <cstdlib>
 #include <numeric>
 #include <sstream>
@@ -145,6 +146,30 @@ TEST_F(SweepReport, EightRunsAndAReportWhoseNumbersMatchTheRunFiles) {
   EXPECT_GT(diverged_total, 0u);
   EXPECT_NE(report.find("| inf [inf, inf] |"), std::string::npos);
   EXPECT_EQ(markdown_table(report, "## Runs").size(), 9u);
+}
+
+TEST_F(SweepReport, StepSizesNameTheLargestConvergingAndSmallestDivergingLr) {
+  // Recomputed from each run's status: per residual setting, over lr 0.1 and 2.0.
+  const ExperimentConfig config = load_config_text(kSweep, "sweep.yaml");
+  std::map<std::string, std::map<double, std::vector<std::string>>> statuses;  // attention -> lr -> statuses
+  for (const auto& point : expand_sweep(config)) {
+    const auto summary = nlohmann::json::parse(slurp(out() / "runs" / point.dir_name() / "summary.json"));
+    statuses[point.values[0].second][std::stod(point.values[1].second)].push_back(summary["status"]);
+  }
+  const auto table = markdown_table(slurp(out() / "report.md"), "## Step sizes");
+  ASSERT_EQ(table.size(), 3u);
+  EXPECT_EQ(table[0], (std::vector<std::string>{"attention", "largest lr, every run converged", "smallest lr, a run diverged"}));
+  for (size_t row = 1; row < table.size(); ++row) {
+    std::string converging = "-", diverging = "-";
+    for (const auto& [lr, runs] : statuses.at(table[row][0])) {  // ascending lr
+      if (std::all_of(runs.begin(), runs.end(), [](const std::string& s) { return s == "converged"; }))
+        converging = fmt::format("{:.4g}", lr);
+      if (diverging == "-" && std::count(runs.begin(), runs.end(), "diverged")) diverging = fmt::format("{:.4g}", lr);
+    }
+    EXPECT_EQ(table[row][1], converging) << table[row][0];
+    EXPECT_EQ(table[row][2], diverging) << table[row][0];
+  }
+  EXPECT_EQ(table[1], (std::vector<std::string>{"true", "0.1", "2"}));  // the fixture shows both edges
 }
 
 TEST_F(SweepReport, PlotsAreValidPngAndSvgFiles) {
@@ -301,6 +326,7 @@ TEST(Report, ZippedKeysAreOneAxisOfTheSweepAndOfItsPlots) {
   const std::string report = slurp(options.out / "report.md");
   EXPECT_NE(report.find("4 swept settings of `model.layers` with `train.lr` (zipped), `model.residual.attention`"),
             std::string::npos) << report.substr(0, 400);
+  EXPECT_EQ(report.find("## Step sizes"), std::string::npos) << "a zipped lr is no grid of step sizes";
   if (find_gnuplot()) {  // against the depth, one line per residual setting: the lr moves with the depth
     const std::string script = slurp(options.out / "plots" / "final_loss_vs_layers.gp");
     EXPECT_NE(script.find("set xlabel 'layers (with lr)'"), std::string::npos) << script;

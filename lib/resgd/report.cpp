@@ -326,6 +326,56 @@ std::optional<double> parse_number(const std::string& text) {
   return std::nullopt;
 }
 
+/// Where train.lr is a swept axis of its own: for each setting of the other axes, the
+/// largest swept step size at which every run converged and the smallest at which a run
+/// diverged (DESIGN.md's "largest stable step size"); "" for other sweeps.
+std::string step_size_section(const ReportInput& input, const std::vector<std::string>& names,
+                              const std::vector<std::vector<std::string>>& settings,
+                              const std::vector<size_t>& group_of) {
+  const auto lr_at = std::find(input.axes.begin(), input.axes.end(), "train.lr");
+  if (lr_at == input.axes.end()) return "";
+  const auto lr_axis = static_cast<size_t>(lr_at - input.axes.begin());
+  if (input.zipped[lr_axis]) return "";  // moved with another key: no grid of step sizes
+  struct Edges {
+    std::vector<std::string> others;  // the values of the other axes
+    std::optional<double> converging, diverging;
+  };
+  std::vector<Edges> lines;
+  for (size_t g = 0; g < settings.size(); ++g) {
+    const auto lr = parse_number(settings[g][lr_axis]);
+    if (!lr) return "";
+    std::vector<std::string> others = settings[g];
+    others.erase(others.begin() + static_cast<long>(lr_axis));
+    auto line = std::find_if(lines.begin(), lines.end(), [&](const Edges& e) { return e.others == others; });
+    if (line == lines.end()) line = lines.insert(lines.end(), Edges{others, std::nullopt, std::nullopt});
+    bool all_converged = true, one_diverged = false;
+    for (size_t r = 0; r < input.runs.size(); ++r) {
+      if (group_of[r] != g) continue;
+      const std::string status = input.runs[r].summary.value("status", "");
+      all_converged = all_converged && status == "converged";
+      one_diverged = one_diverged || status == "diverged";
+    }
+    if (all_converged) line->converging = std::max(line->converging.value_or(*lr), *lr);
+    if (one_diverged) line->diverging = std::min(line->diverging.value_or(*lr), *lr);
+  }
+  std::vector<std::string> header;
+  for (size_t a = 0; a < names.size(); ++a)
+    if (a != lr_axis) header.push_back(names[a]);
+  header.emplace_back("largest lr, every run converged");
+  header.emplace_back("smallest lr, a run diverged");
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& line : lines) {
+    std::vector<std::string> row = line.others;
+    row.push_back(line.converging ? g4(*line.converging) : "-");
+    row.push_back(line.diverging ? g4(*line.diverging) : "-");
+    rows.push_back(std::move(row));
+  }
+  return "## Step sizes\n\nFor each setting of the other swept keys, the largest swept `train.lr` at which every "
+         "run converged and the smallest at which a run diverged (`-`: none). The largest stable step lies between "
+         "them at the grid's resolution where the first is the smaller.\n\n" +
+         markdown_table(header, rows) + "\n";
+}
+
 }  // namespace
 
 fs::path write_report(const fs::path& dir, std::ostream& log) {
@@ -501,6 +551,7 @@ fs::path write_report(const fs::path& dir, std::ostream& log) {
           "the last iteration; inf where G is rank-deficient (summary.json writes null for it).\n\n";
   text += "## By swept setting\n\n" + markdown_table(header, rows) + "\n";
   text += "## Runs\n\n" + markdown_table(run_header, run_rows) + "\n";
+  text += step_size_section(input, names, settings, group_of);
   text += fits_text;
   text += "## Plots\n\n" + plots_text;
   const fs::path path = dir / "report.md";
