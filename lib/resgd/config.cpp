@@ -590,6 +590,9 @@ SweepShape sweep_shape(const SweepConfig& sweep) {
     shape.dimension_of.push_back(shape.extents.size());
     shape.extents.push_back(axis.values.size());
   }
+  for (size_t a = 0; a < sweep.axes.size(); ++a)  // load_zip refuses this in files and --set
+    if (sweep.axes[a].values.size() != shape.extents[shape.dimension_of[a]])
+      throw std::logic_error("sweep_shape: zipped lists of different lengths (sweep.zip." + sweep.axes[a].key + ")");
   return shape;
 }
 
@@ -603,40 +606,36 @@ std::string directory_safe(std::string text) {
 
 /// Two points of a sweep with one directory name would train into one run directory. A
 /// point's name joins key=value parts with ',', and directory_safe leaves neither ',' nor '='
-/// in a part, so two points share a name exactly when they agree on every axis (after
-/// directory_safe): a Cartesian axis must list each value once, a zip each tuple once.
+/// in a part, so two points share a name exactly when they agree on every dimension of the
+/// grid (after directory_safe): a Cartesian axis must list each value once, a zip each
+/// tuple once.
 void require_distinct_run_directories(const SweepConfig& sweep) {
-  std::vector<const SweepAxis*> zipped;
-  for (const auto& axis : sweep.axes) {
-    if (axis.zipped) {
-      zipped.push_back(&axis);
-      continue;
-    }
-    std::map<std::string, size_t> first_of;  // directory name -> first index
-    for (size_t j = 0; j < axis.values.size(); ++j) {
-      const auto [it, fresh] = first_of.emplace(directory_safe(axis.values[j]), j);
+  const SweepShape shape = sweep_shape(sweep);
+  for (size_t d = 0; d < shape.extents.size(); ++d) {
+    std::vector<const SweepAxis*> axes;  // one Cartesian axis, or every zipped one
+    for (size_t a = 0; a < sweep.axes.size(); ++a)
+      if (shape.dimension_of[a] == d) axes.push_back(&sweep.axes[a]);
+    std::map<std::string, size_t> first_of;  // the entry's directory names, joined by ',' -> first index
+    for (size_t j = 0; j < shape.extents[d]; ++j) {
+      std::string name;
+      for (const SweepAxis* axis : axes) name += directory_safe(axis->values[j]) + ",";
+      const auto [it, fresh] = first_of.emplace(name, j);
       if (fresh) continue;
-      const std::string& a = axis.values[it->second];
-      const std::string& b = axis.values[j];
-      fail(axis.origins[j],
-           fmt::format("sweep.{}: {}; each run needs a directory of its own", axis.key,
-                       a == b ? fmt::format("{} is listed twice", a)
-                              : fmt::format("{} and {} give one directory name (characters other than letters, "
-                                            "digits and '._-' become '_')", a, b)));
+      const SweepAxis& first = *axes.front();
+      if (!first.zipped) {
+        const std::string& a = first.values[it->second];
+        const std::string& b = first.values[j];
+        fail(first.origins[j],
+             fmt::format("sweep.{}: {}; each run needs a directory of its own", first.key,
+                         a == b ? fmt::format("{} is listed twice", a)
+                                : fmt::format("{} and {} give one directory name (characters other than letters, "
+                                              "digits and '._-' become '_')", a, b)));
+      }
+      std::string pairs;
+      for (const SweepAxis* axis : axes) pairs += (pairs.empty() ? "" : ", ") + axis->key + "=" + axis->values[j];
+      fail(first.origins[j], fmt::format("sweep.zip: entries {} and {} ({}) are one point; each run needs a "
+                                         "directory of its own", it->second + 1, j + 1, pairs));
     }
-  }
-  if (zipped.empty()) return;
-  std::map<std::string, size_t> first_of;  // the entry's directory names, joined by ',' -> first index
-  for (size_t j = 0; j < zipped.front()->values.size(); ++j) {
-    std::string name, pairs;
-    for (const SweepAxis* axis : zipped) {
-      name += directory_safe(axis->values[j]) + ",";
-      pairs += (pairs.empty() ? "" : ", ") + axis->key + "=" + axis->values[j];
-    }
-    const auto [it, fresh] = first_of.emplace(name, j);
-    if (!fresh)
-      fail(zipped.front()->origins[j], fmt::format("sweep.zip: entries {} and {} ({}) are one point; each run needs "
-                                                   "a directory of its own", it->second + 1, j + 1, pairs));
   }
 }
 
@@ -765,9 +764,6 @@ std::string SweepPoint::dir_name() const {
 std::vector<SweepPoint> expand_sweep(const ExperimentConfig& config) {
   const auto& axes = config.sweep.axes;
   const auto [dimension_of, extents] = sweep_shape(config.sweep);
-  for (size_t a = 0; a < axes.size(); ++a)  // load_zip refuses this in files and --set
-    if (axes[a].values.size() != extents[dimension_of[a]])
-      throw std::logic_error("expand_sweep: zipped lists of different lengths (sweep.zip." + axes[a].key + ")");
   // Every index tuple, the first dimension slowest.
   std::vector<std::vector<size_t>> tuples(1);
   for (size_t extent : extents) {
