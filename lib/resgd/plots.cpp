@@ -11,8 +11,8 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
-#include <set>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 

@@ -235,23 +235,26 @@ std::vector<Metric> report_metrics(size_t blocks) {
 }
 
 /// A power law y ~ x^slope: fit_line of ln y on ln x over the pairs where both are finite
-/// and positive, `count` of them; nullopt below three such pairs or with a single x.
+/// and positive (`points`, as given); nullopt below three such pairs or with a single x.
 struct LogLogFit {
-  size_t count = 0;
+  std::vector<std::pair<double, double>> points;
   LineFit line;
 };
 
 std::optional<LogLogFit> log_log_fit(const std::vector<std::pair<std::optional<double>, std::optional<double>>>& pairs) {
+  LogLogFit fit;
   std::vector<double> xs, ys;
   for (const auto& [x, y] : pairs) {
     if (!x || !y || !(*x > 0) || !(*y > 0) || !std::isfinite(*x) || !std::isfinite(*y)) continue;
+    fit.points.emplace_back(*x, *y);
     xs.push_back(std::log(*x));
     ys.push_back(std::log(*y));
   }
   if (xs.size() < 3) return std::nullopt;
   const auto line = fit_line(xs, ys);
   if (!line) return std::nullopt;
-  return LogLogFit{xs.size(), *line};
+  fit.line = *line;
+  return fit;
 }
 
 /// Mean and range over the runs of a setting; `count` of `total` runs had a value.
@@ -326,6 +329,18 @@ std::optional<double> parse_number(const std::string& text) {
   return std::nullopt;
 }
 
+/// How many runs of setting `group` ended with `status`, and how many runs it has.
+std::pair<size_t, size_t> status_count(const std::vector<ReportRun>& runs, const std::vector<size_t>& group_of,
+                                       size_t group, const std::string& status) {
+  size_t hits = 0, total = 0;
+  for (size_t r = 0; r < runs.size(); ++r)
+    if (group_of[r] == group) {
+      ++total;
+      hits += runs[r].summary.value("status", "") == status;
+    }
+  return {hits, total};
+}
+
 /// Where train.lr is a swept axis of its own: for each setting of the other axes, the
 /// largest swept step size at which every run converged and the smallest at which a run
 /// diverged (DESIGN.md's "largest stable step size"); "" for other sweeps.
@@ -348,15 +363,9 @@ std::string step_size_section(const ReportInput& input, const std::vector<std::s
     others.erase(others.begin() + static_cast<long>(lr_axis));
     auto line = std::find_if(lines.begin(), lines.end(), [&](const Edges& e) { return e.others == others; });
     if (line == lines.end()) line = lines.insert(lines.end(), Edges{others, std::nullopt, std::nullopt});
-    bool all_converged = true, one_diverged = false;
-    for (size_t r = 0; r < input.runs.size(); ++r) {
-      if (group_of[r] != g) continue;
-      const std::string status = input.runs[r].summary.value("status", "");
-      all_converged = all_converged && status == "converged";
-      one_diverged = one_diverged || status == "diverged";
-    }
-    if (all_converged) line->converging = std::max(line->converging.value_or(*lr), *lr);
-    if (one_diverged) line->diverging = std::min(line->diverging.value_or(*lr), *lr);
+    const auto [converged, runs] = status_count(input.runs, group_of, g, "converged");
+    if (converged == runs) line->converging = std::max(line->converging.value_or(*lr), *lr);
+    if (status_count(input.runs, group_of, g, "diverged").first > 0) line->diverging = std::min(line->diverging.value_or(*lr), *lr);
   }
   std::vector<std::string> header;
   for (size_t a = 0; a < names.size(); ++a)
@@ -403,12 +412,7 @@ fs::path write_report(const fs::path& dir, std::ostream& log) {
     return spread_of(values);
   };
   auto share = [&](size_t group, const std::string& status) {
-    size_t hits = 0, total = 0;
-    for (size_t r = 0; r < runs.size(); ++r)
-      if (group_of[r] == group) {
-        ++total;
-        hits += runs[r].summary.value("status", "") == status;
-      }
+    const auto [hits, total] = status_count(runs, group_of, group, status);
     return fmt::format("{}/{}", hits, total);
   };
 
@@ -490,11 +494,10 @@ fs::path write_report(const fs::path& dir, std::ostream& log) {
       for (const auto& run : runs) pairs.emplace_back(summary_number(run.summary, "sigma_min_g", 0), read(run.summary));
       const auto fit = log_log_fit(pairs);
       if (!fit) continue;
-      fit_rows.push_back({title, std::to_string(fit->count), fmt::format("{:.3f}", fit->line.slope),
+      fit_rows.push_back({title, std::to_string(fit->points.size()), fmt::format("{:.3f}", fit->line.slope),
                           fmt::format("{:.4f}", fit->line.correlation)});
       MetricSeries series{fmt::format("{} (slope {:.2f})", title, fit->line.slope), {}};
-      for (const auto& [x, y] : pairs)
-        if (x && y && *x > 0 && *y > 0) series.points.push_back({*x, *y, *y, *y});
+      for (const auto& [x, y] : fit->points) series.points.push_back({x, y, y, y});  // the fitted points
       std::sort(series.points.begin(), series.points.end());
       points.series.push_back(std::move(series));
     }
