@@ -34,7 +34,7 @@ struct Case {
   double gamma_a = 1.0, gamma_f = 1.0;
   Activation activation = Activation::gelu;
   std::string readout = "tokens", loss = "sum";
-  int64_t seq_len = kSeqLen, key_dim = kKeyDim, target_dim = kTargetDim;
+  int64_t seq_len = kSeqLen, key_dim = kKeyDim, target_dim = kTargetDim, heads = 1;
   bool causal = false;
   double output_scale = 1.0;
   double temperature = std::sqrt(static_cast<double>(kKeyDim));
@@ -48,6 +48,7 @@ ModelOptions options_for(const Case& c) {
   BlockOptions& b = o.block;
   b.dim = kDim;
   b.key_dim = c.key_dim;
+  b.heads = c.heads;
   b.ffn_width = kWidth;
   b.out_dim = kDim;
   b.gamma_a = c.gamma_a;
@@ -136,7 +137,7 @@ std::vector<Case> grid_cases(Activation activation) {
   std::vector<Case> cases;
   for (const int64_t layers : {1, 2, 3}) {
     for (const auto& [residual, gammas] : residuals) {
-      for (const int variant : {0, 1, 2, 3}) {
+      for (const int variant : {0, 1, 2, 3, 4}) {
         Case c;
         c.layers = layers;
         c.gamma_a = gammas.first;
@@ -154,6 +155,12 @@ std::vector<Case> grid_cases(Activation activation) {
           c.causal = true;
           c.loss = "mean";
           c.target_dim = kDim;  // the last block keeps its FFN residual
+        } else if (variant == 4) {
+          c.label += "FiveHeadsCausal";  // d = 5: one value column and two key columns a head
+          c.heads = 5;
+          c.key_dim = 10;
+          c.causal = true;
+          c.temperature = std::sqrt(2.0);
         } else {
           c.label += "SingleTokenCausalMeanReadoutWideKeys";
           c.seq_len = 1;

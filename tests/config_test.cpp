@@ -30,6 +30,7 @@ TEST(Config, EmptyFileMeansDesignDefaults) {
   EXPECT_EQ(c.model.residual_attention.value, 1.0);
   EXPECT_EQ(c.model.residual_ffn.value, 0.0);
   EXPECT_FALSE(c.model.temperature.has_value());
+  EXPECT_EQ(c.model.heads, 1);
   EXPECT_EQ(c.train.lr, 0.01);
   EXPECT_EQ(c.train.max_iters, 2000);
   EXPECT_EQ(c.train.rel_tolerance, 1.0e-10);
@@ -124,6 +125,10 @@ INSTANTIATE_TEST_SUITE_P(
         ImpossibleValue{"model: {activation: swish}", "unknown value 'swish'; expected one of: relu, gelu"},
         ImpossibleValue{"model: {readout: max}", "model.readout: unknown value 'max'"},
         ImpossibleValue{"model: {attention: {temperature: 0}}", "model.attention.temperature: must be > 0"},
+        ImpossibleValue{"model: {attention: {heads: 0}}", "model.attention.heads: must be a positive integer, got 0"},
+        ImpossibleValue{"model: {attention: {heads: 3}}",
+                        "model.attention.heads: 3 heads must divide the key size d_k = 16 and the token size d = 16"},
+        ImpossibleValue{"model: {key_dim: 6, attention: {heads: 4}}", "4 heads must divide the key size d_k = 6"},
         ImpossibleValue{"model: {init: {W_V: -1}}", "model.init.W_V: an init std must be >= 0"},
         ImpossibleValue{"train: {lr: 0}", "train.lr: must be > 0, got 0"},
         ImpossibleValue{"train: {lr: -0.5}", "train.lr: must be > 0"},

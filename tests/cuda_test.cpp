@@ -69,7 +69,7 @@ double relative_difference(double a, double b) {
 }
 
 /// A small two-block model exercising every term of the backward pass.
-ModelOptions small_model(const std::string& readout, Activation activation, bool causal) {
+ModelOptions small_model(const std::string& readout, Activation activation, bool causal, int64_t heads = 1) {
   ModelOptions o;
   o.layers = 2;
   o.out_dim = 3;
@@ -78,6 +78,7 @@ ModelOptions small_model(const std::string& readout, Activation activation, bool
   BlockOptions& b = o.block;
   b.dim = 6;
   b.key_dim = 4;
+  b.heads = heads;
   b.ffn_width = 24;
   b.out_dim = 6;
   b.gamma_a = 1.0;
@@ -105,11 +106,12 @@ struct Setting {
   std::string label, readout;
   Activation activation;
   bool causal;
+  int64_t heads = 1;
 };
 const std::vector<Setting> kSettings = {
     {"tokens/relu", "tokens", Activation::relu, false},
     {"mean/gelu", "mean", Activation::gelu, false},
-    {"tokens/softplus/causal", "tokens", Activation::softplus, true},
+    {"tokens/softplus/causal/2 heads", "tokens", Activation::softplus, true, 2},
 };
 
 /// The model of a setting twice, from the same seed: one stays on the CPU, one moves to the GPU.
@@ -117,8 +119,8 @@ struct ModelPair {
   ResidualTransformer cpu, gpu;
 };
 ModelPair model_pair(const Setting& s) {
-  ModelPair m{ResidualTransformer(small_model(s.readout, s.activation, s.causal)),
-              ResidualTransformer(small_model(s.readout, s.activation, s.causal))};
+  ModelPair m{ResidualTransformer(small_model(s.readout, s.activation, s.causal, s.heads)),
+              ResidualTransformer(small_model(s.readout, s.activation, s.causal, s.heads))};
   m.gpu->to(kCuda);
   return m;
 }

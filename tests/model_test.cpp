@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <utility>
+#include <vector>
 
 
 namespace resgd {
@@ -70,20 +72,25 @@ TEST(Model, InitializationFollowsPerMatrixStd) {
                            default_q->named_parameters()["blocks.0.W_1"]));
 }
 
-/// One sample through one block, written out with explicit loops over tokens: an
-/// independent reading of DESIGN.md's equations to check the batched code against.
+/// One sample through one block, written out with explicit loops over heads and tokens:
+/// an independent reading of DESIGN.md's equations to check the batched code against.
 torch::Tensor block_by_hand(const ResidualBlockImpl& b, const torch::Tensor& H) {  // H: (n, d)
   const auto& o = b.options;
-  const int64_t n = H.size(0);
+  const int64_t n = H.size(0), e_k = o.key_dim / o.heads, e_v = o.dim / o.heads;
   auto out = torch::zeros({n, o.out_dim}, kF64);
   auto G = torch::zeros_like(H);
   for (int64_t i = 0; i < n; ++i) {
-    auto q = H[i].matmul(b.W_Q);  // (d_k)
-    auto weights = torch::zeros({n}, kF64);
-    for (int64_t j = 0; j < n; ++j) weights[j] = torch::exp(q.dot(H[j].matmul(b.W_K)) / o.temperature);
-    weights = weights / weights.sum();
     auto a = torch::zeros({o.dim}, kF64);
-    for (int64_t j = 0; j < n; ++j) a = a + weights[j] * H[j].matmul(b.W_V);
+    for (int64_t head = 0; head < o.heads; ++head) {  // its own columns of W_Q, W_K and W_V
+      const auto W_Q = b.W_Q.narrow(1, head * e_k, e_k), W_K = b.W_K.narrow(1, head * e_k, e_k);
+      const auto W_V = b.W_V.narrow(1, head * e_v, e_v);
+      auto q = H[i].matmul(W_Q);  // (d_k / h)
+      auto weights = torch::zeros({n}, kF64);
+      for (int64_t j = 0; j < n; ++j) weights[j] = torch::exp(q.dot(H[j].matmul(W_K)) / o.temperature);
+      weights = weights / weights.sum();
+      auto a_head = a.narrow(0, head * e_v, e_v);
+      for (int64_t j = 0; j < n; ++j) a_head += weights[j] * H[j].matmul(W_V);
+    }
     G[i] = o.gamma_a * H[i] + a;
   }
   for (int64_t i = 0; i < n; ++i) {
@@ -94,6 +101,14 @@ torch::Tensor block_by_hand(const ResidualBlockImpl& b, const torch::Tensor& H) 
   return out;
 }
 
+/// A block drawn from the test's own random stream.
+ResidualBlock seeded_block(const BlockOptions& o) {
+  ResidualBlock block(o);
+  auto generator = make_generator(3, "test.init");
+  block->initialize(generator);
+  return block;
+}
+
 TEST(Model, BatchedForwardMatchesTheEquationsTokenByToken) {
   for (double gamma_a : {0.0, 1.0, 0.5}) {
     for (double gamma_f : {0.0, 1.0, 0.25}) {
@@ -102,15 +117,81 @@ TEST(Model, BatchedForwardMatchesTheEquationsTokenByToken) {
       o.gamma_f = gamma_f;
       o.output_scale = 0.3;
       o.activation = Activation::gelu;
-      ResidualBlock block(o);
-      auto generator = make_generator(3, "test.init");
-      block->initialize(generator);
+      ResidualBlock block = seeded_block(o);
       const auto H = random_tokens(3, 4, 5);
       torch::NoGradGuard no_grad;
       const auto batched = block->forward(H);
       for (int64_t s = 0; s < 3; ++s)
         EXPECT_TRUE(torch::allclose(batched[s], block_by_hand(*block, H[s]), 1e-12, 1e-12))
             << "gamma_a=" << gamma_a << " gamma_f=" << gamma_f << " sample " << s;
+    }
+  }
+}
+
+TEST(Model, EachHeadAttendsWithItsOwnColumns) {
+  const std::vector<std::pair<int64_t, int64_t>> key_dims_and_heads = {{4, 2}, {6, 3}, {12, 6}};
+  for (const auto& [key_dim, heads] : key_dims_and_heads) {
+    BlockOptions o = small_block();
+    o.dim = 6;
+    o.out_dim = 6;
+    o.key_dim = key_dim;
+    o.heads = heads;
+    o.gamma_f = 1.0;
+    o.temperature = std::sqrt(static_cast<double>(key_dim / heads));
+    ResidualBlock block = seeded_block(o);
+    const auto H = random_tokens(3, 4, 6);
+    torch::NoGradGuard no_grad;
+    const BlockTrace t = block->trace(H);
+    EXPECT_EQ(t.S.sizes(), torch::IntArrayRef({3 * heads, 4, 4}));
+    EXPECT_EQ(t.Q.sizes(), torch::IntArrayRef({3 * heads, 4, key_dim / heads}));
+    EXPECT_EQ(t.V.sizes(), torch::IntArrayRef({3 * heads, 4, 6 / heads}));
+    EXPECT_EQ(t.A.sizes(), torch::IntArrayRef({3, 4, 6}));
+    // Per-head tensors: head j of sample i at index i h + j.
+    const auto Q_sample_1 = H[1].matmul(block->W_Q);
+    EXPECT_TRUE(torch::equal(t.Q[heads + 1], Q_sample_1.narrow(1, key_dim / heads, key_dim / heads)));
+    for (int64_t s = 0; s < 3; ++s)
+      EXPECT_TRUE(torch::allclose(t.H_out[s], block_by_hand(*block, H[s]), 1e-12, 1e-12))
+          << heads << " heads, sample " << s;
+    // The heads attend differently: h = 1 on the same matrices is another model.
+    o.heads = 1;
+    ResidualBlock one_head = seeded_block(o);
+    EXPECT_GT((one_head->forward(H) - t.H_out).abs().max().item<double>(), 1e-3) << heads << " heads";
+  }
+  BlockOptions o = small_block();  // d = 5, d_k = 3
+  o.heads = 2;
+  EXPECT_THROW(ResidualBlock{o}, c10::Error);
+  // The default temperature is sqrt of one head's key size: sqrt(d_k) for one head.
+  ExperimentConfig config;  // d = d_k = 16
+  EXPECT_EQ(model_options(config).block.temperature, 4.0);
+  config.model.heads = 4;
+  EXPECT_EQ(model_options(config).block.heads, 4);
+  EXPECT_EQ(model_options(config).block.temperature, 2.0);
+}
+
+TEST(Model, UniformAttentionIsTheSameInEveryHead) {
+  // With W_Q = W_K = 0 every head's S is the uniform 11^T / n, so A = S H W_V whatever the
+  // number of heads: heads cannot lift the rank-one collapse of uniform attention.
+  ModelOptions o = small_model(2, 6);
+  o.block.dim = 6;
+  o.block.out_dim = 6;
+  o.block.key_dim = 6;
+  o.block.gamma_a = 0.0;
+  o.block.init.W_Q = 0.0;
+  o.block.init.W_K = 0.0;
+  const auto X = random_tokens(3, 5, 6);
+  torch::NoGradGuard no_grad;
+  ResidualTransformer one_head(o);
+  const auto reference = one_head->trace(X);
+  for (const int64_t heads : {2, 3, 6}) {
+    o.block.heads = heads;
+    ResidualTransformer model(o);  // the same draws: parameter shapes do not depend on h
+    const auto trace = model->trace(X);
+    EXPECT_TRUE(torch::allclose(trace.output, reference.output, 1e-13, 1e-13)) << heads << " heads";
+    for (size_t l = 0; l < 2; ++l) {
+      EXPECT_TRUE(torch::allclose(trace.blocks[l].A, reference.blocks[l].A, 1e-13, 1e-13)) << heads << " heads";
+      // rank one: every token's row is the sequence's mean row
+      const auto& A = trace.blocks[l].A;
+      EXPECT_LT((A - A.mean(1, true)).abs().max().item<double>(), 1e-13) << heads << " heads, block " << l;
     }
   }
 }

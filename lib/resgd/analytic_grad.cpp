@@ -81,20 +81,22 @@ BlockGradients block_backward(const ResidualBlockImpl& block, const BlockTrace& 
   // dG = dU W_1^T + gamma_f dH_out, the second term in the same product
   auto dG = per_sample(gamma_f != 0.0 ? row_blocked_addmm(tokens(dH_out), tokens(dU), block.W_1.t(), gamma_f, 1.0)
                                       : row_blocked_mm(tokens(dU), block.W_1.t()));  // (N, n, d)
-  // G = gamma_a H_in + A
-  const auto& dA = dG;                                                     // (N, n, d)
-  // A = S V
-  auto dS = batched_matmul(dA, t.V.transpose(1, 2));                       // (N, n, n)
-  auto dV = batched_matmul(t.S.transpose(1, 2), dA);                       // (N, n, d)
+  // G = gamma_a H_in + A; A = the heads' S_j V_j side by side, so head j's dA_j is its
+  // columns of dA (per-head tensors: (N h, ., .), see BlockTrace)
+  const int64_t h = o.heads;
+  const auto dA = split_heads(dG, h);                                      // (N h, n, d/h)
+  // A_j = S_j V_j
+  auto dS = batched_matmul(dA, t.V.transpose(1, 2));                       // (N h, n, n)
+  auto dV = merge_heads(batched_matmul(t.S.transpose(1, 2), dA), h);       // (N, n, d)
   // V = H_in W_V
   g.dW_V = batch_outer(t.H_in, dV);                                        // (d, d)
   // S = softmax_rows(Z): dZ = S * (dS - rowsum(dS * S)), PyTorch's own kernel. Masked
   // (future) entries have S = 0, so dZ = 0 there and the mask needs no branch.
-  auto dZ = at::_softmax_backward_data(dS, t.S, -1, t.S.scalar_type());   // (N, n, n)
+  auto dZ = at::_softmax_backward_data(dS, t.S, -1, t.S.scalar_type());   // (N h, n, n)
   // Z = Q K^T / tau
   dZ.div_(tau);
-  auto dQ = batched_matmul(dZ, t.K);                                       // (N, n, d_k)
-  auto dK = batched_matmul(dZ.transpose(1, 2), t.Q);                       // (N, n, d_k)
+  auto dQ = merge_heads(batched_matmul(dZ, t.K), h);                       // (N, n, d_k)
+  auto dK = merge_heads(batched_matmul(dZ.transpose(1, 2), t.Q), h);       // (N, n, d_k)
   // Q = H_in W_Q, K = H_in W_K: dW_Q = sum_i H_i^T dZ_i K_i / tau = dP W_K, as in DESIGN.md
   g.dW_Q = batch_outer(t.H_in, dQ);                                        // (d, d_k)
   g.dW_K = batch_outer(t.H_in, dK);                                        // (d, d_k)

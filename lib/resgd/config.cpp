@@ -62,6 +62,7 @@ void visit_fields(Config& c, Visitor&& v) {
   v("model.readout", c.model.readout);
   v("model.residual.attention", c.model.residual_attention);
   v("model.residual.ffn", c.model.residual_ffn);
+  v("model.attention.heads", c.model.heads);
   v("model.attention.temperature", c.model.temperature);
   v("model.attention.causal", c.model.causal);
   v("model.ffn.output_scale", c.model.output_scale);
@@ -683,6 +684,12 @@ void validate(const ExperimentConfig& c) {
   require_choice(m.activation, {"relu", "gelu", "softplus", "tanh", "leaky_relu", "identity"}, c,
                  "model.activation");
   require_choice(m.readout, {"tokens", "mean"}, c, "model.readout");
+  require(m.heads > 0, c, "model.attention.heads", fmt::format("must be a positive integer, got {}", m.heads));
+  // Each head attends with d_k / h query and key columns and writes d / h value columns.
+  const int64_t key_dim = m.key_dim.value_or(d.dim);
+  require(key_dim % m.heads == 0 && d.dim % m.heads == 0, c, "model.attention.heads",
+          fmt::format("{} heads must divide the key size d_k = {} and the token size d = {} evenly", m.heads,
+                      key_dim, d.dim));
   require(!m.temperature || *m.temperature > 0, c, "model.attention.temperature", "must be > 0 or null");
   const std::pair<const char*, const std::optional<double>*> stds[] = {
       {"model.init.W_Q", &m.init.W_Q}, {"model.init.W_K", &m.init.W_K}, {"model.init.W_V", &m.init.W_V},

@@ -64,7 +64,8 @@ struct ModelConfig {
   std::string readout = "tokens";    // tokens | mean
   Gain residual_attention{1.0};      // gamma_a
   Gain residual_ffn{0.0};            // gamma_f (the paper's single-layer model has none)
-  std::optional<double> temperature; // tau; null = sqrt(d_k)
+  int64_t heads = 1;                 // attention heads: d_k and d split evenly between them
+  std::optional<double> temperature; // tau; null = sqrt(d_k / heads), the key size of one head
   bool causal = false;
   double output_scale = 1.0;         // c; 1/sqrt(m) is the NTK parametrization
   InitConfig init;

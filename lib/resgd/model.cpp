@@ -34,6 +34,18 @@ Activation parse_activation(const std::string& name) {
   TORCH_CHECK(false, "unknown activation '", name, "'");
 }
 
+torch::Tensor split_heads(const torch::Tensor& M, int64_t heads) {
+  if (heads == 1) return M;  // the single-head path stays as it was, copy-free
+  const int64_t N = M.size(0), n = M.size(1), e = M.size(2) / heads;
+  return M.view({N, n, heads, e}).transpose(1, 2).reshape({N * heads, n, e});
+}
+
+torch::Tensor merge_heads(const torch::Tensor& M, int64_t heads) {
+  if (heads == 1) return M;
+  const int64_t N = M.size(0) / heads, n = M.size(1), e = M.size(2);
+  return M.view({N, heads, n, e}).transpose(1, 2).reshape({N, n, heads * e});
+}
+
 torch::Tensor activate(const torch::Tensor& U, Activation activation, double leaky_slope) {
   switch (activation) {
     case Activation::relu: return torch::relu(U);
@@ -51,6 +63,8 @@ ResidualBlockImpl::ResidualBlockImpl(const BlockOptions& options_) : options(opt
 
 void ResidualBlockImpl::reset() {
   const auto& o = options;
+  TORCH_CHECK(o.heads >= 1 && o.key_dim % o.heads == 0 && o.dim % o.heads == 0, o.heads,
+              " heads must divide d_k = ", o.key_dim, " and d = ", o.dim);
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
   W_Q = register_parameter("W_Q", torch::zeros({o.dim, o.key_dim}, f64));
   W_K = register_parameter("W_K", torch::zeros({o.dim, o.key_dim}, f64));
@@ -84,16 +98,17 @@ BlockTrace ResidualBlockImpl::trace(const torch::Tensor& H_in) {
   // Token-wise products multiply all N n tokens at once: (N n, .) views of (N, n, .) tensors.
   const auto H_tokens = H_in.reshape({N * n, -1});
   auto per_sample = [&](const torch::Tensor& M) { return M.view({N, n, M.size(-1)}); };
-  t.Q = per_sample(H_tokens.mm(W_Q));                                // (N, n, d_k)
-  t.K = per_sample(H_tokens.mm(W_K));                                // (N, n, d_k)
-  auto Z = batched_matmul(t.Q, t.K.transpose(1, 2)).div_(options.temperature);  // (N, n, n)
+  const int64_t h = options.heads;
+  t.Q = split_heads(per_sample(H_tokens.mm(W_Q)), h);                // (N h, n, d_k/h)
+  t.K = split_heads(per_sample(H_tokens.mm(W_K)), h);                // (N h, n, d_k/h)
+  auto Z = batched_matmul(t.Q, t.K.transpose(1, 2)).div_(options.temperature);  // (N h, n, n)
   if (options.causal) {
     auto future = torch::ones({n, n}, torch::TensorOptions().dtype(torch::kBool).device(H_in.device())).triu(1);
     Z = Z.masked_fill(future, -std::numeric_limits<double>::infinity());
   }
-  t.S = torch::softmax(Z, -1);                                       // (N, n, n)
-  t.V = per_sample(H_tokens.mm(W_V));                                // (N, n, d)
-  t.A = batched_matmul(t.S, t.V);                                    // (N, n, d)
+  t.S = torch::softmax(Z, -1);                                       // (N h, n, n)
+  t.V = split_heads(per_sample(H_tokens.mm(W_V)), h);                // (N h, n, d/h)
+  t.A = merge_heads(batched_matmul(t.S, t.V), h);                    // (N, n, d)
   t.G = options.gamma_a == 0.0 ? t.A : torch::add(t.A, H_in, options.gamma_a);  // A + gamma_a H
   const auto G_tokens = t.G.reshape({N * n, -1});
   t.U = per_sample(row_blocked_mm(G_tokens, W_1));                   // (N, n, m)
@@ -122,11 +137,12 @@ ModelOptions model_options(const ExperimentConfig& config) {
   BlockOptions& b = o.block;
   b.dim = d;
   b.key_dim = m.key_dim.value_or(d);
+  b.heads = m.heads;
   b.ffn_width = m.ffn_width;
   b.out_dim = d;
   b.gamma_a = m.residual_attention.value;
   b.gamma_f = m.residual_ffn.value;
-  b.temperature = m.temperature.value_or(std::sqrt(static_cast<double>(b.key_dim)));
+  b.temperature = m.temperature.value_or(std::sqrt(static_cast<double>(b.key_dim / b.heads)));
   b.output_scale = m.output_scale;
   b.activation = parse_activation(m.activation);
   b.leaky_slope = m.leaky_slope;

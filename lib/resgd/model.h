@@ -4,6 +4,9 @@
 //   Z = H W_Q (H W_K)^T / tau,  S = softmax_rows(Z),  A = S H W_V,
 //   G = gamma_a H + A                         (the attention output matrix)
 //   H_out = gamma_f G + c sigma(G W_1) W_2    (gamma_f only where W_2 keeps the width d)
+// With h heads (model.attention.heads), head j uses columns j d_k/h .. (j+1) d_k/h - 1 of
+// W_Q and W_K for its own Z_j and S_j, and columns j d/h .. of W_V: A is the h products
+// S_j H W_V^(j) side by side. One head is the equations above.
 // The forward pass can return a trace of every intermediate, so the maths exists once and
 // serves training, the hand-derived backward pass and the diagnostics.
 #pragma once
@@ -26,12 +29,18 @@ torch::Generator make_generator(int64_t seed, const std::string& stream);
 enum class Activation { relu, gelu, softplus, tanh, leaky_relu, identity };
 Activation parse_activation(const std::string& name);
 
+/// (N, n, h e) -> (N h, n, e): the h column groups of each sample as matrices of their own.
+torch::Tensor split_heads(const torch::Tensor& M, int64_t heads);
+/// The inverse of split_heads: (N h, n, e) -> (N, n, h e).
+torch::Tensor merge_heads(const torch::Tensor& M, int64_t heads);
+
 /// sigma(U), elementwise.
 torch::Tensor activate(const torch::Tensor& U, Activation activation, double leaky_slope);
 
 struct BlockOptions {
   int64_t dim = 16;         // d
-  int64_t key_dim = 16;     // d_k
+  int64_t key_dim = 16;     // d_k, over all heads
+  int64_t heads = 1;        // h: divides d_k and d
   int64_t ffn_width = 256;  // m
   int64_t out_dim = 16;     // width of W_2's output: d, or d_y in the last block
   double gamma_a = 1.0;     // attention residual
@@ -46,11 +55,13 @@ struct BlockOptions {
 
 /// Every intermediate of one block's forward pass, in DESIGN.md's symbols.
 struct BlockTrace {
+  // Per-head tensors hold head j of sample i at index i h + j (see split_heads); with one
+  // head they are simply (N, ., .).
   torch::Tensor H_in;   // (N, n, d)
-  torch::Tensor Q, K;   // (N, n, d_k): H W_Q, H W_K
-  torch::Tensor S;      // (N, n, n)   row-stochastic attention
-  torch::Tensor V;      // (N, n, d)   H W_V
-  torch::Tensor A;      // (N, n, d)   S V, the attention part
+  torch::Tensor Q, K;   // (N h, n, d_k/h): H W_Q, H W_K, per head
+  torch::Tensor S;      // (N h, n, n)     row-stochastic attention, per head
+  torch::Tensor V;      // (N h, n, d/h)   H W_V, per head
+  torch::Tensor A;      // (N, n, d)       S V, the heads side by side: the attention part
   torch::Tensor G;      // (N, n, d)   gamma_a H + A, the attention output matrix
   torch::Tensor U;      // (N, n, m)   G W_1, but see below
   torch::Tensor Phi;    // (N, n, m)   sigma(U)
