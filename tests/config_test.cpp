@@ -124,6 +124,7 @@ INSTANTIATE_TEST_SUITE_P(
         ImpossibleValue{"model: {key_dim: 0}", "model.key_dim: must be a positive integer"},
         ImpossibleValue{"model: {activation: swish}", "unknown value 'swish'; expected one of: relu, gelu"},
         ImpossibleValue{"model: {readout: max}", "model.readout: unknown value 'max'"},
+        ImpossibleValue{"model: {layer_norm: post}", "model.layer_norm: unknown value 'post'; expected one of: none, pre"},
         ImpossibleValue{"model: {attention: {temperature: 0}}", "model.attention.temperature: must be > 0"},
         ImpossibleValue{"model: {attention: {heads: 0}}", "model.attention.heads: must be a positive integer, got 0"},
         ImpossibleValue{"model: {attention: {heads: 3}}",

@@ -74,9 +74,17 @@ TEST(Model, InitializationFollowsPerMatrixStd) {
 
 /// One sample through one block, written out with explicit loops over heads and tokens:
 /// an independent reading of DESIGN.md's equations to check the batched code against.
-torch::Tensor block_by_hand(const ResidualBlockImpl& b, const torch::Tensor& H) {  // H: (n, d)
+torch::Tensor block_by_hand(const ResidualBlockImpl& b, const torch::Tensor& H_in) {  // (n, d)
   const auto& o = b.options;
-  const int64_t n = H.size(0), e_k = o.key_dim / o.heads, e_v = o.dim / o.heads;
+  const int64_t n = H_in.size(0), e_k = o.key_dim / o.heads, e_v = o.dim / o.heads;
+  // Pre-LN: each token shifted to mean 0 and scaled to variance 1 (+ eps) over its features.
+  auto normalized = [&](const torch::Tensor& token) {
+    if (!o.pre_layer_norm) return token;
+    const auto centred = token - token.mean();
+    return centred / torch::sqrt(centred.dot(centred) / static_cast<double>(o.dim) + kLayerNormEps);
+  };
+  auto H = torch::zeros_like(H_in);
+  for (int64_t i = 0; i < n; ++i) H[i] = normalized(H_in[i]);
   auto out = torch::zeros({n, o.out_dim}, kF64);
   auto G = torch::zeros_like(H);
   for (int64_t i = 0; i < n; ++i) {
@@ -91,10 +99,10 @@ torch::Tensor block_by_hand(const ResidualBlockImpl& b, const torch::Tensor& H) 
       auto a_head = a.narrow(0, head * e_v, e_v);
       for (int64_t j = 0; j < n; ++j) a_head += weights[j] * H[j].matmul(W_V);
     }
-    G[i] = o.gamma_a * H[i] + a;
+    G[i] = o.gamma_a * H_in[i] + a;
   }
   for (int64_t i = 0; i < n; ++i) {
-    auto phi = activate(G[i].matmul(b.W_1), o.activation, o.leaky_slope);
+    auto phi = activate(normalized(G[i]).matmul(b.W_1), o.activation, o.leaky_slope);
     out[i] = o.output_scale * phi.matmul(b.W_2);
     if (o.out_dim == o.dim) out[i] += o.gamma_f * G[i];
   }
@@ -110,20 +118,23 @@ ResidualBlock seeded_block(const BlockOptions& o) {
 }
 
 TEST(Model, BatchedForwardMatchesTheEquationsTokenByToken) {
-  for (double gamma_a : {0.0, 1.0, 0.5}) {
-    for (double gamma_f : {0.0, 1.0, 0.25}) {
-      BlockOptions o = small_block();
-      o.gamma_a = gamma_a;
-      o.gamma_f = gamma_f;
-      o.output_scale = 0.3;
-      o.activation = Activation::gelu;
-      ResidualBlock block = seeded_block(o);
-      const auto H = random_tokens(3, 4, 5);
-      torch::NoGradGuard no_grad;
-      const auto batched = block->forward(H);
-      for (int64_t s = 0; s < 3; ++s)
-        EXPECT_TRUE(torch::allclose(batched[s], block_by_hand(*block, H[s]), 1e-12, 1e-12))
-            << "gamma_a=" << gamma_a << " gamma_f=" << gamma_f << " sample " << s;
+  for (const bool pre_layer_norm : {false, true}) {
+    for (double gamma_a : {0.0, 1.0, 0.5}) {
+      for (double gamma_f : {0.0, 1.0, 0.25}) {
+        BlockOptions o = small_block();
+        o.pre_layer_norm = pre_layer_norm;
+        o.gamma_a = gamma_a;
+        o.gamma_f = gamma_f;
+        o.output_scale = 0.3;
+        o.activation = Activation::gelu;
+        ResidualBlock block = seeded_block(o);
+        const auto H = random_tokens(3, 4, 5);
+        torch::NoGradGuard no_grad;
+        const auto batched = block->forward(H);
+        for (int64_t s = 0; s < 3; ++s)
+          EXPECT_TRUE(torch::allclose(batched[s], block_by_hand(*block, H[s]), 1e-12, 1e-12))
+              << "pre-LN " << pre_layer_norm << " gamma_a=" << gamma_a << " gamma_f=" << gamma_f << " sample " << s;
+      }
     }
   }
 }

@@ -46,6 +46,12 @@ torch::Tensor activation_derivative(const torch::Tensor& U, Activation activatio
   TORCH_CHECK(false, "unreachable activation");
 }
 
+torch::Tensor layer_norm_backward(const torch::Tensor& dY, const LayerNormed& Y) {
+  const auto dY_mean = dY.mean(-1, /*keepdim=*/true);
+  const auto dY_Y_mean = (dY * Y.value).mean(-1, /*keepdim=*/true);
+  return (dY - dY_mean - Y.value * dY_Y_mean) * Y.rstd;
+}
+
 BlockTrace block_forward(ResidualBlockImpl& block, const torch::Tensor& H_in) {
   return block.trace(H_in);
 }
@@ -76,11 +82,17 @@ BlockGradients block_backward(const ResidualBlockImpl& block, const BlockTrace& 
   if (c != 1.0) g.dW_2.mul_(c), dPhi.mul_(c);
   // Phi = sigma(U)
   const auto& dU = activation_backward_(dPhi, t.U, o.activation, o.leaky_slope);  // (N, n, m)
-  // U = G W_1
-  g.dW_1 = batch_outer(t.G, dU);                                           // (d, m)
-  // dG = dU W_1^T + gamma_f dH_out, the second term in the same product
-  auto dG = per_sample(gamma_f != 0.0 ? row_blocked_addmm(tokens(dH_out), tokens(dU), block.W_1.t(), gamma_f, 1.0)
-                                      : row_blocked_mm(tokens(dU), block.W_1.t()));  // (N, n, d)
+  // U = F W_1, F the FFN's input: G, or LN(G) under pre-LN
+  const bool pre_ln = o.pre_layer_norm;
+  g.dW_1 = batch_outer(t.ffn_input.value, dU);                             // (d, m)
+  // dG = dF + gamma_f dH_out: without LN, dF = dU W_1^T and one product does both terms
+  auto dG = per_sample(gamma_f != 0.0 && !pre_ln
+                           ? row_blocked_addmm(tokens(dH_out), tokens(dU), block.W_1.t(), gamma_f, 1.0)
+                           : row_blocked_mm(tokens(dU), block.W_1.t()));  // (N, n, d)
+  if (pre_ln) {  // F = LN(G)
+    dG = layer_norm_backward(dG, t.ffn_input);
+    if (gamma_f != 0.0) dG.add_(dH_out, gamma_f);
+  }
   // G = gamma_a H_in + A; A = the heads' S_j V_j side by side, so head j's dA_j is its
   // columns of dA (per-head tensors: (N h, ., .), see BlockTrace)
   const int64_t h = o.heads;
@@ -88,8 +100,9 @@ BlockGradients block_backward(const ResidualBlockImpl& block, const BlockTrace& 
   // A_j = S_j V_j
   auto dS = batched_matmul(dA, t.V.transpose(1, 2));                       // (N h, n, n)
   auto dV = merge_heads(batched_matmul(t.S.transpose(1, 2), dA), h);       // (N, n, d)
-  // V = H_in W_V
-  g.dW_V = batch_outer(t.H_in, dV);                                        // (d, d)
+  // V = E W_V, E the attention's input: H_in, or LN(H_in) under pre-LN
+  const auto& E = t.attention_input.value;                                 // (N, n, d)
+  g.dW_V = batch_outer(E, dV);                                             // (d, d)
   // S = softmax_rows(Z): dZ = S * (dS - rowsum(dS * S)), PyTorch's own kernel. Masked
   // (future) entries have S = 0, so dZ = 0 there and the mask needs no branch.
   auto dZ = at::_softmax_backward_data(dS, t.S, -1, t.S.scalar_type());   // (N h, n, n)
@@ -97,13 +110,17 @@ BlockGradients block_backward(const ResidualBlockImpl& block, const BlockTrace& 
   dZ.div_(tau);
   auto dQ = merge_heads(batched_matmul(dZ, t.K), h);                       // (N, n, d_k)
   auto dK = merge_heads(batched_matmul(dZ.transpose(1, 2), t.Q), h);       // (N, n, d_k)
-  // Q = H_in W_Q, K = H_in W_K: dW_Q = sum_i H_i^T dZ_i K_i / tau = dP W_K, as in DESIGN.md
-  g.dW_Q = batch_outer(t.H_in, dQ);                                        // (d, d_k)
-  g.dW_K = batch_outer(t.H_in, dK);                                        // (d, d_k)
-  if (need_dH_in) {  // dH_in = gamma_a dG + dV W_V^T + dQ W_Q^T + dK W_K^T, accumulated
+  // Q = E W_Q, K = E W_K: dW_Q = sum_i E_i^T dZ_i K_i / tau = dP W_K, as in DESIGN.md
+  g.dW_Q = batch_outer(E, dQ);                                             // (d, d_k)
+  g.dW_K = batch_outer(E, dK);                                             // (d, d_k)
+  if (need_dH_in && !pre_ln) {  // dH_in = gamma_a dG + dV W_V^T + dQ W_Q^T + dK W_K^T, accumulated
     auto dH_in = torch::addmm(tokens(dG), tokens(dV), block.W_V.t(), o.gamma_a, 1.0);
     dH_in.addmm_(tokens(dQ), block.W_Q.t()).addmm_(tokens(dK), block.W_K.t());
     g.dH_in = per_sample(dH_in);                                           // (N, n, d)
+  } else if (need_dH_in) {  // dE = dV W_V^T + dQ W_Q^T + dK W_K^T; E = LN(H_in)
+    auto dE = tokens(dV).mm(block.W_V.t());
+    dE.addmm_(tokens(dQ), block.W_Q.t()).addmm_(tokens(dK), block.W_K.t());
+    g.dH_in = layer_norm_backward(per_sample(dE), t.attention_input).add_(dG, o.gamma_a);  // (N, n, d)
   }
   return g;
 }

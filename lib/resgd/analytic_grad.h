@@ -33,6 +33,10 @@ torch::Tensor activation_derivative(const torch::Tensor& U, Activation activatio
 torch::Tensor& activation_backward_(torch::Tensor& dPhi, const torch::Tensor& U, Activation activation,
                                     double leaky_slope);
 
+/// dL/dX from dL/dY for Y = layer_norm(X) (model.h): rstd (dY - mean(dY) - Y mean(dY Y)),
+/// each mean over a token's features.
+torch::Tensor layer_norm_backward(const torch::Tensor& dY, const LayerNormed& Y);
+
 /// Forward pass of one block with its cache: the trace of ResidualBlockImpl (model.cpp),
 /// so the forward maths exists once. H_in: (N, n, d).
 BlockTrace block_forward(ResidualBlockImpl& block, const torch::Tensor& H_in);

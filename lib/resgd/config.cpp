@@ -60,6 +60,7 @@ void visit_fields(Config& c, Visitor&& v) {
   v("model.activation", c.model.activation);
   v("model.leaky_slope", c.model.leaky_slope);
   v("model.readout", c.model.readout);
+  v("model.layer_norm", c.model.layer_norm);
   v("model.residual.attention", c.model.residual_attention);
   v("model.residual.ffn", c.model.residual_ffn);
   v("model.attention.heads", c.model.heads);
@@ -684,6 +685,7 @@ void validate(const ExperimentConfig& c) {
   require_choice(m.activation, {"relu", "gelu", "softplus", "tanh", "leaky_relu", "identity"}, c,
                  "model.activation");
   require_choice(m.readout, {"tokens", "mean"}, c, "model.readout");
+  require_choice(m.layer_norm, {"none", "pre"}, c, "model.layer_norm");
   require(m.heads > 0, c, "model.attention.heads", fmt::format("must be a positive integer, got {}", m.heads));
   // Each head attends with d_k / h query and key columns and writes d / h value columns.
   const int64_t key_dim = m.key_dim.value_or(d.dim);

@@ -62,6 +62,7 @@ struct ModelConfig {
   std::string activation = "relu";   // relu | gelu | softplus | tanh | leaky_relu | identity
   double leaky_slope = 0.01;
   std::string readout = "tokens";    // tokens | mean
+  std::string layer_norm = "none";   // none | pre: each token normalized before attention and FFN
   Gain residual_attention{1.0};      // gamma_a
   Gain residual_ffn{0.0};            // gamma_f (the paper's single-layer model has none)
   int64_t heads = 1;                 // attention heads: d_k and d split evenly between them

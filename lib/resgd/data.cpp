@@ -37,13 +37,15 @@ torch::Tensor gaussian_tokens(const DataConfig& data, int64_t seed) {
 }
 
 /// The teacher: a random model of the student's shape with its own fixed switches (both
-/// residuals on, one attention head, default initialization, its own stream), so that
-/// changing the student's residuals, heads, init or step size never changes the targets.
+/// residuals on, one attention head, no layer norm, default initialization, its own
+/// stream), so that changing the student's residuals, heads, layer norm, init or step size
+/// never changes the targets.
 torch::Tensor teacher_targets(const ExperimentConfig& config, const torch::Tensor& X) {
   ModelOptions options = model_options(config);
   options.block.gamma_a = 1.0;
   options.block.gamma_f = 1.0;
   options.block.heads = 1;
+  options.block.pre_layer_norm = false;
   if (!config.model.temperature)  // the default follows one head's key size: all of d_k
     options.block.temperature = std::sqrt(static_cast<double>(options.block.key_dim));
   options.block.init = InitConfig{};

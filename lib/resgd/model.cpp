@@ -46,6 +46,13 @@ torch::Tensor merge_heads(const torch::Tensor& M, int64_t heads) {
   return M.view({N, heads, n, e}).transpose(1, 2).reshape({N, n, heads * e});
 }
 
+LayerNormed layer_norm(const torch::Tensor& X) {
+  const auto mean = X.mean(-1, /*keepdim=*/true);
+  const auto centred = X - mean;
+  auto rstd = centred.pow(2).mean(-1, /*keepdim=*/true).add_(kLayerNormEps).rsqrt_();
+  return {centred * rstd, rstd};
+}
+
 torch::Tensor activate(const torch::Tensor& U, Activation activation, double leaky_slope) {
   switch (activation) {
     case Activation::relu: return torch::relu(U);
@@ -95,8 +102,9 @@ BlockTrace ResidualBlockImpl::trace(const torch::Tensor& H_in) {
   const int64_t N = H_in.size(0), n = H_in.size(1);
   BlockTrace t;
   t.H_in = H_in;                                                     // (N, n, d)
+  t.attention_input = options.pre_layer_norm ? layer_norm(H_in) : LayerNormed{H_in, {}};
   // Token-wise products multiply all N n tokens at once: (N n, .) views of (N, n, .) tensors.
-  const auto H_tokens = H_in.reshape({N * n, -1});
+  const auto H_tokens = t.attention_input.value.reshape({N * n, -1});
   auto per_sample = [&](const torch::Tensor& M) { return M.view({N, n, M.size(-1)}); };
   const int64_t h = options.heads;
   t.Q = split_heads(per_sample(H_tokens.mm(W_Q)), h);                // (N h, n, d_k/h)
@@ -110,8 +118,8 @@ BlockTrace ResidualBlockImpl::trace(const torch::Tensor& H_in) {
   t.V = split_heads(per_sample(H_tokens.mm(W_V)), h);                // (N h, n, d/h)
   t.A = merge_heads(batched_matmul(t.S, t.V), h);                    // (N, n, d)
   t.G = options.gamma_a == 0.0 ? t.A : torch::add(t.A, H_in, options.gamma_a);  // A + gamma_a H
-  const auto G_tokens = t.G.reshape({N * n, -1});
-  t.U = per_sample(row_blocked_mm(G_tokens, W_1));                   // (N, n, m)
+  t.ffn_input = options.pre_layer_norm ? layer_norm(t.G) : LayerNormed{t.G, {}};
+  t.U = per_sample(row_blocked_mm(t.ffn_input.value.reshape({N * n, -1}), W_1));  // (N, n, m)
   const bool taped = torch::GradMode::is_enabled() && t.U.requires_grad();
   t.Phi = options.activation == Activation::relu && !taped
               ? t.U.relu_()                                          // in place: see BlockTrace
@@ -119,7 +127,7 @@ BlockTrace ResidualBlockImpl::trace(const torch::Tensor& H_in) {
   // H_out = c Phi W_2 + gamma_f G: one product that accumulates onto gamma_f G
   const double c = options.output_scale, gamma_f = ffn_residual();
   const auto Phi_tokens = t.Phi.reshape({N * n, -1});
-  t.H_out = gamma_f != 0.0 ? row_blocked_addmm(G_tokens, Phi_tokens, W_2, gamma_f, c)
+  t.H_out = gamma_f != 0.0 ? row_blocked_addmm(t.G.reshape({N * n, -1}), Phi_tokens, W_2, gamma_f, c)
                            : (c == 1.0 ? row_blocked_mm(Phi_tokens, W_2) : row_blocked_mm(Phi_tokens, W_2).mul_(c));
   t.H_out = per_sample(t.H_out);                                     // (N, n, out_dim)
   return t;
@@ -147,6 +155,7 @@ ModelOptions model_options(const ExperimentConfig& config) {
   b.activation = parse_activation(m.activation);
   b.leaky_slope = m.leaky_slope;
   b.causal = m.causal;
+  b.pre_layer_norm = m.layer_norm == "pre";
   b.init = m.init;
   return o;
 }

@@ -7,6 +7,8 @@
 // With h heads (model.attention.heads), head j uses columns j d_k/h .. (j+1) d_k/h - 1 of
 // W_Q and W_K for its own Z_j and S_j, and columns j d/h .. of W_V: A is the h products
 // S_j H W_V^(j) side by side. One head is the equations above.
+// Pre-LayerNorm (model.layer_norm: pre) feeds the attention LN(H) instead of H and the FFN
+// LN(G) instead of G; the residual terms gamma_a H and gamma_f G stay unnormalized.
 // The forward pass can return a trace of every intermediate, so the maths exists once and
 // serves training, the hand-derived backward pass and the diagnostics.
 #pragma once
@@ -34,6 +36,15 @@ torch::Tensor split_heads(const torch::Tensor& M, int64_t heads);
 /// The inverse of split_heads: (N h, n, e) -> (N, n, h e).
 torch::Tensor merge_heads(const torch::Tensor& M, int64_t heads);
 
+/// A layer norm without affine parameters: each token (row of the last dimension) minus
+/// its mean, times rstd = 1 / sqrt(its biased variance + kLayerNormEps).
+struct LayerNormed {
+  torch::Tensor value;  // the normalized tokens, the input's shape
+  torch::Tensor rstd;   // (..., 1)
+};
+constexpr double kLayerNormEps = 1e-5;  // torch.nn.LayerNorm's default
+LayerNormed layer_norm(const torch::Tensor& X);
+
 /// sigma(U), elementwise.
 torch::Tensor activate(const torch::Tensor& U, Activation activation, double leaky_slope);
 
@@ -50,6 +61,7 @@ struct BlockOptions {
   Activation activation = Activation::relu;
   double leaky_slope = 0.01;
   bool causal = false;
+  bool pre_layer_norm = false;  // LN(H) into the attention, LN(G) into the FFN
   InitConfig init;  // per-matrix std; null = 1/sqrt(fan_in)
 };
 
@@ -58,12 +70,15 @@ struct BlockTrace {
   // Per-head tensors hold head j of sample i at index i h + j (see split_heads); with one
   // head they are simply (N, ., .).
   torch::Tensor H_in;   // (N, n, d)
+  // What the attention and the FFN read: LN(H_in) and LN(G) under pre-LayerNorm (with
+  // their rstd), otherwise H_in and G themselves (rstd undefined).
+  LayerNormed attention_input, ffn_input;
   torch::Tensor Q, K;   // (N h, n, d_k/h): H W_Q, H W_K, per head
   torch::Tensor S;      // (N h, n, n)     row-stochastic attention, per head
   torch::Tensor V;      // (N h, n, d/h)   H W_V, per head
   torch::Tensor A;      // (N, n, d)       S V, the heads side by side: the attention part
   torch::Tensor G;      // (N, n, d)   gamma_a H + A, the attention output matrix
-  torch::Tensor U;      // (N, n, m)   G W_1, but see below
+  torch::Tensor U;      // (N, n, m)   G W_1 (LN(G) W_1 under pre-LN), but see below
   torch::Tensor Phi;    // (N, n, m)   sigma(U)
   // Under relu, outside autograd, relu is applied in place: U is then the same tensor as
   // Phi, relu(G W_1). U > 0 exactly where Phi > 0, and relu's backward and the sign
