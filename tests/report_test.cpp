@@ -333,6 +333,12 @@ TEST(Report, ZippedKeysAreOneAxisOfTheSweepAndOfItsPlots) {
     EXPECT_NE(script.find("title 'attention=true'"), std::string::npos) << script;
     EXPECT_NE(script.find("title 'attention=false'"), std::string::npos) << script;
     EXPECT_EQ(script.find("lr="), std::string::npos) << script;
+    EXPECT_NE(script.find("set key outside right top"), std::string::npos) << "short entries: the key beside the plot";
+    // The loss plot's entries name all three keys: its key goes below, leaving the width.
+    const std::string loss = slurp(options.out / "plots" / "loss.gp");
+    EXPECT_NE(loss.find("title 'layers=1, lr=0.1, attention=true'"), std::string::npos) << loss;
+    EXPECT_NE(loss.find("set key outside below center"), std::string::npos) << loss;
+    EXPECT_EQ(loss.find("set key outside right"), std::string::npos) << loss;
   }
 }
 

@@ -33,6 +33,10 @@ const char* const kPalette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#94
 
 std::string colour(size_t group) { return kPalette[group % std::size(kPalette)]; }
 
+// Legend entries up to this many characters fit right of a 960-pixel-wide plot and leave
+// it most of the width ("heads=64, attention=false" is 25).
+constexpr size_t kLongestLabelBesideThePlot = 28;
+
 /// A gnuplot single-quoted string (a quote inside is doubled).
 std::string quoted(const std::string& text) {
   std::string out = "'";
@@ -45,8 +49,15 @@ std::string title_once(const PlotRun& run, std::set<size_t>& titled) {
   return titled.insert(run.group).second ? "title " + quoted(run.label) : "notitle";
 }
 
+/// Where the legend goes: right of the plot, unless its entries are so long that it would
+/// take half the width (a zip or three swept keys); then below it, in columns.
+std::string key_placement(size_t longest_label) {
+  return longest_label > kLongestLabelBesideThePlot ? "set key outside below center\n" : "set key outside right top\n";
+}
+
 /// A whole script: `body` sets labels and plots; drawn to PNG, then replotted to SVG.
-std::string script(const std::string& name, const std::string& title, const std::string& body) {
+std::string script(const std::string& name, const std::string& title, const std::string& key,
+                   const std::string& body) {
   const std::string png = quoted("plots/" + name + ".png"), svg = quoted("plots/" + name + ".svg");
   return fmt::format(
       "# {0}: written by `resgd report`; redraw from the report directory with gnuplot plots/{1}.gp\n"
@@ -59,14 +70,14 @@ std::string script(const std::string& name, const std::string& title, const std:
       "set datafile separator ','\n"
       "set datafile columnheaders\n"
       "set title {3}\n"
-      "set key outside right top\n"
-      "set grid\n"
       "{4}"
+      "set grid\n"
+      "{5}"
       "set terminal svg size 960,600 noenhanced\n"
-      "set output {5}\n"
+      "set output {6}\n"
       "replot\n"
       "unset output\n",
-      title, name, png, quoted(title), body, svg);
+      title, name, png, quoted(title), key, body, svg);
 }
 
 /// Starts gnuplot on plots/<name>.gp from `dir`, its output appended to plots/gnuplot.log;
@@ -332,14 +343,19 @@ PlotResult draw_plots(const fs::path& gnuplot, const fs::path& dir, const std::v
     blocks = std::max(blocks, spectra.back().size());
   }
 
+  size_t longest_run_label = 0;
+  for (const auto& run : runs) longest_run_label = std::max(longest_run_label, run.label.size());
+  const std::string run_key = key_placement(longest_run_label);  // the plots with a line per run
+
   PlotResult result;
   GnuplotQueue gnuplots(gnuplot, dir);
-  auto draw = [&](const std::string& name, const std::string& title, const std::string& body) {
+  auto draw = [&](const std::string& name, const std::string& title, const std::string& body,
+                  const std::string& key) {
     if (body.empty()) {
       result.notes.push_back(fmt::format("{}: nothing to draw (no finite positive value in any run)", name));
       return;
     }
-    write_file_atomic(dir / "plots" / (name + ".gp"), script(name, title, body));
+    write_file_atomic(dir / "plots" / (name + ".gp"), script(name, title, key, body));
     gnuplots.start(name);
   };
   const auto loss_top = loss_axis_top(runs, tables);
@@ -347,20 +363,25 @@ PlotResult draw_plots(const fs::path& gnuplot, const fs::path& dir, const std::v
     result.notes.push_back(fmt::format("loss: the axis ends at {:.3g}, ten times the largest loss of a run that did "
                                        "not diverge; the diverged runs leave it at the top",
                                        *loss_top));
-  draw("loss", "training loss (one line per run)", metrics_body(runs, tables, "loss", "loss", result.notes, loss_top));
+  draw("loss", "training loss (one line per run)", metrics_body(runs, tables, "loss", "loss", result.notes, loss_top),
+       run_key);
   for (size_t l = 1; l <= blocks; ++l) {
     const std::string cond = fmt::format("cond_g{}", l), sigma = fmt::format("sigma_min_g{}", l);
     draw(cond, fmt::format("condition number of G{} (inf values not drawn)", l),
-         metrics_body(runs, tables, cond, cond, result.notes));
-    draw(sigma, fmt::format("smallest singular value of G{}", l), metrics_body(runs, tables, sigma, sigma, result.notes));
+         metrics_body(runs, tables, cond, cond, result.notes), run_key);
+    draw(sigma, fmt::format("smallest singular value of G{}", l), metrics_body(runs, tables, sigma, sigma, result.notes),
+         run_key);
     draw(fmt::format("svals_g{}", l), fmt::format("singular values of G{} at init, one line per sample (zeros drawn at the zero tolerance)", l),
-         singular_values_body(runs, spectra, l - 1));
+         singular_values_body(runs, spectra, l - 1), run_key);
   }
-  for (const auto& plot : metric_plots)
+  for (const auto& plot : metric_plots) {
+    size_t longest_label = 0;
+    for (const auto& series : plot.series) longest_label = std::max(longest_label, series.label.size());
     draw(plot.name,
          plot.title.empty() ? fmt::format("{} against {} (mean, bars min to max over seeds)", plot.y_label, plot.x_label)
                             : plot.title,
-         metric_body(plot));
+         metric_body(plot), key_placement(longest_label));
+  }
   for (const auto& [name, drawn] : gnuplots.results()) {
     if (drawn)
       result.drawn.push_back(name);
