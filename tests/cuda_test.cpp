@@ -69,7 +69,8 @@ double relative_difference(double a, double b) {
 }
 
 /// A small two-block model exercising every term of the backward pass.
-ModelOptions small_model(const std::string& readout, Activation activation, bool causal, int64_t heads = 1) {
+ModelOptions small_model(const std::string& readout, Activation activation, bool causal, int64_t heads = 1,
+                         bool pre_layer_norm = false) {
   ModelOptions o;
   o.layers = 2;
   o.out_dim = 3;
@@ -79,6 +80,7 @@ ModelOptions small_model(const std::string& readout, Activation activation, bool
   b.dim = 6;
   b.key_dim = 4;
   b.heads = heads;
+  b.pre_layer_norm = pre_layer_norm;
   b.ffn_width = 24;
   b.out_dim = 6;
   b.gamma_a = 1.0;
@@ -107,10 +109,11 @@ struct Setting {
   Activation activation;
   bool causal;
   int64_t heads = 1;
+  bool pre_layer_norm = false;
 };
 const std::vector<Setting> kSettings = {
     {"tokens/relu", "tokens", Activation::relu, false},
-    {"mean/gelu", "mean", Activation::gelu, false},
+    {"mean/gelu/pre-LN", "mean", Activation::gelu, false, 1, true},
     {"tokens/softplus/causal/2 heads", "tokens", Activation::softplus, true, 2},
 };
 
@@ -119,8 +122,8 @@ struct ModelPair {
   ResidualTransformer cpu, gpu;
 };
 ModelPair model_pair(const Setting& s) {
-  ModelPair m{ResidualTransformer(small_model(s.readout, s.activation, s.causal, s.heads)),
-              ResidualTransformer(small_model(s.readout, s.activation, s.causal, s.heads))};
+  ModelPair m{ResidualTransformer(small_model(s.readout, s.activation, s.causal, s.heads, s.pre_layer_norm)),
+              ResidualTransformer(small_model(s.readout, s.activation, s.causal, s.heads, s.pre_layer_norm))};
   m.gpu->to(kCuda);
   return m;
 }
