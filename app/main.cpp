@@ -208,8 +208,8 @@ int main(int argc, char** argv) {
     if (*validate) {
       const auto config = validate_args.load();
       resgd::resolve_device(config);
+      const size_t runs = config.sweep.empty() ? 1 : resgd::sweep_point_configs(config).size();  // each point checked
       std::cout << resgd::dump_yaml(config);
-      const size_t runs = resgd::expand_sweep(config).size();
       std::cerr << fmt::format("{}: valid; {} run{}\n", validate_args.file, runs, runs == 1 ? "" : "s");
       return 0;
     }

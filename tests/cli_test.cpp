@@ -135,5 +135,37 @@ TEST(Cli, ATensorsFileSetsTheSizesAndAContradictionStopsBeforeAnyOutput) {
   EXPECT_FALSE(fs::exists(dir / "out"));
 }
 
+TEST(Cli, ASweepPointWhoseSettingsDoNotGoTogetherIsRefusedBeforeAnyOutput) {
+  // Each value is fine alone; 3 heads cannot split d = 16. `validate` says so, and `run`
+  // leaves no directory behind.
+  TempDir dir;
+  testing::write_text(dir / "exp.yaml", "sweep: {model.attention.heads: [1, 3]}\n");
+  for (const char* command : {"validate exp.yaml", "run exp.yaml --out out"}) {
+    const auto result = run_resgd(dir, command);
+    EXPECT_EQ(result.exit_code, 2) << command;
+    EXPECT_NE(result.err.find("exp.yaml:1:36: model.attention.heads: 3 heads must divide the key size d_k = 16 and "
+                              "the token size d = 16 evenly"),
+              std::string::npos)
+        << command << ": " << result.err;
+  }
+  EXPECT_FALSE(fs::exists(dir / "out"));
+}
+
+TEST(Cli, HeadsAreCheckedAgainstTheTokenSizeOfATensorsFile) {
+  // d = 12 comes from the file, not the default 16: 3 heads split it, 8 do not.
+  TempDir dir;
+  save_tensors(dir / "data.pt", {{"X", torch::randn({4, 3, 12}, torch::kFloat64)}, {"Y", torch::randn({4, 3, 2}, torch::kFloat64)}});
+  testing::write_text(dir / "exp.yaml", "data: {kind: tensors, path: data.pt}\ntrain: {max_iters: 2}\n");
+  const auto three = run_resgd(dir, "run exp.yaml --out three --set model.attention.heads=3");
+  EXPECT_EQ(three.exit_code, 0) << three.err;
+  const auto eight = run_resgd(dir, "run exp.yaml --out eight --set model.attention.heads=8");
+  EXPECT_EQ(eight.exit_code, 2);
+  EXPECT_NE(eight.err.find("--set model.attention.heads=8: model.attention.heads: 8 heads must divide the key size "
+                           "d_k = 12 and the token size d = 12 evenly"),
+            std::string::npos)
+      << eight.err;
+  EXPECT_FALSE(fs::exists(dir / "eight"));
+}
+
 }  // namespace
 }  // namespace resgd

@@ -687,11 +687,14 @@ void validate(const ExperimentConfig& c) {
   require_choice(m.readout, {"tokens", "mean"}, c, "model.readout");
   require_choice(m.layer_norm, {"none", "pre"}, c, "model.layer_norm");
   require(m.heads > 0, c, "model.attention.heads", fmt::format("must be a positive integer, got {}", m.heads));
-  // Each head attends with d_k / h query and key columns and writes d / h value columns.
-  const int64_t key_dim = m.key_dim.value_or(d.dim);
-  require(key_dim % m.heads == 0 && d.dim % m.heads == 0, c, "model.attention.heads",
-          fmt::format("{} heads must divide the key size d_k = {} and the token size d = {} evenly", m.heads,
-                      key_dim, d.dim));
+  // Each head attends with d_k / h query and key columns and writes d / h value columns. A
+  // tensors file's d is known once read_data_sizes has read it and given data.dim an origin.
+  if (d.kind != "tensors" || c.origins.count("data.dim")) {
+    const int64_t key_dim = m.key_dim.value_or(d.dim);
+    require(key_dim % m.heads == 0 && d.dim % m.heads == 0, c, "model.attention.heads",
+            fmt::format("{} heads must divide the key size d_k = {} and the token size d = {} evenly", m.heads,
+                        key_dim, d.dim));
+  }
   require(!m.temperature || *m.temperature > 0, c, "model.attention.temperature", "must be > 0 or null");
   const std::pair<const char*, const std::optional<double>*> stds[] = {
       {"model.init.W_Q", &m.init.W_Q}, {"model.init.W_K", &m.init.W_K}, {"model.init.W_V", &m.init.W_V},

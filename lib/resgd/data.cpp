@@ -160,8 +160,11 @@ void read_data_sizes(ExperimentConfig& config) {
     const std::tuple<const char*, int64_t&, int64_t> sizes[] = {
         {"data.num_samples", data.num_samples, X->second.size(0)}, {"data.seq_len", data.seq_len, X->second.size(1)},
         {"data.dim", data.dim, X->second.size(2)}, {"data.target_dim", data.target_dim, Y->second.size(-1)}};
-    for (const auto& [key, size, found] : sizes)
-      if (!config.origins.count(key) && found > 0) size = found;  // an empty file is checked_tensors' error
+    for (const auto& [key, size, found] : sizes) {
+      if (config.origins.count(key) || found <= 0) continue;  // an empty file is checked_tensors' error
+      size = found;
+      config.origins[key] = Origin{*data.path};  // set now, by the file
+    }
   }
   validate(config);                 // the size limits, now with the file's sizes
   checked_tensors(config, tensors);  // and a file the run would refuse, refused now

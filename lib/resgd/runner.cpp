@@ -226,6 +226,15 @@ nlohmann::json run_single(const ExperimentConfig& config, const fs::path& dir, c
   return summary;
 }
 
+std::vector<ExperimentConfig> sweep_point_configs(const ExperimentConfig& config) {
+  std::vector<ExperimentConfig> out;
+  for (const auto& point : expand_sweep(config)) {
+    out.push_back(config_for_point(config, point));
+    read_data_sizes(out.back());
+  }
+  return out;
+}
+
 namespace {
 
 std::vector<RunRecord> run_all(const ExperimentConfig& config, const RunOptions& options) {
@@ -242,13 +251,9 @@ std::vector<RunRecord> run_all(const ExperimentConfig& config, const RunOptions&
     return records;
   }
   if (options.resume) require_same_config(options.out, dump_yaml(config));
-  write_file_atomic(options.out / "config.yaml", dump_yaml(config));
   const auto points = expand_sweep(config);
-  std::vector<ExperimentConfig> point_configs;  // every point is checked before any run starts
-  for (const auto& point : points) {
-    point_configs.push_back(config_for_point(config, point));
-    read_data_sizes(point_configs.back());
-  }
+  const auto point_configs = sweep_point_configs(config);  // before anything is written
+  write_file_atomic(options.out / "config.yaml", dump_yaml(config));
 
   // --jobs K: K workers take the next point in order; each run is independent and
   // deterministic, so the results do not depend on K.

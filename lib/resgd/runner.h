@@ -45,6 +45,11 @@ std::filesystem::path create_default_output_dir(const ExperimentConfig& config);
 nlohmann::json run_single(const ExperimentConfig& config, const std::filesystem::path& dir,
                           const RunOptions& options, const SweepPoint& point = {});
 
+/// The configuration of every point of a sweep, in expand_sweep's order, each checked on
+/// its own (settings of different keys that do not go together, a tensors file's sizes read
+/// and checked), so that a bad point is refused before anything runs or is written.
+std::vector<ExperimentConfig> sweep_point_configs(const ExperimentConfig& config);
+
 /// Runs the experiment: a single run in `out`, or every sweep point under `out/runs/`
 /// plus `out/sweep.csv`. Refuses an existing non-empty `out` unless `force` or `resume`.
 /// With `resume`, finished runs are skipped and interrupted ones continue from their
