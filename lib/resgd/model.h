@@ -73,9 +73,9 @@ struct BlockTrace {
   // What the attention and the FFN read: LN(H_in) and LN(G) under pre-LayerNorm (with
   // their rstd), otherwise H_in and G themselves (rstd undefined).
   LayerNormed attention_input, ffn_input;
-  torch::Tensor Q, K;   // (N h, n, d_k/h): H W_Q, H W_K, per head
+  torch::Tensor Q, K;   // (N h, n, d_k/h): E W_Q, E W_K per head, E = attention_input
   torch::Tensor S;      // (N h, n, n)     row-stochastic attention, per head
-  torch::Tensor V;      // (N h, n, d/h)   H W_V, per head
+  torch::Tensor V;      // (N h, n, d/h)   E W_V, per head
   torch::Tensor A;      // (N, n, d)       S V, the heads side by side: the attention part
   torch::Tensor G;      // (N, n, d)   gamma_a H + A, the attention output matrix
   torch::Tensor U;      // (N, n, m)   G W_1 (LN(G) W_1 under pre-LN), but see below
