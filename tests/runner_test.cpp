@@ -281,6 +281,28 @@ TEST(Runner, ResumeRefusesADifferentConfiguration) {
   }
 }
 
+TEST(Runner, ResumeAcceptsAConfigurationWrittenBeforeAKeyExisted) {
+  // model.attention.heads and model.layer_norm came later: a config.yaml without them reads
+  // back with their defaults, the same configuration.
+  TempDir dir;
+  const ExperimentConfig config = resumable_experiment();
+  RunOptions options;
+  options.out = dir / "run";
+  run_experiment(config, options);
+  fs::remove(options.out / "summary.json");  // as if it had been killed
+  std::string written = testing::slurp(options.out / "config.yaml");
+  for (const std::string line : {"  layer_norm: none\n", "    heads: 1\n"}) {
+    const auto at = written.find(line);
+    ASSERT_NE(at, std::string::npos) << line << written;
+    written.erase(at, line.size());
+  }
+  testing::write_text(options.out / "config.yaml", written);
+  options.resume = true;
+  EXPECT_NO_THROW(run_experiment(config, options));
+  EXPECT_TRUE(fs::exists(options.out / "summary.json"));
+  EXPECT_EQ(testing::slurp(options.out / "config.yaml"), dump_yaml(config));
+}
+
 /// Starts `resgd args...` in `dir` as a child process; returns its pid.
 pid_t spawn_resgd(const TempDir& dir, std::vector<std::string> args) {
   const pid_t pid = fork();

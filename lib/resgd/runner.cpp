@@ -119,10 +119,19 @@ nlohmann::json finished_summary(const fs::path& dir) {
   return summary;
 }
 
-/// Resuming into `dir` is allowed only for the configuration that wrote it.
+/// Resuming into `dir` is allowed only for the configuration that wrote it. A config.yaml
+/// written before a key existed reads back with that key's default, the same configuration,
+/// so the text is compared once more after a read and a dump.
 void require_same_config(const fs::path& dir, const std::string& yaml) {
   const fs::path path = dir / "config.yaml";
-  if (fs::exists(path) && read_file(path) != yaml)
+  if (!fs::exists(path)) return;
+  const std::string written = read_file(path);
+  bool same = written == yaml;
+  try {
+    same = same || dump_yaml(load_config_text(written, path.string())) == yaml;
+  } catch (const ConfigError&) {  // unreadable now: not the same configuration
+  }
+  if (!same)
     throw IoError(fmt::format("{}: was written by a different configuration; resume with the same experiment "
                               "and --set values, or choose another --out",
                               path.string()));
