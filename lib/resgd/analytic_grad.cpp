@@ -113,14 +113,13 @@ BlockGradients block_backward(const ResidualBlockImpl& block, const BlockTrace& 
   // Q = E W_Q, K = E W_K: dW_Q = sum_i E_i^T dZ_i K_i / tau = dP W_K, as in DESIGN.md
   g.dW_Q = batch_outer(E, dQ);                                             // (d, d_k)
   g.dW_K = batch_outer(E, dK);                                             // (d, d_k)
-  if (need_dH_in && !pre_ln) {  // dH_in = gamma_a dG + dV W_V^T + dQ W_Q^T + dK W_K^T, accumulated
-    auto dH_in = torch::addmm(tokens(dG), tokens(dV), block.W_V.t(), o.gamma_a, 1.0);
-    dH_in.addmm_(tokens(dQ), block.W_Q.t()).addmm_(tokens(dK), block.W_K.t());
-    g.dH_in = per_sample(dH_in);                                           // (N, n, d)
-  } else if (need_dH_in) {  // dE = dV W_V^T + dQ W_Q^T + dK W_K^T; E = LN(H_in)
-    auto dE = tokens(dV).mm(block.W_V.t());
+  if (need_dH_in) {  // dH_in = gamma_a dG + dE, dE = dV W_V^T + dQ W_Q^T + dK W_K^T, accumulated
+    // Without LN, E = H_in and the product starts from gamma_a dG; under pre-LN, dE goes
+    // through LN's backward first and gamma_a dG is added after.
+    auto dE = pre_ln ? tokens(dV).mm(block.W_V.t()) : torch::addmm(tokens(dG), tokens(dV), block.W_V.t(), o.gamma_a, 1.0);
     dE.addmm_(tokens(dQ), block.W_Q.t()).addmm_(tokens(dK), block.W_K.t());
-    g.dH_in = layer_norm_backward(per_sample(dE), t.attention_input).add_(dG, o.gamma_a);  // (N, n, d)
+    g.dH_in = pre_ln ? layer_norm_backward(per_sample(dE), t.attention_input).add_(dG, o.gamma_a)
+                     : per_sample(dE);                                     // (N, n, d)
   }
   return g;
 }

@@ -100,7 +100,6 @@ struct SweepAxis {
 
 struct SweepConfig {
   std::vector<SweepAxis> axes;   // Cartesian product, in file order; the zipped ones count as one
-
   std::vector<int64_t> seeds;    // repetitions of every point; empty = the run's seed
   bool empty() const { return axes.empty() && seeds.empty(); }
 };

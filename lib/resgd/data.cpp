@@ -41,14 +41,16 @@ torch::Tensor gaussian_tokens(const DataConfig& data, int64_t seed) {
 /// stream), so that changing the student's residuals, heads, layer norm, init or step size
 /// never changes the targets.
 torch::Tensor teacher_targets(const ExperimentConfig& config, const torch::Tensor& X) {
-  ModelOptions options = model_options(config);
-  options.block.gamma_a = 1.0;
-  options.block.gamma_f = 1.0;
-  options.block.heads = 1;
-  options.block.pre_layer_norm = false;
-  if (!config.model.temperature)  // the default follows one head's key size: all of d_k
-    options.block.temperature = std::sqrt(static_cast<double>(options.block.key_dim));
-  options.block.init = InitConfig{};
+  // Its switches are set in its configuration, so the defaults that follow them (the
+  // temperature follows the heads) follow them here too.
+  ExperimentConfig teacher_config = config;
+  ModelConfig& m = teacher_config.model;
+  m.residual_attention.value = 1.0;
+  m.residual_ffn.value = 1.0;
+  m.heads = 1;
+  m.layer_norm = "none";
+  m.init = InitConfig{};
+  ModelOptions options = model_options(teacher_config);
   options.init_stream = "data.teacher";
   ResidualTransformer teacher(options);
   torch::NoGradGuard no_grad;
