@@ -270,8 +270,9 @@ TEST_F(Cuda, DiagnosticsMatchCpu) {
     // 60 outputs: a small NTK. Only for the residual arm: without it the outputs of a
     // sequence nearly coincide, J J^T is nearly singular and its lambda_min is rounding.
     c.diagnostics.ntk = gamma_a == 1.0;
+    c.diagnostics.sharpness = true;  // Lanczos from the same start vector on both devices
     const Trajectory gpu = train_on(c, kCuda), cpu = train_on(c, torch::kCPU);
-    const auto columns = diagnostic_columns(c.model.layers, c.diagnostics.ntk);
+    const auto columns = diagnostic_columns(c.model.layers, c.diagnostics);
     const auto label = "gamma_a=" + std::to_string(gamma_a);
     ASSERT_EQ(cpu.result.status, "max_iters") << label;
     ASSERT_EQ(gpu.rows.size(), cpu.rows.size());

@@ -54,28 +54,31 @@ struct Probe {
   std::vector<double> run() {
     auto state = autograd_gradients(*model, X, Y, "sum");
     torch::NoGradGuard no_grad;
-    return compute_diagnostics({*model, X, state, theta_0, config, &run_state});
+    return compute_diagnostics({*model, X, Y, "sum", state, theta_0, config, &run_state});
   }
   double value(const std::vector<double>& values, const std::string& name) const {
-    auto v = value_of(diagnostic_columns(model->options.layers, config.ntk), values, name);
+    auto v = value_of(diagnostic_columns(model->options.layers, config), values, name);
     EXPECT_TRUE(v.has_value()) << name;
     return v.value_or(std::numeric_limits<double>::quiet_NaN());
   }
 };
 
 TEST(Diagnostics, ColumnsComeInDesignOrderAndMatchValues) {
-  const auto columns = diagnostic_columns(2, true);
-  ASSERT_EQ(columns.size(), 2u * 11u + 4u);
+  DiagnosticsConfig every_column;
+  every_column.ntk = every_column.sharpness = true;
+  const auto columns = diagnostic_columns(2, every_column);
+  ASSERT_EQ(columns.size(), 2u * 11u + 5u);
   EXPECT_EQ(columns[0], "sigma_min_g1");
   EXPECT_EQ(columns[8], "cond_gstack1");
   EXPECT_EQ(columns[10], "rank1_res1");
   EXPECT_EQ(columns[11], "sigma_min_g2");
   EXPECT_EQ(columns[22], "sigma_min_phi");
   EXPECT_EQ(columns[25], "ntk_lambda_min");
-  EXPECT_EQ(diagnostic_columns(1, false).back(), "dist_init");
+  EXPECT_EQ(columns[26], "sharpness");
+  EXPECT_EQ(diagnostic_columns(1, DiagnosticsConfig{}).back(), "dist_init");
 
   Probe probe(make_model([](ModelOptions& o) { o.layers = 2; }), randn({3, 4, 6}, 1));
-  probe.config.ntk = true;
+  probe.config = every_column;
   const auto values = probe.run();
   ASSERT_EQ(values.size(), columns.size());
   const auto sigma_min_g = per_block(columns, values, "sigma_min_g");
@@ -247,16 +250,107 @@ TEST(Diagnostics, NtkRefusedAboveSizeLimitIsNanAndWarnsOncePerRun) {
   EXPECT_GT(probe.value(probe.run(), "ntk_lambda_min"), 0.0);
 }
 
+/// Central differences of autograd's gradient along v: (g(theta + h v) - g(theta - h v)) / 2h,
+/// flat over all parameters. Independent of the double backward behind hessian_vector_product.
+torch::Tensor gradient_difference(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
+                                  const torch::Tensor& v, double h) {
+  auto params = model.parameters();
+  auto shift = [&](double by) {
+    torch::NoGradGuard no_grad;
+    int64_t offset = 0;
+    for (auto& p : params) {
+      p.add_(v.narrow(0, offset, p.numel()).view_as(p), by);
+      offset += p.numel();
+    }
+  };
+  auto flat_gradient = [&] {
+    std::vector<torch::Tensor> flat;
+    for (const auto& g : autograd_gradients(model, X, Y, "sum").grads) flat.push_back(g.flatten());
+    return torch::cat(flat);
+  };
+  shift(h);
+  const auto plus = flat_gradient();
+  shift(-2 * h);
+  const auto minus = flat_gradient();
+  shift(h);
+  return (plus - minus) / (2 * h);
+}
+
+/// H v by Richardson's extrapolation of two central differences, which cancels their h^2
+/// term: what is left, O(h^4) and O(eps / h), is about 1e-12 of |H v| for the model below.
+torch::Tensor differenced_hessian_times(ResidualTransformerImpl& model, const torch::Tensor& X,
+                                        const torch::Tensor& Y, const torch::Tensor& v) {
+  return (4 * gradient_difference(model, X, Y, v, 5e-5) - gradient_difference(model, X, Y, v, 1e-4)) / 3;
+}
+
+/// A smooth two-block model with everything switched on that changes the Hessian's graph:
+/// gelu, both residuals, a causal mask, two heads and pre-LayerNorm.
+ResidualTransformer make_curved_model() {
+  return make_model([](ModelOptions& o) {
+    o.layers = 2, o.block.activation = Activation::gelu, o.block.gamma_f = 1.0, o.block.causal = true;
+    o.block.heads = 2, o.block.pre_layer_norm = true;
+  });
+}
+
+TEST(Diagnostics, HessianVectorProductsAreDifferencesOfTheGradient) {
+  auto model = make_curved_model();
+  const auto X = randn({3, 4, 6}, 16), Y = randn({3, 4, 2}, 17);
+  const int64_t P = parameter_count(*model);
+  for (int64_t seed : {18, 19}) {
+    const auto v = randn({P}, seed);
+    const auto Hv = hessian_vector_product(*model, X, Y, "sum", v);
+    const auto expected = differenced_hessian_times(*model, X, Y, v);
+    ASSERT_EQ(Hv.sizes(), expected.sizes());
+    EXPECT_LT((Hv - expected).norm().item<double>(), 1e-10 * expected.norm().item<double>()) << seed;
+  }
+  for (const auto& p : model->parameters()) EXPECT_TRUE(p.requires_grad());  // left as it was
+  EXPECT_THROW(hessian_vector_product(*model, X, Y, "sum", torch::ones({P + 1}, kF64)), c10::Error);
+}
+
+TEST(Diagnostics, SharpnessIsTheLargestEigenvalueOfTheHessian) {
+  // The whole Hessian from central differences of the gradient along each coordinate,
+  // against Lanczos on double-backward products: two routes that share only autograd's
+  // first derivative.
+  auto model = make_curved_model();
+  const auto X = randn({3, 4, 6}, 20), Y = randn({3, 4, 2}, 21);
+  const int64_t P = parameter_count(*model);
+  std::vector<torch::Tensor> columns;
+  for (int64_t k = 0; k < P; ++k)
+    columns.push_back(differenced_hessian_times(*model, X, Y, torch::zeros({P}, kF64).index_fill_(0, torch::tensor({k}), 1.0)));
+  auto H = torch::stack(columns, 1);
+  EXPECT_LT((H - H.t()).abs().max().item<double>(), 1e-10 * H.abs().max().item<double>());  // symmetric: a check of the differences
+  const auto lambda = torch::linalg_eigvalsh(0.5 * (H + H.t()));  // ascending
+  const double top = lambda[-1].item<double>(), bottom = lambda[0].item<double>();
+  ASSERT_LT(bottom, 0.0);  // indefinite: the largest eigenvalue is not the largest in size by accident
+  const auto found = sharpness(*model, X, Y, "sum");
+  ASSERT_TRUE(found.converged);
+  EXPECT_NEAR(found.value, top, 1e-10 * top);
+  EXPECT_LT(found.iterations, kSharpnessMaxProducts);
+  EXPECT_EQ(sharpness(*model, X, Y, "sum").value, found.value);  // a fixed start: the same number again
+
+  // The mean loss is the sum loss over N.
+  EXPECT_NEAR(sharpness(*model, X, Y, "mean").value, found.value / 3, 1e-10 * top);
+}
+
+TEST(Diagnostics, SharpnessColumnIsTheSharpnessAndConvergesWithoutAWarning) {
+  Probe probe(make_model(), randn({2, 3, 6}, 22));
+  probe.config.sharpness = true;
+  const double expected = sharpness(*probe.model, probe.X, probe.Y, "sum").value;
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(probe.value(probe.run(), "sharpness"), expected);
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "");
+}
+
 TEST(Diagnostics, DivergedStateGivesNanNotAnException) {
   Probe probe(make_model(), randn({2, 3, 6}, 15));
-  probe.config.ntk = true;
+  probe.config.ntk = probe.config.sharpness = true;
   {
     torch::NoGradGuard no_grad;
     probe.model->parameters()[2].fill_(std::numeric_limits<double>::quiet_NaN());  // W_V
   }
   std::vector<double> values;
   ASSERT_NO_THROW(values = probe.run());
-  for (const char* name : {"sigma_min_g1", "cond_g1", "cond_gstack1", "sigma_min_phi", "ntk_lambda_min"})
+  for (const char* name : {"sigma_min_g1", "cond_g1", "cond_gstack1", "sigma_min_phi", "ntk_lambda_min", "sharpness"})
     EXPECT_TRUE(std::isnan(probe.value(values, name))) << name;
 }
 

@@ -230,5 +230,65 @@ TEST(Spectra, SmallMatricesTakeTheSvdAndBadShapesAreRefused) {
   EXPECT_THROW(smallest_singular_value(torch::empty({0, 40}, kF64)), c10::Error);
 }
 
+/// Q diag(lambda) Q^T for a random orthogonal Q: a symmetric matrix with spectrum lambda.
+torch::Tensor symmetric_with_spectrum(const torch::Tensor& lambda, int64_t seed) {
+  const int64_t n = lambda.size(0);
+  auto Q = std::get<0>(torch::linalg_qr(randn({n, n}, seed)));
+  return Q.mul(lambda.unsqueeze(0)).mm(Q.t());
+}
+
+TEST(Spectra, LanczosFindsTheLargestAlgebraicEigenvalueNotTheLargestInSize) {
+  // Top eigenvalue 3, a gap, then the bulk in [-1, 2] and -10: power iteration would
+  // return -10; Lanczos must return 3, within its stated residual and far closer.
+  auto lambda = torch::cat({torch::tensor({3.0, -10.0}, kF64), torch::linspace(-1.0, 2.0, 198, kF64)});
+  const auto A = symmetric_with_spectrum(lambda, 80);
+  const auto top = largest_eigenvalue([&](const torch::Tensor& v) { return A.mv(v); }, randn({200}, 81), 100, 1e-8);
+  ASSERT_TRUE(top.converged);
+  EXPECT_EQ(top.value, top.ritz_value);
+  EXPECT_LE(top.value, 3.0 + 1e-12);  // a Ritz value never exceeds the largest eigenvalue
+  EXPECT_NEAR(top.value, 3.0, 1e-12);  // residual^2 / gap
+  EXPECT_LE(top.residual, 1e-8 * 10.0 * 1.0000001);
+  EXPECT_LT(top.iterations, 100);
+}
+
+TEST(Spectra, LanczosIsExactOnceTheKrylovSpaceIsInvariant) {
+  // Dimension 5: at most 5 products, then exact to rounding.
+  const auto A = symmetric_with_spectrum(torch::tensor({-4.0, -1.0, 0.5, 0.5, 2.0}, kF64), 82);
+  const auto top = largest_eigenvalue([&](const torch::Tensor& v) { return A.mv(v); }, randn({5}, 83), 100, 1e-15);
+  ASSERT_TRUE(top.converged);
+  EXPECT_LE(top.iterations, 5);
+  EXPECT_NEAR(top.value, 2.0, 1e-13);
+  // Two distinct eigenvalues: the Krylov space of any start has dimension 2.
+  const auto two = symmetric_with_spectrum(torch::tensor({1.0, 1.0, 1.0, 7.0, 7.0, 7.0}, kF64), 84);
+  const auto found = largest_eigenvalue([&](const torch::Tensor& v) { return two.mv(v); }, randn({6}, 85), 100, 1e-12);
+  ASSERT_TRUE(found.converged);
+  EXPECT_EQ(found.iterations, 2);
+  EXPECT_NEAR(found.value, 7.0, 1e-13);
+  // The zero operator: 0 after one product, no division by its zero norm.
+  const auto zero = largest_eigenvalue([](const torch::Tensor& v) { return torch::zeros_like(v); }, randn({4}, 86), 10, 1e-8);
+  ASSERT_TRUE(zero.converged);
+  EXPECT_EQ(zero.value, 0.0);
+}
+
+TEST(Spectra, LanczosOutOfProductsOrFacingNanReportsNoValue) {
+  // A top eigenvalue inside a tight cluster cannot converge in 3 products: no value, but
+  // the estimate so far, below the largest eigenvalue.
+  auto lambda = torch::linspace(0.0, 1.0, 300, kF64);
+  const auto A = symmetric_with_spectrum(lambda, 87);
+  const auto apply = [&](const torch::Tensor& v) { return A.mv(v); };
+  const auto short_run = largest_eigenvalue(apply, randn({300}, 88), 3, 1e-10);
+  EXPECT_FALSE(short_run.converged);
+  EXPECT_TRUE(std::isnan(short_run.value));
+  EXPECT_EQ(short_run.iterations, 3);
+  EXPECT_LT(short_run.ritz_value, 1.0);
+  EXPECT_GT(short_run.residual, 1e-10 * short_run.ritz_value);
+
+  const auto broken = largest_eigenvalue([](const torch::Tensor& v) { return v * kNaN; }, randn({4}, 89), 10, 1e-8);
+  EXPECT_FALSE(broken.converged);
+  EXPECT_TRUE(std::isnan(broken.value));
+  EXPECT_THROW(largest_eigenvalue(apply, torch::empty({0}, kF64), 10, 1e-8), c10::Error);
+  EXPECT_THROW(largest_eigenvalue(apply, randn({300}, 90), 0, 1e-8), c10::Error);
+}
+
 }  // namespace
 }  // namespace resgd

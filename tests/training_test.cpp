@@ -166,7 +166,7 @@ TEST(Training, ThePlRatioIsBoundedBelowByTheNtksSmallestEigenvalue) {
     c.diagnostics.every = 5;
     c.diagnostics.ntk = true;
     const Trajectory t = train_tiny(c);
-    const auto columns = diagnostic_columns(c.model.layers, c.diagnostics.ntk);
+    const auto columns = diagnostic_columns(c.model.layers, c.diagnostics);
     const double N = static_cast<double>(c.data.num_samples);
     int diagnosed = 0;
     for (const auto& row : t.rows) {
@@ -186,7 +186,7 @@ TEST(Training, RowsDiagnosedBesideGdArriveInOrderAndComplete) {
   c.train.max_iters = 20;
   c.diagnostics.every = 3;  // diagnoses run on a worker thread while GD goes on
   const Trajectory t = train_tiny(c);
-  const auto columns = diagnostic_columns(c.model.layers, c.diagnostics.ntk);
+  const auto columns = diagnostic_columns(c.model.layers, c.diagnostics);
   ASSERT_EQ(t.rows.size(), 21u);
   for (size_t i = 0; i < t.rows.size(); ++i) {
     const IterationRow& row = t.rows[i];

@@ -91,7 +91,7 @@ double seconds_per_diagnosis(const ExperimentConfig& config, torch::Device devic
   std::vector<double> times;
   for (int r = 0; r <= repeats; ++r) {  // r = 0 warms up
     const auto start = std::chrono::steady_clock::now();
-    compute_diagnostics({*model, data.X, state, theta_0, config.diagnostics});  // reads back: synchronises
+    compute_diagnostics({*model, data.X, data.Y, config.train.loss, state, theta_0, config.diagnostics});  // reads back: synchronises
     if (r > 0) times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   return median_of_finite(times);

@@ -84,6 +84,7 @@ void visit_fields(Config& c, Visitor&& v) {
   v("diagnostics.every", c.diagnostics.every);
   v("diagnostics.ntk", c.diagnostics.ntk);
   v("diagnostics.ntk_max_entries", c.diagnostics.ntk_max_entries);
+  v("diagnostics.sharpness", c.diagnostics.sharpness);
 }
 
 const std::vector<std::string>& all_keys() {

@@ -88,6 +88,7 @@ struct DiagnosticsConfig {
   int64_t every = 10;  // 0 = only at the first and last iteration
   bool ntk = false;    // smallest eigenvalue of J J^T (small problems only)
   int64_t ntk_max_entries = 50'000'000;  // refuse the NTK above this many Jacobian entries
+  bool sharpness = false;  // largest eigenvalue of the loss's Hessian (Lanczos on Hessian-vector products)
 };
 
 /// One swept key and its values, each kept as YAML text with its position in the file.

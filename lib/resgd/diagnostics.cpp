@@ -6,6 +6,9 @@
 #include <cmath>
 #include <iostream>
 #include <limits>
+#include <utility>
+
+#include <fmt/format.h>
 
 namespace resgd {
 namespace {
@@ -22,6 +25,66 @@ torch::Tensor scalar_like(double value, const torch::Tensor& like) {
 
 /// One diagnostic value: a detached 0-d float64 tensor, still on the run's device.
 torch::Tensor as_value(const torch::Tensor& v) { return v.detach().to(torch::kFloat64).reshape({}); }
+
+/// Parameters may have requires_grad off (analytic gradients); the autograd diagnostics
+/// switch it on for their call only, and restore it even if autograd throws.
+struct RequireGrad {
+  std::vector<torch::Tensor>& params;
+  std::vector<bool> before;
+  explicit RequireGrad(std::vector<torch::Tensor>& p) : params(p) {
+    for (auto& t : params) before.push_back(t.requires_grad()), t.requires_grad_(true);
+  }
+  ~RequireGrad() {
+    for (size_t i = 0; i < params.size(); ++i) params[i].requires_grad_(before[i]);
+  }
+};
+
+/// Calls use(hvp) where hvp(v) is H v, H the Hessian of the loss at the model's current
+/// parameters and v a flat vector over all parameters in registration order: double
+/// backward, the gradient taken once with its graph and differentiated again per product.
+template <class Use>
+auto with_hessian_products(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
+                           const std::string& loss, Use&& use) {
+  torch::AutoGradMode grad_mode(true);  // the training loop calls us under NoGradGuard
+  auto params = model.parameters();
+  RequireGrad require_grad(params);
+  const auto L = objective(model.forward(X.detach()), Y.detach(), loss);
+  const auto grads = torch::autograd::grad({L}, params, {}, /*retain_graph=*/true, /*create_graph=*/true);
+  // A gradient that does not depend on any parameter has no graph to differentiate: its
+  // part of H v is zero, which allow_unused below and the zeros fill in.
+  std::vector<size_t> curved;
+  for (size_t i = 0; i < grads.size(); ++i)
+    if (grads[i].requires_grad()) curved.push_back(i);
+  auto hvp = [&](const torch::Tensor& v) {
+    std::vector<torch::Tensor> parts;  // v as one tensor per parameter
+    int64_t offset = 0;
+    for (const auto& p : params) {
+      parts.push_back(v.narrow(0, offset, p.numel()).view_as(p));
+      offset += p.numel();
+    }
+    TORCH_CHECK(offset == v.numel(), "Hessian-vector product: v has ", v.numel(), " entries, the parameters ",
+                offset);
+    std::vector<torch::Tensor> outputs, directions;
+    for (size_t i : curved) outputs.push_back(grads[i]), directions.push_back(parts[i]);
+    std::vector<torch::Tensor> Hv_parts(params.size());
+    if (!outputs.empty())
+      Hv_parts = torch::autograd::grad(outputs, params, directions, /*retain_graph=*/true,
+                                       /*create_graph=*/false, /*allow_unused=*/true);
+    torch::NoGradGuard no_grad;
+    std::vector<torch::Tensor> flat;
+    for (size_t i = 0; i < params.size(); ++i)
+      flat.push_back(Hv_parts[i].defined() ? Hv_parts[i].flatten() : torch::zeros({params[i].numel()}, v.options()));
+    return torch::cat(flat);
+  };
+  return use(hvp);
+}
+
+/// Prints `message` as a warning the first time per run (`run_flag`), or without a run
+/// state the first time per process, rather than once per diagnosed iteration.
+void warn_once(bool* run_flag, std::atomic<bool>& process_flag, const std::string& message) {
+  const bool already = run_flag ? std::exchange(*run_flag, true) : process_flag.exchange(true);
+  if (!already) std::cerr << "warning: " << message << "\n";
+}
 
 }  // namespace
 
@@ -70,12 +133,13 @@ double median_of_finite(std::vector<double> values) {
   return values.size() % 2 ? values[mid] : 0.5 * (values[mid - 1] + values[mid]);
 }
 
-std::vector<std::string> diagnostic_columns(int64_t layers, bool ntk) {
+std::vector<std::string> diagnostic_columns(int64_t layers, const DiagnosticsConfig& config) {
   std::vector<std::string> columns;
   for (int64_t l = 1; l <= layers; ++l)
     for (const char* name : kBlockColumns) columns.push_back(name + std::to_string(l));
   for (const char* name : {"sigma_min_phi", "pl_ratio", "dist_init"}) columns.emplace_back(name);
-  if (ntk) columns.emplace_back("ntk_lambda_min");
+  if (config.ntk) columns.emplace_back("ntk_lambda_min");
+  if (config.sharpness) columns.emplace_back("sharpness");
   return columns;
 }
 
@@ -122,30 +186,23 @@ torch::Tensor rank1_residual(const torch::Tensor& M) {
 }
 
 // ---------------------------------------------------------------------------------------
+int64_t parameter_count(const ResidualTransformerImpl& model) {
+  int64_t count = 0;
+  for (const auto& p : model.parameters()) count += p.numel();
+  return count;
+}
+
 int64_t ntk_jacobian_entries(const ResidualTransformerImpl& model, const torch::Tensor& X) {
   TORCH_CHECK(X.dim() == 3, "X must be (N, n, d), got ", X.sizes());
   const auto& o = model.options;
   const int64_t outputs = X.size(0) * (o.readout == "mean" ? 1 : X.size(1)) * o.out_dim;
-  int64_t params = 0;
-  for (const auto& p : model.parameters()) params += p.numel();
-  return outputs * params;
+  return outputs * parameter_count(model);
 }
 
 torch::Tensor ntk_gram(ResidualTransformerImpl& model, const torch::Tensor& X) {
   torch::AutoGradMode grad_mode(true);  // the training loop calls us under NoGradGuard
   auto params = model.parameters();
-  // Parameters may have requires_grad off (analytic gradients); switch it on for this
-  // call only, and restore it even if autograd throws.
-  struct RequireGrad {
-    std::vector<torch::Tensor>& params;
-    std::vector<bool> before;
-    explicit RequireGrad(std::vector<torch::Tensor>& p) : params(p) {
-      for (auto& t : params) before.push_back(t.requires_grad()), t.requires_grad_(true);
-    }
-    ~RequireGrad() {
-      for (size_t i = 0; i < params.size(); ++i) params[i].requires_grad_(before[i]);
-    }
-  } require_grad(params);
+  RequireGrad require_grad(params);
 
   auto y = model.forward(X.detach()).flatten();  // (R,)
   const int64_t rows = y.numel();
@@ -167,6 +224,29 @@ torch::Tensor ntk_gram(ResidualTransformerImpl& model, const torch::Tensor& X) {
 
 torch::Tensor ntk_lambda_min(ResidualTransformerImpl& model, const torch::Tensor& X) {
   return smallest_psd_eigenvalue(ntk_gram(model, X));
+}
+
+// ---------------------------------------------------------------------------------------
+torch::Tensor hessian_vector_product(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
+                                     const std::string& loss, const torch::Tensor& v) {
+  return with_hessian_products(model, X, Y, loss, [&](const auto& hvp) { return hvp(v); });
+}
+
+double sharpness_tolerance(torch::ScalarType dtype) {
+  return std::sqrt(dtype == torch::kFloat64 ? std::numeric_limits<double>::epsilon()
+                                            : std::numeric_limits<float>::epsilon());
+}
+
+LargestEigenvalue sharpness(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
+                            const std::string& loss) {
+  const auto options = X.options();
+  // A fixed start vector, so a diagnosis never draws from (or moves) the run's random
+  // streams; drawn on the CPU in float64, so every device and dtype starts from the same one.
+  auto generator = make_generator(0, "diagnostics.sharpness");
+  const auto start = torch::randn({parameter_count(model)}, generator, torch::kFloat64).to(options);
+  return with_hessian_products(model, X, Y, loss, [&](const auto& hvp) {
+    return largest_eigenvalue(hvp, start, kSharpnessMaxProducts, sharpness_tolerance(X.scalar_type()));
+  });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -230,15 +310,24 @@ std::vector<torch::Tensor> parameter_diagnostics(const DiagnosticsInput& input) 
       push(ntk_lambda_min(model, input.X));
     } else {
       push(scalar_like(kNaN, loss));
-      // The sizes never change within a run, so once per run is enough; without a run
-      // state, once per process rather than once per diagnosed iteration.
+      // The sizes never change within a run, so once per run is enough.
       static std::atomic<bool> warned_in_process{false};
-      const bool already = input.run_state ? input.run_state->ntk_refusal_warned : warned_in_process.exchange(true);
-      if (input.run_state) input.run_state->ntk_refusal_warned = true;
-      if (!already)
-        std::cerr << "warning: ntk_lambda_min skipped: the Jacobian would have " << entries
-                  << " entries, above diagnostics.ntk_max_entries = " << input.config.ntk_max_entries
-                  << "; the column is NaN\n";
+      warn_once(input.run_state ? &input.run_state->ntk_refusal_warned : nullptr, warned_in_process,
+                fmt::format("ntk_lambda_min skipped: the Jacobian would have {} entries, above "
+                            "diagnostics.ntk_max_entries = {}; the column is NaN",
+                            entries, input.config.ntk_max_entries));
+    }
+  }
+
+  if (input.config.sharpness) {
+    const LargestEigenvalue top = sharpness(model, input.X, input.Y, input.loss);
+    push(scalar_like(top.value, loss));
+    if (!top.converged && std::isfinite(loss.item<double>())) {  // a diverged state is NaN anyway
+      static std::atomic<bool> warned_in_process{false};
+      warn_once(input.run_state ? &input.run_state->sharpness_unconverged_warned : nullptr, warned_in_process,
+                fmt::format("sharpness not converged after {} Hessian-vector products (estimate {:.6g}, "
+                            "residual {:.3g}); the column is NaN where it does not converge",
+                            top.iterations, top.ritz_value, top.residual));
     }
   }
 

@@ -40,8 +40,9 @@ std::optional<LineFit> fit_line(const std::vector<double>& xs, const std::vector
 /// The diagnostic columns of metrics.csv for a model of `layers` blocks, in order: per
 /// block l = 1..L sigma_min_g, sigma_max_g, cond_g, sigma_min_a, sigma_max_a, cond_a,
 /// sigma_min_gstack, sigma_max_gstack, cond_gstack, attn_entropy, rank1_res (suffixed l);
-/// then sigma_min_phi, pl_ratio, dist_init and, if `ntk`, ntk_lambda_min.
-std::vector<std::string> diagnostic_columns(int64_t layers, bool ntk);
+/// then sigma_min_phi, pl_ratio, dist_init and, where switched on, ntk_lambda_min and
+/// sharpness.
+std::vector<std::string> diagnostic_columns(int64_t layers, const DiagnosticsConfig& config);
 
 /// The value of column `name` in a row of compute_diagnostics; nullopt when no such column.
 std::optional<double> value_of(const std::vector<std::string>& columns,
@@ -65,6 +66,9 @@ torch::Tensor rank1_residual(const torch::Tensor& M);
 
 // --- Neural tangent kernel -------------------------------------------------------------------
 
+/// The number of trainable values: the length of theta.
+int64_t parameter_count(const ResidualTransformerImpl& model);
+
 /// Entries of the Jacobian of the flattened outputs for X (N, n, d) w.r.t. all parameters:
 /// (number of outputs) x (number of parameters).
 int64_t ntk_jacobian_entries(const ResidualTransformerImpl& model, const torch::Tensor& X);
@@ -77,18 +81,44 @@ torch::Tensor ntk_gram(ResidualTransformerImpl& model, const torch::Tensor& X);
 /// tensor, 0 below zero_tolerance times the largest, NaN if J J^T is not finite.
 torch::Tensor ntk_lambda_min(ResidualTransformerImpl& model, const torch::Tensor& X);
 
+// --- Curvature of the loss ------------------------------------------------------------------
+
+/// H v for the Hessian H of the training loss (`objective`, model.h) at the model's
+/// current parameters, v flat over all parameters in registration order (parameter_count
+/// entries); the result likewise. Autograd's double backward, enabled here even under
+/// NoGradGuard; requires_grad is restored afterwards.
+torch::Tensor hessian_vector_product(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
+                                     const std::string& loss, const torch::Tensor& v);
+
+/// Hessian-vector products `sharpness` may use before it gives up (then NaN, with a warning).
+constexpr int kSharpnessMaxProducts = 100;
+
+/// Its stopping rule: the top Ritz pair's residual at most this times the Hessian's norm
+/// as seen so far, sqrt(machine epsilon) of the dtype (1.5e-8 in float64, 3.5e-4 in float32).
+double sharpness_tolerance(torch::ScalarType dtype);
+
+/// The sharpness: the largest eigenvalue of the loss's Hessian at the current parameters,
+/// by Lanczos on hessian_vector_product (largest_eigenvalue, spectra.h) from a fixed
+/// start vector. GD with step lr is stable on a quadratic whose sharpness is below 2 / lr,
+/// so 2 / sharpness is the largest step the local curvature allows.
+LargestEigenvalue sharpness(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
+                            const std::string& loss);
+
 // --- One diagnosed iteration ------------------------------------------------------------------
 
 /// What compute_diagnostics remembers across the calls of one run: warnings already printed,
 /// so each is printed once per run. Create one per run.
 struct DiagnosticsRunState {
   bool ntk_refusal_warned = false;
+  bool sharpness_unconverged_warned = false;
 };
 
 /// Everything a diagnostic needs at one iteration.
 struct DiagnosticsInput {
   ResidualTransformerImpl& model;
   const torch::Tensor& X;                     // (N, n, d)
+  const torch::Tensor& Y;                     // the targets
+  const std::string& loss;                    // train.loss: sum | mean
   const LossAndGradients& state;              // loss, grads and forward trace at theta_t
   const std::vector<torch::Tensor>& theta_0;  // the initial parameters
   const DiagnosticsConfig& config;
@@ -96,8 +126,8 @@ struct DiagnosticsInput {
 };
 
 /// The values of `diagnostic_columns`, same order; NaN where a value could not be had
-/// (a diverged state, or the NTK when refused for size: then one line on std::cerr per
-/// run). Reads back from the device once. The two parts below, joined.
+/// (a diverged state, the NTK when refused for size, the sharpness when Lanczos did not
+/// converge: then one line on std::cerr per run). Reads back from the device once. The two parts below, joined.
 std::vector<double> compute_diagnostics(const DiagnosticsInput& input);
 
 /// The columns read from the forward trace alone, in column order: per block the spectra,
@@ -107,7 +137,8 @@ std::vector<double> compute_diagnostics(const DiagnosticsInput& input);
 std::vector<torch::Tensor> trace_diagnostics(const ForwardTrace& trace, bool causal);
 
 /// The columns that read theta_t and its gradient: pl_ratio, dist_init and, when asked
-/// for, ntk_lambda_min. Must run before the update. 0-d tensors on the run's device.
+/// for, ntk_lambda_min and sharpness. Must run before the update. 0-d tensors on the run's
+/// device.
 std::vector<torch::Tensor> parameter_diagnostics(const DiagnosticsInput& input);
 
 /// Both parts' values as doubles, in one device-to-host transfer.

@@ -171,7 +171,7 @@ nlohmann::json run_single(const ExperimentConfig& config, const fs::path& dir, c
   write_file_atomic(dir / "config.yaml", dump_yaml(config));
   save_tensors(dir / "tensors" / "init.pt", named_tensors(*model, data));
 
-  const auto diagnostics = diagnostic_columns(config.model.layers, config.diagnostics.ntk);
+  const auto diagnostics = diagnostic_columns(config.model.layers, config.diagnostics);
   const auto names = model->parameter_names();
   const fs::path checkpoint_path = dir / "checkpoint.pt";
   std::optional<TrainCheckpoint> resume;
@@ -202,6 +202,12 @@ nlohmann::json run_single(const ExperimentConfig& config, const fs::path& dir, c
   summary["status"] = result.status;
   summary["initial_loss"] = number_or_null(result.initial_loss);
   summary["final_loss"] = number_or_null(result.final_loss);
+  // The largest logged loss: the initial one unless the loss rose on the way (a run started
+  // beyond the edge of stability catapults; a diverging one blows up).
+  double loss_max = -std::numeric_limits<double>::infinity();
+  for (double loss : result.logged_losses)
+    if (std::isfinite(loss)) loss_max = std::max(loss_max, loss);
+  summary["loss_max"] = number_or_null(loss_max);
   summary["iters"] = result.iters;
   summary["iters_to_tol"] = result.iters_to_tol ? nlohmann::json(*result.iters_to_tol) : nlohmann::json(nullptr);
   summary["linear_rate"] = number_or_null(linear_rate(result.logged_iters, result.logged_losses, result.iters_to_tol));
@@ -209,19 +215,27 @@ nlohmann::json run_single(const ExperimentConfig& config, const fs::path& dir, c
     summary[stem] = block_list(diagnostics, result.initial_diagnostics, stem);
     summary[std::string(stem) + "_final"] = block_list(diagnostics, result.final_diagnostics, stem);
   }
-  // The quantities the rate is bounded by, at initialization; null where not computed (the
-  // NTK is opt-in) or not finite.
-  for (const char* key : {"sigma_min_phi", "ntk_lambda_min"}) {
+  // The quantities the rate and the step size are bounded by, at initialization; null
+  // where not computed (the NTK and the sharpness are opt-in) or not finite.
+  for (const char* key : {"sigma_min_phi", "ntk_lambda_min", "sharpness"}) {
     const auto value = value_of(diagnostics, result.initial_diagnostics, key);
     summary[key] = value ? number_or_null(*value) : nlohmann::json(nullptr);
   }
-  if (!result.pl_ratios.empty()) {
-    // pl_ratio is 0/0 = NaN at an exact fit: the statistics are over the finite values.
-    double smallest = std::numeric_limits<double>::infinity();
-    for (double v : result.pl_ratios)
-      if (std::isfinite(v)) smallest = std::min(smallest, v);
-    summary["pl_ratio_min"] = number_or_null(smallest);
-    summary["pl_ratio_median"] = number_or_null(median_of_finite(result.pl_ratios));
+  // Over every diagnosed iteration, the finite values (pl_ratio is 0/0 = NaN at an exact
+  // fit, every value NaN once a run diverges).
+  auto over_run = [&](const std::string& key) {
+    std::vector<double> values;
+    for (const auto& row : result.diagnosed)
+      if (auto v = value_of(diagnostics, row, key); v && std::isfinite(*v)) values.push_back(*v);
+    return values;
+  };
+  if (const auto pl = over_run("pl_ratio"); !result.diagnosed.empty()) {
+    summary["pl_ratio_min"] = pl.empty() ? nlohmann::json(nullptr) : number_or_null(*std::min_element(pl.begin(), pl.end()));
+    summary["pl_ratio_median"] = number_or_null(median_of_finite(pl));
+  }
+  if (config.diagnostics.sharpness) {
+    const auto s = over_run("sharpness");
+    summary["sharpness_max"] = s.empty() ? nlohmann::json(nullptr) : number_or_null(*std::max_element(s.begin(), s.end()));
   }
   summary["wall_time_s"] = result.wall_time_s;
   summary["steps_per_s"] = result.steps_per_s;

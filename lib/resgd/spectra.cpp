@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <vector>
 
 namespace resgd {
 namespace {
@@ -184,6 +185,56 @@ SmallestSingularValue smallest_singular_value(const torch::Tensor& M) {
     out.iterated = true;
   } else {
     out.value = spectrum_stats(Rn.unsqueeze(0)).sigma_min * scale;
+  }
+  return out;
+}
+
+LargestEigenvalue largest_eigenvalue(const std::function<torch::Tensor(const torch::Tensor&)>& apply,
+                                     const torch::Tensor& start, int max_iterations, double tolerance) {
+  TORCH_CHECK(start.dim() == 1 && start.numel() > 0, "largest_eigenvalue needs a non-empty start vector, got ",
+              start.sizes());
+  TORCH_CHECK(start.is_floating_point(), "largest_eigenvalue needs floating point, got ", start.dtype());
+  TORCH_CHECK(max_iterations > 0, "largest_eigenvalue needs max_iterations > 0, got ", max_iterations);
+  const int64_t n = start.numel();
+  const int64_t steps = std::min<int64_t>(max_iterations, n);
+  LargestEigenvalue out;
+  const double start_norm = start.norm().item<double>();
+  if (!std::isfinite(start_norm) || start_norm == 0) return out;
+
+  torch::NoGradGuard no_grad;
+  auto Q = torch::zeros({steps + 1, n}, start.options());  // the Lanczos vectors, one per row
+  Q[0].copy_(start / start_norm);
+  std::vector<double> alpha, beta;  // T's diagonal and off-diagonal
+  for (int64_t j = 0; j < steps; ++j) {
+    const auto q = Q[j];
+    auto w = apply(q);
+    out.iterations = static_cast<int>(j + 1);
+    alpha.push_back(w.dot(q).item<double>());
+    // Projecting out every earlier vector removes alpha_j q_j and beta_{j-1} q_{j-1}
+    // (the three-term recurrence) and the rounding that would let converged Ritz values
+    // reappear; a second pass cleans what the first left ("twice is enough").
+    const auto basis = Q.narrow(0, 0, j + 1);
+    for (int pass = 0; pass < 2; ++pass) w = w - basis.t().mv(basis.mv(w));
+    const double b = w.norm().item<double>();
+    if (!std::isfinite(alpha.back()) || !std::isfinite(b)) return out;
+
+    // Ritz values of T_{j+1}, ascending; the top pair's residual is b |last entry of its vector|.
+    auto T = torch::diag(torch::tensor(alpha, torch::kFloat64));
+    if (j > 0) {
+      auto off = torch::tensor(beta, torch::kFloat64);
+      T = T + torch::diag(off, 1) + torch::diag(off, -1);
+    }
+    auto [theta, vectors] = torch::linalg_eigh(T);
+    out.ritz_value = theta[j].item<double>();
+    out.residual = b * std::abs(vectors[j][j].item<double>());
+    const double norm_seen = std::max(std::abs(theta[0].item<double>()), std::abs(out.ritz_value));
+    if (out.residual <= tolerance * norm_seen || j + 1 == n) {
+      out.converged = true;
+      out.value = out.ritz_value;
+      return out;
+    }
+    beta.push_back(b);
+    Q[j + 1].copy_(w / b);
   }
   return out;
 }

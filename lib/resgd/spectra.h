@@ -6,6 +6,9 @@
 
 #include <torch/torch.h>
 
+#include <functional>
+#include <limits>
+
 namespace resgd {
 
 /// Relative threshold under which a singular value counts as zero: 1e-13 for float64,
@@ -53,5 +56,27 @@ struct SmallestSingularValue {
 /// instead. Elsewhere (small matrices, other devices, entries beyond 2^+-500, or 2^+-50 in
 /// float32, where the QR could overflow) it is spectrum_stats' sigma_min.
 SmallestSingularValue smallest_singular_value(const torch::Tensor& M);
+
+/// The largest eigenvalue of a symmetric operator, and how it was found.
+struct LargestEigenvalue {
+  double value = std::numeric_limits<double>::quiet_NaN();  // NaN unless converged
+  double ritz_value = std::numeric_limits<double>::quiet_NaN();  // the last estimate, converged or not
+  double residual = std::numeric_limits<double>::quiet_NaN();    // ||A y - ritz_value y||, y its unit Ritz vector
+  int iterations = 0;  // products with the operator
+  bool converged = false;
+};
+
+/// The largest (algebraic, not absolute) eigenvalue of the symmetric operator `apply`
+/// (a vector of start's length, dtype and device to one of the same) by Lanczos from
+/// `start`, every new vector orthogonalized against all earlier ones twice (no ghost
+/// copies of converged values). It stops when the top Ritz pair's residual is at most
+/// `tolerance` times the largest |Ritz value| (the operator's norm as seen so far), when
+/// the Krylov space is invariant, or after `max_iterations` products or the dimension,
+/// whichever is fewer; unconverged, `value` stays NaN. A Ritz value never exceeds the
+/// largest eigenvalue (interlacing) and lies within its residual of an eigenvalue; for an
+/// eigenvalue separated by a gap from the rest the error is about residual^2 / gap. A
+/// non-finite product stops it unconverged.
+LargestEigenvalue largest_eigenvalue(const std::function<torch::Tensor(const torch::Tensor&)>& apply,
+                                     const torch::Tensor& start, int max_iterations, double tolerance);
 
 }  // namespace resgd

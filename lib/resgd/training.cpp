@@ -16,14 +16,14 @@ namespace resgd {
 namespace {
 
 /// Folds one logged row into the run's result (live rows and rows replayed on resume).
-void record(TrainResult& result, const IterationRow& row, std::optional<size_t> pl_column) {
+void record(TrainResult& result, const IterationRow& row) {
   if (row.iter == 0) {
     result.initial_loss = row.loss;
     result.initial_diagnostics = row.diagnostics;
   }
   if (!row.diagnostics.empty()) {
     result.final_diagnostics = row.diagnostics;
-    if (pl_column) result.pl_ratios.push_back(row.diagnostics[*pl_column]);
+    result.diagnosed.push_back(row.diagnostics);
   }
   result.logged_iters.push_back(row.iter);
   result.logged_losses.push_back(row.loss);
@@ -119,10 +119,7 @@ TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const Exp
   const TrainConfig& tc = config.train;
   const bool analytic = tc.gradients == "analytic";
   auto params = model.parameters();
-  const auto diagnostic_names = diagnostic_columns(model.options.layers, config.diagnostics.ntk);
-  std::optional<size_t> pl_column;
-  for (size_t i = 0; i < diagnostic_names.size(); ++i)
-    if (diagnostic_names[i] == "pl_ratio") pl_column = i;
+  const auto diagnostic_names = diagnostic_columns(model.options.layers, config.diagnostics);
 
   TrainResult result;
   std::vector<torch::Tensor> theta_0;
@@ -136,7 +133,7 @@ TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const Exp
     theta_0 = resume->theta_0;
     first_iter = resume->iter;
     elapsed_before = resume->elapsed_s;
-    for (const auto& row : resume->rows) record(result, row, pl_column);
+    for (const auto& row : resume->rows) record(result, row);
   } else {
     for (const auto& p : params) theta_0.push_back(p.detach().clone());
   }
@@ -144,7 +141,7 @@ TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const Exp
   double initial_loss = result.initial_loss;  // from the replayed rows on resume; set at t = 0
   DiagnosticsRunState diagnostics_state;  // e.g. warn once per run when the NTK is refused
   RowPipeline rows([&](const IterationRow& row) {
-    record(result, row, pl_column);
+    record(result, row);
     if (hooks.on_row) hooks.on_row(row);
   });
   const auto start = std::chrono::steady_clock::now();
@@ -198,7 +195,7 @@ TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const Exp
         const bool causal = model.options.block.causal;
         // theta_t is about to change: what reads it is computed now, the rest beside GD
         auto parameter_values =
-            parameter_diagnostics({model, data.X, state, theta_0, config.diagnostics, &diagnostics_state});
+            parameter_diagnostics({model, data.X, data.Y, tc.loss, state, theta_0, config.diagnostics, &diagnostics_state});
         auto job = [trace = state.trace, causal, parameter_values = std::move(parameter_values)] {
           torch::NoGradGuard no_grad_in_worker;  // grad mode is per thread
           auto values = trace_diagnostics(trace, causal);

@@ -33,7 +33,7 @@ struct TrainResult {
   std::vector<int64_t> logged_iters;  // the iterations whose loss was read
   std::vector<double> logged_losses;
   std::vector<double> initial_diagnostics, final_diagnostics;
-  std::vector<double> pl_ratios;  // every pl_ratio computed, for the summary
+  std::vector<std::vector<double>> diagnosed;  // every diagnosed row's diagnostics, in order
 };
 
 using RowCallback = std::function<void(const IterationRow&)>;
