@@ -186,6 +186,9 @@ TEST_F(SweepReport, PlotsAreValidPngAndSvgFiles) {
     EXPECT_GT(fs::file_size(svg), 5000u);
     EXPECT_NE(report.find(fmt::format("(plots/{}.png)", name)), std::string::npos);
   }
+  // No run measured the sharpness (it is opt-in): no plot of it, and no note about it.
+  EXPECT_FALSE(fs::exists(out() / "plots" / "sharpness.png"));
+  EXPECT_EQ(report.find("sharpness"), std::string::npos);
 }
 
 TEST_F(SweepReport, TheLossAxisEndsTenTimesAboveTheRunsThatDidNotDiverge) {
@@ -250,6 +253,48 @@ TEST_F(SweepReport, WithoutGnuplotTheTablesAreWrittenAndThePlotsSkipped) {
   EXPECT_NE(report.find("Plots skipped: gnuplot was not found"), std::string::npos);
   EXPECT_NE(report.find("## By swept setting"), std::string::npos);
   EXPECT_NE(log.str().find("plots skipped"), std::string::npos);
+}
+
+TEST(Report, SharpnessGivesEachStepSizeItsQuadraticEdgeAndAPlot) {
+  // diagnostics.sharpness on a step-size sweep: the summary's sharpness is metrics.csv's at
+  // iteration 0 and sharpness_max the column's largest finite value; the report's step-size
+  // table adds 2 / sharpness at init over each line's runs, and lr x sharpness is drawn.
+  TempDir dir;
+  RunOptions options;
+  options.out = dir / "edge";
+  const auto config = load_config_text(
+      "data: {num_samples: 3, seq_len: 4, dim: 5, target_dim: 2}\n"
+      "model: {ffn_width: 8}\ntrain: {max_iters: 30, rel_tolerance: 0.2}\n"
+      "diagnostics: {every: 3, sharpness: true}\n"
+      "sweep: {model.residual.attention: [true, false], train.lr: [0.1, 2.0], seeds: [0, 1]}\n",
+      "edge.yaml");
+  const auto records = run_experiment(config, options);
+  std::map<std::string, std::vector<std::optional<double>>> stable_steps;  // attention -> 2 / sharpness
+  const CsvTable sweep = read_csv(options.out / "sweep.csv");
+  for (size_t r = 0; r < records.size(); ++r) {
+    const auto& s = records[r].summary;
+    const CsvTable metrics = read_csv(records[r].dir / "metrics.csv");
+    const double at_init = *cell(metrics, 0, "sharpness");
+    EXPECT_GT(at_init, 0.0);
+    EXPECT_EQ(s["sharpness"].get<double>(), at_init);
+    EXPECT_EQ(*cell(sweep, r, "sharpness"), at_init);
+    double largest = 0;
+    for (size_t row = 0; row < metrics.rows.size(); ++row)
+      if (const auto v = cell(metrics, row, "sharpness"); v && std::isfinite(*v)) largest = std::max(largest, *v);
+    EXPECT_EQ(s["sharpness_max"].get<double>(), largest);
+    double loss_max = 0;
+    for (size_t row = 0; row < metrics.rows.size(); ++row)
+      if (const auto v = cell(metrics, row, "loss"); v && std::isfinite(*v)) loss_max = std::max(loss_max, *v);
+    EXPECT_EQ(s["loss_max"].get<double>(), loss_max);
+    stable_steps[records[r].point.values[0].second].push_back(2 / at_init);
+  }
+  const auto table = markdown_table(slurp(options.out / "report.md"), "## Step sizes");
+  ASSERT_EQ(table.size(), 3u);
+  EXPECT_EQ(table[0].back(), "2 / sharpness at init");
+  for (size_t row = 1; row < table.size(); ++row) EXPECT_EQ(table[row].back(), expected_cell(stable_steps.at(table[row][0])));
+  if (find_gnuplot()) {
+    EXPECT_TRUE(is_png(options.out / "plots" / "sharpness.png"));
+  }
 }
 
 TEST(Report, RateAndItsBoundsAreFittedAgainstSigmaMinG1) {

@@ -96,6 +96,10 @@ size_t CsvTable::column(const std::string& name) const {
   throw IoError(fmt::format("{}: no column '{}'", source, name));
 }
 
+bool CsvTable::has_column(const std::string& name) const {
+  return std::find(columns.begin(), columns.end(), name) != columns.end();
+}
+
 CsvTable read_csv(const fs::path& path) { return parse_csv(read_file(path), path.string()); }
 
 CsvTable parse_csv(const std::string& text, const std::string& source) {

@@ -52,6 +52,7 @@ struct CsvTable {
   std::vector<std::vector<std::string>> rows;
   /// The column's index; throws IoError naming the file if absent.
   size_t column(const std::string& name) const;
+  bool has_column(const std::string& name) const;
   std::string source;
 };
 CsvTable read_csv(const std::filesystem::path& path);

@@ -197,9 +197,17 @@ std::optional<double> loss_axis_top(const std::vector<PlotRun>& runs, const std:
 /// `column` of every run's metrics.csv against iteration, log y up to `y_top` if given;
 /// empty if no run has a value. Settings whose runs have nothing to show are named in
 /// `notes`, so no line goes missing unseen.
+/// How metrics_body draws a column: the top of the y axis (none: gnuplot's own), each run's
+/// values times its lr, and a clause drawn besides the runs' lines (a reference line).
+struct CurveOptions {
+  std::optional<double> y_top;
+  bool times_lr = false;
+  std::string extra_clause;
+};
+
 std::string metrics_body(const std::vector<PlotRun>& runs, const std::vector<CsvTable>& tables,
                          const std::string& column, const std::string& y_label, std::vector<std::string>& notes,
-                         std::optional<double> y_top = std::nullopt) {
+                         const CurveOptions& options = {}) {
   std::vector<std::string> clauses;
   std::set<size_t> titled;
   std::set<std::string> left_out;
@@ -210,13 +218,16 @@ std::string metrics_body(const std::vector<PlotRun>& runs, const std::vector<Csv
       continue;
     }
     // Columns by number: metrics.csv's header differs between runs of different depth.
+    const size_t y = tables[r].column(column) + 1;
     clauses.push_back(fmt::format("{} using {}:{} with lines lw 1.5 lc rgb {} {}",
                                   quoted((runs[r].dir / "metrics.csv").string()), tables[r].column("iter") + 1,
-                                  tables[r].column(column) + 1, quoted(colour(runs[r].group)),
-                                  title_once(runs[r], titled)));
+                                  options.times_lr ? fmt::format("(${}*{})", y, format_number(runs[r].lr))
+                                                   : std::to_string(y),
+                                  quoted(colour(runs[r].group)), title_once(runs[r], titled)));
   }
   if (clauses.empty()) return "";
-  const std::string range = y_top ? fmt::format("set yrange [*:{:.3g}]\n", *y_top) : "";
+  if (!options.extra_clause.empty()) clauses.push_back(options.extra_clause);
+  const std::string range = options.y_top ? fmt::format("set yrange [*:{:.3g}]\n", *options.y_top) : "";
   return fmt::format("set logscale y\nset format y '%.0e'\n{}set xlabel 'iteration'\nset ylabel {}\nplot {}\n", range,
                      quoted(y_label), join_clauses(clauses));
 }
@@ -363,8 +374,8 @@ PlotResult draw_plots(const fs::path& gnuplot, const fs::path& dir, const std::v
     result.notes.push_back(fmt::format("loss: the axis ends at {:.3g}, ten times the largest loss of a run that did "
                                        "not diverge; the diverged runs leave it at the top",
                                        *loss_top));
-  draw("loss", "training loss (one line per run)", metrics_body(runs, tables, "loss", "loss", result.notes, loss_top),
-       run_key);
+  draw("loss", "training loss (one line per run)",
+       metrics_body(runs, tables, "loss", "loss", result.notes, CurveOptions{loss_top, false, ""}), run_key);
   for (size_t l = 1; l <= blocks; ++l) {
     const std::string cond = fmt::format("cond_g{}", l), sigma = fmt::format("sigma_min_g{}", l);
     draw(cond, fmt::format("condition number of G{} (inf values not drawn)", l),
@@ -373,6 +384,24 @@ PlotResult draw_plots(const fs::path& gnuplot, const fs::path& dir, const std::v
          run_key);
     draw(fmt::format("svals_g{}", l), fmt::format("singular values of G{} at init, one line per sample (zeros drawn at the zero tolerance)", l),
          singular_values_body(runs, spectra, l - 1), run_key);
+  }
+  // GD is stable on a quadratic of curvature lambda while lr lambda < 2 (the edge of
+  // stability): lr x sharpness puts every run's edge on one line. Only where some run
+  // measured it (diagnostics.sharpness).
+  if (std::any_of(tables.begin(), tables.end(), [](const CsvTable& t) { return t.has_column("sharpness"); })) {
+    // A diverging run's curvature grows without bound (1e9 at the step-size sweep's
+    // largest step); past 100 times the edge the axis would only hide the others.
+    constexpr double kTop = 200;
+    double largest = 0;
+    for (size_t r = 0; r < runs.size(); ++r)
+      for (double v : finite_values(tables[r], "sharpness")) largest = std::max(largest, v * runs[r].lr);
+    const bool capped = largest > kTop;
+    if (capped) result.notes.push_back(fmt::format("sharpness: the axis ends at lr x sharpness = {:g}", kTop));
+    draw("sharpness", "lr x sharpness (largest eigenvalue of the loss's Hessian)",
+         metrics_body(runs, tables, "sharpness", "lr x sharpness", result.notes,
+                      CurveOptions{capped ? std::optional<double>(kTop) : std::nullopt, true,
+                                   "2 with lines dt 2 lw 1.5 lc rgb 'black' title 'edge of stability, 2'"}),
+         run_key);
   }
   for (const auto& plot : metric_plots) {
     size_t longest_label = 0;

@@ -23,6 +23,7 @@ struct PlotRun {
   std::string label;          // the swept setting, e.g. "attention=true"; one legend entry per group
   size_t group = 0;           // colour index: runs of one swept setting share a colour
   bool diverged = false;      // its status: the loss axis need not reach its last values
+  double lr = 0;              // train.lr: the sharpness plot draws lr x sharpness
 };
 
 /// One curve of a metric against a numeric swept value: points (x, mean, min, max).
@@ -59,8 +60,9 @@ std::optional<std::filesystem::path> find_gnuplot();
 std::vector<torch::Tensor> init_singular_values(const std::filesystem::path& run_dir);
 
 /// Draws, into dir/plots with `gnuplot`: loss, cond_g<l> and sigma_min_g<l> against
-/// iteration (one line per run), the singular values of G^l at initialization, and each
-/// metric plot. Run directories are taken relative to `dir`.
+/// iteration (one line per run), the singular values of G^l at initialization, lr x
+/// sharpness against iteration with the edge of stability at 2 (where runs measured it),
+/// and each metric plot. Run directories are taken relative to `dir`.
 PlotResult draw_plots(const std::filesystem::path& gnuplot, const std::filesystem::path& dir,
                       const std::vector<PlotRun>& runs, const std::vector<MetricPlot>& metric_plots);
 

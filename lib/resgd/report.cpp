@@ -43,11 +43,12 @@ std::string or_dash(const std::string& text) { return text.empty() ? "-" : text;
 }  // namespace
 
 std::vector<std::string> summary_columns(int64_t layers) {
-  std::vector<std::string> columns = {"status", "initial_loss", "final_loss", "iters", "iters_to_tol", "linear_rate"};
+  std::vector<std::string> columns = {"status", "initial_loss", "final_loss", "loss_max", "iters", "iters_to_tol",
+                                      "linear_rate"};
   for (const char* stem : {"sigma_min_g", "sigma_max_g", "cond_g"})
     for (int64_t l = 1; l <= layers; ++l) columns.push_back(fmt::format("{}{}", stem, l));
-  for (const char* key : {"sigma_min_phi", "ntk_lambda_min", "pl_ratio_min", "pl_ratio_median", "wall_time_s",
-                          "steps_per_s"})
+  for (const char* key : {"sigma_min_phi", "ntk_lambda_min", "sharpness", "sharpness_max", "pl_ratio_min",
+                          "pl_ratio_median", "wall_time_s", "steps_per_s"})
     columns.emplace_back(key);
   return columns;
 }
@@ -222,7 +223,7 @@ struct Metric {
   std::function<std::optional<double>(const nlohmann::json&)> read;
 };
 
-std::vector<Metric> report_metrics(size_t blocks) {
+std::vector<Metric> report_metrics(size_t blocks, bool sharpness) {
   std::vector<Metric> metrics = {
       {"iters to tol", [](const nlohmann::json& s) { return summary_number(s, "iters_to_tol"); }},
       {"final loss", [](const nlohmann::json& s) { return summary_number(s, "final_loss"); }},
@@ -231,7 +232,24 @@ std::vector<Metric> report_metrics(size_t blocks) {
     for (const char* key : {"cond_g", "cond_g_final"})
       metrics.push_back({fmt::format("cond_g{} {}", l + 1, key == std::string("cond_g") ? "init" : "end"),
                          [key = std::string(key), l](const nlohmann::json& s) { return summary_number(s, key, l, true); }});
+  if (sharpness) {  // opt-in (diagnostics.sharpness): columns only where some run has it
+    for (const char* key : {"sharpness", "sharpness_max"})
+      metrics.push_back({key == std::string("sharpness") ? "sharpness init" : "sharpness max",
+                         [key = std::string(key)](const nlohmann::json& s) { return summary_number(s, key); }});
+    // How far the loss rose first: 1 for a run inside the edge of stability, the height of
+    // the catapult above it.
+    metrics.push_back({"loss peak / init", [](const nlohmann::json& s) -> std::optional<double> {
+                         const auto peak = summary_number(s, "loss_max"), start = summary_number(s, "initial_loss");
+                         if (!peak || !start || !(*start > 0)) return std::nullopt;
+                         return *peak / *start;
+                       }});
+  }
   return metrics;
+}
+
+/// Whether some run measured the sharpness (diagnostics.sharpness).
+bool has_sharpness(const std::vector<ReportRun>& runs) {
+  return std::any_of(runs.begin(), runs.end(), [](const ReportRun& run) { return summary_number(run.summary, "sharpness").has_value(); });
 }
 
 /// A power law y ~ x^slope: fit_line of ln y on ln x over the pairs where both are finite
@@ -354,6 +372,7 @@ std::string step_size_section(const ReportInput& input, const std::vector<std::s
   struct Edges {
     std::vector<std::string> others;  // the values of the other axes
     std::optional<double> converging, diverging;
+    std::vector<std::optional<double>> stable_steps;  // 2 / sharpness at init, per run
   };
   std::vector<Edges> lines;
   for (size_t g = 0; g < settings.size(); ++g) {
@@ -362,27 +381,39 @@ std::string step_size_section(const ReportInput& input, const std::vector<std::s
     std::vector<std::string> others = settings[g];
     others.erase(others.begin() + static_cast<long>(lr_axis));
     auto line = std::find_if(lines.begin(), lines.end(), [&](const Edges& e) { return e.others == others; });
-    if (line == lines.end()) line = lines.insert(lines.end(), Edges{others, std::nullopt, std::nullopt});
+    if (line == lines.end()) line = lines.insert(lines.end(), Edges{others, std::nullopt, std::nullopt, {}});
     const auto [converged, runs] = status_count(input.runs, group_of, g, "converged");
     if (converged == runs) line->converging = std::max(line->converging.value_or(*lr), *lr);
     if (status_count(input.runs, group_of, g, "diverged").first > 0) line->diverging = std::min(line->diverging.value_or(*lr), *lr);
+    for (size_t r = 0; r < input.runs.size(); ++r) {
+      const auto sharpness = summary_number(input.runs[r].summary, "sharpness");
+      if (group_of[r] == g && sharpness && *sharpness > 0) line->stable_steps.push_back(2 / *sharpness);
+    }
   }
+  const bool with_sharpness = std::any_of(lines.begin(), lines.end(), [](const Edges& e) { return !e.stable_steps.empty(); });
   std::vector<std::string> header;
   for (size_t a = 0; a < names.size(); ++a)
     if (a != lr_axis) header.push_back(names[a]);
   header.emplace_back("largest lr, every run converged");
   header.emplace_back("smallest lr, a run diverged");
+  if (with_sharpness) header.emplace_back("2 / sharpness at init");
   std::vector<std::vector<std::string>> rows;
   for (const auto& line : lines) {
     std::vector<std::string> row = line.others;
     row.push_back(line.converging ? g4(*line.converging) : "-");
     row.push_back(line.diverging ? g4(*line.diverging) : "-");
+    if (with_sharpness) row.push_back(format_spread(spread_of(line.stable_steps)));
     rows.push_back(std::move(row));
   }
-  return "## Step sizes\n\nFor each setting of the other swept keys, the largest swept `train.lr` at which every "
-         "run converged and the smallest at which a run diverged (`-`: none). The largest stable step lies between "
-         "them at the grid's resolution where the first is the smaller.\n\n" +
-         markdown_table(header, rows) + "\n";
+  std::string text =
+      "## Step sizes\n\nFor each setting of the other swept keys, the largest swept `train.lr` at which every run "
+      "converged and the smallest at which a run diverged (`-`: none). The largest stable step lies between them at "
+      "the grid's resolution where the first is the smaller.";
+  if (with_sharpness)
+    text += " `2 / sharpness at init`: the largest step at which GD is stable on the quadratic model of the loss "
+            "at initialization (mean [min, max] over the setting's runs). A run above it starts beyond the edge of "
+            "stability: its loss grows until the sharpness has fallen below 2 / lr (a catapult) or it diverges.";
+  return text + "\n\n" + markdown_table(header, rows) + "\n";
 }
 
 }  // namespace
@@ -403,7 +434,7 @@ fs::path write_report(const fs::path& dir, std::ostream& log) {
   size_t blocks = 0;
   for (const auto& run : runs)
     if (run.summary.contains("cond_g") && run.summary["cond_g"].is_array()) blocks = std::max(blocks, run.summary["cond_g"].size());
-  const auto metrics = report_metrics(blocks);
+  const auto metrics = report_metrics(blocks, has_sharpness(runs));
 
   auto spread_in = [&](size_t group, const Metric& metric) {
     std::vector<std::optional<double>> values;
@@ -518,7 +549,8 @@ fs::path write_report(const fs::path& dir, std::ostream& log) {
     for (size_t r = 0; r < runs.size(); ++r) {
       std::string label = setting_label(names, runs[r].values);
       plot_runs.push_back({runs[r].dir, label.empty() ? "seed " + runs[r].seed : label, group_of[r],
-                           runs[r].summary.value("status", "") == "diverged"});
+                           runs[r].summary.value("status", "") == "diverged",
+                           load_config_file((dir / runs[r].dir / "config.yaml").string()).train.lr});
     }
     const PlotResult plots = draw_plots(*gnuplot, dir, plot_runs, metric_plots);
     plots_text += "PNG and SVG files in plots/, each with the gnuplot script that drew it "
