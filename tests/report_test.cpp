@@ -282,6 +282,12 @@ TEST(Report, SharpnessGivesEachStepSizeItsQuadraticEdgeAndAPlot) {
     for (size_t row = 0; row < metrics.rows.size(); ++row)
       if (const auto v = cell(metrics, row, "sharpness"); v && std::isfinite(*v)) largest = std::max(largest, *v);
     EXPECT_EQ(s["sharpness_max"].get<double>(), largest);
+    const auto at_end = cell(metrics, metrics.rows.size() - 1, "sharpness");  // the last row is diagnosed
+    ASSERT_TRUE(at_end.has_value());
+    if (std::isfinite(*at_end))
+      EXPECT_EQ(s["sharpness_final"].get<double>(), *at_end);
+    else
+      EXPECT_TRUE(s["sharpness_final"].is_null());
     double loss_max = 0;
     for (size_t row = 0; row < metrics.rows.size(); ++row)
       if (const auto v = cell(metrics, row, "loss"); v && std::isfinite(*v)) loss_max = std::max(loss_max, *v);

@@ -47,8 +47,8 @@ std::vector<std::string> summary_columns(int64_t layers) {
                                       "linear_rate"};
   for (const char* stem : {"sigma_min_g", "sigma_max_g", "cond_g"})
     for (int64_t l = 1; l <= layers; ++l) columns.push_back(fmt::format("{}{}", stem, l));
-  for (const char* key : {"sigma_min_phi", "ntk_lambda_min", "sharpness", "sharpness_max", "pl_ratio_min",
-                          "pl_ratio_median", "wall_time_s", "steps_per_s"})
+  for (const char* key : {"sigma_min_phi", "ntk_lambda_min", "sharpness", "sharpness_max", "sharpness_final",
+                          "pl_ratio_min", "pl_ratio_median", "wall_time_s", "steps_per_s"})
     columns.emplace_back(key);
   return columns;
 }
@@ -233,9 +233,9 @@ std::vector<Metric> report_metrics(size_t blocks, bool sharpness) {
       metrics.push_back({fmt::format("cond_g{} {}", l + 1, key == std::string("cond_g") ? "init" : "end"),
                          [key = std::string(key), l](const nlohmann::json& s) { return summary_number(s, key, l, true); }});
   if (sharpness) {  // opt-in (diagnostics.sharpness): columns only where some run has it
-    for (const char* key : {"sharpness", "sharpness_max"})
-      metrics.push_back({key == std::string("sharpness") ? "sharpness init" : "sharpness max",
-                         [key = std::string(key)](const nlohmann::json& s) { return summary_number(s, key); }});
+    for (const auto& [key, title] : {std::pair{"sharpness", "sharpness init"}, {"sharpness_max", "sharpness max"},
+                                     {"sharpness_final", "sharpness end"}})
+      metrics.push_back({title, [key = std::string(key)](const nlohmann::json& s) { return summary_number(s, key); }});
     // How far the loss rose first: 1 for a run inside the edge of stability, the height of
     // the catapult above it.
     metrics.push_back({"loss peak / init", [](const nlohmann::json& s) -> std::optional<double> {

@@ -236,6 +236,8 @@ nlohmann::json run_single(const ExperimentConfig& config, const fs::path& dir, c
   if (config.diagnostics.sharpness) {
     const auto s = over_run("sharpness");
     summary["sharpness_max"] = s.empty() ? nlohmann::json(nullptr) : number_or_null(*std::max_element(s.begin(), s.end()));
+    const auto last = value_of(diagnostics, result.final_diagnostics, "sharpness");
+    summary["sharpness_final"] = last ? number_or_null(*last) : nlohmann::json(nullptr);
   }
   summary["wall_time_s"] = result.wall_time_s;
   summary["steps_per_s"] = result.steps_per_s;
