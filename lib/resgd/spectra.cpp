@@ -202,7 +202,9 @@ LargestEigenvalue largest_eigenvalue(const std::function<torch::Tensor(const tor
   if (!std::isfinite(start_norm) || start_norm == 0) return out;
 
   torch::NoGradGuard no_grad;
-  auto Q = torch::zeros({steps + 1, n}, start.options());  // the Lanczos vectors, one per row
+  // The Lanczos vectors, one per row. Room for 16 at first, doubled as needed: it usually
+  // converges within that, and 101 rows of a large model's parameters would be gigabytes.
+  auto Q = torch::zeros({std::min<int64_t>(steps + 1, 16), n}, start.options());
   Q[0].copy_(start / start_norm);
   std::vector<double> alpha, beta;  // T's diagonal and off-diagonal
   for (int64_t j = 0; j < steps; ++j) {
@@ -234,6 +236,8 @@ LargestEigenvalue largest_eigenvalue(const std::function<torch::Tensor(const tor
       return out;
     }
     beta.push_back(b);
+    if (j + 1 == Q.size(0))
+      Q = torch::cat({Q, torch::zeros({std::min(Q.size(0), steps + 1 - Q.size(0)), n}, Q.options())});
     Q[j + 1].copy_(w / b);
   }
   return out;
