@@ -20,7 +20,7 @@ TEST(Data, TargetsDoNotDependOnTheStudentsSwitchesOrStepSize) {
   base.data.target_dim = 2;
   base.model.ffn_width = 9;
   const Dataset reference = make_dataset(base, torch::kCPU, torch::kFloat64);
-  for (int variant = 0; variant < 6; ++variant) {
+  for (int variant = 0; variant < 10; ++variant) {
     ExperimentConfig c = base;
     if (variant == 0) c.model.residual_attention.value = 0.0;
     if (variant == 1) c.model.residual_ffn.value = 1.0;
@@ -28,6 +28,10 @@ TEST(Data, TargetsDoNotDependOnTheStudentsSwitchesOrStepSize) {
     if (variant == 3) c.train.lr = 0.5;
     if (variant == 4) c.model.heads = 3;
     if (variant == 5) c.model.layer_norm = "pre";
+    if (variant == 6) c.model.activation = "gelu";
+    if (variant == 7) c.model.temperature = 0.25;
+    if (variant == 8) c.model.causal = true;
+    if (variant == 9) c.model.output_scale = 0.0;
     const Dataset d = make_dataset(c, torch::kCPU, torch::kFloat64);
     EXPECT_TRUE(torch::equal(d.X, reference.X)) << "variant " << variant;
     EXPECT_TRUE(torch::equal(d.Y, reference.Y)) << "variant " << variant;

@@ -36,10 +36,11 @@ torch::Tensor gaussian_tokens(const DataConfig& data, int64_t seed) {
   return X;
 }
 
-/// The teacher: a random model of the student's shape with its own fixed switches (both
-/// residuals on, one attention head, no layer norm, default initialization, its own
-/// stream), so that changing the student's residuals, heads, layer norm, init or step size
-/// never changes the targets.
+/// The teacher: a random model of the student's shape (its sizes, depth and readout) with
+/// its own fixed switches: both residuals on, relu, one attention head with the default
+/// temperature and no mask, no layer norm, output scale 1, default initialization, its own
+/// stream. Changing any of the student's switches or its step size never changes the
+/// targets, so a sweep over one compares models on the same data.
 torch::Tensor teacher_targets(const ExperimentConfig& config, const torch::Tensor& X) {
   // Its switches are set in its configuration, so the defaults that follow them (the
   // temperature follows the heads) follow them here too.
@@ -47,8 +48,12 @@ torch::Tensor teacher_targets(const ExperimentConfig& config, const torch::Tenso
   ModelConfig& m = teacher_config.model;
   m.residual_attention.value = 1.0;
   m.residual_ffn.value = 1.0;
+  m.activation = "relu";
   m.heads = 1;
+  m.temperature.reset();
+  m.causal = false;
   m.layer_norm = "none";
+  m.output_scale = 1.0;
   m.init = InitConfig{};
   ModelOptions options = model_options(teacher_config);
   options.init_stream = "data.teacher";
