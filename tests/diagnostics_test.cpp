@@ -332,6 +332,43 @@ TEST(Diagnostics, SharpnessIsTheLargestEigenvalueOfTheHessian) {
   EXPECT_NEAR(sharpness(*model, X, Y, "mean").value, found.value / 3, 1e-10 * top);
 }
 
+TEST(Diagnostics, GdNearAMinimumIsStableJustBelowTwoOverTheSharpnessAndNotJustAbove) {
+  // What the number means: at a minimum of zero loss the Hessian is J^T J, GD is a linear
+  // map of the displacement, and the component along the top eigenvector is multiplied by
+  // 1 - lr lambda_max each step. At lr = 1.9 / sharpness every component shrinks; at 2.1 /
+  // sharpness the top one grows 1.1-fold a step. Targets of the model's own output make
+  // theta* an exact minimum; a displacement of 1e-8 keeps GD in the quadratic regime.
+  auto model = make_model([](ModelOptions& o) { o.block.activation = Activation::gelu; });
+  const auto X = randn({3, 4, 6}, 23);
+  torch::Tensor Y;
+  {
+    torch::NoGradGuard no_grad;
+    Y = model->forward(X).detach();
+  }
+  ASSERT_LT(autograd_gradients(*model, X, Y, "sum").loss.item<double>(), 1e-28);  // zero but for rounding
+  const double lambda_max = sharpness(*model, X, Y, "sum").value;
+  ASSERT_GT(lambda_max, 0.0);
+  auto params = model->parameters();
+  std::vector<torch::Tensor> minimum;
+  for (const auto& p : params) minimum.push_back(p.detach().clone());
+  auto loss_ratio_after = [&](double lr, int steps) {
+    {
+      torch::NoGradGuard no_grad;
+      for (size_t i = 0; i < params.size(); ++i)
+        params[i].copy_(minimum[i] + 1e-8 * randn(minimum[i].sizes(), 24 + static_cast<int64_t>(i)));
+    }
+    const double start = autograd_gradients(*model, X, Y, "sum").loss.item<double>();
+    for (int t = 0; t < steps; ++t) {
+      const auto state = autograd_gradients(*model, X, Y, "sum");
+      torch::NoGradGuard no_grad;
+      for (size_t i = 0; i < params.size(); ++i) params[i].sub_(lr * state.grads[i]);
+    }
+    return autograd_gradients(*model, X, Y, "sum").loss.item<double>() / start;
+  };
+  EXPECT_LT(loss_ratio_after(1.9 / lambda_max, 100), 1.0);     // 0.012 here
+  EXPECT_GT(loss_ratio_after(2.1 / lambda_max, 100), 100.0);   // 6.6e6 here
+}
+
 TEST(Diagnostics, SharpnessColumnIsTheSharpnessAndConvergesWithoutAWarning) {
   Probe probe(make_model(), randn({2, 3, 6}, 22));
   probe.config.sharpness = true;
