@@ -411,8 +411,9 @@ std::string step_size_section(const ReportInput& input, const std::vector<std::s
       "the grid's resolution where the first is the smaller.";
   if (with_sharpness)
     text += " `2 / sharpness at init`: the largest step at which GD is stable on the quadratic model of the loss "
-            "at initialization (mean [min, max] over the setting's runs). A run above it starts beyond the edge of "
-            "stability: its loss grows until the sharpness has fallen below 2 / lr (a catapult) or it diverges.";
+            "at initialization (mean [min, max] over the setting's runs). A run well above it starts beyond the edge "
+            "of stability: its loss grows first, until the sharpness has fallen below 2 / lr (a catapult), or it "
+            "diverges (`loss peak / init` in the tables above).";
   return text + "\n\n" + markdown_table(header, rows) + "\n";
 }
 
