@@ -8,8 +8,26 @@
 
 #include "resgd/analytic_grad.h"
 #include "resgd/data.h"
+#include "resgd/diagnostics.h"
 
 namespace resgd {
+namespace {
+
+/// Whether the model's activation has a kink (relu, leaky_relu), where a difference
+/// stencil must not let a unit change sign.
+bool has_kink(const ResidualTransformerImpl& model) {
+  const Activation activation = model.options.block.activation;
+  return activation == Activation::relu || activation == Activation::leaky_relu;
+}
+
+/// The sign (U > 0) of every FFN unit of every block in a forward trace, flattened.
+torch::Tensor unit_signs(const ForwardTrace& trace) {
+  std::vector<torch::Tensor> signs;
+  for (const auto& block : trace.blocks) signs.push_back(block.U.gt(0).flatten());
+  return torch::cat(signs);
+}
+
+}  // namespace
 
 double relative_error(const torch::Tensor& a, const torch::Tensor& b, double floor) {
   const double diff = (a - b).norm().item<double>();
@@ -22,8 +40,7 @@ double finite_difference(ResidualTransformerImpl& model, torch::Tensor& paramete
                          const torch::Tensor& Y, const std::string& loss, double h) {
   torch::NoGradGuard no_grad;
   const auto saved = parameter.clone();
-  const Activation activation = model.options.block.activation;
-  const bool kinked = activation == Activation::relu || activation == Activation::leaky_relu;
+  const bool kinked = has_kink(model);
   // The loss at p + t v; `unchanged` turns false if some unit's sign (U > 0) differs from
   // its sign at t = 0, i.e. a kink lies inside the stencil.
   torch::Tensor signs_at_0;
@@ -31,9 +48,7 @@ double finite_difference(ResidualTransformerImpl& model, torch::Tensor& paramete
     parameter.copy_(saved + t * direction);
     const ForwardTrace trace = model.trace(X);
     if (kinked) {
-      std::vector<torch::Tensor> signs;
-      for (const auto& block : trace.blocks) signs.push_back(block.U.gt(0).flatten());
-      auto all_signs = torch::cat(signs);
+      auto all_signs = unit_signs(trace);
       if (!signs_at_0.defined()) signs_at_0 = all_signs;
       unchanged = unchanged && torch::equal(all_signs, signs_at_0);
     }
@@ -50,6 +65,61 @@ double finite_difference(ResidualTransformerImpl& model, torch::Tensor& paramete
   }
   parameter.copy_(saved);  // copy, not subtract: no rounding drift left behind
   return (4 * D_half - D_h) / 3;  // cancels the h^2 term of the central difference
+}
+
+torch::Tensor hessian_difference(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
+                                 const std::string& loss, const torch::Tensor& v, double h) {
+  auto parameters = model.parameters();
+  std::vector<torch::Tensor> saved;
+  for (const auto& p : parameters) saved.push_back(p.detach().clone());
+  const bool kinked = has_kink(model);
+  torch::Tensor signs_at_0;
+  // The whole gradient, flat, at theta + t v; `unchanged` as in finite_difference.
+  auto gradient_at = [&](double t, bool& unchanged) {
+    {
+      torch::NoGradGuard no_grad;
+      int64_t offset = 0;
+      for (size_t i = 0; i < parameters.size(); ++i) {
+        parameters[i].copy_(saved[i] + t * v.narrow(0, offset, saved[i].numel()).view_as(saved[i]));
+        offset += saved[i].numel();
+      }
+    }
+    const auto state = autograd_gradients(model, X, Y, loss);
+    if (kinked) {
+      auto all_signs = unit_signs(state.trace);
+      if (!signs_at_0.defined()) signs_at_0 = all_signs;
+      unchanged = unchanged && torch::equal(all_signs, signs_at_0);
+    }
+    std::vector<torch::Tensor> flat;
+    for (const auto& g : state.grads) flat.push_back(g.detach().flatten());
+    return torch::cat(flat);
+  };
+  bool same_signs = true;
+  if (kinked) gradient_at(0.0, same_signs);  // records the signs at t = 0
+  torch::Tensor D_h, D_half;
+  for (;; h /= 10) {
+    same_signs = true;
+    D_h = (gradient_at(h, same_signs) - gradient_at(-h, same_signs)) / (2 * h);
+    D_half = (gradient_at(h / 2, same_signs) - gradient_at(-h / 2, same_signs)) / h;
+    if (same_signs || h / 10 < kFiniteDifferenceMinStep) break;
+  }
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < parameters.size(); ++i) parameters[i].copy_(saved[i]);
+  return (4 * D_half - D_h) / 3;
+}
+
+HessianCheck compare_hessian_products(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
+                                      const std::string& loss, torch::Generator& generator, int directions) {
+  HessianCheck check;
+  for (int k = 0; k < directions; ++k) {
+    // Drawn on the CPU in float64, then moved: the same directions on every device.
+    auto v = torch::randn({parameter_count(model)}, generator, torch::TensorOptions().dtype(torch::kFloat64));
+    v = (v / v.norm()).to(X.options());
+    const auto product = hessian_vector_product(model, X, Y, loss, v);
+    check.product_norm = std::max(check.product_norm, product.norm().item<double>());
+    check.error = std::max(check.error, relative_error(product, hessian_difference(model, X, Y, loss, v)));
+  }
+  return check;
 }
 
 std::vector<GradcheckRow> compare_gradients(ResidualTransformerImpl& model, const torch::Tensor& X,
@@ -116,8 +186,20 @@ int run_gradcheck(const ExperimentConfig& config, torch::Device device, std::ost
     out << fmt::format("{:<16} {:>14.6e} {:>12.3e} {:>12.3e}  {}\n", row.name, row.grad_norm,
                        row.analytic_error, row.finite_difference_error, ok ? "ok" : "FAIL");
   }
+
+  // The products behind diagnostics.sharpness, on the same model and data.
+  const HessianCheck hessian = compare_hessian_products(*model, data.X, data.Y, config.train.loss, generator);
+  const bool hessian_ok = hessian.error <= kFiniteDifferenceTolerance;  // <=: a NaN fails
+  out << fmt::format(
+      "Hessian-vector products (diagnostics.sharpness): H v by double backward against (4 D(h/2) - D(h)) / 3,\n"
+      "  D(h) = (g(theta + h v) - g(theta - h v)) / 2h, along {} random unit directions v of all parameters;\n"
+      "  error = ||H v - D|| / max(||H v||, ||D||); tolerance {:.0e}\n"
+      "{:<16} {:>14.6e} {:>12} {:>12.3e}  {}\n",
+      kFiniteDifferenceDirections, kFiniteDifferenceTolerance, "H v", hessian.product_norm, "-", hessian.error,
+      hessian_ok ? "ok" : "FAIL");
+  failures += hessian_ok ? 0 : 1;
   out << (failures == 0 ? std::string("gradcheck passed\n")
-                        : fmt::format("gradcheck FAILED for {} of {} parameters\n", failures, rows.size()));
+                        : fmt::format("gradcheck FAILED for {} of {} checks\n", failures, rows.size() + 1));
   return failures == 0 ? 0 : 1;
 }
 

@@ -55,9 +55,27 @@ std::vector<GradcheckRow> compare_gradients(ResidualTransformerImpl& model, cons
                                             torch::Generator& generator,
                                             int directions = kFiniteDifferenceDirections);
 
+/// H v by Richardson-extrapolated central differences of autograd's gradient along v
+/// (flat over all parameters, as hessian_vector_product takes it), the step shrinking as
+/// finite_difference's does where a ReLU would change sign; the parameters are restored
+/// bit for bit.
+torch::Tensor hessian_difference(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
+                                 const std::string& loss, const torch::Tensor& v, double h = kFiniteDifferenceStep);
+
+/// The check of the Hessian-vector products behind diagnostics.sharpness: over unit random
+/// directions v, the largest ||H v|| (double backward) and the largest relative_error of
+/// H v against hessian_difference.
+struct HessianCheck {
+  double product_norm = 0;
+  double error = 0;
+};
+HessianCheck compare_hessian_products(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
+                                      const std::string& loss, torch::Generator& generator,
+                                      int directions = kFiniteDifferenceDirections);
+
 /// `resgd gradcheck`: builds the experiment's model and data in float64 on `device`
-/// (whatever its dtype), prints the table to `out`; returns 1 if any error is above its
-/// tolerance, else 0.
+/// (whatever its dtype), prints the table and the Hessian check to `out`; returns 1 if
+/// any error is above its tolerance, else 0.
 int run_gradcheck(const ExperimentConfig& config, torch::Device device, std::ostream& out);
 
 }  // namespace resgd
