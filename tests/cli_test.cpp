@@ -151,6 +151,30 @@ TEST(Cli, ASweepPointWhoseSettingsDoNotGoTogetherIsRefusedBeforeAnyOutput) {
   EXPECT_FALSE(fs::exists(dir / "out"));
 }
 
+TEST(Cli, SweepValuesSpelledApartButReadAlikeAreRefused) {
+  // 0.1 and 1e-1 are distinct texts (two directories) but one step size: the sweep would
+  // train the same runs twice under two names. Likewise a gain of true and 1.0, and the
+  // same values reached through a zip.
+  TempDir dir;
+  const std::pair<const char*, const char*> cases[] = {
+      {"sweep: {train.lr: [0.1, 1e-1]}\n", "exp.yaml:1:25: sweep.train.lr: 1e-1 gives the same configuration as 0.1"},
+      {"sweep: {model.residual.attention: [true, 1.0], seeds: [0, 1]}\n",
+       "exp.yaml:1:42: sweep.model.residual.attention: 1.0 gives the same configuration as true"},
+      {"sweep: {zip: {train.lr: [0.1, 0.10], model.layers: [1, 1]}}\n",
+       "exp.yaml:1:31: sweep.train.lr: 0.10 gives the same configuration as 0.1"}};
+  for (const auto& [yaml, message] : cases) {
+    testing::write_text(dir / "exp.yaml", yaml);
+    for (const char* command : {"validate exp.yaml", "run exp.yaml --out out"}) {
+      const auto result = run_resgd(dir, command);
+      EXPECT_EQ(result.exit_code, 2) << yaml << command;
+      EXPECT_NE(result.err.find(message), std::string::npos) << yaml << command << ": " << result.err;
+    }
+    EXPECT_FALSE(fs::exists(dir / "out"));
+  }
+  testing::write_text(dir / "exp.yaml", "sweep: {train.lr: [0.1, 0.2]}\n");  // distinct: fine
+  EXPECT_EQ(run_resgd(dir, "validate exp.yaml").exit_code, 0);
+}
+
 TEST(Cli, HeadsAreCheckedAgainstTheTokenSizeOfATensorsFile) {
   // d = 12 comes from the file, not the default 16: 3 heads split it, 8 do not.
   TempDir dir;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <ctime>
 #include <exception>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -253,9 +254,30 @@ nlohmann::json run_single(const ExperimentConfig& config, const fs::path& dir, c
 
 std::vector<ExperimentConfig> sweep_point_configs(const ExperimentConfig& config) {
   std::vector<ExperimentConfig> out;
-  for (const auto& point : expand_sweep(config)) {
-    out.push_back(config_for_point(config, point));
+  const auto points = expand_sweep(config);
+  std::map<std::string, size_t> first_of;  // a point's resolved configuration -> its index
+  for (size_t i = 0; i < points.size(); ++i) {
+    out.push_back(config_for_point(config, points[i]));
     read_data_sizes(out.back());
+    const auto [it, fresh] = first_of.emplace(dump_yaml(out.back()), i);
+    if (fresh) continue;
+    // Values spelled apart that read the same (0.1 and 1e-1, true and 1.0): the sweep
+    // would train one configuration twice and call the copies two settings.
+    const SweepPoint& first = points[it->second];
+    for (size_t k = 0; k < points[i].values.size(); ++k) {
+      const auto& [key, value] = points[i].values[k];
+      if (value == first.values[k].second) continue;
+      Origin at{"sweep"};
+      for (const auto& axis : config.sweep.axes)
+        for (size_t v = 0; v < axis.values.size(); ++v)
+          if (axis.key == key && axis.values[v] == value) at = axis.origins[v];
+      throw ConfigError(fmt::format("{}: sweep.{}: {} gives the same configuration as {} (run {} and run {}); "
+                                    "each setting would train the same runs",
+                                    at.str(), key, value, first.values[k].second, first.dir_name(),
+                                    points[i].dir_name()));
+    }
+    throw ConfigError(fmt::format("sweep: runs {} and {} have the same configuration", first.dir_name(),
+                                  points[i].dir_name()));  // not reached: equal texts are refused on loading
   }
   return out;
 }
