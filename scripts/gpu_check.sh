@@ -229,7 +229,9 @@ if has_stage flagship; then
   for device in cuda cpu; do
     say "flagship on $device (log: $out/flagship-$device.log)"
     start=$SECONDS
-    if ! "$resgd" run --device "$device" --out "$out/flagship-$device" --force >"$out/flagship-$device.log" 2>&1; then
+    # With the sharpness (Lanczos on double-backward products) compared too.
+    if ! "$resgd" run --device "$device" --set diagnostics.sharpness=true --out "$out/flagship-$device" --force \
+        >"$out/flagship-$device.log" 2>&1; then
       tail -n 20 "$out/flagship-$device.log"
       record "flagship_$device" FAIL "resgd run --device $device failed; see flagship-$device.log"
     fi
@@ -261,6 +263,7 @@ for p in paths:
         print(f"{str(p.parent):<44} ran on {g.get('device')}, not cuda"); bad += 1
     errs = [rel(g[k], c[k]) for k in ("initial_loss", "final_loss", "linear_rate")]
     errs += [rel(a, b) for k in ("cond_g", "sigma_min_g", "cond_g_final") for a, b in zip(g[k], c[k])]
+    errs += [rel(g[k], c[k]) for k in ("sharpness", "sharpness_max", "sharpness_final")]
     e = max(errs)
     cond = max(rel(a, b) for a, b in zip(g["cond_g"], c["cond_g"]))
     same = g["status"] == c["status"] and g["iters"] == c["iters"]
