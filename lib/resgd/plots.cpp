@@ -194,9 +194,6 @@ std::optional<double> loss_axis_top(const std::vector<PlotRun>& runs, const std:
   return top;
 }
 
-/// `column` of every run's metrics.csv against iteration, log y up to `y_top` if given;
-/// empty if no run has a value. Settings whose runs have nothing to show are named in
-/// `notes`, so no line goes missing unseen.
 /// How metrics_body draws a column: the top of the y axis (none: gnuplot's own), each run's
 /// values times its lr, and a clause drawn besides the runs' lines (a reference line).
 struct CurveOptions {
@@ -205,6 +202,9 @@ struct CurveOptions {
   std::string extra_clause;
 };
 
+/// `column` of every run's metrics.csv against iteration, log y, drawn as `options` says;
+/// empty if no run has a value. Settings whose runs have nothing to show are named in
+/// `notes`, so no line goes missing unseen.
 std::string metrics_body(const std::vector<PlotRun>& runs, const std::vector<CsvTable>& tables,
                          const std::string& column, const std::string& y_label, std::vector<std::string>& notes,
                          const CurveOptions& options = {}) {
@@ -389,8 +389,8 @@ PlotResult draw_plots(const fs::path& gnuplot, const fs::path& dir, const std::v
   // stability): lr x sharpness puts every run's edge on one line. Only where some run
   // measured it (diagnostics.sharpness).
   if (std::any_of(tables.begin(), tables.end(), [](const CsvTable& t) { return t.has_column("sharpness"); })) {
-    // A diverging run's curvature grows without bound (1e9 at the step-size sweep's
-    // largest step); past 100 times the edge the axis would only hide the others.
+    // A diverging run's curvature grows without bound (lr x sharpness 1e9 at the step-size
+    // sweep's largest step); past 100 times the edge the axis would only hide the others.
     constexpr double kTop = 200;
     double largest = 0;
     for (size_t r = 0; r < runs.size(); ++r)
