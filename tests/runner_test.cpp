@@ -28,7 +28,7 @@ ExperimentConfig resumable_experiment() {
       "data: {num_samples: 3, seq_len: 4, dim: 5, target_dim: 2}\n"
       "model: {ffn_width: 8}\n"
       "train: {lr: 0.05, max_iters: 40, checkpoint_every: 7}\n"
-      "diagnostics: {every: 5}\n",
+      "diagnostics: {every: 5, sharpness: true}\n",  // its summary keys span the interruption
       "resumable.yaml");
   return c;
 }
