@@ -301,6 +301,11 @@ TEST(Report, SharpnessGivesEachStepSizeItsQuadraticEdgeAndAPlot) {
   if (find_gnuplot()) {
     EXPECT_TRUE(is_png(options.out / "plots" / "sharpness.png"));
   }
+  // The console table after the sweep shows it too, to four digits.
+  const std::string console = format_summary_table(config, records);
+  EXPECT_NE(console.find("sharpness (init)"), std::string::npos) << console;
+  EXPECT_NE(console.find(fmt::format("{:.4g}", records.back().summary["sharpness"].get<double>())), std::string::npos)
+      << console;
 }
 
 TEST(Report, RateAndItsBoundsAreFittedAgainstSigmaMinG1) {
@@ -403,6 +408,7 @@ TEST(Report, ConsoleTablesShowFourDigitsOfEveryRealAndEveryDigitOfACount) {
   const std::string table = format_summary_table(config, {record});
   EXPECT_NE(table.find("0.1  0     diverged  1234567  3.282e+15   48.19        2.794           -"), std::string::npos)
       << table;
+  EXPECT_EQ(table.find("sharpness"), std::string::npos) << "opt-in: no column without it";
   const std::string line = format_run_line(record, 1, 1);
   EXPECT_NE(line.find("diverged after 1234567 steps, loss 2 -> 3.282e+15, rate 48.19"), std::string::npos) << line;
 }

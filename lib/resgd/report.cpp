@@ -113,9 +113,10 @@ std::string format_summary_table(const ExperimentConfig& config, const std::vect
     const auto dot = axis.key.find('.');
     header.push_back(dot == std::string::npos ? axis.key : axis.key.substr(dot + 1));
   }
-  const std::vector<std::pair<std::string, std::string>> shown = {
+  std::vector<std::pair<std::string, std::string>> shown = {
       {"status", "status"}, {"iters", "iters"}, {"final_loss", "final loss"},
       {"linear_rate", "linear rate"}, {"cond_g1", "cond_g1 (init)"}, {"pl_ratio_median", "pl_ratio (median)"}};
+  if (config.diagnostics.sharpness) shown.emplace_back("sharpness", "sharpness (init)");
   header.emplace_back("seed");
   for (const auto& [key, title] : shown) header.push_back(title);
 
