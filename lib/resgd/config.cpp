@@ -806,14 +806,19 @@ std::vector<SweepPoint> expand_sweep(const ExperimentConfig& config) {
   return out;
 }
 
+Origin sweep_value_origin(const SweepConfig& sweep, const std::string& key, const std::string& value) {
+  Origin at{"sweep"};
+  for (const auto& axis : sweep.axes)
+    for (size_t i = 0; i < axis.values.size(); ++i)
+      if (axis.key == key && axis.values[i] == value) at = axis.origins[i];
+  return at;
+}
+
 ExperimentConfig config_for_point(const ExperimentConfig& base, const SweepPoint& point) {
   ExperimentConfig config = base;
   config.sweep = SweepConfig{};
   for (const auto& [key, value] : point.values) {
-    Origin at{"sweep"};
-    for (const auto& axis : base.sweep.axes)
-      for (size_t i = 0; i < axis.values.size(); ++i)
-        if (axis.key == key && axis.values[i] == value) at = axis.origins[i];
+    const Origin at = sweep_value_origin(base.sweep, key, value);
     YAML::Node node;
     try {
       node = YAML::Load(value);

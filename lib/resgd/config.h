@@ -155,5 +155,8 @@ struct SweepPoint {
 std::vector<SweepPoint> expand_sweep(const ExperimentConfig& config);
 /// The configuration of one sweep point: the base with the point's values applied.
 ExperimentConfig config_for_point(const ExperimentConfig& base, const SweepPoint& point);
+/// Where a swept key's value was written (file, line, column); Origin{"sweep"} if no axis
+/// of `sweep` lists it.
+Origin sweep_value_origin(const SweepConfig& sweep, const std::string& key, const std::string& value);
 
 }  // namespace resgd

@@ -267,13 +267,9 @@ std::vector<ExperimentConfig> sweep_point_configs(const ExperimentConfig& config
     for (size_t k = 0; k < points[i].values.size(); ++k) {
       const auto& [key, value] = points[i].values[k];
       if (value == first.values[k].second) continue;
-      Origin at{"sweep"};
-      for (const auto& axis : config.sweep.axes)
-        for (size_t v = 0; v < axis.values.size(); ++v)
-          if (axis.key == key && axis.values[v] == value) at = axis.origins[v];
       throw ConfigError(fmt::format("{}: sweep.{}: {} gives the same configuration as {} (run {} and run {}); "
                                     "each setting would train the same runs",
-                                    at.str(), key, value, first.values[k].second, first.dir_name(),
+                                    sweep_value_origin(config.sweep, key, value).str(), key, value, first.values[k].second, first.dir_name(),
                                     points[i].dir_name()));
     }
     throw ConfigError(fmt::format("sweep: runs {} and {} have the same configuration", first.dir_name(),
