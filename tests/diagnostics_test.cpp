@@ -255,13 +255,10 @@ TEST(Diagnostics, NtkRefusedAboveSizeLimitIsNanAndWarnsOncePerRun) {
 torch::Tensor gradient_difference(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
                                   const torch::Tensor& v, double h) {
   auto params = model.parameters();
+  const auto direction = split_like(v, params);
   auto shift = [&](double by) {
     torch::NoGradGuard no_grad;
-    int64_t offset = 0;
-    for (auto& p : params) {
-      p.add_(v.narrow(0, offset, p.numel()).view_as(p), by);
-      offset += p.numel();
-    }
+    for (size_t i = 0; i < params.size(); ++i) params[i].add_(direction[i], by);
   };
   auto flat_gradient = [&] {
     std::vector<torch::Tensor> flat;

@@ -56,14 +56,7 @@ auto with_hessian_products(ResidualTransformerImpl& model, const torch::Tensor& 
   for (size_t i = 0; i < grads.size(); ++i)
     if (grads[i].requires_grad()) curved.push_back(i);
   auto hvp = [&](const torch::Tensor& v) {
-    std::vector<torch::Tensor> parts;  // v as one tensor per parameter
-    int64_t offset = 0;
-    for (const auto& p : params) {
-      parts.push_back(v.narrow(0, offset, p.numel()).view_as(p));
-      offset += p.numel();
-    }
-    TORCH_CHECK(offset == v.numel(), "Hessian-vector product: v has ", v.numel(), " entries, the parameters ",
-                offset);
+    const auto parts = split_like(v, params);
     std::vector<torch::Tensor> outputs, directions;
     for (size_t i : curved) outputs.push_back(grads[i]), directions.push_back(parts[i]);
     std::vector<torch::Tensor> Hv_parts(params.size());
@@ -190,6 +183,19 @@ int64_t parameter_count(const ResidualTransformerImpl& model) {
   int64_t count = 0;
   for (const auto& p : model.parameters()) count += p.numel();
   return count;
+}
+
+std::vector<torch::Tensor> split_like(const torch::Tensor& flat, const std::vector<torch::Tensor>& params) {
+  std::vector<torch::Tensor> parts;
+  int64_t offset = 0;
+  for (const auto& p : params) {
+    TORCH_CHECK(offset + p.numel() <= flat.numel(), "a flat vector of ", flat.numel(),
+                " entries is shorter than the parameters");
+    parts.push_back(flat.narrow(0, offset, p.numel()).view_as(p));
+    offset += p.numel();
+  }
+  TORCH_CHECK(offset == flat.numel(), "a flat vector of ", flat.numel(), " entries for ", offset, " parameters");
+  return parts;
 }
 
 int64_t ntk_jacobian_entries(const ResidualTransformerImpl& model, const torch::Tensor& X) {

@@ -69,6 +69,10 @@ torch::Tensor rank1_residual(const torch::Tensor& M);
 /// The number of trainable values: the length of theta.
 int64_t parameter_count(const ResidualTransformerImpl& model);
 
+/// A vector flat over all parameters (registration order, as hessian_vector_product takes
+/// it) as one view per parameter, each of its parameter's shape; checks the length.
+std::vector<torch::Tensor> split_like(const torch::Tensor& flat, const std::vector<torch::Tensor>& params);
+
 /// Entries of the Jacobian of the flattened outputs for X (N, n, d) w.r.t. all parameters:
 /// (number of outputs) x (number of parameters).
 int64_t ntk_jacobian_entries(const ResidualTransformerImpl& model, const torch::Tensor& X);
@@ -127,7 +131,8 @@ struct DiagnosticsInput {
 
 /// The values of `diagnostic_columns`, same order; NaN where a value could not be had
 /// (a diverged state, the NTK when refused for size, the sharpness when Lanczos did not
-/// converge: then one line on std::cerr per run). Reads back from the device once. The two parts below, joined.
+/// converge: then one line on std::cerr per run). Reads back from the device once. The two
+/// parts below, joined.
 std::vector<double> compute_diagnostics(const DiagnosticsInput& input);
 
 /// The columns read from the forward trace alone, in column order: per block the spectra,

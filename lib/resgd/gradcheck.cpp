@@ -20,11 +20,31 @@ bool has_kink(const ResidualTransformerImpl& model) {
   return activation == Activation::relu || activation == Activation::leaky_relu;
 }
 
-/// The sign (U > 0) of every FFN unit of every block in a forward trace, flattened.
-torch::Tensor unit_signs(const ForwardTrace& trace) {
+/// Clears `unchanged` where the sign (U > 0) of some FFN unit in `trace` differs from its
+/// sign in `signs_at_0`, which the first call records: a kink inside a difference stencil.
+void compare_unit_signs(const ForwardTrace& trace, torch::Tensor& signs_at_0, bool& unchanged) {
   std::vector<torch::Tensor> signs;
   for (const auto& block : trace.blocks) signs.push_back(block.U.gt(0).flatten());
-  return torch::cat(signs);
+  const auto all_signs = torch::cat(signs);
+  if (!signs_at_0.defined()) signs_at_0 = all_signs;
+  unchanged = unchanged && torch::equal(all_signs, signs_at_0);
+}
+
+/// (4 D(h/2) - D(h)) / 3 with D(h) = (f(h) - f(-h)) / 2h: Richardson's extrapolation, which
+/// cancels the h^2 term of the central difference. `at(t, unchanged)` returns f(t) (a
+/// number or a tensor) and clears `unchanged` as compare_unit_signs does; where it does, h
+/// shrinks tenfold, down to kFiniteDifferenceMinStep. With `kinked`, at(0) comes first, to
+/// record the signs.
+template <class At>
+auto richardson_difference(At&& at, bool kinked, double h) {
+  bool same_signs = true;
+  if (kinked) at(0.0, same_signs);
+  for (;; h /= 10) {
+    same_signs = true;
+    const auto D_h = (at(h, same_signs) - at(-h, same_signs)) / (2 * h);
+    const auto D_half = (at(h / 2, same_signs) - at(-h / 2, same_signs)) / h;
+    if (same_signs || h / 10 < kFiniteDifferenceMinStep) return (4 * D_half - D_h) / 3;
+  }
 }
 
 }  // namespace
@@ -41,30 +61,16 @@ double finite_difference(ResidualTransformerImpl& model, torch::Tensor& paramete
   torch::NoGradGuard no_grad;
   const auto saved = parameter.clone();
   const bool kinked = has_kink(model);
-  // The loss at p + t v; `unchanged` turns false if some unit's sign (U > 0) differs from
-  // its sign at t = 0, i.e. a kink lies inside the stencil.
   torch::Tensor signs_at_0;
-  auto loss_at = [&](double t, bool& unchanged) {
+  auto loss_at = [&](double t, bool& unchanged) {  // L(p + t v)
     parameter.copy_(saved + t * direction);
     const ForwardTrace trace = model.trace(X);
-    if (kinked) {
-      auto all_signs = unit_signs(trace);
-      if (!signs_at_0.defined()) signs_at_0 = all_signs;
-      unchanged = unchanged && torch::equal(all_signs, signs_at_0);
-    }
+    if (kinked) compare_unit_signs(trace, signs_at_0, unchanged);
     return objective(trace.output, Y, loss).item<double>();
   };
-  bool same_signs = true;
-  if (kinked) loss_at(0.0, same_signs);  // records the signs at t = 0
-  double D_h = 0, D_half = 0;
-  for (;; h /= 10) {
-    same_signs = true;
-    D_h = (loss_at(h, same_signs) - loss_at(-h, same_signs)) / (2 * h);
-    D_half = (loss_at(h / 2, same_signs) - loss_at(-h / 2, same_signs)) / h;
-    if (same_signs || h / 10 < kFiniteDifferenceMinStep) break;
-  }
+  const double derivative = richardson_difference(loss_at, kinked, h);
   parameter.copy_(saved);  // copy, not subtract: no rounding drift left behind
-  return (4 * D_half - D_h) / 3;  // cancels the h^2 term of the central difference
+  return derivative;
 }
 
 torch::Tensor hessian_difference(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
@@ -72,40 +78,24 @@ torch::Tensor hessian_difference(ResidualTransformerImpl& model, const torch::Te
   auto parameters = model.parameters();
   std::vector<torch::Tensor> saved;
   for (const auto& p : parameters) saved.push_back(p.detach().clone());
+  const auto direction = split_like(v, saved);
   const bool kinked = has_kink(model);
   torch::Tensor signs_at_0;
-  // The whole gradient, flat, at theta + t v; `unchanged` as in finite_difference.
-  auto gradient_at = [&](double t, bool& unchanged) {
+  auto gradient_at = [&](double t, bool& unchanged) {  // the whole gradient, flat, at theta + t v
     {
       torch::NoGradGuard no_grad;
-      int64_t offset = 0;
-      for (size_t i = 0; i < parameters.size(); ++i) {
-        parameters[i].copy_(saved[i] + t * v.narrow(0, offset, saved[i].numel()).view_as(saved[i]));
-        offset += saved[i].numel();
-      }
+      for (size_t i = 0; i < parameters.size(); ++i) parameters[i].copy_(saved[i] + t * direction[i]);
     }
     const auto state = autograd_gradients(model, X, Y, loss);
-    if (kinked) {
-      auto all_signs = unit_signs(state.trace);
-      if (!signs_at_0.defined()) signs_at_0 = all_signs;
-      unchanged = unchanged && torch::equal(all_signs, signs_at_0);
-    }
+    if (kinked) compare_unit_signs(state.trace, signs_at_0, unchanged);
     std::vector<torch::Tensor> flat;
     for (const auto& g : state.grads) flat.push_back(g.detach().flatten());
     return torch::cat(flat);
   };
-  bool same_signs = true;
-  if (kinked) gradient_at(0.0, same_signs);  // records the signs at t = 0
-  torch::Tensor D_h, D_half;
-  for (;; h /= 10) {
-    same_signs = true;
-    D_h = (gradient_at(h, same_signs) - gradient_at(-h, same_signs)) / (2 * h);
-    D_half = (gradient_at(h / 2, same_signs) - gradient_at(-h / 2, same_signs)) / h;
-    if (same_signs || h / 10 < kFiniteDifferenceMinStep) break;
-  }
+  const torch::Tensor product = richardson_difference(gradient_at, kinked, h);
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < parameters.size(); ++i) parameters[i].copy_(saved[i]);
-  return (4 * D_half - D_h) / 3;
+  return product;
 }
 
 HessianCheck compare_hessian_products(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
