@@ -248,9 +248,10 @@ std::vector<Metric> report_metrics(size_t blocks, bool sharpness) {
   return metrics;
 }
 
-/// Whether some run measured the sharpness (diagnostics.sharpness).
+/// Whether some run measured the sharpness (diagnostics.sharpness on): its summary has
+/// sharpness_max, null or not, and its metrics.csv a sharpness column.
 bool has_sharpness(const std::vector<ReportRun>& runs) {
-  return std::any_of(runs.begin(), runs.end(), [](const ReportRun& run) { return summary_number(run.summary, "sharpness").has_value(); });
+  return std::any_of(runs.begin(), runs.end(), [](const ReportRun& run) { return run.summary.contains("sharpness_max"); });
 }
 
 /// A power law y ~ x^slope: fit_line of ln y on ln x over the pairs where both are finite
@@ -436,7 +437,8 @@ fs::path write_report(const fs::path& dir, std::ostream& log) {
   size_t blocks = 0;
   for (const auto& run : runs)
     if (run.summary.contains("cond_g") && run.summary["cond_g"].is_array()) blocks = std::max(blocks, run.summary["cond_g"].size());
-  const auto metrics = report_metrics(blocks, has_sharpness(runs));
+  const bool sharpness = has_sharpness(runs);
+  const auto metrics = report_metrics(blocks, sharpness);
 
   auto spread_in = [&](size_t group, const Metric& metric) {
     std::vector<std::optional<double>> values;
@@ -550,9 +552,10 @@ fs::path write_report(const fs::path& dir, std::ostream& log) {
     std::vector<PlotRun> plot_runs;
     for (size_t r = 0; r < runs.size(); ++r) {
       std::string label = setting_label(names, runs[r].values);
+      // The lr only the sharpness plot needs (lr x sharpness), read only for it.
+      const double lr = sharpness ? load_config_file((dir / runs[r].dir / "config.yaml").string()).train.lr : 0.0;
       plot_runs.push_back({runs[r].dir, label.empty() ? "seed " + runs[r].seed : label, group_of[r],
-                           runs[r].summary.value("status", "") == "diverged",
-                           load_config_file((dir / runs[r].dir / "config.yaml").string()).train.lr});
+                           runs[r].summary.value("status", "") == "diverged", lr});
     }
     const PlotResult plots = draw_plots(*gnuplot, dir, plot_runs, metric_plots);
     plots_text += "PNG and SVG files in plots/, each with the gnuplot script that drew it "
