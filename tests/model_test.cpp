@@ -239,7 +239,7 @@ TEST(Model, UniformAttentionMapsEveryTokenToTheMeanToken) {
   torch::NoGradGuard no_grad;
   const BlockTrace t = model->trace(X).blocks[0];
   EXPECT_TRUE(torch::allclose(t.S, torch::full_like(t.S, 1.0 / 6.0), 0, 1e-15));
-  const auto& W_V = model->named_parameters()["blocks.0.W_V"];
+  const torch::Tensor W_V = model->named_parameters()["blocks.0.W_V"];  // a copy: the dict is a temporary
   const auto expected_row = X.mean(1).matmul(W_V);  // (N, d): mean(X) W_V
   for (int64_t i = 0; i < 6; ++i)
     EXPECT_TRUE(torch::allclose(t.A.select(1, i), expected_row, 1e-13, 1e-13)) << "token " << i;
@@ -265,7 +265,7 @@ TEST(Model, ResidualSwitchesChangeTheOutputExactlyAsTheEquationsSay) {
   ResidualTransformer narrow(o);
   EXPECT_EQ(narrow->blocks[0]->as<ResidualBlockImpl>()->ffn_residual(), 0.0);
   const auto tn = narrow->trace(X).blocks[0];
-  const auto& W_2 = narrow->named_parameters()["blocks.0.W_2"];
+  const torch::Tensor W_2 = narrow->named_parameters()["blocks.0.W_2"];  // a copy: the dict is a temporary
   EXPECT_TRUE(torch::allclose(tn.H_out, tn.Phi.matmul(W_2), 1e-14, 1e-14));
 }
 
