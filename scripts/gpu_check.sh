@@ -239,43 +239,8 @@ if has_stage flagship; then
     echo "$device: $((SECONDS - start)) s"
   done
   say "flagship summaries, cuda against cpu (relative tolerance $rel_tol)"
-  if compare="$(python3 - "$out/flagship-cuda" "$out/flagship-cpu" "$rel_tol" <<'PY'
-import json, math, pathlib, sys
-gpu_dir, cpu_dir, tol = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), float(sys.argv[3])
-def rel(a, b):
-    if a == b or (a is None and b is None):
-        return 0.0
-    if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)):
-        return math.inf
-    return abs(a - b) / max(abs(a), abs(b))
-paths = sorted(p.relative_to(cpu_dir) for p in cpu_dir.glob("runs/**/summary.json"))
-if not paths:
-    print("no runs/**/summary.json under", cpu_dir); sys.exit(1)
-bad, worst = 0, 0.0
-print(f"{'run':<44} {'status':<10} {'iters':>11} {'final_loss cuda':>16} {'cpu':>12} {'rel':>8} {'cond_g rel':>10}")
-for p in paths:
-    c = json.loads((cpu_dir / p).read_text())
-    try:
-        g = json.loads((gpu_dir / p).read_text())
-    except OSError:
-        print(f"{str(p.parent):<44} missing on cuda"); bad += 1; continue
-    if not g.get("device", "").startswith("cuda"):
-        print(f"{str(p.parent):<44} ran on {g.get('device')}, not cuda"); bad += 1
-    errs = [rel(g[k], c[k]) for k in ("initial_loss", "final_loss", "linear_rate")]
-    errs += [rel(a, b) for k in ("cond_g", "sigma_min_g", "cond_g_final") for a, b in zip(g[k], c[k])]
-    errs += [rel(g[k], c[k]) for k in ("sharpness", "sharpness_max", "sharpness_final")]
-    e = max(errs)
-    cond = max(rel(a, b) for a, b in zip(g["cond_g"], c["cond_g"]))
-    same = g["status"] == c["status"] and g["iters"] == c["iters"]
-    ok = same and e <= tol
-    bad += 0 if ok else 1
-    worst = max(worst, e)
-    print(f"{str(p.parent):<44} {c['status']:<10} {str(g['iters']) + '/' + str(c['iters']):>11} "
-          f"{g['final_loss']:>16.6e} {c['final_loss']:>12.6e} {e:>8.1e} {cond:>10.1e}{'' if ok else '  MISMATCH'}")
-print(f"SUMMARY {len(paths) - bad}/{len(paths)} runs agree; worst relative difference {worst:.1e}")
-sys.exit(1 if bad else 0)
-PY
-)"; then
+  if compare="$(python3 "$repo/scripts/compare_summaries.py" "$out/flagship-cuda" "$out/flagship-cpu" "$rel_tol" \
+      --labels cuda,cpu --device-a cuda)"; then
     echo "$compare"
     record flagship ok "cuda = cpu: ${compare##*SUMMARY }"
   else
