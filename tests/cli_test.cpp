@@ -20,6 +20,21 @@ const char* kTinySweep =
     "diagnostics: {every: 5}\n"
     "sweep: {model.residual.attention: [true, false], seeds: [0]}\n";
 
+TEST(Cli, LibTorchKeepsOneIntraOpThreadUnlessOmpNumThreadsSetsIt) {
+  // resgd shares the cores out itself (BLAS threads, the diagnosis worker, --jobs); LibTorch
+  // 2.x's own default of every core beside that oversubscribes them (system.h).
+  TempDir dir;
+  testing::write_text(dir / "exp.yaml", "train: {max_iters: 2}\ndata: {num_samples: 2}\n");
+  const auto plain = run_resgd(dir, "run exp.yaml --out plain", "-u OMP_NUM_THREADS");
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  if (plain.out.find("compute: OpenBLAS") == std::string::npos)
+    GTEST_SKIP() << "the products do not go to OpenBLAS, so LibTorch's own count stands: " << plain.out;
+  EXPECT_NE(plain.out.find("; 1 intra-op thread(s)"), std::string::npos) << plain.out;
+  const auto asked = run_resgd(dir, "run exp.yaml --out asked", "OMP_NUM_THREADS=2");
+  ASSERT_EQ(asked.exit_code, 0) << asked.err;
+  EXPECT_NE(asked.out.find("; 2 intra-op thread(s); LibTorch"), std::string::npos) << asked.out;
+}
+
 TEST(Cli, RunWritesEveryDesignedFile) {
   TempDir dir;
   testing::write_text(dir / "exp.yaml", kTinySweep);

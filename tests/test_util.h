@@ -47,11 +47,13 @@ struct CommandResult {
   std::string out, err;
 };
 
-/// Runs the built `resgd` binary with `args` (shell words) inside `dir`.
-inline CommandResult run_resgd(const TempDir& dir, const std::string& args) {
+/// Runs the built `resgd` binary with `args` (shell words) inside `dir`; `env`, when given,
+/// are arguments of env(1) before it (e.g. "OMP_NUM_THREADS=2", "-u OMP_NUM_THREADS").
+inline CommandResult run_resgd(const TempDir& dir, const std::string& args, const std::string& env = "") {
   const auto out = dir / ".stdout", err = dir / ".stderr";
-  const std::string command = "cd '" + dir.path().string() + "' && '" RESGD_BINARY "' " + args + " >'" +
-                              out.string() + "' 2>'" + err.string() + "' </dev/null";
+  const std::string command = "cd '" + dir.path().string() + "' && " + (env.empty() ? "" : "env " + env + " ") +
+                              "'" RESGD_BINARY "' " + args + " >'" + out.string() + "' 2>'" + err.string() +
+                              "' </dev/null";
   const int status = std::system(command.c_str());
   CommandResult result;
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;

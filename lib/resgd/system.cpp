@@ -53,6 +53,7 @@ void configure_process() {
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);   // never shrink the heap between steps
   mallopt(M_TOP_PAD, 64 << 20);         // grow it in large steps
+  choose_intra_op_threads();
   match_blas_threads();
 }
 
@@ -69,6 +70,12 @@ Function* openblas_function(const char* name) {
 
 /// What select_blas_kernels did, for compute_backend_summary.
 std::string& blas_kernel_note() {
+  static std::string note;
+  return note;
+}
+
+/// What choose_intra_op_threads did, likewise.
+std::string& intra_op_note() {
   static std::string note;
   return note;
 }
@@ -107,6 +114,23 @@ void select_blas_kernels() {
   init();
   blas_kernel_note() = " (chosen by resgd, as OpenBLAS fell back to Prescott on this CPU; "
                        "OPENBLAS_CORETYPE=Prescott keeps its fallback)";
+}
+
+void choose_intra_op_threads() {
+  // resgd schedules the cores itself: OpenBLAS threads for a large GD step
+  // (lone_gd_blas_threads), a worker for the diagnoses, --jobs for sweep runs. LibTorch's
+  // intra-op pool on top of that oversubscribes them: Debian 12's LibTorch 1.13 starts it
+  // with one thread on two cores, but Debian 13's 2.6 with every core, and there a
+  // diagnosis on the worker competed with the step's own pool threads (diagnostics every
+  // 10 steps cost +54% to +134% at the small sizes instead of +3% to +14%, and a medium
+  // step took 54 instead of 39 ms; docs/performance.md). Only with OpenBLAS: where the
+  // products go to a BLAS that threads through the intra-op pool (MKL in the official
+  // zips), one thread would make them serial.
+  if (std::getenv("OMP_NUM_THREADS") || !openblas_function<void(int)>("openblas_set_num_threads")) return;
+  const int before = at::get_num_threads();
+  if (before == 1) return;
+  at::set_num_threads(1);
+  intra_op_note() = fmt::format(" (resgd's choice, LibTorch's was {}; OMP_NUM_THREADS sets it)", before);
 }
 
 bool blas_has_small_matrix_kernels() {
@@ -176,8 +200,8 @@ std::string compute_backend_summary() {
   if (openblas_function<int()>("openblas_get_num_threads"))
     blas += fmt::format(", BLAS threads: {} for the GD step of a lone run of {:.2g}+ GFLOP per step, else 1",
                         lone_gd_blas_threads(kThreadedStepFlops), kThreadedStepFlops / 1e9);
-  return fmt::format("compute: {}; {} intra-op thread(s); LibTorch {}", blas, at::get_num_threads(),
-                     libtorch_version());
+  return fmt::format("compute: {}; {} intra-op thread(s){}; LibTorch {}", blas, at::get_num_threads(),
+                     intra_op_note(), libtorch_version());
 }
 
 }  // namespace resgd

@@ -18,12 +18,18 @@ torch::Dtype resolve_dtype(const std::string& dtype);
 /// Process-wide settings made once at start-up: keeps freed tensor memory in the heap
 /// instead of returning it to the kernel after every step (fresh pages cost ~13 us per
 /// 4 KiB here, which dominated small GD steps).
-void configure_process();  // also calls select_blas_kernels and match_blas_threads
+void configure_process();  // also calls select_blas_kernels, choose_intra_op_threads and match_blas_threads
 
 /// Where OpenBLAS did not recognise the CPU and fell back to its generic SSE3 kernels,
 /// re-selects the fastest kernel set the CPU supports (AVX-512, else AVX2). Must run
 /// before the first matrix product; a no-op with any other BLAS or choice.
 void select_blas_kernels();
+
+/// Where OpenBLAS serves the products and OMP_NUM_THREADS is not set, gives LibTorch's
+/// intra-op pool one thread: resgd's own BLAS threads, diagnosis worker and --jobs share
+/// the cores out, and a pool of every core (LibTorch 2.x's default) beside them
+/// oversubscribes the machine. compute_backend_summary says when it changed the count.
+void choose_intra_op_threads();
 
 /// Whether the BLAS in use is OpenBLAS 0.3.16 or later with its AVX-512 kernels (SkylakeX,
 /// Cooperlake, SapphireRapids): the ones that multiply float64 products of up to 10^6
