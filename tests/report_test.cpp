@@ -148,6 +148,43 @@ TEST_F(SweepReport, EightRunsAndAReportWhoseNumbersMatchTheRunFiles) {
   EXPECT_EQ(markdown_table(report, "## Runs").size(), 9u);
 }
 
+TEST_F(SweepReport, WithinSequenceLossIsTheTargetsSpreadAboutEachSequencesMean) {
+  // summary.json's within_sequence_loss, from the run's own targets in tensors/init.pt;
+  // sweep.csv repeats it, and the run table gives the final loss over it. Uniform attention
+  // without the residual makes every output constant over a sequence, so no logged loss of
+  // a plain run lies below it (Training.UniformAttentionWithoutTheResidual... runs it long).
+  const ExperimentConfig config = load_config_text(kSweep, "sweep.yaml");
+  const CsvTable sweep = read_csv(out() / "sweep.csv");
+  const auto runs = markdown_table(slurp(out() / "report.md"), "## Runs");
+  const auto& header = runs.at(0);
+  const auto ratio_column = std::find(header.begin(), header.end(), "final / within-seq loss");
+  ASSERT_NE(ratio_column, header.end());
+  size_t r = 0, plain_checked = 0;
+  for (const auto& point : expand_sweep(config)) {
+    const fs::path run = out() / "runs" / point.dir_name();
+    SCOPED_TRACE(run.string());
+    const auto summary = nlohmann::json::parse(slurp(run / "summary.json"));
+    const torch::Tensor Y = load_tensors(run / "tensors" / "init.pt").at("Y");  // (N, n, d_y)
+    const torch::Tensor spread = Y - Y.mean(1, /*keepdim=*/true);
+    const double expected = 0.5 * spread.pow(2).sum().item<double>();
+    const double floor = summary.at("within_sequence_loss").get<double>();
+    EXPECT_NEAR(floor, expected, 1e-13 * expected);
+    EXPECT_EQ(*cell(sweep, r, "within_sequence_loss"), floor);
+    const auto& row = runs.at(r + 1);
+    EXPECT_EQ(row[0], "runs/" + point.dir_name());
+    const double final_loss = summary.at("final_loss").is_null() ? NAN : summary["final_loss"].get<double>();
+    EXPECT_EQ(row.at(static_cast<size_t>(ratio_column - header.begin())),
+              std::isfinite(final_loss) ? fmt::format("{:.4g}", final_loss / floor) : "-");
+    if (point.values[0].second == "false" && summary["status"] != "diverged") {
+      const CsvTable metrics = read_csv(run / "metrics.csv");
+      for (size_t i = 0; i < metrics.rows.size(); ++i) EXPECT_GE(*cell(metrics, i, "loss"), floor * (1 - 1e-12)) << i;
+      ++plain_checked;
+    }
+    ++r;
+  }
+  EXPECT_EQ(plain_checked, 2u);  // lr 0.1, both seeds
+}
+
 TEST_F(SweepReport, StepSizesNameTheLargestConvergingAndSmallestDivergingLr) {
   // Recomputed from each run's status: per residual setting, over lr 0.1 and 2.0.
   const ExperimentConfig config = load_config_text(kSweep, "sweep.yaml");
@@ -253,6 +290,21 @@ TEST_F(SweepReport, WithoutGnuplotTheTablesAreWrittenAndThePlotsSkipped) {
   EXPECT_NE(report.find("Plots skipped: gnuplot was not found"), std::string::npos);
   EXPECT_NE(report.find("## By swept setting"), std::string::npos);
   EXPECT_NE(log.str().find("plots skipped"), std::string::npos);
+}
+
+TEST(Report, PooledTargetsHaveNoWithinSequenceLossAndNoColumnForIt) {
+  // The mean readout fits one target per sequence: no tokens for it to vary over.
+  TempDir dir;
+  RunOptions options;
+  options.out = dir / "pooled";
+  run_experiment(load_config_text("data: {num_samples: 3, seq_len: 4, dim: 5, target_dim: 2}\n"
+                                  "model: {ffn_width: 8, readout: mean}\ntrain: {max_iters: 5}\n",
+                                  "pooled.yaml"),
+                 options);
+  const auto summary = nlohmann::json::parse(slurp(options.out / "summary.json"));
+  ASSERT_TRUE(summary.contains("within_sequence_loss"));
+  EXPECT_TRUE(summary["within_sequence_loss"].is_null());
+  EXPECT_EQ(slurp(options.out / "report.md").find("within-seq"), std::string::npos);
 }
 
 TEST(Report, SharpnessGivesEachStepSizeItsQuadraticEdgeAndAPlot) {

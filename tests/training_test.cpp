@@ -181,6 +181,39 @@ TEST(Training, ThePlRatioIsBoundedBelowByTheNtksSmallestEigenvalue) {
   }
 }
 
+TEST(Training, UniformAttentionWithoutTheResidualStallsExactlyAtTheWithinSequenceLoss) {
+  // W_Q = W_K = 0: attention is uniform and stays so (a fixed point of GD), so without the
+  // residual every token of a sequence gets the same G row and the same output. The best
+  // such output is each sequence's mean target: GD reaches that loss and never goes below,
+  // while the residual model, whose tokens stay apart, fits far past it. The floor here is
+  // summed entry by entry, apart from within_sequence_loss's tensor code.
+  ExperimentConfig c = tiny_experiment();
+  c.model.init.W_Q = 0.0;
+  c.model.init.W_K = 0.0;
+  c.train.max_iters = 500;
+  c.train.rel_tolerance = 0;
+  const Dataset data = make_dataset(c, torch::kCPU, torch::kFloat64);
+  const auto Y = data.Y.accessor<double, 3>();
+  double floor = 0;
+  for (int64_t i = 0; i < Y.size(0); ++i)
+    for (int64_t k = 0; k < Y.size(2); ++k) {
+      double mean = 0;
+      for (int64_t t = 0; t < Y.size(1); ++t) mean += Y[i][t][k] / static_cast<double>(Y.size(1));
+      for (int64_t t = 0; t < Y.size(1); ++t) floor += 0.5 * (Y[i][t][k] - mean) * (Y[i][t][k] - mean);
+    }
+  EXPECT_NEAR(within_sequence_loss(data.Y, "sum").item<double>(), floor, 1e-13 * floor);
+  EXPECT_NEAR(within_sequence_loss(data.Y, "mean").item<double>(), floor / 4, 1e-13 * floor);
+
+  c.model.residual_attention.value = 0.0;
+  const Trajectory plain = train_tiny(c);
+  EXPECT_GT(plain.rows.front().loss, 1.1 * floor);  // it starts well above the floor
+  for (const auto& row : plain.rows) EXPECT_GE(row.loss, floor * (1 - 1e-12)) << "iteration " << row.iter;
+  EXPECT_LT(plain.result.final_loss, floor * (1 + 1e-9));
+  c.model.residual_attention.value = 1.0;
+  const Trajectory residual = train_tiny(c);
+  EXPECT_LT(residual.result.final_loss, 1e-3 * floor);
+}
+
 TEST(Training, RowsDiagnosedBesideGdArriveInOrderAndComplete) {
   ExperimentConfig c = tiny_experiment();
   c.train.max_iters = 20;

@@ -179,6 +179,11 @@ torch::Tensor rank1_residual(const torch::Tensor& M) {
 }
 
 // ---------------------------------------------------------------------------------------
+torch::Tensor within_sequence_loss(const torch::Tensor& Y, const std::string& loss) {
+  TORCH_CHECK(Y.dim() == 3, "within_sequence_loss needs per-token targets (N, n, d_y), got ", Y.sizes());
+  return objective(Y.mean(1, /*keepdim=*/true).expand_as(Y), Y, loss);
+}
+
 int64_t parameter_count(const ResidualTransformerImpl& model) {
   int64_t count = 0;
   for (const auto& p : model.parameters()) count += p.numel();

@@ -64,6 +64,13 @@ torch::Tensor attention_entropy(const torch::Tensor& S, bool causal);
 /// al.'s distance to rank one. A zero matrix counts as rank one (0). 0-d.
 torch::Tensor rank1_residual(const torch::Tensor& M);
 
+/// The least loss of a prediction that is the same for every token of a sequence: all a
+/// model can give whose attention output has collapsed to one vector per sequence, since
+/// the FFN acts token by token. `objective` (model.h, `loss` sum | mean) of each sequence's
+/// mean target against Y (N, n, d_y): 0.5 sum_i ||Y_i - 1 mean(Y_i)^T||_F^2, / N for mean.
+/// DESIGN.md's plain model stalls near it. 0-d, on Y's device.
+torch::Tensor within_sequence_loss(const torch::Tensor& Y, const std::string& loss);
+
 // --- Neural tangent kernel -------------------------------------------------------------------
 
 /// The number of trainable values: the length of theta.

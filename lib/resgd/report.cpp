@@ -43,8 +43,8 @@ std::string or_dash(const std::string& text) { return text.empty() ? "-" : text;
 }  // namespace
 
 std::vector<std::string> summary_columns(int64_t layers) {
-  std::vector<std::string> columns = {"status", "initial_loss", "final_loss", "loss_max", "iters", "iters_to_tol",
-                                      "linear_rate"};
+  std::vector<std::string> columns = {"status", "initial_loss", "final_loss", "loss_max", "within_sequence_loss",
+                                      "iters", "iters_to_tol", "linear_rate"};
   for (const char* stem : {"sigma_min_g", "sigma_max_g", "cond_g"})
     for (int64_t l = 1; l <= layers; ++l) columns.push_back(fmt::format("{}{}", stem, l));
   for (const char* key : {"sigma_min_phi", "ntk_lambda_min", "sharpness", "sharpness_max", "sharpness_final",
@@ -224,7 +224,8 @@ struct Metric {
   std::function<std::optional<double>(const nlohmann::json&)> read;
 };
 
-std::vector<Metric> report_metrics(size_t blocks, bool sharpness) {
+/// `within_sequence`: some run has per-token targets, so a within_sequence_loss.
+std::vector<Metric> report_metrics(size_t blocks, bool sharpness, bool within_sequence) {
   std::vector<Metric> metrics = {
       {"iters to tol", [](const nlohmann::json& s) { return summary_number(s, "iters_to_tol"); }},
       {"final loss", [](const nlohmann::json& s) { return summary_number(s, "final_loss"); }},
@@ -245,6 +246,13 @@ std::vector<Metric> report_metrics(size_t blocks, bool sharpness) {
                          return *peak / *start;
                        }});
   }
+  if (within_sequence)  // about 1 where the loss stalls because the tokens of a sequence look alike
+    metrics.push_back({"final / within-seq loss", [](const nlohmann::json& s) -> std::optional<double> {
+                         const auto final_loss = summary_number(s, "final_loss");
+                         const auto floor = summary_number(s, "within_sequence_loss");
+                         if (!final_loss || !floor || !(*floor > 0)) return std::nullopt;
+                         return *final_loss / *floor;
+                       }});
   return metrics;
 }
 
@@ -438,7 +446,10 @@ fs::path write_report(const fs::path& dir, std::ostream& log) {
   for (const auto& run : runs)
     if (run.summary.contains("cond_g") && run.summary["cond_g"].is_array()) blocks = std::max(blocks, run.summary["cond_g"].size());
   const bool sharpness = has_sharpness(runs);
-  const auto metrics = report_metrics(blocks, sharpness);
+  const bool within_sequence = std::any_of(runs.begin(), runs.end(), [](const ReportRun& run) {
+    return summary_number(run.summary, "within_sequence_loss").has_value();
+  });
+  const auto metrics = report_metrics(blocks, sharpness, within_sequence);
 
   auto spread_in = [&](size_t group, const Metric& metric) {
     std::vector<std::optional<double>> values;
@@ -588,7 +599,13 @@ fs::path write_report(const fs::path& dir, std::ostream& log) {
           "Each cell: mean over the setting's seeds, then [min, max]; `(k/n)`: only k of the n runs have a value "
           "(iterations to tolerance count the runs that reached it; a rate needs two usable losses). "
           "`cond_g<l>`: sigma_max / sigma_min of the attention output matrix G of block l, at initialization and at "
-          "the last iteration; inf where G is rank-deficient (summary.json writes null for it).\n\n";
+          "the last iteration; inf where G is rank-deficient (summary.json writes null for it)."
+          + std::string(within_sequence ? " `final / within-seq loss`: the final loss over `within_sequence_loss`, "
+                                          "the least loss of a prediction that is the same for every token of a "
+                                          "sequence, which is all a model can give whose attention maps the tokens "
+                                          "of a sequence to one vector: about 1 where the loss stalls for that reason."
+                                        : "") +
+          "\n\n";
   text += "## By swept setting\n\n" + markdown_table(header, rows) + "\n";
   text += "## Runs\n\n" + markdown_table(run_header, run_rows) + "\n";
   text += step_size_section(input, names, settings, group_of);

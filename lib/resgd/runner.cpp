@@ -209,6 +209,10 @@ nlohmann::json run_single(const ExperimentConfig& config, const fs::path& dir, c
   for (double loss : result.logged_losses)
     if (std::isfinite(loss)) loss_max = std::max(loss_max, loss);
   summary["loss_max"] = number_or_null(loss_max);
+  // Where a model whose tokens all look alike must stop; pooled targets have no tokens.
+  summary["within_sequence_loss"] = config.model.readout == "tokens"
+                                        ? number_or_null(within_sequence_loss(data.Y, config.train.loss).item<double>())
+                                        : nlohmann::json(nullptr);
   summary["iters"] = result.iters;
   summary["iters_to_tol"] = result.iters_to_tol ? nlohmann::json(*result.iters_to_tol) : nlohmann::json(nullptr);
   summary["linear_rate"] = number_or_null(linear_rate(result.logged_iters, result.logged_losses, result.iters_to_tol));
