@@ -29,15 +29,9 @@ stages=",${RESGD_STAGES:-build,tests,flagship,bench},"
 rel_tol="${RESGD_REL_TOL:-1e-6}"
 exec > >(tee -a "$out/gpu_check.log") 2>&1
 
-say() { printf '\n== gpu_check: %s\n' "$*"; }
-die() { printf '\ngpu_check: ERROR: %s\n' "$*" >&2; exit 1; }
+check_name=gpu_check
+source "$repo/scripts/check_common.sh"  # say, die, record, print_results
 has_stage() { [[ "$stages" == *",$1,"* ]]; }
-declare -A result=()  # check -> one-line result for the final table
-failed=0
-record() {  # record CHECK ok|FAIL|skip TEXT
-  result[$1]="$(printf '%-5s %s' "$2" "$3")"
-  [ "$2" != FAIL ] || failed=1
-}
 
 # --- 1. The machine -------------------------------------------------------------------------
 say "machine"
@@ -274,12 +268,6 @@ if has_stage bench; then
 fi
 
 # --- 8. The table ----------------------------------------------------------------------------
-{
-  printf '\n== gpu_check: results (%s; logs in %s)\n' "$torch_desc" "$out"
-  printf '%-12s %s\n' check result
-  for check in build cuda_tests all_tests flagship_cuda flagship_cpu flagship bench; do
-    [ -n "${result[$check]:-}" ] && printf '%-12s %s\n' "$check" "${result[$check]}"
-  done
-  [ "$failed" = 0 ] && echo "gpu_check: every check passed" || echo "gpu_check: SOME CHECKS FAILED"
-} | tee "$out/summary.txt"
+print_results "$torch_desc; logs in $out" build cuda_tests all_tests flagship_cuda flagship_cpu flagship bench |
+  tee "$out/summary.txt"
 exit "$failed"

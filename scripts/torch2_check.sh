@@ -33,14 +33,8 @@ rel_tol="${RESGD_REL_TOL:-1e-6}"
 host_resgd="$repo/build/release/app/resgd"
 exec > >(tee "$out/torch2_check.log") 2>&1
 
-say() { printf '\n== torch2_check: %s\n' "$*"; }
-die() { printf '\ntorch2_check: ERROR: %s\n' "$*" >&2; exit 1; }
-declare -A result=()
-failed=0
-record() {  # record CHECK ok|FAIL TEXT
-  result[$1]="$(printf '%-5s %s' "$2" "$3")"
-  [ "$2" = ok ] || failed=1
-}
+check_name=torch2_check
+source "$repo/scripts/check_common.sh"  # say, die, record, print_results
 
 [ "$(id -u)" -eq 0 ] || die "debootstrap and chroot need root: run it as root (or with sudo)"
 command -v debootstrap >/dev/null || die "debootstrap not found: apt-get install debootstrap"
@@ -132,13 +126,8 @@ if [ -x "$root/src/build/release/app/resgd" ]; then
 fi
 
 # --- 5. The table ----------------------------------------------------------------------------
-{
-  printf '\n== torch2_check: results (Debian %s in %s; logs in %s)\n' "$suite" "$root" "$out"
-  printf '%-9s %s\n' check result
-  for check in build tests flagship; do
-    printf '%-9s %s\n' "$check" "${result[$check]:-FAIL  not reached}"
-    [ -n "${result[$check]:-}" ] || failed=1
-  done
-  [ "$failed" = 0 ] && echo "torch2_check: every check passed" || echo "torch2_check: SOME CHECKS FAILED"
-} | tee "$out/summary.txt"
+for check in build tests flagship; do
+  [ -n "${result[$check]:-}" ] || record "$check" FAIL "not reached"
+done
+print_results "Debian $suite in $root; logs in $out" build tests flagship | tee "$out/summary.txt"
 exit "$failed"
