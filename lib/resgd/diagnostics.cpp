@@ -178,12 +178,12 @@ torch::Tensor rank1_residual(const torch::Tensor& M) {
   return torch::where(norm > 0, residual / norm, scalar_like(0.0, norm)).mean();
 }
 
-// ---------------------------------------------------------------------------------------
 torch::Tensor within_sequence_loss(const torch::Tensor& Y, const std::string& loss) {
   TORCH_CHECK(Y.dim() == 3, "within_sequence_loss needs per-token targets (N, n, d_y), got ", Y.sizes());
   return objective(Y.mean(1, /*keepdim=*/true).expand_as(Y), Y, loss);
 }
 
+// ---------------------------------------------------------------------------------------
 int64_t parameter_count(const ResidualTransformerImpl& model) {
   int64_t count = 0;
   for (const auto& p : model.parameters()) count += p.numel();

@@ -122,8 +122,8 @@ void choose_intra_op_threads() {
   // intra-op pool on top of that oversubscribes them: Debian 12's LibTorch 1.13 starts it
   // with one thread on two cores, but Debian 13's 2.6 with every core, and there a
   // diagnosis on the worker competed with the step's own pool threads (diagnostics every
-  // 10 steps cost +54% to +134% at the small sizes instead of +3% to +14%, and a medium
-  // step took 54 instead of 39 ms; docs/performance.md). Only with OpenBLAS: where the
+  // 10 steps cost +35% to +129% at the small sizes instead of under 8%, and a medium step
+  // took 64-66 instead of 37-43 ms; docs/performance.md). Only with OpenBLAS: where the
   // products go to a BLAS that threads through the intra-op pool (MKL in the official
   // zips), one thread would make them serial.
   if (std::getenv("OMP_NUM_THREADS") || !openblas_function<void(int)>("openblas_set_num_threads")) return;
