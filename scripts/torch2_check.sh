@@ -10,8 +10,8 @@
 #
 # Needs root (debootstrap, chroot and mounts), the debootstrap package, Debian's package
 # mirror, about 2.5 GB of disk, and this checkout built (./scripts/setup.sh) for the
-# comparison. The first call takes about 15 minutes on two cores (1 to bootstrap, 6 to
-# build, 7 to test); the chroot is kept, so a later call skips the bootstrap.
+# comparison. A first call took 12 minutes on two cores (2 to bootstrap and install, 4-6
+# to build, 3-5 to test); the chroot is kept, so a later call skips the bootstrap.
 #
 # Environment (all optional):
 #   RESGD_TORCH2_ROOT   the chroot (default build/torch2-root)
