@@ -22,11 +22,6 @@ constexpr int64_t kMinIteratedSize = 32;  // below this an SVD costs less than t
 constexpr int64_t kBlockVectors = 8;
 constexpr int kMaxIterations = 20;
 
-double machine_epsilon(torch::ScalarType dtype) {
-  return dtype == torch::kFloat64 ? std::numeric_limits<double>::epsilon()
-                                  : std::numeric_limits<float>::epsilon();
-}
-
 /// c x p start vectors, orthonormal: fixed, so a diagnosis never draws from (and never
 /// moves) the run's random streams, and generic, so none is orthogonal to the smallest
 /// singular vector but by accident.
@@ -40,7 +35,7 @@ torch::Tensor start_vectors(int64_t c, int64_t p, const torch::TensorOptions& op
 /// inverse subspace iteration; nullopt where spectra.h says to take the SVD instead.
 std::optional<double> iterate_smallest(const torch::Tensor& Rn, int& iterations) {
   const int64_t c = Rn.size(0), p = std::min(c, kBlockVectors);
-  const double eps = machine_epsilon(Rn.scalar_type());
+  constexpr double eps = std::numeric_limits<double>::epsilon();  // float64 only (spectra.h)
   const double frobenius = Rn.norm().item<double>();
   // sigma_min(R) <= min |R_ii| (an eigenvalue of a triangular matrix): a pivot under the
   // band where the SVD decides anyway is a rank-deficient matrix (a dead unit, the
@@ -97,6 +92,27 @@ torch::Tensor thin_to_square(const torch::Tensor& batch) {
   return std::get<1>(torch::linalg_qr(r >= c ? batch : batch.transpose(1, 2), "r"));  // (B, k, k)
 }
 
+/// Float32 batches on the CPU: singular values as the square roots of the eigenvalues of
+/// each matrix's float64 Gram matrix (of its shorter side). The products of float32
+/// entries are exact in float64, so a value carries about eps64 kappa^2 relative error
+/// (kappa = sigma_max / sigma), where float32's own SVD carries eps32 kappa: less for
+/// every kappa below eps32 / eps64 = 5e8, far past the float32 zero threshold (1e6). It is
+/// 1.3-2.2x faster than float32 QR and SVD at the bench's sizes (docs/performance.md, item
+/// 11). The long side is converted in pieces: large's features would take 256 MiB at once.
+torch::Tensor singular_values_by_float64_gram(const torch::Tensor& batch) {
+  constexpr int64_t kPieceEntries = int64_t{1} << 22;  // 32 MiB of float64 per piece
+  const auto M = batch.size(1) <= batch.size(2) ? batch : batch.transpose(1, 2);  // (B, k, l), k <= l
+  const int64_t B = M.size(0), k = M.size(1), l = M.size(2);
+  auto gram = torch::zeros({B, k, k}, M.options().dtype(torch::kFloat64));
+  const int64_t piece = std::max<int64_t>(1, kPieceEntries / (B * k));
+  for (int64_t start = 0; start < l; start += piece) {
+    const auto part = M.narrow(2, start, std::min(piece, l - start)).to(torch::kFloat64);
+    gram.baddbmm_(part, part.transpose(1, 2));
+  }
+  // Eigenvalues ascending; a negative one is rounding of an exactly singular matrix.
+  return torch::linalg_eigvalsh(gram).clamp_min_(0).sqrt_().flip(1).to(batch.scalar_type());
+}
+
 }  // namespace
 
 double zero_tolerance(torch::ScalarType dtype) { return dtype == torch::kFloat64 ? 1e-13 : 1e-6; }
@@ -105,16 +121,21 @@ torch::Tensor singular_values(const torch::Tensor& batch) {
   TORCH_CHECK(batch.dim() == 3 && batch.size(0) > 0 && batch.size(1) > 0 && batch.size(2) > 0,
               "singular_values needs a non-empty (B, r, c) batch, got ", batch.sizes());
   TORCH_CHECK(batch.is_floating_point(), "singular_values needs floating point, got ", batch.dtype());
-  // sigma(M) = s sigma(M / s): scaling each matrix to max |entry| 1 keeps the SVD clear of
+  // sigma(M) = s sigma(M / s): scaling each matrix to max |entry| in [1, 2) keeps the SVD clear of
   // overflow and underflow in a run that is blowing up or dying out. The max also finds
   // the matrices with a NaN or an inf (it propagates both) without an isfinite pass over
   // every entry (0.1-0.2 ms for a 256 x 256 matrix); they are marked NaN afterwards, and
   // since LAPACK throws on them their entries are zeroed first.
+  // The scale is a power of two, so dividing by it is exact: a float32 entry rounded here
+  // would carry float32's error into every value, whatever route follows.
   auto scale = batch.abs().amax({1, 2}, /*keepdim=*/true);  // (B, 1, 1)
   auto finite = torch::isfinite(scale).flatten();            // (B,)
-  scale = torch::where((scale > 0).logical_and_(finite.view_as(scale)), scale, scalar_like(1.0, scale));
+  scale = torch::where((scale > 0).logical_and_(finite.view_as(scale)), torch::exp2(torch::floor(torch::log2(scale))),
+                       scalar_like(1.0, scale));
   auto clean = batch.nan_to_num(0.0, 0.0, 0.0).div_(scale);
-  auto s = torch::linalg_svdvals(thin_to_square(clean)) * scale.flatten(1);  // (B, k), descending
+  const bool by_gram = clean.is_cpu() && clean.scalar_type() == torch::kFloat32;
+  auto s = (by_gram ? singular_values_by_float64_gram(clean) : torch::linalg_svdvals(thin_to_square(clean))) *
+           scale.flatten(1);  // (B, k), descending
   auto largest = s.narrow(1, 0, 1);                                   // (B, 1)
   s = torch::where(s >= zero_tolerance(s.scalar_type()) * largest, s, scalar_like(0.0, s));
   return torch::where(finite.unsqueeze(1), s, scalar_like(kNaN, s));
@@ -161,8 +182,9 @@ SmallestSingularValue smallest_singular_value(const torch::Tensor& M) {
     out.value = spectrum_stats(M.unsqueeze(0)).sigma_min;
     return out;
   };
-  const bool float_or_double = M.scalar_type() == torch::kFloat64 || M.scalar_type() == torch::kFloat32;
-  if (!M.is_cpu() || !float_or_double || std::min(M.size(0), M.size(1)) < kMinIteratedSize) return by_svd();
+  // Float32 goes through the float64 Gram matrix (singular_values), cheaper than this QR.
+  if (!M.is_cpu() || M.scalar_type() != torch::kFloat64 || std::min(M.size(0), M.size(1)) < kMinIteratedSize)
+    return by_svd();
   const auto A = M.size(0) >= M.size(1) ? M : M.t();  // sigma_min(M) = sigma_min(M^T)
   // The scale from one pass without a copy; it also finds NaN and inf (aminmax propagates
   // them), for which LAPACK would throw.
@@ -177,7 +199,7 @@ SmallestSingularValue smallest_singular_value(const torch::Tensor& M) {
   // the scale, could overflow or underflow; the SVD path scales each matrix first.
   int exponent = 0;
   std::frexp(scale, &exponent);
-  if (scale == 0 || std::abs(exponent) > (M.scalar_type() == torch::kFloat64 ? 500 : 50)) return by_svd();
+  if (scale == 0 || std::abs(exponent) > 500) return by_svd();
   const auto R = std::get<1>(torch::linalg_qr(A, "r"));  // (c, c)
   const auto Rn = R / scale;  // largest entry about 1, so the solves stay in range
   if (auto sigma = iterate_smallest(Rn, out.iterations)) {

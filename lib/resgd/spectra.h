@@ -1,5 +1,5 @@
 // Singular values for the diagnostics: DESIGN.md, "Diagnostics". Batched spectra through
-// LAPACK's SVD, and the smallest singular value of one large matrix (the stacked features
+// LAPACK's SVD (float32 through float64 Gram matrices on the CPU), and the smallest singular value of one large matrix (the stacked features
 // behind sigma_min_phi) by a QR and inverse subspace iteration, several times cheaper than
 // an SVD for square features and never less exact than the tolerance stated below.
 #pragma once
@@ -17,7 +17,10 @@ double zero_tolerance(torch::ScalarType dtype);
 
 /// Singular values of every matrix of a (B, r, c) batch, descending: (B, min(r, c)).
 /// Values below zero_tolerance times their matrix's largest are set to exactly 0; a matrix
-/// with a non-finite entry gives a row of NaN.
+/// with a non-finite entry gives a row of NaN. Float32 batches on the CPU are computed from
+/// their float64 Gram matrices: relative error about 1e-16 kappa^2 for a value sigma
+/// (kappa = sigma_max / sigma), below float32's own SVD (6e-8 kappa) wherever the value is
+/// not counted as zero; other batches by LAPACK's SVD.
 torch::Tensor singular_values(const torch::Tensor& batch);
 
 /// Extreme singular values over a batch of matrices, as 0-d tensors on the batch's device.
@@ -46,15 +49,15 @@ struct SmallestSingularValue {
 /// The min(r, c)-th singular value of M (r, c), with spectrum_stats' conventions: 0 below
 /// zero_tolerance times the largest, NaN if M has a non-finite entry.
 ///
-/// On the CPU, for min(r, c) >= 32: R from a QR of M (or M^T), then block inverse
-/// iteration with 8 vectors on (R^T R)^{-1}, two triangular solves per iteration. It
-/// stops when the Ritz residual is at most tol * theta^2, tol = 64 eps kappa, eps the
-/// dtype's machine epsilon and kappa = ||R||_F / sigma >= cond_2(M); the value is then
-/// within about tol / 2 relative of the true one (LAPACK's SVD is as exact: eps kappa).
-/// Where that would take more than 20 iterations (a cluster of small singular values), or
-/// the value is within a small factor of the zero threshold, it takes the SVD of R
-/// instead. Elsewhere (small matrices, other devices, entries beyond 2^+-500, or 2^+-50 in
-/// float32, where the QR could overflow) it is spectrum_stats' sigma_min.
+/// For float64 on the CPU with min(r, c) >= 32: R from a QR of M (or M^T), then block
+/// inverse iteration with 8 vectors on (R^T R)^{-1}, two triangular solves per iteration.
+/// It stops when the Ritz residual is at most tol * theta^2, tol = 64 eps kappa, eps =
+/// 2.2e-16 and kappa = ||R||_F / sigma >= cond_2(M); the value is then within about tol / 2
+/// relative of the true one (LAPACK's SVD is as exact: eps kappa). Where that would take
+/// more than 20 iterations (a cluster of small singular values), or the value is within a
+/// small factor of the zero threshold, it takes the SVD of R instead. Elsewhere (float32,
+/// small matrices, other devices, entries beyond 2^+-500, where the QR could overflow) it
+/// is spectrum_stats' sigma_min.
 SmallestSingularValue smallest_singular_value(const torch::Tensor& M);
 
 /// The largest eigenvalue of a symmetric operator, and how it was found.
