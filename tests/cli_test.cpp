@@ -2,6 +2,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <iterator>
+#include <sstream>
+
+#include "resgd/bench.h"
 #include "resgd/io.h"
 #include "test_util.h"
 
@@ -113,6 +117,47 @@ INSTANTIATE_TEST_SUITE_P(
         BadInvocation{"{}\n", "run exp.yaml --out out --set model.layers=0", "--set model.layers=0: model.layers"},
         BadInvocation{"{}\n", "run missing.yaml --out out", "missing.yaml: cannot open experiment file"},
         BadInvocation{"{}\n", "run exp.yaml --out out --bogus-flag", "bogus-flag"}));
+
+TEST(Cli, BenchTimesEachSizeAndItsRatiosFollowFromItsOwnColumns) {
+  TempDir dir;
+  const auto result = run_resgd(dir, "bench --sizes flagship --repeats 1");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  // The flagship's exact count, by hand: tokens T = 64, d = 64, m = 512, d_y = 1, one block:
+  // forward 4Td^2 + 2Tnd + 2Td^2 + 2Tnd + 2Tdm + 2Tm d_y = 5963776; backward twice that,
+  // less H W_Q, H W_K, H W_V's gradients with respect to X (1572864).
+  EXPECT_DOUBLE_EQ(gd_step_flops(bench_sizes().back()), 16318464.0);
+  std::istringstream table(result.out);
+  std::string line;
+  std::vector<std::vector<std::string>> rows;
+  while (std::getline(table, line)) {
+    std::istringstream fields(line);
+    std::vector<std::string> row{std::istream_iterator<std::string>(fields), {}};
+    if (!row.empty() && row[0] == "flagship") rows.push_back(row);
+  }
+  ASSERT_EQ(rows.size(), 4u) << result.out;  // autograd and analytic, diagnostics off and every 10
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const auto& row = rows[r];
+    const bool diagnosed = row[3] == "every";  // "every 10" is two fields
+    ASSERT_EQ(row.size(), diagnosed ? 13u : 12u) << result.out;
+    const size_t k = diagnosed ? 5 : 4;  // ms/step
+    const double ms = std::stod(row[k]), rate = std::stod(row[k + 2]), ceiling = std::stod(row[k + 3]),
+                 share = std::stod(row[k + 4]);
+    EXPECT_EQ(row[k + 1], "0.016");
+    EXPECT_NEAR(rate, 16318464.0 / (ms * 1e6), 0.05 + 1e-3 * rate) << "GFLOP/s = GFLOP / time";
+    EXPECT_NEAR(share, 100.0 * rate / ceiling, 0.6) << "of mm";
+    EXPECT_GT(ceiling, 0.0);
+    if (diagnosed) {
+      // One repetition: the cost is exactly this row's time over the row above, less 1.
+      const double plain_ms = std::stod(rows[r - 1][4]);
+      EXPECT_NEAR(std::stod(row[k + 5]), 100.0 * (ms / plain_ms - 1.0), 0.05 + 100.0 * 1e-3 / plain_ms);
+      EXPECT_GT(std::stod(row[k + 6]), 0.0) << "diagnosis ms";
+    }
+  }
+  const auto unknown = run_resgd(dir, "bench --sizes tiny");
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.err.find("unknown size 'tiny'; known: small, medium, large, flagship"), std::string::npos)
+      << unknown.err;
+}
 
 TEST(Cli, CudaDeviceWithoutGpuExitsTwo) {
   if (torch::cuda::is_available()) GTEST_SKIP() << "a CUDA device is present";

@@ -42,17 +42,29 @@ double mm_gflops(torch::Device device, torch::Dtype dtype, int repeats) {
   return median_of_finite(rates);
 }
 
-/// Seconds per GD step of one run of `config`. The run trains `max_iters` iterations; the
-/// time between the rows of iteration 1 and of the last but one is divided by the steps
-/// between them, so start-up, the first iteration's diagnostics and the final ones are
-/// outside the timing.
+// The timed window runs from the row of iteration 10, past start-up and iteration 0's
+// diagnosis, over whole periods of diagnostics every 10 (bench_config).
+constexpr int64_t kDiagnosisPeriod = 10;
+
+/// GD steps timed per repetition: the size's own, rounded up to whole diagnosis periods,
+/// at least two.
+int64_t timed_steps(const BenchSize& s) {
+  return std::max<int64_t>(2, (s.steps + kDiagnosisPeriod - 1) / kDiagnosisPeriod) * kDiagnosisPeriod;
+}
+
+/// Seconds per GD step of one run of `config`, from the row of iteration 10 to the last
+/// but one. With diagnostics every 10 the window holds whole periods: each diagnosis that
+/// starts at a row inside it (10, 20, ...) is done on the worker before the window ends,
+/// the one at its last row has not begun, and the final iteration's lies outside.
 double seconds_per_step(const ExperimentConfig& config, const Dataset& data, torch::Device device) {
   ResidualTransformer model(model_options(config));
   model->to(device, resolve_dtype(config.dtype));
-  std::vector<double> stamps;
+  std::vector<double> stamps;  // one row per iteration: log_every is 1
   train(*model, data, config, [&](const IterationRow& row) { stamps.push_back(row.elapsed_s); });
-  const size_t first = 1, last = stamps.size() - 2;
-  return (stamps[last] - stamps[first]) / static_cast<double>(last - first);
+  const int64_t first = kDiagnosisPeriod, last = config.train.max_iters - 1;
+  TORCH_CHECK(static_cast<int64_t>(stamps.size()) == config.train.max_iters + 1 && last > first,
+              "bench: expected a row for each of ", config.train.max_iters + 1, " iterations, got ", stamps.size());
+  return (stamps[static_cast<size_t>(last)] - stamps[static_cast<size_t>(first)]) / static_cast<double>(last - first);
 }
 
 struct PairTiming {
@@ -154,7 +166,7 @@ ExperimentConfig bench_config(const BenchSize& s) {
   c.model.residual_ffn.value = 1.0;  // inner blocks as in the depth experiments
   c.train.lr = 1e-6;                 // timing only: never diverge, never converge
   c.train.rel_tolerance = 0.0;
-  c.train.max_iters = s.steps + 2;
+  c.train.max_iters = kDiagnosisPeriod + timed_steps(s) + 1;  // the window of seconds_per_step
   return c;
 }
 
@@ -193,8 +205,7 @@ int run_bench(const BenchOptions& options, std::ostream& out) {
       plain.train.gradients = gradients;
       plain.diagnostics.every = 0;  // diagnostics only at 0 and the end
       ExperimentConfig diagnosed = plain;
-      diagnosed.diagnostics.every = 10;
-      diagnosed.train.max_iters = std::max<int64_t>(size.steps, 20) + 2;  // at least two diagnosed steps
+      diagnosed.diagnostics.every = kDiagnosisPeriod;
       const PairTiming timing = time_pair(plain, diagnosed, device, options.repeats);
       for (const bool with_diagnostics : {false, true}) {
         const double seconds = with_diagnostics ? timing.diagnosed : timing.plain;

@@ -18,7 +18,7 @@ struct BenchSize {
   std::string name;
   int64_t N, n, d, m, d_y, layers;
   std::string dtype;
-  int64_t steps;  // GD steps per timed repetition
+  int64_t steps;  // GD steps per timed repetition, rounded up to whole periods of 10 (at least 20)
 };
 
 /// small, medium, large (the performance issue's sizes) and flagship.
