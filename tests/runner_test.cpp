@@ -3,12 +3,15 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <dlfcn.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <ctime>
 #include <set>
 #include <thread>
 
@@ -230,6 +233,37 @@ TEST(Runner, ALoneRunGetsTheLoneRunBlasThreadsAndRunsSideBySideOne) {
   run_experiment(config, options);
   EXPECT_EQ(fewest, 1);
   EXPECT_EQ(most, 1);
+}
+
+TEST(Runner, IdleBlasThreadsLeaveTheCoreSoonAfterAThreadedProduct) {
+  if (!dlsym(RTLD_DEFAULT, "blas_thread_init") || std::thread::hardware_concurrency() < 2)
+    GTEST_SKIP() << "needs OpenBLAS's pthread pool and two cores";
+  if (std::getenv("OPENBLAS_THREAD_TIMEOUT") || std::getenv("GOTO_THREAD_TIMEOUT"))
+    GTEST_SKIP() << "OPENBLAS_THREAD_TIMEOUT is set in the environment";
+  // CPU time the process burns in the 100 ms after a two-thread product, while its own
+  // threads sleep: what an idle pool thread takes from a diagnosis beside the GD step.
+  // Measured here: 0.085-0.100 s by default, 0.0001 s after limit_blas_spin.
+  auto idle_cpu_seconds = [] {
+    set_blas_threads(2);
+    const auto A = torch::randn({512, 512});
+    const auto C = A.mm(A);  // threaded: the pool thread takes half of it
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    auto cpu = [] {
+      timespec t{};
+      clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+      return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+    };
+    const double before = cpu();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return cpu() - before + 0.0 * C.sum().item<double>();
+  };
+  const double spinning = idle_cpu_seconds();  // OpenBLAS's own 2^28 cycles, about 0.1 s
+  limit_blas_spin();
+  EXPECT_STREQ(std::getenv("OPENBLAS_THREAD_TIMEOUT"), "20");
+  const double sleeping = idle_cpu_seconds();
+  EXPECT_GT(spinning, 0.02) << "the pool thread should spin through most of the 100 ms by default";
+  EXPECT_LT(sleeping, 0.005) << "after 2^20 cycles (0.4 ms) it should sleep";
+  set_blas_threads(1);
 }
 
 TEST(Runner, DefaultOutputDirectoriesAreNeverShared) {

@@ -46,6 +46,7 @@ torch::Dtype resolve_dtype(const std::string& dtype) {
 
 void configure_process() {
   select_blas_kernels();  // first: before any product runs
+  limit_blas_spin();
   mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest allowed: tensors up to 32 MiB come from the heap
   // and larger ones too: otherwise each is mapped afresh and unmapped when freed, and the
   // large size's 128 MiB FFN tensors fault in about 190,000 new pages every step (0.1-0.2 s
@@ -70,6 +71,12 @@ Function* openblas_function(const char* name) {
 
 /// What select_blas_kernels did, for compute_backend_summary.
 std::string& blas_kernel_note() {
+  static std::string note;
+  return note;
+}
+
+/// What limit_blas_spin did, likewise.
+std::string& blas_spin_note() {
   static std::string note;
   return note;
 }
@@ -114,6 +121,25 @@ void select_blas_kernels() {
   init();
   blas_kernel_note() = " (chosen by resgd, as OpenBLAS fell back to Prescott on this CPU; "
                        "OPENBLAS_CORETYPE=Prescott keeps its fallback)";
+}
+
+void limit_blas_spin() {
+  // After each threaded call OpenBLAS's pool threads spin (sched_yield) for
+  // OPENBLAS_THREAD_TIMEOUT, 2^28 TSC cycles (about 0.1 s) by default, before they sleep.
+  // When the GD step drops to one BLAS thread for a diagnosis, the idle pool thread spun
+  // on the core the diagnosis needed, and the step beside them took twice its time
+  // (docs/performance.md, item 12). 2^20 cycles (about 0.4 ms) keeps the pool awake between
+  // the products of one step. The pool reads the setting when it starts, so it is restarted.
+  if (std::getenv("OPENBLAS_THREAD_TIMEOUT") || std::getenv("GOTO_THREAD_TIMEOUT")) return;
+  auto* read_env = openblas_function<void()>("openblas_read_env");
+  auto* shutdown = openblas_function<int()>("blas_thread_shutdown_");
+  auto* start = openblas_function<int()>("blas_thread_init");
+  if (!read_env || !shutdown || !start) return;
+  setenv("OPENBLAS_THREAD_TIMEOUT", "20", /*overwrite=*/0);
+  read_env();
+  shutdown();
+  start();
+  blas_spin_note() = ", idle BLAS threads sleep after 2^20 cycles (resgd's choice; OPENBLAS_THREAD_TIMEOUT sets it)";
 }
 
 void choose_intra_op_threads() {
@@ -200,6 +226,7 @@ std::string compute_backend_summary() {
   if (openblas_function<int()>("openblas_get_num_threads"))
     blas += fmt::format(", BLAS threads: {} for the GD step of a lone run of {:.2g}+ GFLOP per step, else 1",
                         lone_gd_blas_threads(kThreadedStepFlops), kThreadedStepFlops / 1e9);
+  blas += blas_spin_note();
   return fmt::format("compute: {}; {} intra-op thread(s){}; LibTorch {}", blas, at::get_num_threads(),
                      intra_op_note(), libtorch_version());
 }

@@ -18,12 +18,19 @@ torch::Dtype resolve_dtype(const std::string& dtype);
 /// Process-wide settings made once at start-up: keeps freed tensor memory in the heap
 /// instead of returning it to the kernel after every step (fresh pages cost ~13 us per
 /// 4 KiB here, which dominated small GD steps).
-void configure_process();  // also calls select_blas_kernels, choose_intra_op_threads and match_blas_threads
+void configure_process();  // also calls select_blas_kernels, limit_blas_spin, choose_intra_op_threads
+                           // and match_blas_threads
 
 /// Where OpenBLAS did not recognise the CPU and fell back to its generic SSE3 kernels,
 /// re-selects the fastest kernel set the CPU supports (AVX-512, else AVX2). Must run
 /// before the first matrix product; a no-op with any other BLAS or choice.
 void select_blas_kernels();
+
+/// Where OpenBLAS serves the products and OPENBLAS_THREAD_TIMEOUT is not set, lets its idle
+/// pool threads spin for 2^20 TSC cycles (about 0.4 ms) after a threaded call instead of
+/// 2^28 (0.1 s), so that they leave the core to a diagnosis beside a one-thread step.
+/// Restarts the pool: call it before any other thread uses BLAS.
+void limit_blas_spin();
 
 /// Where OpenBLAS serves the products and OMP_NUM_THREADS is not set, gives LibTorch's
 /// intra-op pool one thread: resgd's own BLAS threads, diagnosis worker and --jobs share
