@@ -96,9 +96,10 @@ torch::Tensor thin_to_square(const torch::Tensor& batch) {
 /// each matrix's float64 Gram matrix (of its shorter side). The products of float32
 /// entries are exact in float64, so a value carries about eps64 kappa^2 relative error
 /// (kappa = sigma_max / sigma), where float32's own SVD carries eps32 kappa: less for
-/// every kappa below eps32 / eps64 = 5e8, far past the float32 zero threshold (1e6). It is
-/// 1.3-2.2x faster than float32 QR and SVD at the bench's sizes (docs/performance.md, item
-/// 11). The long side is converted in pieces: large's features would take 256 MiB at once.
+/// every kappa below eps32 / eps64 = 5e8, far past the float32 zero threshold (1e6). At
+/// medium's sizes the per-sample spectra take 20-30% less time than by float32 QR and SVD,
+/// the 4096 x 512 features about the same (docs/performance.md, item 11). The long side is
+/// converted in pieces: large's features would take 256 MiB at once.
 torch::Tensor singular_values_by_float64_gram(const torch::Tensor& batch) {
   constexpr int64_t kPieceEntries = int64_t{1} << 22;  // 32 MiB of float64 per piece
   const auto M = batch.size(1) <= batch.size(2) ? batch : batch.transpose(1, 2);  // (B, k, l), k <= l

@@ -69,22 +69,16 @@ Function* openblas_function(const char* name) {
   return reinterpret_cast<Function*>(dlsym(RTLD_DEFAULT, name));
 }
 
-/// What select_blas_kernels did, for compute_backend_summary.
-std::string& blas_kernel_note() {
-  static std::string note;
-  return note;
-}
-
-/// What limit_blas_spin did, likewise.
-std::string& blas_spin_note() {
-  static std::string note;
-  return note;
-}
-
-/// What choose_intra_op_threads did, likewise.
-std::string& intra_op_note() {
-  static std::string note;
-  return note;
+/// What the start-up choices changed, each a phrase for compute_backend_summary; empty
+/// where the choice left the default alone.
+struct StartupNotes {
+  std::string blas_kernels;  // select_blas_kernels
+  std::string blas_spin;     // limit_blas_spin
+  std::string intra_op;      // choose_intra_op_threads
+};
+StartupNotes& startup_notes() {
+  static StartupNotes notes;
+  return notes;
 }
 
 /// The best of OpenBLAS's x86-64 kernel sets that this CPU and its OS can run.
@@ -119,7 +113,7 @@ void select_blas_kernels() {
   setenv("OPENBLAS_CORETYPE", kernels, /*overwrite=*/0);
   quit();
   init();
-  blas_kernel_note() = " (chosen by resgd, as OpenBLAS fell back to Prescott on this CPU; "
+  startup_notes().blas_kernels = " (chosen by resgd, as OpenBLAS fell back to Prescott on this CPU; "
                        "OPENBLAS_CORETYPE=Prescott keeps its fallback)";
 }
 
@@ -139,7 +133,7 @@ void limit_blas_spin() {
   read_env();
   shutdown();
   start();
-  blas_spin_note() = ", idle BLAS threads sleep after 2^20 cycles (resgd's choice; OPENBLAS_THREAD_TIMEOUT sets it)";
+  startup_notes().blas_spin = ", idle BLAS threads sleep after 2^20 cycles (resgd's choice; OPENBLAS_THREAD_TIMEOUT sets it)";
 }
 
 void choose_intra_op_threads() {
@@ -156,7 +150,7 @@ void choose_intra_op_threads() {
   const int before = at::get_num_threads();
   if (before == 1) return;
   at::set_num_threads(1);
-  intra_op_note() = fmt::format(" (resgd's choice, LibTorch's was {}; OMP_NUM_THREADS sets it)", before);
+  startup_notes().intra_op = fmt::format(" (resgd's choice, LibTorch's was {}; OMP_NUM_THREADS sets it)", before);
 }
 
 bool blas_has_small_matrix_kernels() {
@@ -221,14 +215,14 @@ std::string compute_backend_summary() {
     blas = "BLAS linked statically into LibTorch (MKL or OpenBLAS)";
   }
   if (auto* core = openblas_function<char*()>("openblas_get_corename"))
-    blas += fmt::format(", {} kernels{}", core(), blas_kernel_note());
+    blas += fmt::format(", {} kernels{}", core(), startup_notes().blas_kernels);
   if (blas_has_small_matrix_kernels()) blas += ", float64 products of 1-2 x 10^6 multiply-adds in two row blocks";
   if (openblas_function<int()>("openblas_get_num_threads"))
     blas += fmt::format(", BLAS threads: {} for the GD step of a lone run of {:.2g}+ GFLOP per step, else 1",
                         lone_gd_blas_threads(kThreadedStepFlops), kThreadedStepFlops / 1e9);
-  blas += blas_spin_note();
+  blas += startup_notes().blas_spin;
   return fmt::format("compute: {}; {} intra-op thread(s){}; LibTorch {}", blas, at::get_num_threads(),
-                     intra_op_note(), libtorch_version());
+                     startup_notes().intra_op, libtorch_version());
 }
 
 }  // namespace resgd
