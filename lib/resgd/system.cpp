@@ -52,8 +52,17 @@ void configure_process() {
   // large size's 128 MiB FFN tensors fault in about 190,000 new pages every step (0.1-0.2 s
   // of a 1 s step). glibc still maps what the heap cannot grow to hold.
   mallopt(M_MMAP_MAX, 0);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);   // never shrink the heap between steps
+  // Never give the heap back (-1: trimming off). A diagnosis on the worker holds its step's
+  // forward trace while GD goes on, so the steps beside it take new memory; freeing the
+  // trace then left a free top of about 1 GiB at the large size, which a threshold of
+  // 1 GiB still trimmed: every diagnosis faulted it in again (docs/performance.md, item 13).
+  mallopt(M_TRIM_THRESHOLD, -1);
   mallopt(M_TOP_PAD, 64 << 20);         // grow it in large steps
+  // One heap for every thread. A thread's own arena lives in heaps of at most 64 MiB, each
+  // unmapped once wholly free whatever the settings above: the diagnosis worker's 32 MiB
+  // pieces faulted in afresh at every diagnosis. Sharing the main heap costs a lock on
+  // each malloc, a few hundred per step.
+  mallopt(M_ARENA_MAX, 1);
   choose_intra_op_threads();
   match_blas_threads();
 }
