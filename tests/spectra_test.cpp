@@ -3,11 +3,15 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <sys/resource.h>
+
 #include <cmath>
+#include <thread>
 #include <limits>
 
 #include "resgd/model.h"
 #include "resgd/spectra.h"
+#include "resgd/system.h"
 
 namespace resgd {
 namespace {
@@ -84,6 +88,19 @@ TEST(Spectra, NonFiniteMatricesReadNanAndTheirNeighboursDoNot) {
   EXPECT_TRUE(torch::isnan(s[2]).all().item<bool>());
   EXPECT_TRUE(torch::allclose(s[3] / 1e300, finite_values[3], 1e-13, 0));
   EXPECT_TRUE(std::isnan(spectrum_stats(M).sigma_min.item<double>()));
+
+  // Float32 takes the Gram route, which zeroes and scales piece by piece: -inf this time,
+  // and 1e30 (its squares, 1e60, are past float32's range but not float64's).
+  auto M32 = randn({4, 5, 3}, 7).to(torch::kFloat32);
+  const auto finite32 = torch::linalg_svdvals(M32.to(torch::kFloat64));
+  M32[1][4][2] = -kInf;
+  M32[2][3][0] = kNaN;
+  M32[3].mul_(1e30f);
+  const auto s32 = singular_values(M32).to(torch::kFloat64);
+  EXPECT_TRUE(torch::allclose(s32[0], finite32[0], 2e-7, 0));
+  EXPECT_TRUE(torch::isnan(s32[1]).all().item<bool>());
+  EXPECT_TRUE(torch::isnan(s32[2]).all().item<bool>());
+  EXPECT_TRUE(torch::allclose(s32[3] / 1e30, finite32[3], 2e-7, 0));
 }
 
 TEST(Spectra, IteratedSmallestMatchesAKnownSpectrumTallSquareAndWide) {
@@ -213,6 +230,43 @@ TEST(Spectra, Float32SpectraAreTheFloat32MatricesOwnToFloat32Rounding) {
   const auto rank_one = randn({3, 1, 40}, 64).expand({3, 300, 40}).to(torch::kFloat32);
   EXPECT_TRUE((singular_values(rank_one).narrow(1, 1, 39) == 0).all().item<bool>());
   EXPECT_EQ(spectrum_stats(rank_one).cond.item<double>(), kInf);
+}
+
+TEST(Spectra, Float32SpectraOnAWorkerThreadFaultInNoFreshPages) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer's allocator maps and unmaps large blocks itself";
+#endif
+  // A run's diagnoses are computed on a worker thread, whose own glibc arena maps a block
+  // of 64 MiB or more afresh and gives back any heap of it once wholly free: a copy of the
+  // whole batch (the large size's 128 MiB features) faulted in every page of it at every
+  // diagnosis, about 11 us each (docs/performance.md, item 13). The Gram route copies
+  // pieces of 32 MiB instead, and the resgd process has every thread share the main heap,
+  // which keeps them.
+  configure_process();
+  const auto batch = torch::randn({1, 81920, 256}).mul_(1e20f);  // 80 MiB of float32; 20,480 pages
+  auto minor_faults = [] {
+    rusage usage{};
+    getrusage(RUSAGE_THREAD, &usage);
+    return usage.ru_minflt;
+  };
+  // Both calls on one thread: a second new thread could get a fresh heap of its own.
+  long second_call_faults = -1;
+  std::thread worker([&] {
+    const auto diagnose = [&] {
+      const long before = minor_faults();
+      const auto s = singular_values(batch);
+      EXPECT_GT(s[0][255].item<float>(), 0);  // a random 81920 x 256 matrix: well conditioned
+      return minor_faults() - before;
+    };
+    diagnose();  // a new thread's heap grows once
+    second_call_faults = diagnose();
+  });
+  worker.join();
+  EXPECT_GE(second_call_faults, 0);
+  EXPECT_LT(second_call_faults, 2000) << "a copy of the batch would fault 20,480 pages";
+  // Four pieces, each scaled by 2^-66 as it is converted: the float64 SVD's values.
+  const auto truth = torch::linalg_svdvals(batch.to(torch::kFloat64));
+  EXPECT_TRUE(torch::allclose(singular_values(batch).to(torch::kFloat64), truth, 2e-7, 0));
 }
 
 TEST(Spectra, SmallestPsdEigenvalueIsKnownNearTheDtypesLargestAndCountsZeroOrNan) {

@@ -98,16 +98,23 @@ torch::Tensor thin_to_square(const torch::Tensor& batch) {
 /// (kappa = sigma_max / sigma), where float32's own SVD carries eps32 kappa: less for
 /// every kappa below eps32 / eps64 = 5e8, far past the float32 zero threshold (1e6). At
 /// medium's sizes the per-sample spectra take 20-30% less time than by float32 QR and SVD,
-/// the 4096 x 512 features about the same (docs/performance.md, item 11). The long side is
-/// converted in pieces: large's features would take 256 MiB at once.
-torch::Tensor singular_values_by_float64_gram(const torch::Tensor& batch) {
+/// the 4096 x 512 features about the same (docs/performance.md, item 11).
+///
+/// The long side is converted in pieces, each zeroed where not finite and divided by its
+/// matrix's `scale` (B, 1, 1) as float64, exactly what converting batch / scale would
+/// give: no copy of the whole batch is made. Large's features would take 256 MiB at once
+/// in float64 and 128 MiB in float32; on the diagnosis worker, whose allocations that
+/// large glibc maps afresh and unmaps when freed, each such copy faulted in 32,768 new
+/// pages per diagnosis (docs/performance.md, item 13).
+torch::Tensor singular_values_by_float64_gram(const torch::Tensor& batch, const torch::Tensor& scale) {
   constexpr int64_t kPieceEntries = int64_t{1} << 22;  // 32 MiB of float64 per piece
   const auto M = batch.size(1) <= batch.size(2) ? batch : batch.transpose(1, 2);  // (B, k, l), k <= l
   const int64_t B = M.size(0), k = M.size(1), l = M.size(2);
+  const auto scale_64 = scale.to(torch::kFloat64);
   auto gram = torch::zeros({B, k, k}, M.options().dtype(torch::kFloat64));
   const int64_t piece = std::max<int64_t>(1, kPieceEntries / (B * k));
   for (int64_t start = 0; start < l; start += piece) {
-    const auto part = M.narrow(2, start, std::min(piece, l - start)).to(torch::kFloat64);
+    const auto part = M.narrow(2, start, std::min(piece, l - start)).to(torch::kFloat64).nan_to_num_(0.0, 0.0, 0.0).div_(scale_64);
     gram.baddbmm_(part, part.transpose(1, 2));
   }
   // Eigenvalues ascending; a negative one is rounding of an exactly singular matrix.
@@ -129,13 +136,15 @@ torch::Tensor singular_values(const torch::Tensor& batch) {
   // since LAPACK throws on them their entries are zeroed first.
   // The scale is a power of two, so dividing by it is exact: a float32 entry rounded here
   // would carry float32's error into every value, whatever route follows.
-  auto scale = batch.abs().amax({1, 2}, /*keepdim=*/true);  // (B, 1, 1)
-  auto finite = torch::isfinite(scale).flatten();            // (B,)
+  // max |entry| from the largest and the least entry: two passes that copy nothing, where
+  // batch.abs() would be a copy of the whole batch.
+  auto scale = torch::maximum(batch.amax({1, 2}, /*keepdim=*/true), batch.amin({1, 2}, /*keepdim=*/true).neg());  // (B, 1, 1)
+  auto finite = torch::isfinite(scale).flatten();  // (B,)
   scale = torch::where((scale > 0).logical_and_(finite.view_as(scale)), torch::exp2(torch::floor(torch::log2(scale))),
                        scalar_like(1.0, scale));
-  auto clean = batch.nan_to_num(0.0, 0.0, 0.0).div_(scale);
-  const bool by_gram = clean.is_cpu() && clean.scalar_type() == torch::kFloat32;
-  auto s = (by_gram ? singular_values_by_float64_gram(clean) : torch::linalg_svdvals(thin_to_square(clean))) *
+  const bool by_gram = batch.is_cpu() && batch.scalar_type() == torch::kFloat32;
+  auto s = (by_gram ? singular_values_by_float64_gram(batch, scale)
+                    : torch::linalg_svdvals(thin_to_square(batch.nan_to_num(0.0, 0.0, 0.0).div_(scale)))) *
            scale.flatten(1);  // (B, k), descending
   auto largest = s.narrow(1, 0, 1);                                   // (B, 1)
   s = torch::where(s >= zero_tolerance(s.scalar_type()) * largest, s, scalar_like(0.0, s));
