@@ -193,14 +193,48 @@ void match_blas_threads() {
   set_blas_threads(at::get_num_threads());
 }
 
+namespace {
+/// The BLAS threads a lone run's large step would take: the cores LibTorch's pool leaves.
+int spare_cores() {
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  return std::max(1, cores / std::max(1, at::get_num_threads()));
+}
+
+/// Products shaped like the GD step's (thin, K = 16 and 64, and wide; plain and with a
+/// transposed operand), on 1 thread and on `threads`, compared bit for bit. The entries
+/// are fixed (no random stream is drawn from) and inexact in every dtype.
+bool products_agree_on_1_and(int threads, torch::ScalarType dtype) {
+  const int before = blas_threads_now.load();
+  bool agree = true;
+  for (const auto& [m, k, n] : {std::tuple<int64_t, int64_t, int64_t>{256, 16, 256}, {256, 256, 16}, {512, 64, 512}}) {
+    const auto options = torch::TensorOptions().dtype(dtype);
+    const auto A = torch::sin(torch::arange(m * k, options).mul_(0.37)).view({m, k});
+    const auto B = torch::cos(torch::arange(k * n, options).mul_(0.53)).view({k, n});
+    const auto At = A.t().contiguous().t();  // the same values, column-major: the transposed kernels
+    set_blas_threads(1);
+    const auto plain_1 = A.mm(B), transposed_1 = At.mm(B);
+    set_blas_threads(threads);
+    agree = agree && torch::equal(plain_1, A.mm(B)) && torch::equal(transposed_1, At.mm(B));
+  }
+  set_blas_threads(before > 0 ? before : 1);
+  return agree;
+}
+}  // namespace
+
+bool blas_threads_change_no_number(torch::ScalarType dtype) {
+  // Decided once per process, before the runs: the kernels never change after start-up.
+  static const bool float64 = spare_cores() == 1 || products_agree_on_1_and(spare_cores(), torch::kFloat64);
+  static const bool float32 = spare_cores() == 1 || products_agree_on_1_and(spare_cores(), torch::kFloat32);
+  return dtype == torch::kFloat64 ? float64 : float32;
+}
+
 int lone_gd_blas_threads(double step_flops) {
   if (const char* env = std::getenv("OPENBLAS_NUM_THREADS")) {
     const int threads = std::atoi(env);
     if (threads > 0) return threads;
   }
   if (step_flops < kThreadedStepFlops) return 1;
-  const int cores = static_cast<int>(std::thread::hardware_concurrency());
-  return std::max(1, cores / std::max(1, at::get_num_threads()));
+  return spare_cores();
 }
 
 void set_gd_blas_threads(int threads) { gd_blas_threads_setting = std::max(threads, 1); }
@@ -226,9 +260,15 @@ std::string compute_backend_summary() {
   if (auto* core = openblas_function<char*()>("openblas_get_corename"))
     blas += fmt::format(", {} kernels{}", core(), startup_notes().blas_kernels);
   if (blas_has_small_matrix_kernels()) blas += ", float64 products of 1-2 x 10^6 multiply-adds in two row blocks";
-  if (openblas_function<int()>("openblas_get_num_threads"))
+  if (openblas_function<int()>("openblas_get_num_threads")) {
     blas += fmt::format(", BLAS threads: {} for the GD step of a lone run of {:.2g}+ GFLOP per step, else 1",
                         lone_gd_blas_threads(kThreadedStepFlops), kThreadedStepFlops / 1e9);
+    for (const auto dtype : {torch::kFloat64, torch::kFloat32})
+      if (!blas_threads_change_no_number(dtype))
+        blas += fmt::format(" ({0}: a fixed number of steps beside each diagnosis, as these kernels' {0} "
+                            "products differ in the last bits with the thread count)",
+                            dtype == torch::kFloat64 ? "float64" : "float32");
+  }
   blas += startup_notes().blas_spin;
   return fmt::format("compute: {}; {} intra-op thread(s){}; LibTorch {}", blas, at::get_num_threads(),
                      startup_notes().intra_op, libtorch_version());

@@ -52,6 +52,15 @@ void match_blas_threads();
 /// change it. Calls OpenBLAS only when the count changes; a no-op with any other BLAS.
 void set_blas_threads(int threads);
 
+/// Whether OpenBLAS's products of `dtype` come out the same, bit for bit, on one thread and
+/// on the cores a lone run's step would take (true with one core). The GD step drops to one
+/// thread while a diagnosis runs beside it, so where they differ a run's numbers would
+/// depend on its timing; train() then gives each diagnosis a fixed number of steps.
+/// OpenBLAS's Haswell sgemm on AMD Zen 5 (OPENBLAS_CORETYPE=Haswell) differs in the last
+/// bits; its SkylakeX, Cooperlake and Sandybridge kernels, and every dgemm seen, split a
+/// product by blocks of the result and agree. Probed once.
+bool blas_threads_change_no_number(torch::ScalarType dtype);
+
 /// BLAS threads for one GD loop that has the machine to itself, whose step multiplies
 /// matrices worth `step_flops`: OPENBLAS_NUM_THREADS if the user set it; else 1 for a step
 /// under kThreadedStepFlops, whose thin products gain little from a second thread while

@@ -15,6 +15,13 @@
 namespace resgd {
 namespace {
 
+/// With kernels whose numbers change with the thread count: the GD steps, each on one
+/// thread, beside a diagnosis. On 2 cores (AMD Zen 5, Haswell kernels) one diagnosis took
+/// 75-89 ms at the medium size, 1.5-1.8 one-thread steps, and 1.96 s at the large size,
+/// 1.1-1.4; diagnostics every 10 then cost +6% to +9% at medium and +6% to +17% at large
+/// (docs/performance.md, item 14).
+constexpr int64_t kStepsBesideADiagnosis = 2;
+
 /// Folds one logged row into the run's result (live rows and rows replayed on resume).
 void record(TrainResult& result, const IterationRow& row) {
   if (row.iter == 0) {
@@ -156,14 +163,29 @@ TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const Exp
     hooks.on_checkpoint(c);
   };
 
+  // OpenBLAS's thread count is process-wide: the step may use gd_blas_threads() only while
+  // no diagnosis runs beside it, whose LAPACK calls would share (and fight over) the same
+  // pool. OpenBLAS splits a product over threads by blocks of the result, each entry summed
+  // in the same order, so the step's numbers do not depend on the count: the step takes
+  // one thread for as long as a diagnosis happens to run. Some kernels' numbers do depend
+  // on it (a probe finds them: system.h); with those the steps beside a diagnosis are a
+  // fixed number, kStepsBesideADiagnosis, and the next one waits for it, so that which
+  // steps ran on one thread is set by the iteration counts, never by timing. LAPACK's
+  // reductions depend on the count too (in the last bits): diagnoses always run on one.
+  const bool count_changes_numbers =
+      gd_blas_threads() > 1 && !blas_threads_change_no_number(params.front().scalar_type());
+  int64_t last_step_beside = -1;  // with such kernels: the last step beside the diagnosis in flight
   for (int64_t t = first_iter;; ++t) {
-    // OpenBLAS's thread count is process-wide: the step may use gd_blas_threads() only
-    // while no diagnosis runs beside it, whose LAPACK calls would share (and fight over)
-    // the same pool. OpenBLAS splits a product over threads by blocks of the result, each
-    // entry summed in the same order, so the step's numbers do not depend on the count;
-    // LAPACK's reductions do (in the last bits), so diagnoses always run on one thread.
-    set_blas_threads(rows.busy() ? 1 : gd_blas_threads());
-    if (tc.checkpoint_every > 0 && t > first_iter && t % tc.checkpoint_every == 0) checkpoint(t);
+    if (tc.checkpoint_every > 0 && t > first_iter && t % tc.checkpoint_every == 0) {
+      checkpoint(t);  // which waits for the diagnosis, as a run resumed here has none in flight
+      last_step_beside = -1;
+    }
+    if (count_changes_numbers) {
+      if (t == last_step_beside + 1) rows.drain();
+      set_blas_threads(t <= last_step_beside ? 1 : gd_blas_threads());
+    } else {
+      set_blas_threads(rows.busy() ? 1 : gd_blas_threads());
+    }
     LossAndGradients state = analytic ? analytic_gradients(model, data.X, data.Y, tc.loss)
                                       : autograd_gradients(model, data.X, data.Y, tc.loss);
     const bool last = t == tc.max_iters;
@@ -210,6 +232,7 @@ TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const Exp
         } else {
           row.elapsed_s = elapsed();
           rows.add_diagnosed(row, std::move(job));
+          last_step_beside = t + kStepsBesideADiagnosis;
         }
       } else {
         row.elapsed_s = elapsed();
