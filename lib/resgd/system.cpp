@@ -58,11 +58,10 @@ void configure_process() {
   // 1 GiB still trimmed: every diagnosis faulted it in again (docs/performance.md, item 13).
   mallopt(M_TRIM_THRESHOLD, -1);
   mallopt(M_TOP_PAD, 64 << 20);         // grow it in large steps
-  // One heap for every thread. A thread's own arena lives in heaps of at most 64 MiB, each
-  // unmapped once wholly free whatever the settings above: the diagnosis worker's 32 MiB
-  // pieces faulted in afresh at every diagnosis. Sharing the main heap costs a lock on
-  // each malloc, a few hundred per step.
-  mallopt(M_ARENA_MAX, 1);
+  // Threads keep their own arenas. M_ARENA_MAX 1 would spare the diagnosis worker's arena
+  // from mapping its 32 MiB pieces afresh (about 90 ms of a 2 s large diagnosis), but the
+  // shared lock made diagnostics every 10 cost +18% to +33% at the small size against +11%
+  // to +15% (docs/performance.md, item 13).
   choose_intra_op_threads();
   match_blas_threads();
 }
