@@ -6,8 +6,8 @@
 #include <sys/resource.h>
 
 #include <cmath>
-#include <thread>
 #include <limits>
+#include <thread>
 
 #include "resgd/model.h"
 #include "resgd/spectra.h"

@@ -218,6 +218,9 @@ TEST(Training, UniformAttentionWithoutTheResidualStallsExactlyAtTheWithinSequenc
   EXPECT_LT(residual.result.final_loss, 1e-3 * floor);
 }
 
+/// Bit for bit, where a diagnostic that could not be computed reads NaN on both sides.
+bool same_or_both_nan(double a, double b) { return a == b || (std::isnan(a) && std::isnan(b)); }
+
 TEST(Training, RowsDiagnosedBesideGdArriveInOrderAndComplete) {
   ExperimentConfig c = tiny_experiment();
   c.train.max_iters = 20;
@@ -242,7 +245,7 @@ TEST(Training, RowsDiagnosedBesideGdArriveInOrderAndComplete) {
   ASSERT_EQ(reference.rows.front().diagnostics.size(), columns.size());
   for (size_t k = 0; k < columns.size(); ++k) {
     const double a = t.rows.front().diagnostics[k], b = reference.rows.front().diagnostics[k];
-    EXPECT_TRUE(a == b || (std::isnan(a) && std::isnan(b))) << columns[k] << ": " << a << " vs " << b;
+    EXPECT_TRUE(same_or_both_nan(a, b)) << columns[k] << ": " << a << " vs " << b;
   }
 }
 
@@ -254,7 +257,7 @@ void expect_same_rows(const Trajectory& a, const Trajectory& b, const std::strin
     ASSERT_EQ(a.rows[i].diagnostics.size(), b.rows[i].diagnostics.size()) << what;
     for (size_t k = 0; k < a.rows[i].diagnostics.size(); ++k) {
       const double x = a.rows[i].diagnostics[k], y = b.rows[i].diagnostics[k];
-      EXPECT_TRUE(x == y || (std::isnan(x) && std::isnan(y))) << what << ", iteration " << i << ", column " << k;
+      EXPECT_TRUE(same_or_both_nan(x, y)) << what << ", iteration " << i << ", column " << k;
     }
   }
 }
@@ -262,9 +265,9 @@ void expect_same_rows(const Trajectory& a, const Trajectory& b, const std::strin
 TEST(Training, BlasThreadCountChangesNoNumber) {
   // The bench's small size: its products (256 x 16 x 256 and 256 x 256 x 16) are above
   // OpenBLAS's threading threshold, so with 2 threads both do work. Diagnoses every 5
-  // switch the step's count between 1 and 2 while one runs beside it, where the kernels
-  // allow: so the run must come out the same on 1 and 2 threads, and where they do not,
-  // the same twice on 2 threads (the diagnoses then run between the steps).
+  // switch the step's count between 1 and 2 while one runs beside it: for as long as it
+  // runs where the kernels allow, so the run must come out the same on 1 and 2 threads;
+  // for a fixed number of steps where they do not, so it must come out the same twice.
   ExperimentConfig c;
   c.data.num_samples = 32;
   c.data.seq_len = 8;
