@@ -144,8 +144,12 @@ TEST(Cli, BenchTimesEachSizeAndItsRatiosFollowFromItsOwnColumns) {
                  share = std::stod(row[k + 4]);
     EXPECT_EQ(row[k + 1], "0.016");
     EXPECT_NEAR(rate, 16318464.0 / (ms * 1e6), 0.05 + 1e-3 * rate) << "GFLOP/s = GFLOP / time";
-    EXPECT_NEAR(share, 100.0 * rate / ceiling, 0.6) << "of mm";
-    EXPECT_GT(ceiling, 0.0);
+    ASSERT_GT(ceiling, 0.0);
+    // The share is printed to 1% from unrounded figures, the two rates to 0.1 GFLOP/s: what
+    // those roundings allow, which grows as the ceiling falls (under ctest -j2 a correct 84%
+    // met 83.39 from the printed rates, 22.6 / 27.1 or that ratio at twice or three times).
+    const double share_rounding = 0.5 + 100.0 * (0.05 / ceiling + 0.05 * rate / (ceiling * ceiling)) + 1e-9;
+    EXPECT_NEAR(share, 100.0 * rate / ceiling, share_rounding) << "of mm";
     if (diagnosed) {
       // One repetition: the cost is exactly this row's time over the row above, less 1.
       const double plain_ms = std::stod(rows[r - 1][4]);
