@@ -348,6 +348,41 @@ TEST(AnalyticGrad, HundredAnalyticGdStepsTrackAutogradGd) {
   }
 }
 
+TEST(AnalyticGrad, Float32GradientsMatchFloat64AutogradToFloat32Rounding) {
+  // A float32 run's hand-derived gradients go through the step's own products (token_mm:
+  // oneDNN where it is loaded, in every layout the backward pass reads); the reference is
+  // autograd of the same float32 parameters and data in float64. Two blocks, 256 tokens,
+  // so every product sums 64 to 256 terms; a wrong operand layout would be off by O(1).
+  ModelOptions o;
+  o.layers = 2;
+  o.out_dim = 16;
+  o.block.dim = 32;
+  o.block.key_dim = 32;
+  o.block.ffn_width = 128;
+  o.block.out_dim = 32;
+  o.block.temperature = std::sqrt(32.0);
+  o.block.activation = Activation::relu;
+  auto gen = make_generator(0, "test.data");
+  const auto X = torch::randn({16, 16, 32}, gen, kF64).to(torch::kFloat32);
+  const auto Y = torch::randn({16, 16, 16}, gen, kF64).to(torch::kFloat32);
+  ResidualTransformer single(o), reference(o);
+  single->to(torch::kFloat32);
+  {
+    torch::NoGradGuard no_grad;  // the reference holds the float32 parameters exactly
+    auto from = single->parameters(), to = reference->parameters();
+    for (size_t i = 0; i < from.size(); ++i) to[i].copy_(from[i].to(torch::kFloat64));
+  }
+  const auto ours = analytic_gradients(*single, X, Y, "sum");
+  const auto exact = autograd_gradients(*reference, X.to(torch::kFloat64), Y.to(torch::kFloat64), "sum");
+  const auto names = single->parameter_names();
+  for (size_t i = 0; i < names.size(); ++i) {
+    const double error = (ours.grads[i].to(torch::kFloat64) - exact.grads[i]).norm().item<double>() /
+                         exact.grads[i].norm().item<double>();
+    EXPECT_LE(error, 2e-5) << names[i];  // float32 eps is 6e-8; measured 1.9e-7 to 4.5e-7
+  }
+  EXPECT_NEAR(ours.loss.item<double>(), exact.loss.item<double>(), 1e-5 * exact.loss.item<double>());
+}
+
 // ---------------------------------------------------------------------------------------
 TEST(AnalyticGrad, GradcheckPassesAndNamesEveryParameter) {
   ExperimentConfig config;

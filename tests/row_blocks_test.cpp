@@ -2,6 +2,7 @@
 // they are split at all.
 #include <gtest/gtest.h>
 
+#include "resgd/products.h"
 #include "resgd/row_blocks.h"
 #include "resgd/system.h"
 #include "test_util.h"
@@ -52,11 +53,11 @@ TEST(RowBlocks, SplitsOnlyProductsJustAboveOpenBlasSmallKernelLimit) {
     EXPECT_EQ(product_row_blocks(tracked, W_1), split);
   }
   // What autograd sees still differentiates: torch::mm and torch::addmm, taped.
-  auto product = row_blocked_addmm(draw({256, 256}, 5), tracked, W_1, 1.0, 1.0);
+  auto product = token_addmm(draw({256, 256}, 5), tracked, W_1, 1.0, 1.0);
   ASSERT_TRUE(product.requires_grad());
   product.sum().backward();
   EXPECT_LE(max_relative_difference(tracked.grad(), W_1.sum(1).expand({256, 16})), 1e-14);
-  EXPECT_LE(max_relative_difference(row_blocked_mm(G, W_1), G.mm(W_1)), 1e-14);
+  EXPECT_LE(max_relative_difference(token_mm(G, W_1), G.mm(W_1)), 1e-14);
 }
 
 TEST(RowBlocks, GradcheckPassesAtTheSmallBenchSize) {

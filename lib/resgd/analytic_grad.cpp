@@ -7,14 +7,14 @@
 #include <cmath>
 
 #include "resgd/batched_matmul.h"
-#include "resgd/row_blocks.h"
+#include "resgd/products.h"
 
 namespace resgd {
 namespace {
 
 // sum_i X_i^T Y_i over the batch: (N, n, a), (N, n, b) -> (a, b).
 torch::Tensor batch_outer(const torch::Tensor& X, const torch::Tensor& Y) {
-  return row_blocked_mm(X.reshape({-1, X.size(-1)}).t(), Y.reshape({-1, Y.size(-1)}));
+  return token_mm(X.reshape({-1, X.size(-1)}).t(), Y.reshape({-1, Y.size(-1)}));
 }
 
 }  // namespace
@@ -78,7 +78,7 @@ BlockGradients block_backward(const ResidualBlockImpl& block, const BlockTrace& 
 
   // H_out = c Phi W_2 + gamma_f G
   g.dW_2 = batch_outer(t.Phi, dH_out);                                     // (m, out_dim)
-  auto dPhi = per_sample(row_blocked_mm(tokens(dH_out), block.W_2.t()));  // (N, n, m)
+  auto dPhi = per_sample(token_mm(tokens(dH_out), block.W_2.t()));  // (N, n, m)
   if (c != 1.0) g.dW_2.mul_(c), dPhi.mul_(c);
   // Phi = sigma(U)
   const auto& dU = activation_backward_(dPhi, t.U, o.activation, o.leaky_slope);  // (N, n, m)
@@ -87,8 +87,8 @@ BlockGradients block_backward(const ResidualBlockImpl& block, const BlockTrace& 
   g.dW_1 = batch_outer(t.ffn_input.value, dU);                             // (d, m)
   // dG = dF + gamma_f dH_out: without LN, dF = dU W_1^T and one product does both terms
   auto dG = per_sample(gamma_f != 0.0 && !pre_ln
-                           ? row_blocked_addmm(tokens(dH_out), tokens(dU), block.W_1.t(), gamma_f, 1.0)
-                           : row_blocked_mm(tokens(dU), block.W_1.t()));  // (N, n, d)
+                           ? token_addmm(tokens(dH_out), tokens(dU), block.W_1.t(), gamma_f, 1.0)
+                           : token_mm(tokens(dU), block.W_1.t()));  // (N, n, d)
   if (pre_ln) {  // F = LN(G)
     dG = layer_norm_backward(dG, t.ffn_input);
     if (gamma_f != 0.0) dG.add_(dH_out, gamma_f);
@@ -116,8 +116,8 @@ BlockGradients block_backward(const ResidualBlockImpl& block, const BlockTrace& 
   if (need_dH_in) {  // dH_in = gamma_a dG + dE, dE = dV W_V^T + dQ W_Q^T + dK W_K^T, accumulated
     // Without LN, E = H_in and the product starts from gamma_a dG; under pre-LN, dE goes
     // through LN's backward first and gamma_a dG is added after.
-    auto dE = pre_ln ? tokens(dV).mm(block.W_V.t()) : torch::addmm(tokens(dG), tokens(dV), block.W_V.t(), o.gamma_a, 1.0);
-    dE.addmm_(tokens(dQ), block.W_Q.t()).addmm_(tokens(dK), block.W_K.t());
+    auto dE = pre_ln ? token_mm(tokens(dV), block.W_V.t()) : token_addmm(tokens(dG), tokens(dV), block.W_V.t(), o.gamma_a, 1.0);
+    token_addmm_(token_addmm_(dE, tokens(dQ), block.W_Q.t()), tokens(dK), block.W_K.t());
     g.dH_in = pre_ln ? layer_norm_backward(per_sample(dE), t.attention_input).add_(dG, o.gamma_a)
                      : per_sample(dE);                                     // (N, n, d)
   }

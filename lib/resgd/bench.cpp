@@ -11,6 +11,7 @@
 #include "resgd/data.h"
 #include "resgd/diagnostics.h"
 #include "resgd/model.h"
+#include "resgd/products.h"
 #include "resgd/system.h"
 #include "resgd/training.h"
 
@@ -21,20 +22,26 @@ void synchronize(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.index());
 }
 
-/// GFLOP/s of a square `torch::mm` of side 1024 (2.1 GFLOP): the practical ceiling for
-/// the matrix products a GD step is made of, on this device, dtype and thread count.
-double mm_gflops(torch::Device device, torch::Dtype dtype, int repeats) {
+using Multiply = torch::Tensor (*)(const torch::Tensor&, const torch::Tensor&);
+
+torch::Tensor torch_mm(const torch::Tensor& A, const torch::Tensor& B) { return A.mm(B); }
+
+/// GFLOP/s of `multiply` on a square product of side 1024 (2.1 GFLOP), on this device,
+/// dtype and thread count. With torch::mm and with token_mm (the route the step's own
+/// products take: oneDNN for float32 where it is loaded), the faster of the two is the
+/// practical ceiling for the matrix products a GD step is made of.
+double product_gflops(Multiply multiply, torch::Device device, torch::Dtype dtype, int repeats) {
   const int64_t side = 1024;
   auto generator = make_generator(0, "bench.mm");
   const auto options = torch::TensorOptions().dtype(torch::kFloat64);
   const auto A = torch::randn({side, side}, generator, options).to(device, dtype);
   const auto B = torch::randn({side, side}, generator, options).to(device, dtype);
-  auto C = A.mm(B);  // warm-up: threads, allocator, kernels
+  auto C = multiply(A, B);  // warm-up: threads, allocator, kernels
   std::vector<double> rates;
   for (int r = 0; r < std::max(3 * repeats, 10); ++r) {  // cheap: enough for a steady median
     synchronize(device);
     const auto start = std::chrono::steady_clock::now();
-    C = A.mm(B);
+    C = multiply(A, B);
     synchronize(device);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     rates.push_back(2.0 * side * side * side / seconds / 1e9);
@@ -177,12 +184,14 @@ int run_bench(const BenchOptions& options, std::ostream& out) {
   const torch::Device device = resolve_device(probe);
   out << compute_backend_summary() << "\n";
   out << fmt::format("device {}; median of {} repetitions; GFLOP counts the matrix products of forward, "
-                     "backward and update exactly; diagnosis ms: one diagnosis on 1 BLAS thread, as the "
-                     "worker computes it; BLAS: threads of the GD step\n\n",
+                     "backward and update exactly; mm and tokens: a 1024^3 product through torch::mm and "
+                     "through the route the step's own products take (token_mm), of best: GFLOP/s over the "
+                     "faster of the two; diagnosis ms: one diagnosis on 1 BLAS thread, as the worker computes "
+                     "it; BLAS: threads of the GD step\n\n",
                      device.str(), options.repeats);
-  out << fmt::format("{:<9} {:<7} {:<8} {:<9} {:>12} {:>10} {:>9} {:>10} {:>7} {:>9} {:>12} {:>5}\n", "size",
-                     "dtype", "grads", "diag", "ms/step", "GFLOP/step", "GFLOP/s", "mm GFLOP/s", "of mm",
-                     "diag cost", "diagnosis ms", "BLAS");
+  out << fmt::format("{:<9} {:<7} {:<8} {:<9} {:>12} {:>10} {:>9} {:>10} {:>10} {:>8} {:>9} {:>12} {:>5}\n", "size",
+                     "dtype", "grads", "diag", "ms/step", "GFLOP/step", "GFLOP/s", "mm GFLOP/s", "tokens GF/s",
+                     "of best", "diag cost", "diagnosis ms", "BLAS");
   for (const auto& name : options.sizes) {
     auto it = std::find_if(bench_sizes().begin(), bench_sizes().end(), [&](const BenchSize& s) { return s.name == name; });
     if (it == bench_sizes().end())
@@ -199,7 +208,9 @@ int run_bench(const BenchOptions& options, std::ostream& out) {
     const int blas_threads = lone_gd_blas_threads(flops);
     set_gd_blas_threads(blas_threads);
     set_blas_threads(blas_threads);
-    const double ceiling = mm_gflops(device, resolve_dtype(size.dtype), options.repeats);
+    const double mm = product_gflops(torch_mm, device, resolve_dtype(size.dtype), options.repeats);
+    const double tokens = product_gflops(token_mm, device, resolve_dtype(size.dtype), options.repeats);
+    const double ceiling = std::max(mm, tokens);
     for (const char* gradients : {"autograd", "analytic"}) {
       ExperimentConfig plain = base;
       plain.train.gradients = gradients;
@@ -210,9 +221,10 @@ int run_bench(const BenchOptions& options, std::ostream& out) {
       for (const bool with_diagnostics : {false, true}) {
         const double seconds = with_diagnostics ? timing.diagnosed : timing.plain;
         const double gflops = flops / seconds / 1e9;
-        out << fmt::format("{:<9} {:<7} {:<8} {:<9} {:>12.3f} {:>10.3f} {:>9.1f} {:>10.1f} {:>6.0f}% {:>9} {:>12} {:>5}\n",
+        out << fmt::format("{:<9} {:<7} {:<8} {:<9} {:>12.3f} {:>10.3f} {:>9.1f} {:>10.1f} {:>10.1f} {:>7.0f}% {:>9} "
+                           "{:>12} {:>5}\n",
                            size.name, size.dtype, gradients, with_diagnostics ? "every 10" : "off", seconds * 1e3,
-                           flops / 1e9, gflops, ceiling, 100.0 * gflops / ceiling,
+                           flops / 1e9, gflops, mm, tokens, 100.0 * gflops / ceiling,
                            with_diagnostics ? fmt::format("{:+.1f}%", 100.0 * timing.cost) : std::string("-"),
                            with_diagnostics ? fmt::format("{:.3f}", diagnosis * 1e3) : std::string("-"),
                            blas_threads);

@@ -2,7 +2,7 @@
 #include "resgd/model.h"
 
 #include "resgd/batched_matmul.h"
-#include "resgd/row_blocks.h"
+#include "resgd/products.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
@@ -107,19 +107,19 @@ BlockTrace ResidualBlockImpl::trace(const torch::Tensor& H_in) {
   const auto H_tokens = t.attention_input.value.reshape({N * n, -1});
   auto per_sample = [&](const torch::Tensor& M) { return M.view({N, n, M.size(-1)}); };
   const int64_t h = options.heads;
-  t.Q = split_heads(per_sample(H_tokens.mm(W_Q)), h);                // (N h, n, d_k/h)
-  t.K = split_heads(per_sample(H_tokens.mm(W_K)), h);                // (N h, n, d_k/h)
+  t.Q = split_heads(per_sample(token_mm(H_tokens, W_Q)), h);          // (N h, n, d_k/h)
+  t.K = split_heads(per_sample(token_mm(H_tokens, W_K)), h);          // (N h, n, d_k/h)
   auto Z = batched_matmul(t.Q, t.K.transpose(1, 2)).div_(options.temperature);  // (N h, n, n)
   if (options.causal) {
     auto future = torch::ones({n, n}, torch::TensorOptions().dtype(torch::kBool).device(H_in.device())).triu(1);
     Z = Z.masked_fill(future, -std::numeric_limits<double>::infinity());
   }
   t.S = torch::softmax(Z, -1);                                       // (N h, n, n)
-  t.V = split_heads(per_sample(H_tokens.mm(W_V)), h);                // (N h, n, d/h)
+  t.V = split_heads(per_sample(token_mm(H_tokens, W_V)), h);          // (N h, n, d/h)
   t.A = merge_heads(batched_matmul(t.S, t.V), h);                    // (N, n, d)
   t.G = options.gamma_a == 0.0 ? t.A : torch::add(t.A, H_in, options.gamma_a);  // A + gamma_a H
   t.ffn_input = options.pre_layer_norm ? layer_norm(t.G) : LayerNormed{t.G, {}};
-  t.U = per_sample(row_blocked_mm(t.ffn_input.value.reshape({N * n, -1}), W_1));  // (N, n, m)
+  t.U = per_sample(token_mm(t.ffn_input.value.reshape({N * n, -1}), W_1));  // (N, n, m)
   const bool taped = torch::GradMode::is_enabled() && t.U.requires_grad();
   t.Phi = options.activation == Activation::relu && !taped
               ? t.U.relu_()                                          // in place: see BlockTrace
@@ -127,8 +127,8 @@ BlockTrace ResidualBlockImpl::trace(const torch::Tensor& H_in) {
   // H_out = c Phi W_2 + gamma_f G: one product that accumulates onto gamma_f G
   const double c = options.output_scale, gamma_f = ffn_residual();
   const auto Phi_tokens = t.Phi.reshape({N * n, -1});
-  t.H_out = gamma_f != 0.0 ? row_blocked_addmm(t.G.reshape({N * n, -1}), Phi_tokens, W_2, gamma_f, c)
-                           : (c == 1.0 ? row_blocked_mm(Phi_tokens, W_2) : row_blocked_mm(Phi_tokens, W_2).mul_(c));
+  t.H_out = gamma_f != 0.0 ? token_addmm(t.G.reshape({N * n, -1}), Phi_tokens, W_2, gamma_f, c)
+                           : (c == 1.0 ? token_mm(Phi_tokens, W_2) : token_mm(Phi_tokens, W_2).mul_(c));
   t.H_out = per_sample(t.H_out);                                     // (N, n, out_dim)
   return t;
 }

@@ -47,16 +47,4 @@ torch::Tensor addmm_in_row_blocks(const torch::Tensor& C, const torch::Tensor& A
   return out;
 }
 
-torch::Tensor row_blocked_mm(const torch::Tensor& A, const torch::Tensor& B) {
-  return product_row_blocks(A, B) == 1 ? A.mm(B) : addmm_in_row_blocks(torch::Tensor(), A, B, 0.0, 1.0, 2);
-}
-
-torch::Tensor row_blocked_addmm(const torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B, double beta,
-                                double alpha) {
-  const bool needs_autograd = torch::GradMode::is_enabled() && C.requires_grad();
-  const bool blocked = product_row_blocks(A, B) == 2 && !needs_autograd && C.dim() == 2 && C.size(0) == A.size(0) &&
-                       C.size(1) == B.size(1) && C.scalar_type() == A.scalar_type() && C.device().is_cpu();
-  return blocked ? addmm_in_row_blocks(C, A, B, beta, alpha, 2) : torch::addmm(C, A, B, beta, alpha);
-}
-
 }  // namespace resgd

@@ -15,6 +15,8 @@
 #include <fmt/format.h>
 #include <torch/version.h>
 
+#include "resgd/products.h"
+
 namespace resgd {
 
 torch::Device resolve_device(const ExperimentConfig& config) {
@@ -199,31 +201,37 @@ int spare_cores() {
   return std::max(1, cores / std::max(1, at::get_num_threads()));
 }
 
-/// Products shaped like the GD step's (thin, K = 16 and 64, and wide; plain and with a
-/// transposed operand), on 1 thread and on `threads`, compared bit for bit. The entries
-/// are fixed (no random stream is drawn from) and inexact in every dtype.
-bool products_agree_on_1_and(int threads, torch::ScalarType dtype) {
+}  // namespace
+
+int blas_threads() { return std::max(blas_threads_now.load(), 1); }
+
+bool thread_count_changes_no_product(torch::ScalarType dtype,
+                                     const std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)>& multiply) {
+  const int threads = spare_cores();
+  if (threads == 1) return true;
   const int before = blas_threads_now.load();
   bool agree = true;
-  for (const auto& [m, k, n] : {std::tuple<int64_t, int64_t, int64_t>{256, 16, 256}, {256, 256, 16}, {512, 64, 512}}) {
+  // The entries are fixed (no random stream is drawn from) and inexact in every dtype.
+  for (const auto& [m, k, n] : {std::tuple<int64_t, int64_t, int64_t>{256, 16, 256}, {256, 256, 16}, {512, 64, 512},
+                                {64, 4096, 64}}) {
     const auto options = torch::TensorOptions().dtype(dtype);
     const auto A = torch::sin(torch::arange(m * k, options).mul_(0.37)).view({m, k});
     const auto B = torch::cos(torch::arange(k * n, options).mul_(0.53)).view({k, n});
     const auto At = A.t().contiguous().t();  // the same values, column-major: the transposed kernels
     set_blas_threads(1);
-    const auto plain_1 = A.mm(B), transposed_1 = At.mm(B);
+    const auto plain_1 = multiply(A, B), transposed_1 = multiply(At, B);
     set_blas_threads(threads);
-    agree = agree && torch::equal(plain_1, A.mm(B)) && torch::equal(transposed_1, At.mm(B));
+    agree = agree && torch::equal(plain_1, multiply(A, B)) && torch::equal(transposed_1, multiply(At, B));
   }
   set_blas_threads(before > 0 ? before : 1);
   return agree;
 }
-}  // namespace
 
 bool blas_threads_change_no_number(torch::ScalarType dtype) {
   // Decided once per process, before the runs: the kernels never change after start-up.
-  static const bool float64 = spare_cores() == 1 || products_agree_on_1_and(spare_cores(), torch::kFloat64);
-  static const bool float32 = spare_cores() == 1 || products_agree_on_1_and(spare_cores(), torch::kFloat32);
+  auto torch_mm = [](const torch::Tensor& A, const torch::Tensor& B) { return A.mm(B); };
+  static const bool float64 = thread_count_changes_no_product(torch::kFloat64, torch_mm);
+  static const bool float32 = thread_count_changes_no_product(torch::kFloat32, torch_mm);
   return dtype == torch::kFloat64 ? float64 : float32;
 }
 
@@ -262,12 +270,18 @@ std::string compute_backend_summary() {
   if (openblas_function<int()>("openblas_get_num_threads")) {
     blas += fmt::format(", BLAS threads: {} for the GD step of a lone run of {:.2g}+ GFLOP per step, else 1",
                         lone_gd_blas_threads(kThreadedStepFlops), kThreadedStepFlops / 1e9);
-    for (const auto dtype : {torch::kFloat64, torch::kFloat32})
-      if (!blas_threads_change_no_number(dtype))
-        blas += fmt::format(" ({0}: a fixed number of steps beside each diagnosis, as these kernels' {0} "
-                            "products differ in the last bits with the thread count)",
-                            dtype == torch::kFloat64 ? "float64" : "float32");
+    for (const auto dtype : {torch::kFloat64, torch::kFloat32}) {
+      // autograd multiplies through torch::mm, the hand-derived gradients through token_mm
+      const bool autograd = !blas_threads_change_no_number(dtype), analytic = !token_products_change_no_number(dtype);
+      if (!autograd && !analytic) continue;
+      const std::string name = dtype == torch::kFloat64 ? "float64" : "float32";
+      const std::string with = autograd && analytic ? "" : autograd ? " with autograd gradients" : " with analytic gradients";
+      blas += fmt::format(" ({}{}: a fixed number of steps beside each diagnosis, as its products differ in the "
+                          "last bits with the thread count)",
+                          name, with);
+    }
   }
+  blas += token_products_summary();
   blas += startup_notes().blas_spin;
   return fmt::format("compute: {}; {} intra-op thread(s){}; LibTorch {}", blas, at::get_num_threads(),
                      startup_notes().intra_op, libtorch_version());

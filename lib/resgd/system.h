@@ -3,6 +3,7 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
 
 #include "resgd/config.h"
@@ -52,8 +53,19 @@ void match_blas_threads();
 /// change it. Calls OpenBLAS only when the count changes; a no-op with any other BLAS.
 void set_blas_threads(int threads);
 
-/// Whether OpenBLAS's products of `dtype` come out the same, bit for bit, on one thread and
-/// on the cores a lone run's step would take (true with one core). The GD step drops to one
+/// The count set_blas_threads last set (1 before it was first called): OpenBLAS's, and
+/// the one oneDNN's products take on the thread that calls them (products.h).
+int blas_threads();
+
+/// Whether `multiply` gives the same products, bit for bit, on one thread and on the cores a
+/// lone run's step would take (set_blas_threads; true with one core), for products of
+/// `dtype` shaped like the GD step's: thin (K = 16, 64), wide, and a weight gradient's sum
+/// over 4096 tokens, each also with A transposed.
+bool thread_count_changes_no_product(torch::ScalarType dtype,
+                                     const std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)>& multiply);
+
+/// Whether OpenBLAS's products of `dtype` (torch::mm) come out the same, bit for bit, on one
+/// thread and on the cores a lone run's step would take (true with one core). The GD step drops to one
 /// thread while a diagnosis runs beside it, so where they differ a run's numbers would
 /// depend on its timing; train() then gives each diagnosis a fixed number of steps.
 /// OpenBLAS's Haswell sgemm on AMD Zen 5 (OPENBLAS_CORETYPE=Haswell) differs in the last

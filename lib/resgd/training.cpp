@@ -10,6 +10,7 @@
 
 #include "resgd/analytic_grad.h"
 #include "resgd/diagnostics.h"
+#include "resgd/products.h"
 #include "resgd/system.h"
 
 namespace resgd {
@@ -172,8 +173,12 @@ TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const Exp
   // fixed number, kStepsBesideADiagnosis, and the next one waits for it, so that which
   // steps ran on one thread is set by the iteration counts, never by timing. LAPACK's
   // reductions depend on the count too (in the last bits): diagnoses always run on one.
+  // The hand-derived gradients multiply through token_mm (oneDNN for float32 where it is
+  // loaded), autograd's through torch::mm: each with its own kernels' probe.
+  const auto dtype = params.front().scalar_type();
   const bool count_changes_numbers =
-      gd_blas_threads() > 1 && !blas_threads_change_no_number(params.front().scalar_type());
+      gd_blas_threads() > 1 &&
+      !(analytic ? token_products_change_no_number(dtype) : blas_threads_change_no_number(dtype));
   int64_t last_step_beside = -1;  // with such kernels: the last step beside the diagnosis in flight
   for (int64_t t = first_iter;; ++t) {
     if (tc.checkpoint_every > 0 && t > first_iter && t % tc.checkpoint_every == 0) {

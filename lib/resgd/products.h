@@ -1,0 +1,60 @@
+// The 2-D products of a GD step: every token product (H W_Q, G W_1, Phi W_2, dU W_1^T, ...)
+// multiplies all N n tokens at once, and every weight gradient (X^T dY) sums over them.
+// Which kernel multiplies each: oneDNN's sgemm for float32, two row blocks for the float64
+// products OpenBLAS's small kernels then take (row_blocks.h), torch::mm otherwise.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+
+namespace resgd {
+
+enum class ProductRoute {
+  torch_mm,    // LibTorch's product: anything autograd must see, other devices, the rest
+  row_blocks,  // float64, just above OpenBLAS's small-matrix limit: two blocks of A's rows
+  onednn,      // float32 on the CPU where oneDNN's sgemm is loaded
+};
+
+/// How token_mm multiplies (M, K) by (K, N).
+///
+/// oneDNN's sgemm picks its kernels from the CPU itself (AVX-512 where there is one), and
+/// splits a product over threads by blocks of the result, so its numbers do not depend on
+/// the thread count (probed at start-up all the same: token_products_change_no_number). On
+/// AMD Zen 5, whose environment sets OpenBLAS's AVX2 Haswell kernels, it multiplied the
+/// medium size's float32 products at 2x their speed on one thread and two
+/// (docs/performance.md, item 15). Debian's LibTorch links it, and it is looked up at run
+/// time: where it is not found (LibTorch's official builds link their own copy and need
+/// not export it), or RESGD_ONEDNN=off, float32 goes to torch::mm.
+ProductRoute product_route(const torch::Tensor& A, const torch::Tensor& B);
+
+/// A B for (M, K) and (K, N), by product_route.
+torch::Tensor token_mm(const torch::Tensor& A, const torch::Tensor& B);
+
+/// beta C + alpha A B for C of the result's shape, by product_route (torch::addmm where C
+/// needs autograd or has another shape).
+torch::Tensor token_addmm(const torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B, double beta,
+                          double alpha);
+
+/// C += A B in place, by product_route where C is contiguous (Tensor::addmm_ otherwise).
+torch::Tensor& token_addmm_(torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B);
+
+/// beta C + alpha A B through oneDNN's sgemm on set_blas_threads' count, for float32 CPU
+/// matrices in any layout (C undefined: alpha A B). What the onednn route does; throws
+/// where oneDNN's sgemm is not loaded.
+torch::Tensor onednn_addmm(const torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B, double beta,
+                           double alpha);
+
+/// Whether float32 token products go to oneDNN in this process.
+bool onednn_serves_float32_products();
+
+/// Whether token_mm's products of `dtype` come out the same, bit for bit, on one thread and
+/// on a lone run's cores: the hand-derived gradients' counterpart of
+/// blas_threads_change_no_number (which autograd's torch::mm products follow). Probed once.
+bool token_products_change_no_number(torch::ScalarType dtype);
+
+/// For the compute line: e.g. ", float32 token products through oneDNN 2.6.3's sgemm";
+/// empty where oneDNN serves none.
+std::string token_products_summary();
+
+}  // namespace resgd
