@@ -2,8 +2,12 @@
 // every layout the step passes; which route each product takes; thread counts.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 #include "resgd/products.h"
 #include "resgd/system.h"
+#include "test_util.h"
 
 namespace resgd {
 namespace {
@@ -89,27 +93,55 @@ TEST(Products, EachProductTakesItsRoute) {
   EXPECT_THROW(token_mm(A, A), c10::Error);  // (64, 32) by (64, 32): LibTorch names the shapes
 }
 
-TEST(Products, OnednnKeepsItsThreadCountToItsOwnCalls) {
+TEST(Products, OnednnSplitsProductsOverTheGdStepsThreadsAndLeavesLibTorchsCount) {
   SKIP_WITHOUT_ONEDNN();
-  // oneDNN threads through OpenMP, whose count LibTorch's own operations read too: the
-  // products take the BLAS count for the call and leave LibTorch's as it was.
+  // A product runs in gd_blas_threads() parts, each one oneDNN call on one thread (the
+  // caller's and resgd's helpers), whatever OpenBLAS's count is; LibTorch's own OpenMP
+  // count, which oneDNN reads too, is left as it was.
   const int libtorch_threads = at::get_num_threads();
-  const auto A = draw({2048, 64}, 1), B = draw({64, 512}, 2);
-  set_blas_threads(2);
-  const auto two = token_mm(A, B);
-  EXPECT_EQ(at::get_num_threads(), libtorch_threads);
-  set_blas_threads(1);
-  const auto one = token_mm(A, B);
-  EXPECT_EQ(at::get_num_threads(), libtorch_threads);
-  // The GD loop switches counts while a diagnosis runs beside it: where the probe says the
-  // count changes nothing, it must not, for the step's shapes (here a weight gradient too).
-  if (token_products_change_no_number(torch::kFloat32)) {
-    EXPECT_TRUE(torch::equal(one, two));
-    set_blas_threads(2);
-    const auto gradient_two = token_mm(A.t(), A);
-    set_blas_threads(1);
-    EXPECT_TRUE(torch::equal(token_mm(A.t(), A), gradient_two));
+  const auto A = draw({2048, 64}, 1), B = draw({64, 512}, 2), W = draw({2048, 512}, 3);
+  set_gd_blas_threads(1);
+  EXPECT_EQ(onednn_product_threads(), 1);
+  const auto whole = token_mm(A, B), gradient_whole = token_mm(A.t(), W);  // rows, then columns split
+  std::vector<int> counts = {2, 3, 5};  // more parts than cores, and uneven parts
+  for (const int threads : counts) {
+    set_gd_blas_threads(threads);
+    set_blas_threads(1);  // as while a diagnosis runs: oneDNN's parts do not follow it
+    const int parts = onednn_product_threads();
+    EXPECT_EQ(parts, token_products_change_no_number(torch::kFloat32) ? threads : 1);
+    for (int repeat = 0; repeat < 20; ++repeat) {  // the helpers wait asleep and awake alike
+      const auto split = token_mm(A, B), gradient_split = token_mm(A.t(), W);
+      EXPECT_EQ(at::get_num_threads(), libtorch_threads);
+      if (token_products_change_no_number(torch::kFloat32)) {
+        ASSERT_TRUE(torch::equal(split, whole)) << threads << " parts";
+        ASSERT_TRUE(torch::equal(gradient_split, gradient_whole)) << threads << " parts, split by columns";
+      } else {
+        ASSERT_LT(error_over_float32_bound(split, {}, A, B, 0.0, 1.0), 1.0);
+      }
+      if (repeat % 5 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));  // past the helpers' spin
+    }
   }
+  set_gd_blas_threads(1);
+}
+
+TEST(Products, HelperThreadsSleepBetweenProducts) {
+  SKIP_WITHOUT_ONEDNN();
+  if (!token_products_change_no_number(torch::kFloat32) || std::thread::hardware_concurrency() < 2)
+    GTEST_SKIP() << "products run whole on one thread here";
+  // A helper waits for its next part spinning for 200 us, then asleep: over the 100 ms
+  // after a product in parts, no other thread of the process should be runnable, so a
+  // diagnosis beside the step has the core (OpenMP's own team spun for milliseconds).
+  set_gd_blas_threads(2);
+  const auto A = draw({1024, 256}, 1), B = draw({256, 512}, 2);
+  const auto C = token_mm(A, B);
+  int runnable = 0;
+  for (int look = 0; look < 20; ++look) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    runnable += testing::another_thread_runnable();
+  }
+  set_gd_blas_threads(1);
+  EXPECT_LT(error_over_float32_bound(C, {}, A, B, 0.0, 1.0), 1.0);
+  EXPECT_LE(runnable, 2) << "of 20 looks";
 }
 
 TEST(Products, OnednnAddmmRejectsWhatItCannotMultiply) {

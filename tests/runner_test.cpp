@@ -237,22 +237,6 @@ TEST(Runner, ALoneRunGetsTheLoneRunBlasThreadsAndRunsSideBySideOne) {
   EXPECT_EQ(most, 1);
 }
 
-/// Whether a thread of this process other than the calling one is runnable (state R in
-/// /proc): a pool thread spinning on sched_yield is, however busy the machine; one asleep
-/// on its condition variable is not.
-bool another_thread_runnable() {
-  const std::string self = std::to_string(::syscall(SYS_gettid));
-  for (const auto& task : fs::directory_iterator("/proc/self/task")) {
-    if (task.path().filename() == self) continue;
-    std::ifstream stat(task.path() / "stat");
-    std::string line;
-    std::getline(stat, line);
-    const auto name_end = line.rfind(')');  // "tid (name) state ..."
-    if (name_end != std::string::npos && name_end + 2 < line.size() && line[name_end + 2] == 'R') return true;
-  }
-  return false;
-}
-
 TEST(Runner, IdleBlasThreadsLeaveTheCoreSoonAfterAThreadedProduct) {
   if (!dlsym(RTLD_DEFAULT, "blas_thread_init") || std::thread::hardware_concurrency() < 2)
     GTEST_SKIP() << "needs OpenBLAS's pthread pool and two cores";
@@ -270,7 +254,7 @@ TEST(Runner, IdleBlasThreadsLeaveTheCoreSoonAfterAThreadedProduct) {
     int runnable = 0;
     for (int look = 0; look < 20; ++look) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      runnable += another_thread_runnable();
+      runnable += testing::another_thread_runnable();
     }
     EXPECT_TRUE(torch::allclose(C, torch::matmul(A, A)));
     return runnable / 20.0;

@@ -1,7 +1,9 @@
 // Small helpers shared by the test files: a temporary directory and running `resgd`.
 #pragma once
 
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -60,6 +62,22 @@ inline CommandResult run_resgd(const TempDir& dir, const std::string& args, cons
   result.out = slurp(out);
   result.err = slurp(err);
   return result;
+}
+
+/// Whether a thread of this process other than the calling one is runnable (state R in
+/// /proc): a pool thread spinning on sched_yield is, however busy the machine; one asleep
+/// on its condition variable is not.
+inline bool another_thread_runnable() {
+  const std::string self = std::to_string(::syscall(SYS_gettid));
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    if (task.path().filename() == self) continue;
+    std::ifstream stat(task.path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    const auto name_end = line.rfind(')');  // "tid (name) state ..."
+    if (name_end != std::string::npos && name_end + 2 < line.size() && line[name_end + 2] == 'R') return true;
+  }
+  return false;
 }
 
 }  // namespace resgd::testing

@@ -7,9 +7,14 @@
 #include "resgd/training.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <iostream>
 #include <string>
+#include <thread>
 
 namespace resgd {
 namespace {
@@ -302,6 +307,26 @@ TEST(Training, BlasThreadCountChangesNoNumber) {
       }
     }
   }
+}
+
+TEST(Training, TheDiagnosisWorkersPriorityIsLoweredForItsThreadAlone) {
+  // train() lowers its diagnosis worker's priority (lower_this_threads_priority), so that
+  // the step's own threads take the cores first; the GD thread keeps its own.
+  const auto nice_of = [](long thread) {
+    errno = 0;
+    const int value = getpriority(PRIO_PROCESS, static_cast<id_t>(thread));
+    EXPECT_EQ(errno, 0);
+    return value;
+  };
+  const long self = ::syscall(SYS_gettid);
+  const int before = nice_of(self);
+  int worker = -100;
+  std::thread([&] {
+    lower_this_threads_priority();
+    worker = nice_of(::syscall(SYS_gettid));
+  }).join();
+  EXPECT_EQ(worker, std::max(before, 10));
+  EXPECT_EQ(nice_of(self), before);  // the GD thread keeps its own
 }
 
 }  // namespace

@@ -5,7 +5,15 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <tuple>
+#include <vector>
 
 #include "resgd/row_blocks.h"
 #include "resgd/system.h"
@@ -23,8 +31,9 @@ struct OnednnVersion {  // the head of dnnl_version_t
 };
 
 /// oneDNN's and OpenMP's functions, found at run time among the libraries LibTorch loaded.
-/// Debian's oneDNN threads through OpenMP, whose count is per calling thread: the products
-/// set it around each call, so LibTorch's own operations keep theirs.
+/// Debian's oneDNN threads through OpenMP, whose count is per calling thread: each call
+/// runs on one (the parts of a product are resgd's own threads), and LibTorch's own
+/// operations keep their count.
 struct Onednn {
   Sgemm* sgemm = nullptr;
   const OnednnVersion* (*version)() = nullptr;
@@ -45,6 +54,101 @@ const Onednn& onednn() {
   return found;
 }
 
+/// Threads that multiply the parts of a product beside the thread that calls run(). Each
+/// waits for its next part spinning for kSpin, then asleep on a condition variable, so
+/// that the serial stretches of a step (softmax, the attention's loops, elementwise work)
+/// leave the core to the diagnosis worker. OpenMP's own team spins for milliseconds after
+/// each product instead: the step after each diagnosis began took 36 instead of 28 ms at
+/// the medium size. 200 us keeps a step's products from waking sleepers (a 2 ms spin took
+/// the step's gaps from the worker: 61 ms for that step). docs/performance.md, item 15.
+class ProductThreads {
+ public:
+  static ProductThreads& instance() {
+    static ProductThreads threads;
+    return threads;
+  }
+
+  /// part(0) on this thread and part(1), ..., part(parts - 1) on helpers, all at once;
+  /// returns when every part is done. part must not throw.
+  void run(int parts, const std::function<void(int)>& part) {
+    std::lock_guard<std::mutex> one_product_at_a_time(run_mutex_);
+    while (static_cast<int>(helpers_.size()) < parts - 1) {
+      const int index = static_cast<int>(helpers_.size()) + 1;
+      helpers_.emplace_back([this, index] { serve(index); });
+    }
+    part_ = &part;
+    parts_ = parts;
+    pending_.store(parts - 1);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      generation_.fetch_add(1);
+    }
+    wake_.notify_all();
+    part(0);
+    if (!spin_until([&] { return pending_.load() == 0; })) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      done_.wait(lock, [&] { return pending_.load() == 0; });
+    }
+  }
+
+ private:
+  static constexpr std::chrono::microseconds kSpin{200};
+
+  ProductThreads() = default;
+  ~ProductThreads() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+      generation_.fetch_add(1);
+    }
+    wake_.notify_all();
+    for (auto& helper : helpers_) helper.join();
+  }
+
+  /// Polls `ready` for up to kSpin; whether it became true.
+  template <class Ready>
+  static bool spin_until(const Ready& ready) {
+    const auto until = std::chrono::steady_clock::now() + kSpin;
+    for (int spin = 1;; ++spin) {
+      if (ready()) return true;
+      if (spin % 256 == 0 && std::chrono::steady_clock::now() > until) return false;
+    }
+  }
+
+  void serve(int index) {
+    onednn().omp_set_num_threads(1);  // this thread's own OpenMP count
+    uint64_t seen = 0;
+    for (;;) {
+      if (!spin_until([&] { return generation_.load() != seen; })) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return generation_.load() != seen; });
+      }
+      seen = generation_.load();
+      if (stopping_) return;
+      if (index >= parts_) continue;  // a product in fewer parts than there are helpers
+      (*part_)(index);
+      if (pending_.fetch_sub(1) == 1) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        done_.notify_one();
+      }
+    }
+  }
+
+  std::mutex run_mutex_, mutex_;
+  std::condition_variable wake_, done_;
+  std::vector<std::thread> helpers_;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  const std::function<void(int)>* part_ = nullptr;  // written before generation_ moves on
+  int parts_ = 1;
+  bool stopping_ = false;
+};
+
+/// The least rows (or columns) of C one thread multiplies. oneDNN gave every step-shaped
+/// product, split in parts of 64 or more, the same numbers as whole; one of 7 rows in parts
+/// of 3 it did not.
+constexpr int64_t kMinPartSide = 64;
+
 /// A 2-D matrix as sgemm reads it: row-major ('N', leading dimension its row stride), the
 /// transpose of a row-major matrix ('T'; K^T and W^T views), or else a row-major copy.
 struct Operand {
@@ -60,43 +164,49 @@ Operand operand(const torch::Tensor& M) {
   return {'N', std::max<int64_t>(cols, 1), M.contiguous()};
 }
 
-/// C = alpha A B + beta C for a contiguous float32 C of the result's shape.
-void onednn_sgemm_into(torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B, double alpha, double beta) {
+/// C = alpha A B + beta C for a contiguous float32 C of the result's shape, in up to
+/// `threads` parts of C's longer side, each one oneDNN call on one thread.
+void onednn_sgemm_into(torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B, double alpha, double beta,
+                       int threads) {
   const Onednn& o = onednn();
   TORCH_CHECK(o.usable(), "oneDNN's sgemm is not loaded in this process");
   const Operand a = operand(A), b = operand(B);
-  const int threads = blas_threads(), before = o.omp_get_max_threads();
-  if (before != threads) o.omp_set_num_threads(threads);
-  const int status = o.sgemm(a.trans, b.trans, A.size(0), B.size(1), A.size(1), static_cast<float>(alpha),
-                             a.values.data_ptr<float>(), a.leading, b.values.data_ptr<float>(), b.leading,
-                             static_cast<float>(beta), C.data_ptr<float>(), std::max<int64_t>(C.size(1), 1));
-  if (before != threads) o.omp_set_num_threads(before);
-  TORCH_CHECK(status == 0, "oneDNN's sgemm failed (status ", status, ") on ", A.sizes(), " x ", B.sizes());
+  const int64_t M = A.size(0), N = B.size(1), K = A.size(1), ldc = std::max<int64_t>(N, 1);
+  const bool by_rows = M >= N;
+  const int64_t side = by_rows ? M : N;
+  const int parts = static_cast<int>(std::clamp<int64_t>(side / kMinPartSide, 1, std::max(threads, 1)));
+  const int64_t length = (side + parts - 1) / parts;
+  std::atomic<int> status{0};
+  auto part = [&](int p) {
+    const int64_t start = p * length, size = std::min(length, side - start);
+    if (size <= 0) return;
+    const float* a_part = a.values.data_ptr<float>();
+    const float* b_part = b.values.data_ptr<float>();
+    float* c_part = C.data_ptr<float>();
+    int64_t m = M, n = N;
+    if (by_rows) {  // rows start .. start + size of op(A) and of C
+      a_part += a.trans == 'N' ? start * a.leading : start;
+      c_part += start * ldc;
+      m = size;
+    } else {  // columns of op(B) and of C
+      b_part += b.trans == 'N' ? start : start * b.leading;
+      c_part += start;
+      n = size;
+    }
+    const int result = o.sgemm(a.trans, b.trans, m, n, K, static_cast<float>(alpha), a_part, a.leading, b_part,
+                               b.leading, static_cast<float>(beta), c_part, ldc);
+    if (result != 0) status = result;
+  };
+  const int before = o.omp_get_max_threads();
+  if (before != 1) o.omp_set_num_threads(1);
+  if (parts == 1) part(0);
+  else ProductThreads::instance().run(parts, part);
+  if (before != 1) o.omp_set_num_threads(before);
+  TORCH_CHECK(status == 0, "oneDNN's sgemm failed (status ", status.load(), ") on ", A.sizes(), " x ", B.sizes());
 }
 
-bool needs_autograd(const torch::Tensor& M) { return torch::GradMode::is_enabled() && M.requires_grad(); }
-
-}  // namespace
-
-bool onednn_serves_float32_products() {
-  static const bool serves = [] {
-    const char* setting = std::getenv("RESGD_ONEDNN");
-    return onednn().usable() && !(setting && std::string(setting) == "off");
-  }();
-  return serves;
-}
-
-ProductRoute product_route(const torch::Tensor& A, const torch::Tensor& B) {
-  if (needs_autograd(A) || needs_autograd(B) || A.dim() != 2 || B.dim() != 2 || A.size(1) != B.size(0) ||
-      !A.device().is_cpu() || !B.device().is_cpu() || A.scalar_type() != B.scalar_type())
-    return ProductRoute::torch_mm;
-  if (A.scalar_type() == torch::kFloat32 && onednn_serves_float32_products() && A.numel() > 0 && B.numel() > 0)
-    return ProductRoute::onednn;
-  return product_row_blocks(A, B) == 2 ? ProductRoute::row_blocks : ProductRoute::torch_mm;
-}
-
-torch::Tensor onednn_addmm(const torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B, double beta,
-                           double alpha) {
+torch::Tensor onednn_addmm_on(const torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B, double beta,
+                              double alpha, int threads) {
   TORCH_CHECK(A.dim() == 2 && B.dim() == 2 && A.size(1) == B.size(0), "onednn_addmm: cannot multiply ", A.sizes(),
               " by ", B.sizes());
   TORCH_CHECK(A.scalar_type() == torch::kFloat32 && B.scalar_type() == torch::kFloat32 && A.device().is_cpu() &&
@@ -111,8 +221,46 @@ torch::Tensor onednn_addmm(const torch::Tensor& C, const torch::Tensor& A, const
     out = torch::empty({A.size(0), B.size(1)}, A.options());
     beta = 0.0;  // nothing to add, and the fresh entries are not read
   }
-  onednn_sgemm_into(out, A, B, alpha, beta);
+  onednn_sgemm_into(out, A, B, alpha, beta, threads);
   return out;
+}
+
+/// Whether products in parts come out the same, bit for bit, as whole ones, for the
+/// step-shaped products of thread_count_changes_no_product. Probed once.
+bool parts_change_no_number() {
+  static const bool agree = thread_count_changes_no_product(
+      torch::kFloat32, [](const torch::Tensor& A, const torch::Tensor& B, int threads) {
+        return onednn_addmm_on(torch::Tensor(), A, B, 0.0, 1.0, threads);
+      });
+  return agree;
+}
+
+bool needs_autograd(const torch::Tensor& M) { return torch::GradMode::is_enabled() && M.requires_grad(); }
+
+}  // namespace
+
+bool onednn_serves_float32_products() {
+  static const bool serves = [] {
+    const char* setting = std::getenv("RESGD_ONEDNN");
+    return onednn().usable() && !(setting && std::string(setting) == "off");
+  }();
+  return serves;
+}
+
+int onednn_product_threads() { return parts_change_no_number() ? gd_blas_threads() : 1; }
+
+ProductRoute product_route(const torch::Tensor& A, const torch::Tensor& B) {
+  if (needs_autograd(A) || needs_autograd(B) || A.dim() != 2 || B.dim() != 2 || A.size(1) != B.size(0) ||
+      !A.device().is_cpu() || !B.device().is_cpu() || A.scalar_type() != B.scalar_type())
+    return ProductRoute::torch_mm;
+  if (A.scalar_type() == torch::kFloat32 && onednn_serves_float32_products() && A.numel() > 0 && B.numel() > 0)
+    return ProductRoute::onednn;
+  return product_row_blocks(A, B) == 2 ? ProductRoute::row_blocks : ProductRoute::torch_mm;
+}
+
+torch::Tensor onednn_addmm(const torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B, double beta,
+                           double alpha) {
+  return onednn_addmm_on(C, A, B, beta, alpha, onednn_product_threads());
 }
 
 torch::Tensor token_mm(const torch::Tensor& A, const torch::Tensor& B) {
@@ -140,16 +288,18 @@ torch::Tensor& token_addmm_(torch::Tensor& C, const torch::Tensor& A, const torc
   const bool in_place = !needs_autograd(C) && C.dim() == 2 && C.is_contiguous() && C.scalar_type() == A.scalar_type() &&
                         C.size(0) == A.size(0) && C.size(1) == B.size(1);
   if (in_place && product_route(A, B) == ProductRoute::onednn) {
-    onednn_sgemm_into(C, A, B, 1.0, 1.0);
+    onednn_sgemm_into(C, A, B, 1.0, 1.0, onednn_product_threads());
     return C;
   }
   return C.addmm_(A, B);
 }
 
+bool token_products_follow_blas_threads(torch::ScalarType dtype) {
+  return !(dtype == torch::kFloat32 && onednn_serves_float32_products());
+}
+
 bool token_products_change_no_number(torch::ScalarType dtype) {
-  if (dtype != torch::kFloat32 || !onednn_serves_float32_products()) return blas_threads_change_no_number(dtype);
-  static const bool onednn_agrees = thread_count_changes_no_product(torch::kFloat32, token_mm);
-  return onednn_agrees;
+  return token_products_follow_blas_threads(dtype) ? blas_threads_change_no_number(dtype) : parts_change_no_number();
 }
 
 std::string token_products_summary() {
@@ -158,8 +308,10 @@ std::string token_products_summary() {
   const std::string version =
       o.version ? fmt::format("oneDNN {}.{}.{}", o.version()->major, o.version()->minor, o.version()->patch)
                 : std::string("oneDNN");
-  return fmt::format(", float32 token products through {}'s sgemm (RESGD_ONEDNN=off leaves them to the BLAS)",
-                     version);
+  return fmt::format(", float32 token products through {}'s sgemm, {} (RESGD_ONEDNN=off leaves them to the BLAS)",
+                     version,
+                     parts_change_no_number() ? "split over resgd's own threads with the GD step's count"
+                                              : "each on one thread, as its products in parts differ in the last bits");
 }
 
 }  // namespace resgd

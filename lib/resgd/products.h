@@ -18,14 +18,18 @@ enum class ProductRoute {
 
 /// How token_mm multiplies (M, K) by (K, N).
 ///
-/// oneDNN's sgemm picks its kernels from the CPU itself (AVX-512 where there is one), and
-/// splits a product over threads by blocks of the result, so its numbers do not depend on
-/// the thread count (probed at start-up all the same: token_products_change_no_number). On
+/// oneDNN's sgemm picks its kernels from the CPU itself (AVX-512 where there is one). On
 /// AMD Zen 5, whose environment sets OpenBLAS's AVX2 Haswell kernels, it multiplied the
-/// medium size's float32 products at 2x their speed on one thread and two
-/// (docs/performance.md, item 15). Debian's LibTorch links it, and it is looked up at run
-/// time: where it is not found (LibTorch's official builds link their own copy and need
-/// not export it), or RESGD_ONEDNN=off, float32 goes to torch::mm.
+/// medium size's float32 products at 2x their speed (docs/performance.md, item 15).
+/// Debian's LibTorch links it, and it is looked up at run time: where it is not found
+/// (LibTorch's official builds link their own copy and need not export it), or
+/// RESGD_ONEDNN=off, float32 goes to torch::mm.
+///
+/// A product on oneDNN runs in gd_blas_threads() parts of C's longer side, each one call
+/// on one thread: the caller's and resgd's own helpers. That count is fixed for a whole
+/// run, so unlike OpenBLAS's it does not drop while a diagnosis runs beside the step: the
+/// worker runs at a lower priority instead (lower_this_threads_priority). Where parts
+/// would change the numbers (probed at start-up), each product is one part.
 ProductRoute product_route(const torch::Tensor& A, const torch::Tensor& B);
 
 /// A B for (M, K) and (K, N), by product_route.
@@ -39,14 +43,21 @@ torch::Tensor token_addmm(const torch::Tensor& C, const torch::Tensor& A, const 
 /// C += A B in place, by product_route where C is contiguous (Tensor::addmm_ otherwise).
 torch::Tensor& token_addmm_(torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B);
 
-/// beta C + alpha A B through oneDNN's sgemm on set_blas_threads' count, for float32 CPU
-/// matrices in any layout (C undefined: alpha A B). What the onednn route does; throws
+/// beta C + alpha A B through oneDNN's sgemm in onednn_product_threads() parts, for float32
+/// CPU matrices in any layout (C undefined: alpha A B). What the onednn route does; throws
 /// where oneDNN's sgemm is not loaded.
 torch::Tensor onednn_addmm(const torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B, double beta,
                            double alpha);
 
 /// Whether float32 token products go to oneDNN in this process.
 bool onednn_serves_float32_products();
+
+/// How many parts (threads) a product on the onednn route is split into now.
+int onednn_product_threads();
+
+/// Whether token_mm's products of `dtype` follow OpenBLAS's thread count (set_blas_threads),
+/// which drops to one while a diagnosis runs: false where oneDNN multiplies them.
+bool token_products_follow_blas_threads(torch::ScalarType dtype);
 
 /// Whether token_mm's products of `dtype` come out the same, bit for bit, on one thread and
 /// on a lone run's cores: the hand-derived gradients' counterpart of

@@ -53,16 +53,21 @@ void match_blas_threads();
 /// change it. Calls OpenBLAS only when the count changes; a no-op with any other BLAS.
 void set_blas_threads(int threads);
 
-/// The count set_blas_threads last set (1 before it was first called): OpenBLAS's, and
-/// the one oneDNN's products take on the thread that calls them (products.h).
-int blas_threads();
-
-/// Whether `multiply` gives the same products, bit for bit, on one thread and on the cores a
-/// lone run's step would take (set_blas_threads; true with one core), for products of
+/// Whether multiply(A, B, threads) gives the same products, bit for bit, for threads = 1
+/// and for the cores a lone run's step would take (true with one core), for products of
 /// `dtype` shaped like the GD step's: thin (K = 16, 64), wide, and a weight gradient's sum
-/// over 4096 tokens, each also with A transposed.
-bool thread_count_changes_no_product(torch::ScalarType dtype,
-                                     const std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)>& multiply);
+/// over 2048 tokens, each also with A transposed.
+bool thread_count_changes_no_product(
+    torch::ScalarType dtype,
+    const std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&, int threads)>& multiply);
+
+/// Raises the calling thread's nice value to 10 (Linux schedules threads one by one): the
+/// diagnosis worker, so that a step's threads take the cores whenever they run and the
+/// worker fills the stretches where they leave one idle, instead of the step dropping to
+/// one thread beside it (docs/performance.md, item 15). Not back down: an unprivileged
+/// thread may not lower its nice value, so each diagnosis has a worker of its own. At 10,
+/// not 19: beside other programs' busy threads the worker still gets a tenth of a core.
+void lower_this_threads_priority();
 
 /// Whether OpenBLAS's products of `dtype` (torch::mm) come out the same, bit for bit, on one
 /// thread and on the cores a lone run's step would take (true with one core). The GD step drops to one

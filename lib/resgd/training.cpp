@@ -173,12 +173,11 @@ TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const Exp
   // fixed number, kStepsBesideADiagnosis, and the next one waits for it, so that which
   // steps ran on one thread is set by the iteration counts, never by timing. LAPACK's
   // reductions depend on the count too (in the last bits): diagnoses always run on one.
-  // The hand-derived gradients multiply through token_mm (oneDNN for float32 where it is
-  // loaded), autograd's through torch::mm: each with its own kernels' probe.
+  // The hand-derived gradients' products on oneDNN (products.h) keep their count whatever
+  // OpenBLAS's does: their step never follows it.
   const auto dtype = params.front().scalar_type();
-  const bool count_changes_numbers =
-      gd_blas_threads() > 1 &&
-      !(analytic ? token_products_change_no_number(dtype) : blas_threads_change_no_number(dtype));
+  const bool count_changes_numbers = gd_blas_threads() > 1 && !blas_threads_change_no_number(dtype) &&
+                                     (!analytic || token_products_follow_blas_threads(dtype));
   int64_t last_step_beside = -1;  // with such kernels: the last step beside the diagnosis in flight
   for (int64_t t = first_iter;; ++t) {
     if (tc.checkpoint_every > 0 && t > first_iter && t % tc.checkpoint_every == 0) {
@@ -225,6 +224,7 @@ TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const Exp
             parameter_diagnostics({model, data.X, data.Y, tc.loss, state, theta_0, config.diagnostics, &diagnostics_state});
         auto job = [trace = state.trace, causal, parameter_values = std::move(parameter_values)] {
           torch::NoGradGuard no_grad_in_worker;  // grad mode is per thread
+          lower_this_threads_priority();             // the step's threads come first (system.h)
           auto values = trace_diagnostics(trace, causal);
           values.insert(values.end(), parameter_values.begin(), parameter_values.end());
           return read_back(values);
