@@ -16,7 +16,7 @@ import torch
 # name: (N, n, d, m, d_y, L, dtype, steps) -- the same as lib/resgd/bench.cpp
 SIZES = {
     "small": (32, 8, 16, 256, 16, 1, torch.float64, 200),
-    "medium": (256, 16, 64, 512, 64, 2, torch.float32, 20),
+    "medium": (256, 16, 64, 512, 64, 2, torch.float32, 60),
     "large": (1024, 32, 128, 1024, 128, 2, torch.float32, 6),
     "flagship": (8, 8, 64, 512, 1, 1, torch.float64, 200),
 }
