@@ -76,11 +76,11 @@ class ProductThreads {
       const int index = static_cast<int>(helpers_.size()) + 1;
       helpers_.emplace_back([this, index] { serve(index); });
     }
-    part_ = &part;
-    parts_ = parts;
-    pending_.store(parts - 1);
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      std::lock_guard<std::mutex> lock(mutex_);  // a helper reads a product's fields with its generation
+      part_ = &part;
+      parts_ = parts;
+      pending_.store(parts - 1);
       generation_.fetch_add(1);
     }
     wake_.notify_all();
@@ -123,10 +123,15 @@ class ProductThreads {
         std::unique_lock<std::mutex> lock(mutex_);
         wake_.wait(lock, [&] { return generation_.load() != seen; });
       }
-      seen = generation_.load();
-      if (stopping_) return;
-      if (index >= parts_) continue;  // a product in fewer parts than there are helpers
-      (*part_)(index);
+      const std::function<void(int)>* part = nullptr;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        seen = generation_.load();
+        if (stopping_) return;
+        if (index >= parts_) continue;  // a product in fewer parts than there are helpers
+        part = part_;
+      }
+      (*part)(index);
       if (pending_.fetch_sub(1) == 1) {
         std::lock_guard<std::mutex> lock(mutex_);
         done_.notify_one();
@@ -139,7 +144,7 @@ class ProductThreads {
   std::vector<std::thread> helpers_;
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
-  const std::function<void(int)>* part_ = nullptr;  // written before generation_ moves on
+  const std::function<void(int)>* part_ = nullptr;  // these three change with generation_, under mutex_
   int parts_ = 1;
   bool stopping_ = false;
 };
