@@ -326,7 +326,15 @@ TEST(Training, TheDiagnosisWorkersPriorityIsLoweredForItsThreadAlone) {
     worker = nice_of(::syscall(SYS_gettid));
   }).join();
   EXPECT_EQ(worker, std::max(before, 10));
-  EXPECT_EQ(nice_of(self), before);  // the GD thread keeps its own
+  EXPECT_EQ(nice_of(self), before);
+  // A run diagnoses on the worker, and its first and last iterations in step, on the GD
+  // thread itself: that one must come out of the run with its priority as it was.
+  ExperimentConfig c = tiny_experiment();
+  c.train.max_iters = 12;
+  c.diagnostics.every = 5;
+  const Trajectory t = train_tiny(c);
+  ASSERT_FALSE(t.rows.back().diagnostics.empty());
+  EXPECT_EQ(nice_of(self), before);
 }
 
 }  // namespace

@@ -287,15 +287,12 @@ std::string compute_backend_summary() {
     blas += fmt::format(", BLAS threads: {} for the GD step of a lone run of {:.2g}+ GFLOP per step, else 1",
                         lone_gd_blas_threads(kThreadedStepFlops), kThreadedStepFlops / 1e9);
     for (const auto dtype : {torch::kFloat64, torch::kFloat32}) {
+      if (blas_threads_change_no_number(dtype)) continue;
       // as train() decides it: the hand-derived gradients' products on oneDNN never follow the count
-      const bool autograd = !blas_threads_change_no_number(dtype);
-      const bool analytic = autograd && token_products_follow_blas_threads(dtype);
-      if (!autograd && !analytic) continue;
-      const std::string name = dtype == torch::kFloat64 ? "float64" : "float32";
-      const std::string with = autograd && analytic ? "" : autograd ? " with autograd gradients" : " with analytic gradients";
       blas += fmt::format(" ({}{}: a fixed number of steps beside each diagnosis, as its products differ in the "
                           "last bits with the thread count)",
-                          name, with);
+                          dtype == torch::kFloat64 ? "float64" : "float32",
+                          token_products_follow_blas_threads(dtype) ? "" : " with autograd gradients");
     }
   }
   blas += token_products_summary();

@@ -70,8 +70,8 @@ bool thread_count_changes_no_product(
 void lower_this_threads_priority();
 
 /// Whether OpenBLAS's products of `dtype` (torch::mm) come out the same, bit for bit, on one
-/// thread and on the cores a lone run's step would take (true with one core). The GD step drops to one
-/// thread while a diagnosis runs beside it, so where they differ a run's numbers would
+/// thread and on the cores a lone run's step would take (true with one core). The GD step
+/// drops to one thread while a diagnosis runs beside it, so where they differ a run's numbers would
 /// depend on its timing; train() then gives each diagnosis a fixed number of steps.
 /// OpenBLAS's Haswell sgemm on AMD Zen 5 (OPENBLAS_CORETYPE=Haswell) differs in the last
 /// bits; its SkylakeX, Cooperlake and Sandybridge kernels, and every dgemm seen, split a

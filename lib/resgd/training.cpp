@@ -98,7 +98,10 @@ class RowPipeline {
   void add_diagnosed(IterationRow row, std::function<std::vector<double>()> job) {
     drain();
     held_.push_back(std::move(row));
-    pending_ = std::async(std::launch::async, std::move(job));
+    pending_ = std::async(std::launch::async, [job = std::move(job)] {
+      lower_this_threads_priority();  // the worker's own: the step's threads come first (system.h)
+      return job();
+    });
   }
 
   /// Whether a diagnosis is still running on the worker thread.
@@ -224,7 +227,6 @@ TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const Exp
             parameter_diagnostics({model, data.X, data.Y, tc.loss, state, theta_0, config.diagnostics, &diagnostics_state});
         auto job = [trace = state.trace, causal, parameter_values = std::move(parameter_values)] {
           torch::NoGradGuard no_grad_in_worker;  // grad mode is per thread
-          lower_this_threads_priority();             // the step's threads come first (system.h)
           auto values = trace_diagnostics(trace, causal);
           values.insert(values.end(), parameter_values.begin(), parameter_values.end());
           return read_back(values);
