@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 #include <dlfcn.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,7 +12,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
-#include <fstream>
 #include <set>
 #include <thread>
 

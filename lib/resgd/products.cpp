@@ -12,7 +12,6 @@
 #include <functional>
 #include <mutex>
 #include <thread>
-#include <tuple>
 #include <vector>
 
 #include "resgd/row_blocks.h"
