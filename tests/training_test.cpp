@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
 #include <iostream>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -335,6 +337,43 @@ TEST(Training, TheDiagnosisWorkersPriorityIsLoweredForItsThreadAlone) {
   const Trajectory t = train_tiny(c);
   ASSERT_FALSE(t.rows.back().diagnostics.empty());
   EXPECT_EQ(nice_of(self), before);
+}
+
+/// The ids of this process's threads now (/proc/self/task).
+std::set<long> thread_ids() {
+  std::set<long> ids;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task"))
+    ids.insert(std::stol(entry.path().filename().string()));
+  return ids;
+}
+
+TEST(Training, OneWorkerThreadServesEveryDiagnosisOfARunAtALowerPriority) {
+  // A thread per diagnosis cost more than a small diagnosis itself (training.cpp,
+  // DiagnosisWorker): the run starts one worker and keeps it, at nice 10 or above.
+  ExperimentConfig c = tiny_experiment();
+  c.train.max_iters = 30;
+  c.diagnostics.every = 2;  // 15 diagnoses on the worker
+  train_tiny(c);             // the pools LibTorch and the BLAS start on first use
+  const std::set<long> before = thread_ids();
+  const int own_nice = getpriority(PRIO_PROCESS, 0);
+  std::set<long> seen;  // threads alive at some row that were not there before the run
+  std::vector<int> worker_nice;
+  const Dataset data = make_dataset(c, torch::kCPU, torch::kFloat64);
+  ResidualTransformer model(model_options(c));
+  model->to(torch::kFloat64);
+  train(*model, data, c, [&](const IterationRow&) {
+    for (long id : thread_ids()) {
+      if (before.count(id)) continue;
+      seen.insert(id);
+      errno = 0;
+      const int nice = getpriority(PRIO_PROCESS, static_cast<id_t>(id));
+      if (errno == 0) worker_nice.push_back(nice);  // unless it ended since the listing
+    }
+  });
+  EXPECT_EQ(seen.size(), 1u) << "threads started during the run beside GD";
+  ASSERT_FALSE(worker_nice.empty());
+  for (int nice : worker_nice) EXPECT_EQ(nice, std::max(own_nice, 10));
+  EXPECT_EQ(thread_ids(), before) << "the worker ends with its run";
 }
 
 }  // namespace

@@ -4,8 +4,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <deque>
 #include <future>
+#include <mutex>
+#include <thread>
 #include <tuple>
 
 #include "resgd/analytic_grad.h"
@@ -72,6 +75,60 @@ std::pair<double, double> read_loss_and_grad_norm(const LossAndGradients& state)
   return {host[0].item<double>(), host[1].item<double>()};
 }
 
+/// The thread a run's trace diagnostics run on, started with the run's first diagnosis and
+/// kept to its end. A thread per diagnosis (std::async) cost more than the diagnosis at
+/// the small size: each new thread paid for its creation and its first touches of the heap
+/// (docs/performance.md, item 17).
+class DiagnosisWorker {
+ public:
+  DiagnosisWorker() = default;
+  DiagnosisWorker(const DiagnosisWorker&) = delete;
+  DiagnosisWorker& operator=(const DiagnosisWorker&) = delete;
+  ~DiagnosisWorker() {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();  // after the job in flight, if any
+  }
+
+  /// Runs `job` on the worker; at most one job at a time (the caller waits for the last).
+  std::future<std::vector<double>> submit(std::function<std::vector<double>()> job) {
+    std::packaged_task<std::vector<double>()> task(std::move(job));
+    auto result = task.get_future();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      task_ = std::move(task);
+    }
+    if (!thread_.joinable()) thread_ = std::thread([this] { serve(); });
+    wake_.notify_one();
+    return result;
+  }
+
+ private:
+  void serve() {
+    lower_this_threads_priority();  // the worker's own: the step's threads come first (system.h)
+    for (;;) {
+      std::packaged_task<std::vector<double>()> task;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [this] { return task_.valid() || stopping_; });
+        if (!task_.valid()) return;  // stopping, nothing left to run
+        task = std::move(task_);
+      }
+      task();  // an exception reaches the future
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::packaged_task<std::vector<double>()> task_;  // guarded by mutex_
+  bool stopping_ = false;                           // guarded by mutex_
+  std::thread thread_;
+};
+
 /// Rows on their way to the run's result and hooks, in iteration order. A diagnosed row's
 /// trace diagnostics (the SVDs, most of a diagnosis) may be computed on a worker thread
 /// while GD goes on, on a core the GD step leaves idle: the rows logged meanwhile wait
@@ -94,14 +151,11 @@ class RowPipeline {
     else emit_(row);
   }
 
-  /// A row whose diagnostics `job` computes on a worker thread.
+  /// A row whose diagnostics `job` computes on the worker thread.
   void add_diagnosed(IterationRow row, std::function<std::vector<double>()> job) {
     drain();
     held_.push_back(std::move(row));
-    pending_ = std::async(std::launch::async, [job = std::move(job)] {
-      lower_this_threads_priority();  // the worker's own: the step's threads come first (system.h)
-      return job();
-    });
+    pending_ = worker_.submit(std::move(job));
   }
 
   /// Whether a diagnosis is still running on the worker thread.
@@ -119,6 +173,7 @@ class RowPipeline {
 
  private:
   std::function<void(const IterationRow&)> emit_;
+  DiagnosisWorker worker_;  // before pending_: destroyed after the wait for it
   std::future<std::vector<double>> pending_;
   std::deque<IterationRow> held_;  // held_.front() is the diagnosed row
 };
