@@ -79,17 +79,21 @@ TEST(Products, EachProductTakesItsRoute) {
   EXPECT_EQ(product_route(A, B), float32);
   EXPECT_EQ(product_route(A64, B64), ProductRoute::torch_mm);  // under OpenBLAS's small-kernel limit
   EXPECT_EQ(product_route(A, B64), ProductRoute::torch_mm);    // mixed dtypes: LibTorch's error
+  // Where autograd must see a product: float32 still goes to oneDNN, recorded as one
+  // operation; float64 to LibTorch's (row_blocks_test: never in row blocks).
   const auto tracked = A.clone().requires_grad_(true);
-  EXPECT_EQ(product_route(tracked, B), ProductRoute::torch_mm);  // autograd must see it
-  {
-    torch::NoGradGuard no_grad;
-    EXPECT_EQ(product_route(tracked, B), float32);
-  }
-  // What autograd sees still differentiates: d sum(C + A B) / dA = 1 B^T.
-  auto product = token_addmm(draw({64, 16}, 3), tracked, B, 1.0, 1.0);
+  EXPECT_EQ(product_route(tracked, B), float32);
+  EXPECT_EQ(product_route(A64.clone().requires_grad_(true), B64), ProductRoute::torch_mm);
+  // What autograd sees differentiates: d sum(C + 3 A B) / dA = 3 1 B^T, d / dC = 1.
+  const auto C = draw({64, 16}, 3).requires_grad_(true);
+  auto product = token_addmm(C, tracked, B, 1.0, 3.0);
   ASSERT_TRUE(product.requires_grad());
+  if (float32 == ProductRoute::onednn) EXPECT_NE(product.grad_fn()->name().find("OnednnAddmm"), std::string::npos);
   product.sum().backward();
-  EXPECT_TRUE(torch::allclose(tracked.grad(), B.sum(1).expand({64, 32}), 1e-6, 1e-6));
+  EXPECT_TRUE(torch::allclose(tracked.grad(), 3 * B.sum(1).expand({64, 32}), 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(C.grad(), torch::ones_like(C)));
+  auto alone = token_mm(tracked, B);
+  if (float32 == ProductRoute::onednn) EXPECT_NE(alone.grad_fn()->name().find("OnednnMm"), std::string::npos);
   EXPECT_THROW(token_mm(A, A), c10::Error);  // (64, 32) by (64, 32): LibTorch names the shapes
 }
 

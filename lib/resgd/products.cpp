@@ -241,6 +241,69 @@ bool parts_change_no_number() {
 
 bool needs_autograd(const torch::Tensor& M) { return torch::GradMode::is_enabled() && M.requires_grad(); }
 
+torch::Tensor onednn_product(const torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B, double beta,
+                             double alpha);
+
+/// alpha A B (OnednnMm) and beta C + alpha A B (OnednnAddmm) on oneDNN as one autograd
+/// operation each, so that `train.gradients: autograd` multiplies its float32 products
+/// where the hand-derived gradients do. The backward, dC = beta dOut, dA = alpha dOut B^T
+/// and dB = alpha A^T dOut, goes through onednn_product again, which records those
+/// products too where the backward itself is recorded (create_graph: the Hessian-vector
+/// products of diagnostics.sharpness). Two operations, as an autograd operation's tensor
+/// inputs must all be defined.
+/// dA and dB of a product where autograd asks for them; A and B are inputs `first` and
+/// `first` + 1, saved in that order.
+std::pair<torch::Tensor, torch::Tensor> onednn_operand_grads(torch::autograd::AutogradContext* ctx,
+                                                             const torch::Tensor& dOut, size_t first) {
+  const auto saved = ctx->get_saved_variables();
+  const double alpha = ctx->saved_data["alpha"].toDouble();
+  torch::Tensor dA, dB;
+  if (ctx->needs_input_grad(first)) dA = onednn_product({}, dOut, saved[1].t(), 0.0, alpha);
+  if (ctx->needs_input_grad(first + 1)) dB = onednn_product({}, saved[0].t(), dOut, 0.0, alpha);
+  return {dA, dB};
+}
+
+struct OnednnMm : torch::autograd::Function<OnednnMm> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& A, const torch::Tensor& B,
+                               double alpha) {
+    ctx->save_for_backward({A, B});
+    ctx->saved_data["alpha"] = alpha;
+    return onednn_addmm({}, A, B, 0.0, alpha);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto [dA, dB] = onednn_operand_grads(ctx, grads[0], 0);
+    return {dA, dB, torch::Tensor()};
+  }
+};
+
+struct OnednnAddmm : torch::autograd::Function<OnednnAddmm> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& C, const torch::Tensor& A,
+                               const torch::Tensor& B, double beta, double alpha) {
+    ctx->save_for_backward({A, B});
+    ctx->saved_data["alpha"] = alpha;
+    ctx->saved_data["beta"] = beta;
+    return onednn_addmm(C, A, B, beta, alpha);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const double beta = ctx->saved_data["beta"].toDouble();
+    torch::Tensor dC;
+    if (ctx->needs_input_grad(0)) dC = beta == 1.0 ? grads[0] : grads[0] * beta;
+    auto [dA, dB] = onednn_operand_grads(ctx, grads[0], 1);
+    return {dC, dA, dB, torch::Tensor(), torch::Tensor()};
+  }
+};
+
+/// beta C + alpha A B on oneDNN (C undefined: alpha A B), recorded for autograd where an
+/// operand needs it.
+torch::Tensor onednn_product(const torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B, double beta,
+                             double alpha) {
+  if (!needs_autograd(A) && !needs_autograd(B) && !(C.defined() && needs_autograd(C)))
+    return onednn_addmm(C, A, B, beta, alpha);
+  return C.defined() ? OnednnAddmm::apply(C, A, B, beta, alpha) : OnednnMm::apply(A, B, alpha);
+}
+
 }  // namespace
 
 bool onednn_serves_float32_products() {
@@ -254,11 +317,12 @@ bool onednn_serves_float32_products() {
 int onednn_product_threads() { return parts_change_no_number() ? gd_blas_threads() : 1; }
 
 ProductRoute product_route(const torch::Tensor& A, const torch::Tensor& B) {
-  if (needs_autograd(A) || needs_autograd(B) || A.dim() != 2 || B.dim() != 2 || A.size(1) != B.size(0) ||
-      !A.device().is_cpu() || !B.device().is_cpu() || A.scalar_type() != B.scalar_type())
+  if (A.dim() != 2 || B.dim() != 2 || A.size(1) != B.size(0) || !A.device().is_cpu() || !B.device().is_cpu() ||
+      A.scalar_type() != B.scalar_type())
     return ProductRoute::torch_mm;
   if (A.scalar_type() == torch::kFloat32 && onednn_serves_float32_products() && A.numel() > 0 && B.numel() > 0)
-    return ProductRoute::onednn;
+    return ProductRoute::onednn;  // also for autograd (OnednnAddmm)
+  if (needs_autograd(A) || needs_autograd(B)) return ProductRoute::torch_mm;
   return product_row_blocks(A, B) == 2 ? ProductRoute::row_blocks : ProductRoute::torch_mm;
 }
 
@@ -269,7 +333,7 @@ torch::Tensor onednn_addmm(const torch::Tensor& C, const torch::Tensor& A, const
 
 torch::Tensor token_mm(const torch::Tensor& A, const torch::Tensor& B) {
   switch (product_route(A, B)) {
-    case ProductRoute::onednn: return onednn_addmm(torch::Tensor(), A, B, 0.0, 1.0);
+    case ProductRoute::onednn: return onednn_product(torch::Tensor(), A, B, 0.0, 1.0);
     case ProductRoute::row_blocks: return addmm_in_row_blocks(torch::Tensor(), A, B, 0.0, 1.0, 2);
     case ProductRoute::torch_mm: break;
   }
@@ -278,19 +342,22 @@ torch::Tensor token_mm(const torch::Tensor& A, const torch::Tensor& B) {
 
 torch::Tensor token_addmm(const torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B, double beta,
                           double alpha) {
-  const bool plain_C = !needs_autograd(C) && C.dim() == 2 && C.device().is_cpu() &&
-                       C.scalar_type() == A.scalar_type() && C.size(0) == A.size(0) && C.size(1) == B.size(1);
-  switch (plain_C ? product_route(A, B) : ProductRoute::torch_mm) {
-    case ProductRoute::onednn: return onednn_addmm(C, A, B, beta, alpha);
-    case ProductRoute::row_blocks: return addmm_in_row_blocks(C, A, B, beta, alpha, 2);
+  const bool C_fits = C.dim() == 2 && C.device().is_cpu() && C.scalar_type() == A.scalar_type() &&
+                      C.size(0) == A.size(0) && C.size(1) == B.size(1);
+  switch (C_fits ? product_route(A, B) : ProductRoute::torch_mm) {
+    case ProductRoute::onednn: return onednn_product(C, A, B, beta, alpha);
+    case ProductRoute::row_blocks:
+      if (!needs_autograd(C)) return addmm_in_row_blocks(C, A, B, beta, alpha, 2);
+      break;
     case ProductRoute::torch_mm: break;
   }
   return torch::addmm(C, A, B, beta, alpha);
 }
 
 torch::Tensor& token_addmm_(torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B) {
-  const bool in_place = !needs_autograd(C) && C.dim() == 2 && C.is_contiguous() && C.scalar_type() == A.scalar_type() &&
-                        C.size(0) == A.size(0) && C.size(1) == B.size(1);
+  const bool in_place = !needs_autograd(C) && !needs_autograd(A) && !needs_autograd(B) && C.dim() == 2 &&
+                        C.is_contiguous() && C.scalar_type() == A.scalar_type() && C.size(0) == A.size(0) &&
+                        C.size(1) == B.size(1);
   if (in_place && product_route(A, B) == ProductRoute::onednn) {
     onednn_sgemm_into(C, A, B, 1.0, 1.0, onednn_product_threads());
     return C;

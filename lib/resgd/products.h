@@ -11,9 +11,9 @@
 namespace resgd {
 
 enum class ProductRoute {
-  torch_mm,    // LibTorch's product: anything autograd must see, other devices, the rest
+  torch_mm,    // LibTorch's product: other devices, float64 that autograd must see, the rest
   row_blocks,  // float64, just above OpenBLAS's small-matrix limit: two blocks of A's rows
-  onednn,      // float32 on the CPU where oneDNN's sgemm is loaded
+  onednn,      // float32 on the CPU where oneDNN's sgemm is loaded, recorded for autograd
 };
 
 /// How token_mm multiplies (M, K) by (K, N).
@@ -30,17 +30,22 @@ enum class ProductRoute {
 /// run, so unlike OpenBLAS's it does not drop while a diagnosis runs beside the step: the
 /// worker runs at a lower priority instead (lower_this_threads_priority). Where parts
 /// would change the numbers (probed at start-up), each product is one part.
+///
+/// Where autograd must see a float32 product, it is recorded as one operation whose
+/// backward multiplies on oneDNN too, so `train.gradients: autograd` runs its token
+/// products where the hand-derived gradients do (docs/performance.md, item 18).
 ProductRoute product_route(const torch::Tensor& A, const torch::Tensor& B);
 
 /// A B for (M, K) and (K, N), by product_route.
 torch::Tensor token_mm(const torch::Tensor& A, const torch::Tensor& B);
 
 /// beta C + alpha A B for C of the result's shape, by product_route (torch::addmm where C
-/// needs autograd or has another shape).
+/// has another shape, or needs autograd on the row_blocks route).
 torch::Tensor token_addmm(const torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B, double beta,
                           double alpha);
 
-/// C += A B in place, by product_route where C is contiguous (Tensor::addmm_ otherwise).
+/// C += A B in place, by product_route where C is contiguous and autograd sees none of the
+/// three (Tensor::addmm_ otherwise).
 torch::Tensor& token_addmm_(torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B);
 
 /// beta C + alpha A B through oneDNN's sgemm in onednn_product_threads() parts, for float32
@@ -60,8 +65,8 @@ int onednn_product_threads();
 bool token_products_follow_blas_threads(torch::ScalarType dtype);
 
 /// Whether token_mm's products of `dtype` come out the same, bit for bit, on one thread and
-/// on a lone run's cores: the hand-derived gradients' counterpart of
-/// blas_threads_change_no_number (which autograd's torch::mm products follow). Probed once.
+/// on a lone run's cores: the token products' counterpart of blas_threads_change_no_number
+/// (which autograd's other products, such as its batched ones, follow). Probed once.
 bool token_products_change_no_number(torch::ScalarType dtype);
 
 /// For the compute line: e.g. ", float32 token products through oneDNN 2.6.3's sgemm";
