@@ -381,7 +381,7 @@ std::string token_products_summary() {
                 : std::string("oneDNN");
   return fmt::format(", float32 token products through {}'s sgemm, {} (RESGD_ONEDNN=off leaves them to the BLAS)",
                      version,
-                     parts_change_no_number() ? "split over resgd's own threads with the GD step's count"
+                     parts_change_no_number() ? "split over resgd's own threads with the GD step's count (the BLAS keeping one)"
                                               : "each on one thread, as its products in parts differ in the last bits");
 }
 

@@ -287,12 +287,11 @@ std::string compute_backend_summary() {
     blas += fmt::format(", BLAS threads: {} for the GD step of a lone run of {:.2g}+ GFLOP per step, else 1",
                         lone_gd_blas_threads(kThreadedStepFlops), kThreadedStepFlops / 1e9);
     for (const auto dtype : {torch::kFloat64, torch::kFloat32}) {
-      if (blas_threads_change_no_number(dtype)) continue;
-      // as train() decides it: the hand-derived gradients' products on oneDNN never follow the count
-      blas += fmt::format(" ({}{}: a fixed number of steps beside each diagnosis, as its products differ in the "
+      // as train() decides it: steps whose token products are on oneDNN keep one BLAS thread
+      if (blas_threads_change_no_number(dtype) || !token_products_follow_blas_threads(dtype)) continue;
+      blas += fmt::format(" ({}: a fixed number of steps beside each diagnosis, as its products differ in the "
                           "last bits with the thread count)",
-                          dtype == torch::kFloat64 ? "float64" : "float32",
-                          token_products_follow_blas_threads(dtype) ? "" : " with autograd gradients");
+                          dtype == torch::kFloat64 ? "float64" : "float32");
     }
   }
   blas += token_products_summary();

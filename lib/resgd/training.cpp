@@ -231,11 +231,13 @@ TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const Exp
   // fixed number, kStepsBesideADiagnosis, and the next one waits for it, so that which
   // steps ran on one thread is set by the iteration counts, never by timing. LAPACK's
   // reductions depend on the count too (in the last bits): diagnoses always run on one.
-  // The hand-derived gradients' products on oneDNN (products.h) keep their count whatever
-  // OpenBLAS's does: their step never follows it.
+  // Where oneDNN multiplies the token products (products.h), their count is fixed for the
+  // run whatever OpenBLAS's is, and OpenBLAS keeps one thread for what else the step
+  // multiplies (autograd's batched attention products, at the bench's sizes below
+  // OpenBLAS's threading threshold anyway): no number follows the count, and nothing waits.
   const auto dtype = params.front().scalar_type();
-  const bool count_changes_numbers = gd_blas_threads() > 1 && !blas_threads_change_no_number(dtype) &&
-                                     (!analytic || token_products_follow_blas_threads(dtype));
+  const int step_blas_threads = token_products_follow_blas_threads(dtype) ? gd_blas_threads() : 1;
+  const bool count_changes_numbers = step_blas_threads > 1 && !blas_threads_change_no_number(dtype);
   int64_t last_step_beside = -1;  // with such kernels: the last step beside the diagnosis in flight
   for (int64_t t = first_iter;; ++t) {
     if (tc.checkpoint_every > 0 && t > first_iter && t % tc.checkpoint_every == 0) {
@@ -244,9 +246,9 @@ TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const Exp
     }
     if (count_changes_numbers) {
       if (t == last_step_beside + 1) rows.drain();
-      set_blas_threads(t <= last_step_beside ? 1 : gd_blas_threads());
+      set_blas_threads(t <= last_step_beside ? 1 : step_blas_threads);
     } else {
-      set_blas_threads(rows.busy() ? 1 : gd_blas_threads());
+      set_blas_threads(rows.busy() ? 1 : step_blas_threads);
     }
     LossAndGradients state = analytic ? analytic_gradients(model, data.X, data.Y, tc.loss)
                                       : autograd_gradients(model, data.X, data.Y, tc.loss);
