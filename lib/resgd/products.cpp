@@ -244,13 +244,6 @@ bool needs_autograd(const torch::Tensor& M) { return torch::GradMode::is_enabled
 torch::Tensor onednn_product(const torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B, double beta,
                              double alpha);
 
-/// alpha A B (OnednnMm) and beta C + alpha A B (OnednnAddmm) on oneDNN as one autograd
-/// operation each, so that `train.gradients: autograd` multiplies its float32 products
-/// where the hand-derived gradients do. The backward, dC = beta dOut, dA = alpha dOut B^T
-/// and dB = alpha A^T dOut, goes through onednn_product again, which records those
-/// products too where the backward itself is recorded (create_graph: the Hessian-vector
-/// products of diagnostics.sharpness). Two operations, as an autograd operation's tensor
-/// inputs must all be defined.
 /// dA and dB of a product where autograd asks for them; A and B are inputs `first` and
 /// `first` + 1, saved in that order.
 std::pair<torch::Tensor, torch::Tensor> onednn_operand_grads(torch::autograd::AutogradContext* ctx,
@@ -263,6 +256,13 @@ std::pair<torch::Tensor, torch::Tensor> onednn_operand_grads(torch::autograd::Au
   return {dA, dB};
 }
 
+/// alpha A B (OnednnMm) and beta C + alpha A B (OnednnAddmm) on oneDNN as one autograd
+/// operation each, so that `train.gradients: autograd` multiplies its float32 products
+/// where the hand-derived gradients do. The backward, dC = beta dOut, dA = alpha dOut B^T
+/// and dB = alpha A^T dOut, goes through onednn_product again, which records those
+/// products too where the backward itself is recorded (create_graph: the Hessian-vector
+/// products of diagnostics.sharpness). Two operations, as an autograd operation's tensor
+/// inputs must all be defined.
 struct OnednnMm : torch::autograd::Function<OnednnMm> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& A, const torch::Tensor& B,
                                double alpha) {
