@@ -392,7 +392,7 @@ TEST(AnalyticGrad, Float32GradientsMatchFloat64AutogradToFloat32Rounding) {
       for (size_t i = 0; i < names.size(); ++i) {
         const double error = (ours.grads[i].to(torch::kFloat64) - exact.grads[i]).norm().item<double>() /
                              exact.grads[i].norm().item<double>();
-        EXPECT_LE(error, 2e-5) << source << ", " << names[i];  // float32 eps is 6e-8; measured 1.9e-7 to 4.5e-7
+        EXPECT_LE(error, 2e-5) << source << ", " << names[i];  // float32 eps is 6e-8; measured 1.9e-7 to 6.0e-7
       }
       EXPECT_NEAR(ours.loss.item<double>(), exact.loss.item<double>(), 1e-5 * exact.loss.item<double>()) << source;
     }
