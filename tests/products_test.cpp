@@ -88,12 +88,16 @@ TEST(Products, EachProductTakesItsRoute) {
   const auto C = draw({64, 16}, 3).requires_grad_(true);
   auto product = token_addmm(C, tracked, B, 1.0, 3.0);
   ASSERT_TRUE(product.requires_grad());
-  if (float32 == ProductRoute::onednn) EXPECT_NE(product.grad_fn()->name().find("OnednnAddmm"), std::string::npos);
+  if (float32 == ProductRoute::onednn) {
+    EXPECT_NE(product.grad_fn()->name().find("OnednnAddmm"), std::string::npos);
+  }
   product.sum().backward();
   EXPECT_TRUE(torch::allclose(tracked.grad(), 3 * B.sum(1).expand({64, 32}), 1e-5, 1e-5));
   EXPECT_TRUE(torch::allclose(C.grad(), torch::ones_like(C)));
   auto alone = token_mm(tracked, B);
-  if (float32 == ProductRoute::onednn) EXPECT_NE(alone.grad_fn()->name().find("OnednnMm"), std::string::npos);
+  if (float32 == ProductRoute::onednn) {
+    EXPECT_NE(alone.grad_fn()->name().find("OnednnMm"), std::string::npos);
+  }
   EXPECT_THROW(token_mm(A, A), c10::Error);  // (64, 32) by (64, 32): LibTorch names the shapes
 }
 
