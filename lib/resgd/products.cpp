@@ -321,8 +321,8 @@ ProductRoute product_route(const torch::Tensor& A, const torch::Tensor& B) {
       A.scalar_type() != B.scalar_type())
     return ProductRoute::torch_mm;
   if (A.scalar_type() == torch::kFloat32 && onednn_serves_float32_products() && A.numel() > 0 && B.numel() > 0)
-    return ProductRoute::onednn;  // also for autograd (OnednnAddmm)
-  if (needs_autograd(A) || needs_autograd(B)) return ProductRoute::torch_mm;
+    return ProductRoute::onednn;  // also for autograd (OnednnMm, OnednnAddmm)
+  // never in row blocks where autograd must see the product (product_row_blocks)
   return product_row_blocks(A, B) == 2 ? ProductRoute::row_blocks : ProductRoute::torch_mm;
 }
 
