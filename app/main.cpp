@@ -16,8 +16,10 @@
 
 #include "resgd/bench.h"
 #include "resgd/config.h"
+#include "resgd/cost.h"
 #include "resgd/data.h"
 #include "resgd/flagship.h"
+#include "resgd/files.h"
 #include "resgd/gradcheck.h"
 #include "resgd/io.h"
 #include "resgd/report.h"
@@ -116,15 +118,31 @@ class TerminalProgress : public std::streambuf {
   std::chrono::steady_clock::time_point start_, last_draw_{};
 };
 
-int run_command(const ExperimentArgs& args, const std::string& out, bool force, bool resume, int jobs) {
+/// Refuses, before anything is written, a run (or any point of a sweep) that would need
+/// more memory than this machine has; the largest run's estimate, in bytes.
+double check_memory_of_every_run(const resgd::ExperimentConfig& config) {
+  const auto runs = config.sweep.empty() ? std::vector<resgd::ExperimentConfig>{config}
+                                         : resgd::sweep_point_configs(config);
+  double largest = 0;
+  for (const auto& run : runs) {
+    resgd::check_memory(run, resgd::resolve_device(run).is_cpu());
+    largest = std::max(largest, resgd::estimate_memory(run).bytes());
+  }
+  return largest;
+}
+
+int run_command(const ExperimentArgs& args, const std::string& out, bool force, bool resume, bool resume_or_start,
+                int jobs) {
   const resgd::ExperimentConfig config = args.load();
   resgd::resolve_device(config);  // fail on a missing GPU before any file is written
+  check_memory_of_every_run(config);
   std::cout << resgd::compute_backend_summary() << std::endl;
   resgd::RunOptions options;
   options.out_is_new = out.empty();
   options.out = options.out_is_new ? resgd::create_default_output_dir(config) : std::filesystem::path(out);
   options.force = force;
-  options.resume = resume;
+  options.resume = resume || resume_or_start;
+  options.start_if_missing = resume_or_start;
   options.jobs = jobs;
   options.log = &std::cout;
   const size_t total_runs = resgd::expand_sweep(config).size();
@@ -140,7 +158,12 @@ int run_command(const ExperimentArgs& args, const std::string& out, bool force, 
   const auto records = resgd::run_experiment(config, options);
   std::cout << "\n" << resgd::format_summary_table(config, records);
   if (!config.sweep.empty()) std::cout << "\nsweep table: " << (options.out / "sweep.csv").string() << "\n";
-  if (const int signal_number = g_signal.load()) {
+  // A signal ends the command as interrupted only where it stopped a run or kept one from
+  // starting; one that came after the last iteration changed nothing.
+  const bool complete = records.size() == total_runs && std::none_of(records.begin(), records.end(), [](const auto& r) {
+                          return r.summary.value("status", "") == "interrupted";
+                        });
+  if (const int signal_number = g_signal.load(); signal_number != 0 && !complete) {
     std::cerr << fmt::format("resgd: interrupted by {}; continue with the same command plus --out {} --resume\n",
                              signal_number == SIGINT ? "SIGINT" : "SIGTERM", options.out.string());
     return 128 + signal_number;  // 130 for SIGINT, 143 for SIGTERM
@@ -151,6 +174,9 @@ int run_command(const ExperimentArgs& args, const std::string& out, bool force, 
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A file size limit (ulimit -f, a quota) makes a write fail with EFBIG, reported with the
+  // path like a full disk, instead of killing the process mid-file.
+  std::signal(SIGXFSZ, SIG_IGN);
   resgd::configure_process();
   CLI::App app{"ResGD: gradient descent on Transformers with residual connections.\n"
                "With no command, runs the flagship experiment (residual vs plain)."};
@@ -160,6 +186,7 @@ int main(int argc, char** argv) {
   std::string out;
   bool force = false;
   bool resume = false;
+  bool resume_or_start = false;
   // Each run uses LibTorch's intra-op pool; as many runs at once as that leaves cores.
   int jobs = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / std::max(1, at::get_num_threads()));
   auto* run = app.add_subcommand("run", "train an experiment (or every point of its sweep)");
@@ -168,8 +195,12 @@ int main(int argc, char** argv) {
   run->add_option("--jobs", jobs, "sweep runs trained at once (default: cores / LibTorch threads)")
       ->check(CLI::Range(1, 256));
   auto* force_flag = run->add_flag("--force", force, "write into an existing non-empty output directory");
-  run->add_flag("--resume", resume, "continue an interrupted run or sweep in --out; finished runs are skipped")
-      ->excludes(force_flag);
+  auto* resume_flag =
+      run->add_flag("--resume", resume, "continue an interrupted run or sweep in --out; finished runs are skipped")
+          ->excludes(force_flag);
+  run->add_flag("--resume-or-start", resume_or_start, "as --resume, but start a new run where --out does not exist")
+      ->excludes(force_flag)
+      ->excludes(resume_flag);
 
   ExperimentArgs validate_args;
   auto* validate = app.add_subcommand("validate", "check an experiment file and print its resolved configuration");
@@ -208,17 +239,26 @@ int main(int argc, char** argv) {
     if (*validate) {
       const auto config = validate_args.load();
       resgd::resolve_device(config);
-      const size_t runs = config.sweep.empty() ? 1 : resgd::sweep_point_configs(config).size();  // each point checked
+      const double memory = check_memory_of_every_run(config);  // each point checked
+      const size_t runs = resgd::expand_sweep(config).size();
+      const auto available = resgd::available_memory();
       std::cout << resgd::dump_yaml(config);
-      std::cerr << fmt::format("{}: valid; {} run{}\n", validate_args.file, runs, runs == 1 ? "" : "s");
+      std::cerr << fmt::format("{}: valid; {} run{}; {} about {:.3g} GiB of memory{}\n", validate_args.file, runs,
+                               runs == 1 ? "" : "s", runs == 1 ? "it needs" : "the largest needs",
+                               memory / (1 << 30),
+                               available ? fmt::format(" ({:.3g} GiB available)", *available / (1 << 30)) : "");
       return 0;
     }
     if (*gradcheck) {
       const auto config = gradcheck_args.load();
+      resgd::check_memory(config, resgd::resolve_device(config).is_cpu());
       return resgd::run_gradcheck(config, resgd::resolve_device(config), std::cout);
     }
     if (*bench) return resgd::run_bench(bench_options, std::cout);
     if (*report) {
+      // Not while a run writes there: a run or sweep directory is locked as a run locks it.
+      std::optional<resgd::DirectoryLock> lock;
+      if (std::filesystem::exists(std::filesystem::path(report_dir) / "config.yaml")) lock.emplace(report_dir);
       const auto written = resgd::write_report(report_dir);  // before any output: it may throw
       std::cout << "report: " << written.string() << std::endl;
       return 0;
@@ -227,16 +267,28 @@ int main(int argc, char** argv) {
       std::cout << resgd::dump_yaml(resgd::ExperimentConfig{});
       return 0;
     }
-    if (resume && out.empty()) throw resgd::ConfigError("--resume needs the --out directory of the run to continue");
-    return run_command(run_args, out, force, resume, jobs);  // `resgd` alone runs the flagship
+    if ((resume || resume_or_start) && out.empty())
+      throw resgd::ConfigError("--resume needs the --out directory of the run to continue");
+    return run_command(run_args, out, force, resume, resume_or_start, jobs);  // `resgd` alone runs the flagship
   } catch (const resgd::ConfigError& e) {
     std::cerr << "resgd: error: " << e.what() << std::endl;
     return kExitConfigError;
   } catch (const resgd::IoError& e) {
     std::cerr << "resgd: error: " << e.what() << std::endl;
     return kExitFailure;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "resgd: error: out of memory; the run's directory was not kept (see `resgd validate` for the "
+                 "estimate)" << std::endl;
+    return kExitFailure;
   } catch (const c10::Error& e) {
-    std::cerr << "resgd: internal error: " << e.what_without_backtrace() << std::endl;
+    const std::string what = e.what_without_backtrace();
+    if (what.find("can't allocate memory") != std::string::npos || what.find("out of memory") != std::string::npos) {
+      const size_t tried = what.find("you tried");  // LibTorch's CPU allocator: the size asked for
+      std::cerr << "resgd: error: out of memory: " << (tried == std::string::npos ? what : what.substr(tried))
+                << std::endl;
+      return kExitFailure;
+    }
+    std::cerr << "resgd: internal error: " << what << std::endl;
     return kExitFailure;
   } catch (const std::exception& e) {
     std::cerr << "resgd: error: " << e.what() << std::endl;

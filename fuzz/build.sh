@@ -8,29 +8,33 @@ cd "$(dirname "$0")/.."
 out=${1:-build/fuzz}
 mkdir -p "$out/corpus/config" "$out/corpus/tensors"
 cxx=${CXX_FUZZ:-clang++}
-flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -Ilib)
+flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -Ilib -Itests)
 sanitize=(-fsanitize=address,undefined -fno-sanitize-recover=undefined)
 torch_includes=(-isystem /usr/include/torch/csrc/api/include)
 torch_libs=(-ltorch -ltorch_cpu -lc10)
 jobs=()
 
-# The config loader: config.cpp with the fuzz target, no LibTorch.
+# The config loader: config.cpp (and the plain-file reader it uses) with the fuzz target,
+# no LibTorch.
 "$cxx" "${flags[@]}" "${sanitize[@]}" -fsanitize=fuzzer fuzz/config_fuzz.cpp lib/resgd/config.cpp \
-  -lyaml-cpp -lfmt -o "$out/config_fuzz" &
+  lib/resgd/files.cpp -lyaml-cpp -lfmt -o "$out/config_fuzz" &
 jobs+=($!)
 
-# The .pt reader: io.cpp once, linked into the fuzz target and into the seed writer.
-"$cxx" "${flags[@]}" "${torch_includes[@]}" "${sanitize[@]}" -fsanitize=fuzzer-no-link -c lib/resgd/io.cpp \
-  -o "$out/io.o"
+# The .pt reader: io.cpp and files.cpp once, linked into the fuzz target and the seed writer.
+for source in io files; do
+  "$cxx" "${flags[@]}" "${torch_includes[@]}" "${sanitize[@]}" -fsanitize=fuzzer-no-link -c "lib/resgd/$source.cpp" \
+    -o "$out/$source.o"
+done
 "$cxx" "${flags[@]}" "${torch_includes[@]}" "${sanitize[@]}" -fsanitize=fuzzer fuzz/tensors_fuzz.cpp "$out/io.o" \
-  "${torch_libs[@]}" -lfmt -o "$out/tensors_fuzz" &
+  "$out/files.o" "${torch_libs[@]}" -lfmt -o "$out/tensors_fuzz" &
 jobs+=($!)
-"$cxx" "${flags[@]}" "${torch_includes[@]}" "${sanitize[@]}" fuzz/make_tensor_seeds.cpp "$out/io.o" \
+"$cxx" "${flags[@]}" "${torch_includes[@]}" "${sanitize[@]}" fuzz/make_tensor_seeds.cpp "$out/io.o" "$out/files.o" \
   "${torch_libs[@]}" -lfmt -o "$out/make_tensor_seeds"
 for job in "${jobs[@]}"; do wait "$job"; done
 
 # Seed corpora: the experiment files (as they are, and with a --set after a NUL byte),
-# and the tensor files the seed writer leaves.
+# and the tensor files the seed writer leaves (valid ones, and the hand-forged ones of
+# tests/forged_tensor_files.h).
 cp experiments/*.yaml "$out/corpus/config/"
 for file in experiments/*.yaml; do
   { cat "$file"; printf '\0train.lr=0.5\0sweep.seeds=[1,2]'; } >"$out/corpus/config/set-$(basename "$file")"

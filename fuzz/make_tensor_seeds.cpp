@@ -1,5 +1,7 @@
 // Writes the seed corpus of the .pt fuzz target: valid tensor dictionaries as
-// resgd::save_tensors writes them, plus the wrong-type files the reader must refuse.
+// resgd::save_tensors writes them, the wrong-type files the reader must refuse, and the
+// forged files of tests/forged_tensor_files.h (storage offsets, sizes and strides that
+// reach outside their storage).
 // Usage: make_tensor_seeds DIR
 #include <torch/serialize.h>
 
@@ -7,6 +9,7 @@
 #include <iostream>
 #include <string>
 
+#include "forged_tensor_files.h"
 #include "resgd/io.h"
 
 namespace {
@@ -36,5 +39,10 @@ int main(int argc, char** argv) {
   write_ivalue(dir / "dict_of_strings.pt", strings);
   write_ivalue(dir / "list_of_tensors.pt", c10::List<torch::Tensor>({torch::ones({2})}));
   write_ivalue(dir / "int.pt", int64_t{7});
+  for (const auto& file : resgd::testing::forged_files())
+    resgd::write_file_atomic(dir / ("forged-" + file.name + ".pt"), resgd::testing::forged_file_bytes(file));
+  resgd::write_file_atomic(dir / "honest-hand-written.pt",
+                           resgd::testing::forged_tensor_file({resgd::testing::honest_tensor("X", {4, 3, 2}),
+                                                               resgd::testing::honest_tensor("Y", {4, 3, 1})}));
   return 0;
 }

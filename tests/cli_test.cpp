@@ -136,7 +136,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadInvocation{"model: {activation: swish}\n", "run exp.yaml --out out", "unknown value 'swish'"},
         BadInvocation{"data: {dim: 0}\n", "run exp.yaml --out out", "exp.yaml:1:13: data.dim: must be a positive"},
         BadInvocation{"{}\n", "run exp.yaml --out out --set model.layers=0", "--set model.layers=0: model.layers"},
-        BadInvocation{"{}\n", "run missing.yaml --out out", "missing.yaml: cannot open experiment file"},
+        BadInvocation{"{}\n", "run missing.yaml --out out", "missing.yaml: cannot read: No such file or directory"},
         BadInvocation{"{}\n", "run exp.yaml --out out --bogus-flag", "bogus-flag"}));
 
 TEST(Cli, BenchTimesEachSizeAndItsRatiosFollowFromItsOwnColumns) {

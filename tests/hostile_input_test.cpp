@@ -2,6 +2,7 @@
 // .pt data files. Each must end in one clear line naming the file and an exit code, never a
 // crash, a hang or an allocation the size of the mistake. Every file lives in a TempDir.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <torch/serialize.h>
 #include <torch/torch.h>
 
@@ -11,6 +12,7 @@
 #include <ostream>
 #include <string>
 
+#include "forged_tensor_files.h"
 #include "resgd/io.h"
 #include "test_util.h"
 
@@ -158,10 +160,11 @@ INSTANTIATE_TEST_SUITE_P(
                     "exp.yaml:1:15: unknown key 'evry' in section 'diagnostics' (did you mean 'every'?)"},
         // Sizes: refused before anything is allocated, with the estimate.
         HostileFile{"SizesBeyondMemory", "data: {num_samples: 100000000, seq_len: 100000, dim: 1000}\n", "exp.yaml",
-                    "exp.yaml:1:21: data.num_samples: the run would need about 6.46e+10 GB of memory"},
+                    "exp.yaml:1:21: data.num_samples: the run would need about 6.16e+10 GiB of memory, most of it the "
+                    "attention scores"},
         HostileFile{"SizesBeyondInt64Product",
                     "data: {num_samples: 9223372036854775807, seq_len: 9223372036854775807}\n", "exp.yaml",
-                    "exp.yaml:1:21: data.num_samples: the run would need about 5.02e+49 GB of memory"},
+                    "exp.yaml:1:21: data.num_samples: the run would need about 4.68e+49 GiB of memory"},
         HostileFile{"NegativeSequenceLength", "data: {seq_len: -3}\n", "exp.yaml",
                     "exp.yaml:1:17: data.seq_len: must be a positive integer, got -3"},
         HostileFile{"NegativeSampleCount", "data: {num_samples: -9223372036854775808}\n", "exp.yaml",
@@ -186,8 +189,10 @@ INSTANTIATE_TEST_SUITE_P(
                     "exp.yaml:1:8: not a text file (NUL byte)"},
         HostileFile{"BinaryGarbage", "\x89PNG\r\n\x1a\n\xff\xfe\xfd\x01\x02\x03: \"\\q\x80\x81\"\n", "exp.yaml",
                     "exp.yaml:"},
-        HostileFile{"Directory", "{}\n", "adir", "adir: is a directory, not an experiment file"},
-        HostileFile{"MissingFile", "{}\n", "missing.yaml", "missing.yaml: cannot open experiment file"},
+        HostileFile{"Directory", "{}\n", "adir",
+                    "adir: is a directory, not a regular file; an experiment file is a YAML text file"},
+        HostileFile{"MissingFile", "{}\n", "missing.yaml", "missing.yaml: cannot read: No such file or directory"},
+        HostileFile{"CharacterDevice", "{}\n", "/dev/zero", "/dev/zero: is a character device, not a regular file"},
         // --set.
         HostileFile{"SetEmptyValueForNumber", "{}\n", "exp.yaml --set train.lr=",
                     "--set train.lr=: train.lr: expected a number, got null"},
@@ -213,6 +218,29 @@ TEST(HostileSweep, QuotedValueReachesItsPointAsTheSameString) {
   EXPECT_EQ(result.exit_code, kExitConfigError) << result.err;
   EXPECT_NE(result.err.find("resgd: error: exp.yaml:1:28: model.activation: unknown value '[x'"), std::string::npos)
       << result.err;
+}
+
+// A FIFO (or a device) as the experiment file or as a data file: refused at once, naming
+// the path, where a read would wait for a writer forever. `timeout` turns a hang into a
+// failure instead of a stuck suite.
+TEST(HostileFifo, AFifoAsTheExperimentOrADataFileIsRefusedAtOnce) {
+  TempDir dir;
+  ASSERT_EQ(mkfifo((dir / "fifo").c_str(), 0600), 0);
+  const auto as_experiment = run_resgd(dir, "validate fifo", "timeout 30");
+  EXPECT_EQ(as_experiment.exit_code, kExitConfigError) << as_experiment.err;
+  EXPECT_NE(as_experiment.err.find("resgd: error: fifo: is a FIFO (named pipe), not a regular file"), std::string::npos)
+      << as_experiment.err;
+  for (const std::string kind : {"tensors", "digits"}) {
+    for (const std::string path : {"fifo", "/dev/zero"}) {
+      testing::write_text(dir / "exp.yaml", "data: {kind: " + kind + ", path: " + path + "}\ntrain: {max_iters: 1}\n");
+      for (const std::string command : {"validate exp.yaml", "run exp.yaml --out out --device cpu"}) {
+        const auto result = run_resgd(dir, command, "timeout 30");
+        EXPECT_EQ(result.exit_code, kExitFailure) << kind << " " << path << " " << command << ": " << result.err;
+        EXPECT_NE(result.err.find("resgd: error: " + path + ": is a "), std::string::npos) << result.err;
+        EXPECT_FALSE(fs::exists(dir / "out")) << "nothing is written for a data file that cannot be read";
+      }
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -281,6 +309,40 @@ TEST_P(HostileDataFile, ExitsOneNamingThePath) {
       << result.err;
   EXPECT_EQ(result.err.find("internal error"), std::string::npos) << result.err;
 }
+
+// The hand-written files of forged_tensor_files.h: the honest one is read as torch.save
+// would have written it, so what the forged ones are refused for is what they forge.
+TEST(HostileDataBaseline, AnHonestHandWrittenFileReadsBackItsValues) {
+  const auto tensors = load_tensors_from_bytes(
+      testing::forged_tensor_file({testing::honest_tensor("X", {4, 3, 2}), testing::honest_tensor("Y", {4, 3, 1})}),
+      "honest.pt");
+  ASSERT_EQ(tensors.size(), 2u);
+  const auto& X = tensors.at("X");
+  ASSERT_EQ(X.sizes(), torch::IntArrayRef({4, 3, 2}));
+  EXPECT_TRUE(torch::equal(X, torch::arange(24, torch::kFloat64).add_(0.5).view({4, 3, 2})));
+  TempDir dir;
+  testing::write_text(dir / "data.pt", testing::forged_tensor_file({testing::honest_tensor("X", {4, 3, 2}),
+                                                                    testing::honest_tensor("Y", {4, 3, 1})}));
+  testing::write_text(dir / "exp.yaml", kTensorsExperiment);
+  const auto result = run_resgd(dir, "run exp.yaml --out out --device cpu");
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+}
+
+/// Each forged file of forged_tensor_files.h, refused naming the tensor.
+std::vector<HostileTensorFile> forged_tensor_cases() {
+  std::vector<HostileTensorFile> cases;
+  for (const auto& file : testing::forged_files())
+    cases.push_back({file.name,
+                     [file](const fs::path& p) { testing::write_text(p, testing::forged_file_bytes(file)); },
+                     std::string("not a readable tensor file (torch.save / pickle format): ") +
+                         (file.refused_by_libtorch ? "" : "tensor 'X'")});
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Forged, HostileDataFile, ::testing::ValuesIn(forged_tensor_cases()),
+                         [](const ::testing::TestParamInfo<HostileTensorFile>& param_info) {
+                           return param_info.param.name;
+                         });
 
 INSTANTIATE_TEST_SUITE_P(
     Hostile, HostileDataFile,

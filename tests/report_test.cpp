@@ -249,21 +249,27 @@ TEST_F(SweepReport, TheLossAxisEndsTenTimesAboveTheRunsThatDidNotDiverge) {
 }
 
 TEST_F(SweepReport, PlotsDrawnSideBySideAreReportedInDrawingOrderWithTheirFailures) {
-  // A stand-in gnuplot that fails on the cond_g plots and draws the others after a pause,
-  // so several run at once and finish out of order.
+  // A stand-in gnuplot that fails on the cond_g plots, cuts the sigma_min images short
+  // while exiting 0 (as gnuplot does on a full disk), and draws the others whole after a
+  // pause, so several run at once and finish out of order.
   TempDir copy;
   fs::copy(out(), copy / "sweep", fs::copy_options::recursive);
   fs::remove_all(copy / "sweep" / "plots");
   testing::write_text(copy / "fake-gnuplot",
-                      "#!/bin/sh\ncase \"$1\" in *cond_g*) echo \"cannot draw $1\"; exit 1;; esac\n"
-                      "sleep 0.1\nprintf 'png' > \"plots/$(basename \"$1\" .gp).png\"\n");
+                      "#!/bin/sh\nname=\"plots/$(basename \"$1\" .gp)\"\n"
+                      "case \"$1\" in *cond_g*) echo \"cannot draw $1\"; exit 1;; esac\n"
+                      "case \"$1\" in *sigma_min*) printf '\\211PNG' > \"$name.png\"; printf '<svg>' > \"$name.svg\"; exit 0;; "
+                      "esac\n"
+                      "sleep 0.1\nprintf '\\211PNG\\0\\0\\0\\0IEND\\256\\102\\140\\202' > \"$name.png\"\n"
+                      "printf '<svg>\\n</svg>\\n' > \"$name.svg\"\n");
   fs::permissions(copy / "fake-gnuplot", fs::perms::owner_all);
   std::vector<PlotRun> runs;
   for (const auto& point : expand_sweep(load_config_text(kSweep, "sweep.yaml")))
     runs.push_back({fs::path("runs") / point.dir_name(), point.dir_name(), 0, false});
   const PlotResult result = draw_plots(copy / "fake-gnuplot", copy / "sweep", runs, {});
-  EXPECT_EQ(result.drawn, (std::vector<std::string>{"loss", "sigma_min_g1", "svals_g1"}));
-  EXPECT_EQ(result.failed, (std::vector<std::string>{"cond_g1: gnuplot failed; see plots/gnuplot.log"}));
+  EXPECT_EQ(result.drawn, (std::vector<std::string>{"loss", "svals_g1"}));
+  const std::string why = ": gnuplot failed or left an incomplete image (a full disk?); see plots/gnuplot.log";
+  EXPECT_EQ(result.failed, (std::vector<std::string>{"cond_g1" + why, "sigma_min_g1" + why}));
   EXPECT_NE(slurp(copy / "sweep" / "plots" / "gnuplot.log").find("cannot draw plots/cond_g1.gp"), std::string::npos);
 }
 

@@ -331,12 +331,8 @@ TEST(Runner, ResumeRefusesADifferentConfiguration) {
   apply_override(config, "train.lr=0.01");
   options.resume = true;
   fs::remove(options.out / "summary.json");  // as if it had been killed
-  try {
-    run_experiment(config, options);
-    FAIL() << "expected an IoError";
-  } catch (const IoError& e) {
-    EXPECT_NE(std::string(e.what()).find("different configuration"), std::string::npos) << e.what();
-  }
+  testing::expect_error<IoError>([&] { run_experiment(config, options); },
+                                 "different configuration");
 }
 
 TEST(Runner, ResumeAcceptsAConfigurationWrittenBeforeAKeyExisted) {
@@ -362,33 +358,14 @@ TEST(Runner, ResumeAcceptsAConfigurationWrittenBeforeAKeyExisted) {
 }
 
 /// Starts `resgd args...` in `dir` as a child process; returns its pid.
-pid_t spawn_resgd(const TempDir& dir, std::vector<std::string> args) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    if (chdir(dir.path().c_str()) != 0) _exit(126);
-    std::vector<char*> argv = {const_cast<char*>(RESGD_BINARY)};
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) _exit(126);
-    execv(RESGD_BINARY, argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-size_t line_count(const fs::path& path) {
-  const std::string text = testing::slurp(path);
-  return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
-}
-
 TEST(Runner, SigtermMidRunLeavesAConsistentResumableDirectory) {
   TempDir dir;
   testing::write_text(dir / "exp.yaml",
                       "data: {num_samples: 4, seq_len: 4, dim: 8, target_dim: 2}\nmodel: {ffn_width: 16}\n"
                       "train: {lr: 0.02, max_iters: 3000, checkpoint_every: 100}\ndiagnostics: {every: 50}\n");
-  const pid_t pid = spawn_resgd(dir, {"run", "exp.yaml", "--out", "out"});
+  const pid_t pid = testing::spawn_resgd(dir, {"run", "exp.yaml", "--out", "out"});
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (line_count(dir / "out" / "metrics.csv") < 150 && std::chrono::steady_clock::now() < deadline)
+  while (testing::line_count(dir / "out" / "metrics.csv") < 150 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   kill(pid, SIGTERM);
   int status = 0;
@@ -408,6 +385,248 @@ TEST(Runner, SigtermMidRunLeavesAConsistentResumableDirectory) {
   const auto straight = testing::run_resgd(dir, "run exp.yaml --out straight");
   ASSERT_EQ(straight.exit_code, 0) << straight.err;
   expect_same_run(dir / "straight", dir / "out");
+}
+
+// ---------------------------------------------------------------------------------------
+// Nothing lost: one writer per directory, resume that checks before it trusts, failures
+// that leave no half-written run.
+
+const char* kLongRun =
+    "name: long\ndata: {num_samples: 4, seq_len: 4, dim: 8, target_dim: 2}\nmodel: {ffn_width: 16}\n"
+    "train: {lr: 0.02, max_iters: 100000, rel_tolerance: 0}\ndiagnostics: {every: 0}\n";
+
+TEST(Runner, ASecondRunOrResumeInADirectoryInUseIsRefusedNamingTheHolder) {
+  TempDir dir;
+  testing::write_text(dir / "exp.yaml", kLongRun);
+  const pid_t first = testing::spawn_resgd(dir, {"run", "exp.yaml", "--out", "c"});
+  ASSERT_TRUE(testing::wait_until([&] { return testing::line_count(dir / "c" / "metrics.csv") > 3; }));
+  const std::string held = "resgd: error: c: in use by another resgd process (pid " + std::to_string(first) + ")";
+  for (const std::string command : {"run exp.yaml --out c --force", "run exp.yaml --out c --resume", "report c"}) {
+    const auto second = testing::run_resgd(dir, command);
+    EXPECT_EQ(second.exit_code, 1) << command << ": " << second.err;
+    EXPECT_NE(second.err.find(held), std::string::npos) << command << ": " << second.err;
+  }
+  kill(first, SIGINT);
+  EXPECT_EQ(testing::wait_for(first), 130);
+  const auto summary = nlohmann::json::parse(read_file(dir / "c" / "summary.json"));
+  EXPECT_EQ(summary["name"], "long") << "the first run's files only";
+  EXPECT_EQ(summary["status"], "interrupted");
+}
+
+TEST(Runner, TwoRunsStartedAtOnceLeaveOneWholeRun) {
+  // Two different experiments into one new directory at the same instant: one writes the
+  // run, the other is refused before it writes anything, whichever wins.
+  TempDir dir;
+  testing::write_text(dir / "a.yaml", "name: a\ndata: {num_samples: 2, seq_len: 3, dim: 4}\ntrain: {max_iters: 30}\n");
+  testing::write_text(dir / "b.yaml", "name: b\ndata: {num_samples: 2, seq_len: 3, dim: 4}\ntrain: {max_iters: 60}\n");
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    fs::remove_all(dir / "c");
+    const pid_t a = testing::spawn_resgd(dir, {"run", "a.yaml", "--out", "c"});
+    const pid_t b = testing::spawn_resgd(dir, {"run", "b.yaml", "--out", "c"});
+    const int exit_a = testing::wait_for(a), exit_b = testing::wait_for(b);
+    ASSERT_EQ(std::min(exit_a, exit_b), 0);
+    ASSERT_EQ(std::max(exit_a, exit_b), 1) << "the second writer is refused";
+    const std::string winner = exit_a == 0 ? "a" : "b";
+    EXPECT_NE(read_file(dir / "c" / "config.yaml").find("name: " + winner + "\n"), std::string::npos);
+    const auto summary = nlohmann::json::parse(read_file(dir / "c" / "summary.json"));
+    EXPECT_EQ(summary["name"], winner);
+    const CsvTable metrics = read_csv(dir / "c" / "metrics.csv");
+    EXPECT_EQ(metrics.rows.size(), summary["iters"].get<size_t>() + 1) << "one run's rows, none of the other's";
+    for (const auto& row : metrics.rows) EXPECT_EQ(row.size(), metrics.columns.size());
+  }
+}
+
+TEST(Runner, ARunOfASweepHeldByAnotherWriterStopsTheSweepNamingIt) {
+  // A cluster's tasks each lock the run they write: a sweep resumed beside one is refused
+  // at that run instead of writing it twice.
+  TempDir dir;
+  const ExperimentConfig config = resumable_sweep();
+  RunOptions options;
+  options.out = dir / "sweep";
+  run_experiment(config, options);
+  const fs::path held = options.out / "runs" / expand_sweep(config)[2].dir_name();
+  fs::remove(held / "summary.json");  // as if its task were still running
+  const DirectoryLock task(held);
+  options.resume = true;
+  testing::expect_error<IoError>([&] { run_experiment(config, options); },
+                                 held.string() + ": in use by another resgd process");
+}
+
+TEST(Runner, AFinishedRunResumesOnlyUnderItsOwnConfigurationAndData) {
+  TempDir dir;
+  const ExperimentConfig config = resumable_experiment();
+  RunOptions options;
+  options.out = dir / "run";
+  run_experiment(config, options);
+  const std::string summary = testing::slurp(options.out / "summary.json");
+  options.resume = true;
+  ExperimentConfig other = config;
+  apply_override(other, "train.lr=0.5");
+  testing::expect_error<IoError>([&] { run_experiment(other, options); },
+                                 "config.yaml: was written by a different configuration");
+  EXPECT_EQ(run_experiment(config, options).front().summary, nlohmann::json::parse(summary)) << "the same: as it was";
+  EXPECT_EQ(testing::slurp(options.out / "summary.json"), summary);
+  EXPECT_EQ(nlohmann::json::parse(summary)["data_hash"].get<std::string>().size(), 16u);
+}
+
+/// A run on a tensors file, stopped at iteration 15 with its checkpoint at 14.
+ExperimentConfig stopped_tensors_run(const TempDir& dir, const fs::path& out) {
+  auto generator = make_generator(7, "test");
+  save_tensors(dir / "data.pt", {{"X", torch::randn({3, 4, 5}, generator, torch::kFloat64)},
+                                 {"Y", torch::randn({3, 4, 2}, generator, torch::kFloat64)}});
+  ExperimentConfig config = resumable_experiment();
+  apply_overrides(config, {"data.kind=tensors", "data.path=" + (dir / "data.pt").string()});
+  std::atomic<bool> stop{false};
+  RunOptions options;
+  options.out = out;
+  options.stop_requested = &stop;
+  options.on_row = [&](const SweepPoint&, const IterationRow& row) {
+    if (row.iter == 15) stop = true;
+  };
+  EXPECT_EQ(run_experiment(config, options).front().summary["status"], "interrupted");
+  return config;
+}
+
+TEST(Runner, ResumeNoticesDataChangedSinceTheCheckpointOrTheFinish) {
+  TempDir dir;
+  const ExperimentConfig config = stopped_tensors_run(dir, dir / "run");
+  const auto X = load_tensors(dir / "data.pt").at("X"), Y = load_tensors(dir / "data.pt").at("Y");
+  save_tensors(dir / "data.pt", {{"X", X + 1e-9}, {"Y", Y}});  // same shapes, new values
+  RunOptions options;
+  options.out = dir / "run";
+  options.resume = true;
+  testing::expect_error<IoError>([&] { run_experiment(config, options); },
+                                 "checkpoint.pt: the data changed since this checkpoint");
+  save_tensors(dir / "data.pt", {{"X", X}, {"Y", Y}});  // back as it was: it resumes and finishes
+  EXPECT_EQ(run_experiment(config, options).front().summary["status"], "max_iters");
+  save_tensors(dir / "data.pt", {{"X", X}, {"Y", Y * 2}});
+  testing::expect_error<IoError>([&] { run_experiment(config, options); },
+                                 "summary.json: the data changed since this run finished");
+}
+
+TEST(Runner, ACheckpointPastMaxItersIsRefusedNotFollowed) {
+  TempDir dir;
+  const ExperimentConfig config = stopped_tensors_run(dir, dir / "run");
+  auto checkpoint = load_tensors(dir / "run" / "checkpoint.pt");
+  checkpoint["iter"] = torch::tensor(int64_t{1000}, torch::kInt64);  // max_iters is 40
+  std::vector<std::pair<std::string, torch::Tensor>> items(checkpoint.begin(), checkpoint.end());
+  save_tensors(dir / "run" / "checkpoint.pt", items);
+  RunOptions options;
+  options.out = dir / "run";
+  options.resume = true;
+  testing::expect_error<IoError>([&] { run_experiment(config, options); },
+                                 "checkpoint.pt: checkpoint at iteration 1000, outside this run's "
+                                 "0..train.max_iters = 40");
+}
+
+TEST(Runner, ResumeTouchesNothingInADirectoryItDidNotWrite) {
+  TempDir dir;
+  const ExperimentConfig config = resumable_experiment();
+  RunOptions options;
+  options.out = dir / "mine";
+  options.resume = true;
+  fs::create_directories(options.out);
+  testing::write_text(options.out / "metrics.csv", "my,own\n1,2\n");
+  for (const std::string config_text : {"", "not: [an, experiment]\n"}) {
+    if (!config_text.empty()) testing::write_text(options.out / "config.yaml", config_text);
+    testing::expect_error<IoError>([&] { run_experiment(config, options); },
+                                   "mine: not a run or sweep directory of `resgd run`");
+    EXPECT_EQ(testing::slurp(options.out / "metrics.csv"), "my,own\n1,2\n");
+    EXPECT_FALSE(fs::exists(options.out / DirectoryLock::kFileName)) << "not even a lock file";
+  }
+  // A directory that does not exist: said so, unless told to start.
+  options.out = dir / "typo";
+  testing::expect_error<IoError>([&] { run_experiment(config, options); },
+                                 "typo: no such directory to resume");
+  EXPECT_FALSE(fs::exists(options.out));
+  options.start_if_missing = true;
+  EXPECT_EQ(run_experiment(config, options).front().summary["status"], "max_iters");
+}
+
+TEST(Runner, AFailedRunRemovesWhatItCreatedAndKeepsWhatFinished) {
+  TempDir dir;
+  ExperimentConfig config = resumable_experiment();
+  struct DiskFull : std::runtime_error {
+    using std::runtime_error::runtime_error;
+  };
+  RunOptions options;
+  options.on_row = [](const SweepPoint& point, const IterationRow& row) {
+    if (row.iter == 5 && point.seed == 1) throw DiskFull("the disk is full");  // mid-run, after files were written
+  };
+  // A single run into a nested new directory: a/, a/b/ and a/b/c/ go.
+  apply_override(config, "seed=1");
+  options.out = dir / "a" / "b" / "c";
+  EXPECT_THROW(run_experiment(config, options), DiskFull);
+  EXPECT_FALSE(fs::exists(dir / "a"));
+  // Into the user's own empty directory: left empty, as it was.
+  fs::create_directories(dir / "empty");
+  options.out = dir / "empty";
+  EXPECT_THROW(run_experiment(config, options), DiskFull);
+  EXPECT_TRUE(fs::is_directory(dir / "empty"));
+  EXPECT_TRUE(fs::is_empty(dir / "empty"));
+  // A sweep whose seed 0 finished before seed 1 failed: seed 0 stays, resumable.
+  apply_override(config, "sweep.seeds=[0,1]");
+  options.out = dir / "sweep";
+  EXPECT_THROW(run_experiment(config, options), DiskFull);
+  EXPECT_TRUE(fs::exists(dir / "sweep" / "runs" / "seed=0" / "summary.json"));
+  EXPECT_FALSE(fs::exists(dir / "sweep" / "runs" / "seed=1"));
+  options.on_row = nullptr;
+  options.resume = true;
+  EXPECT_EQ(run_experiment(config, options).size(), 2u);
+}
+
+TEST(Runner, AWriteThatFailsMidRunNamesTheFileAndLeavesNoDirectory) {
+  // A file size limit of 16 KiB fails the 33 KiB init.pt part way, as a full disk would.
+  TempDir dir;
+  testing::write_text(dir / "exp.yaml", "data: {num_samples: 2, seq_len: 3, dim: 16}\ntrain: {max_iters: 5}\n");
+  const auto result = testing::run_resgd(dir, "'run exp.yaml --out a/b/c'", "bash -c 'ulimit -f 16; exec \"$0\" $1'");
+  EXPECT_EQ(result.exit_code, 1) << result.err;
+  EXPECT_NE(result.err.find("resgd: error: a/b/c/tensors/init.pt: write failed: File too large"), std::string::npos)
+      << result.err;
+  EXPECT_FALSE(fs::exists(dir / "a")) << "the directories the run made are gone";
+}
+
+TEST(Runner, ANonFiniteLossAtIterationZeroIsADivergedRunWithAReport) {
+  // W_V of 1e308 overflows at once; a point of a sweep that diverges so is a result like
+  // any other: exit 0, the summary says diverged, the diagnostics it could not compute are
+  // empty, and the report is written.
+  TempDir dir;
+  testing::write_text(dir / "exp.yaml",
+                      "data: {num_samples: 3, seq_len: 4, dim: 5, target_dim: 2}\nmodel: {ffn_width: 8}\n"
+                      "train: {max_iters: 10}\nsweep: {model.init.W_V: [1.0e+308, null]}\n");
+  const fs::path run = fs::path("runs") / expand_sweep(load_config_file((dir / "exp.yaml").string()))[0].dir_name();
+  for (const std::string dtype : {"float64", "float32"}) {
+    const auto result = testing::run_resgd(dir, "run exp.yaml --out " + dtype + " --set dtype=" + dtype);
+    ASSERT_EQ(result.exit_code, 0) << result.err;
+    EXPECT_EQ(result.err.find("error"), std::string::npos) << result.err;
+    const auto diverged = nlohmann::json::parse(read_file(dir / dtype / run / "summary.json"));
+    EXPECT_EQ(diverged["status"], "diverged");
+    EXPECT_EQ(diverged["iters"], 0);
+    EXPECT_EQ(diverged["cond_g"], nlohmann::json::array());
+    const CsvTable metrics = read_csv(dir / dtype / run / "metrics.csv");
+    ASSERT_EQ(metrics.rows.size(), 1u);
+    EXPECT_EQ(metrics.rows[0][metrics.column("cond_g1")], "");
+    EXPECT_TRUE(fs::exists(dir / dtype / "report.md"));
+    EXPECT_NE(read_file(dir / dtype / "sweep.csv").find("diverged"), std::string::npos);
+  }
+}
+
+TEST(Runner, ASignalAfterTheLastIterationLeavesTheRunFinished) {
+  // A stand-in gnuplot that takes its time: the signal arrives while the report is drawn,
+  // after the run finished. The run stays finished, and the command says so with exit 0.
+  TempDir dir;
+  fs::create_directories(dir / "bin");
+  testing::write_text(dir / "bin" / "gnuplot", "#!/bin/sh\nsleep 2\nexit 1\n");
+  fs::permissions(dir / "bin" / "gnuplot", fs::perms::owner_all);
+  testing::write_text(dir / "exp.yaml", "data: {num_samples: 2, seq_len: 3, dim: 4}\ntrain: {max_iters: 5}\n");
+  const std::string path = std::getenv("PATH");
+  setenv("PATH", ((dir / "bin").string() + ":" + path).c_str(), 1);
+  const pid_t pid = testing::spawn_resgd(dir, {"run", "exp.yaml", "--out", "out"});
+  setenv("PATH", path.c_str(), 1);
+  ASSERT_TRUE(testing::wait_until([&] { return fs::exists(dir / "out" / "summary.json"); }));
+  kill(pid, SIGINT);
+  EXPECT_EQ(testing::wait_for(pid), 0);
+  EXPECT_EQ(nlohmann::json::parse(read_file(dir / "out" / "summary.json"))["status"], "max_iters");
 }
 
 }  // namespace

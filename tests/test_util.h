@@ -1,15 +1,20 @@
 // Small helpers shared by the test files: a temporary directory and running `resgd`.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace resgd::testing {
 
@@ -62,6 +67,56 @@ inline CommandResult run_resgd(const TempDir& dir, const std::string& args, cons
   result.out = slurp(out);
   result.err = slurp(err);
   return result;
+}
+
+/// Expects `body` to throw E with `needle` in its message.
+template <typename E, typename F>
+void expect_error(F body, const std::string& needle) {
+  try {
+    body();
+    ADD_FAILURE() << "no exception; expected one containing: " << needle;
+  } catch (const E& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+/// Starts the built `resgd` with `args` inside `dir`, its output discarded; the child's pid.
+inline pid_t spawn_resgd(const TempDir& dir, std::vector<std::string> args) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (chdir(dir.path().c_str()) != 0) _exit(126);
+    std::vector<char*> argv = {const_cast<char*>(RESGD_BINARY)};
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) _exit(126);
+    execv(RESGD_BINARY, argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+/// The exit code of a child started by spawn_resgd (-1 if a signal ended it).
+inline int wait_for(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/// The number of complete lines of a file (0 where it does not exist).
+inline size_t line_count(const std::filesystem::path& path) {
+  const std::string text = slurp(path);
+  return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+/// Waits up to `seconds` for `ready()`; whether it became true.
+template <class Ready>
+bool wait_until(Ready&& ready, double seconds = 60) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (!ready()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
 }
 
 /// Whether a thread of this process other than the calling one is runnable (state R in

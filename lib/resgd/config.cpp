@@ -2,6 +2,8 @@
 // DESIGN.md, "Experiment files". Every key is declared once, in visit_fields().
 #include "resgd/config.h"
 
+#include "resgd/files.h"
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/depthguard.h>
@@ -410,15 +412,22 @@ void load_sweep(ExperimentConfig& config, const YAML::Node& node, const std::str
   }
 }
 
-void load_map(ExperimentConfig& config, const YAML::Node& map, const std::string& section,
-              const std::string& file) {
-  std::set<std::string> seen;
+/// Loads one map of the file. `keys_at` holds every key the file has set so far, by its
+/// full dotted path, with where: a key may be spelled nested (`model: {residual: {ffn:
+/// ..}}`) or dotted (`model.residual.ffn: ..`), and either spelling twice is a duplicate.
+void load_map(ExperimentConfig& config, const YAML::Node& map, const std::string& section, const std::string& file,
+              std::map<std::string, Origin>& keys_at) {
+  std::set<std::string> seen;  // this map's own names: one twice is a duplicate, section or key
   for (const auto& item : map) {
     const Origin key_at = origin_of(item.first, file);
     if (!item.first.IsScalar()) fail(key_at, "keys must be plain names");
     const std::string name = item.first.Scalar();
     const std::string path = section.empty() ? name : section + "." + name;
     if (!seen.insert(name).second) fail(key_at, fmt::format("duplicate key '{}'", path));
+    if (is_field(path)) {
+      const auto [first, fresh] = keys_at.emplace(path, key_at);
+      if (!fresh) fail(key_at, fmt::format("duplicate key '{}' (also set at {})", path, first->second.str()));
+    }
     if (path == "sweep") {
       load_sweep(config, item.second, file);
     } else if (is_field(path)) {
@@ -428,7 +437,7 @@ void load_map(ExperimentConfig& config, const YAML::Node& map, const std::string
         fail(origin_of(item.second, file),
              fmt::format("'{}' is a section: expected a map with keys {}, got {}", path,
                          join(children_of(path), ", "), describe(item.second)));
-      load_map(config, item.second, path, file);
+      load_map(config, item.second, path, file, keys_at);
     } else {
       fail_unknown(key_at, section, name);
     }
@@ -503,21 +512,21 @@ ExperimentConfig load_config_text(const std::string& yaml_text, const std::strin
     fail(origin_of(root, source),
          fmt::format("an experiment file must be a map of sections (known keys: {}), got {}",
                      join(children_of(""), ", "), describe(root)));
-  load_map(config, root, "", source);
+  std::map<std::string, Origin> keys_at;
+  load_map(config, root, "", source, keys_at);
   fill_kind_defaults(config);
   validate(config);
   return config;
 }
 
 ExperimentConfig load_config_file(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec))  // ifstream opens a directory and reads nothing
-    throw ConfigError(fmt::format("{}: is a directory, not an experiment file", path));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError(fmt::format("{}: cannot open experiment file: {}", path, std::strerror(errno)));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return load_config_text(buffer.str(), path);
+  std::string text;
+  try {
+    text = read_file(path);  // a regular file only: a FIFO would block the read forever
+  } catch (const IoError& e) {
+    throw ConfigError(fmt::format("{}; an experiment file is a YAML text file", e.what()));
+  }
+  return load_config_text(text, path);
 }
 
 namespace {
@@ -701,14 +710,6 @@ void validate(const ExperimentConfig& c) {
       {"model.init.W_Q", &m.init.W_Q}, {"model.init.W_K", &m.init.W_K}, {"model.init.W_V", &m.init.W_V},
       {"model.init.W_1", &m.init.W_1}, {"model.init.W_2", &m.init.W_2}};
   for (const auto& [key, std] : stds) require(!*std || **std >= 0, c, key, "an init std must be >= 0 or null");
-  // Sizes whose tensors could never fit: refuse before anything is allocated.
-  const double scores = double(d.num_samples) * double(d.seq_len) * double(d.seq_len);
-  const double hidden = double(d.num_samples) * double(d.seq_len) * double(std::max(m.ffn_width, d.dim));
-  const double params = double(d.dim) * double(m.ffn_width) * 2.0 * double(m.layers);
-  const double bytes = 8.0 * 8.0 * (scores + hidden + params) * double(m.layers);
-  require(bytes < 1e12, c, "data.num_samples",
-          fmt::format("the run would need about {:.3g} GB of memory; reduce N, n, d, m or L", bytes / 1e9));
-
   const TrainConfig& t = c.train;
   require(t.lr > 0, c, "train.lr", fmt::format("must be > 0, got {}", t.lr));
   require(t.max_iters >= 0, c, "train.max_iters", "must be >= 0");
@@ -759,6 +760,15 @@ std::string dump_yaml(const ExperimentConfig& config, bool include_sweep) {
     if (!config.sweep.seeds.empty()) out += fmt::format("  seeds: [{}]\n", fmt::join(config.sweep.seeds, ", "));
   }
   return out;
+}
+
+std::string value_text(const ExperimentConfig& config, const std::string& key) {
+  std::optional<std::string> text;
+  visit_fields(config, [&](const char* path, const auto& field) {
+    if (!text && key == path) text = to_text(field);
+  });
+  if (!text) throw std::logic_error("value_text: no key '" + key + "'");
+  return *text;
 }
 
 std::string config_hash(const ExperimentConfig& config) {

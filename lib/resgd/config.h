@@ -137,6 +137,8 @@ void validate(const ExperimentConfig& config);
 
 /// The fully resolved configuration as YAML (every key, defaults filled in).
 std::string dump_yaml(const ExperimentConfig& config, bool include_sweep = true);
+/// The value of one key as dump_yaml writes it (e.g. "0.015", "null", "true").
+std::string value_text(const ExperimentConfig& config, const std::string& key);
 /// A short stable hash (16 hex digits) of the resolved configuration, sweep excluded.
 std::string config_hash(const ExperimentConfig& config);
 

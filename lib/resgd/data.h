@@ -39,6 +39,11 @@ struct Dataset {
 /// Other kinds are left as they are.
 void read_data_sizes(ExperimentConfig& config);
 
+/// A fingerprint of the data a run trains on: FNV-1a (64 bit) over the shapes, the dtype
+/// and the bytes of X and Y. A resumed run compares it with its checkpoint's, so that a
+/// tensors file changed in between is noticed.
+uint64_t data_fingerprint(const Dataset& data);
+
 /// Builds the experiment's data set on `device` in `dtype`. Throws IoError for a missing or
 /// malformed file, ConfigError when the file disagrees with the config.
 Dataset make_dataset(const ExperimentConfig& config, torch::Device device, torch::Dtype dtype);

@@ -1,52 +1,21 @@
-// Run-directory files: atomic writes, CSV, tensor dictionaries.
+// Run-directory files: CSV and tensor dictionaries.
 #include "resgd/io.h"
 
 #include <caffe2/serialize/inline_container.h>
 #include <caffe2/serialize/read_adapter_interface.h>
 #include <fmt/format.h>
-#include <torch/csrc/jit/serialization/import_read.h>
-#include <torch/serialize.h>
+#include <torch/csrc/jit/serialization/export.h>
+#include <torch/csrc/jit/serialization/pickler.h>
+#include <torch/csrc/jit/serialization/unpickler.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 
 namespace resgd {
 namespace fs = std::filesystem;
-
-void write_file_atomic(const fs::path& path, const std::string& content) {
-  if (path.has_parent_path()) {
-    std::error_code ec;
-    fs::create_directories(path.parent_path(), ec);
-    if (ec) throw IoError(fmt::format("{}: cannot create directory: {}", path.parent_path().string(), ec.message()));
-  }
-  const fs::path temporary = path.string() + ".tmp";
-  std::FILE* file = std::fopen(temporary.c_str(), "wb");
-  if (!file) throw IoError(fmt::format("{}: cannot write: {}", path.string(), std::strerror(errno)));
-  const bool written = std::fwrite(content.data(), 1, content.size(), file) == content.size();
-  const int write_errno = errno;
-  const bool closed = std::fclose(file) == 0;  // a full disk often shows only here
-  if (!written || !closed) {
-    std::remove(temporary.c_str());
-    throw IoError(fmt::format("{}: write failed: {}", path.string(), std::strerror(written ? errno : write_errno)));
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    const int rename_errno = errno;
-    std::remove(temporary.c_str());
-    throw IoError(fmt::format("{}: cannot rename into place: {}", path.string(), std::strerror(rename_errno)));
-  }
-}
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(fmt::format("{}: cannot read: {}", path.string(), std::strerror(errno)));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
 
 std::string format_number(double value) {
   if (std::isnan(value)) return "nan";
@@ -85,9 +54,13 @@ void CsvWriter::write_row(const std::vector<std::optional<double>>& values) {
 
 void CsvWriter::close() {
   if (!file_) return;
+  const bool synced = sync_file(file_);
+  const int saved = errno;
   const int status = std::fclose(file_);
   file_ = nullptr;
-  if (status != 0) throw IoError(fmt::format("{}: write failed: {}", path_.string(), std::strerror(errno)));
+  if (!synced || status != 0)
+    throw IoError(fmt::format("{}: write failed: {}", path_.string(), std::strerror(synced ? errno : saved)));
+  sync_path(path_.has_parent_path() ? path_.parent_path() : fs::path("."));
 }
 
 size_t CsvTable::column(const std::string& name) const {
@@ -127,10 +100,36 @@ CsvTable parse_csv(const std::string& text, const std::string& source) {
 
 // ---------------------------------------------------------------------------------------
 void save_tensors(const fs::path& path, const std::vector<std::pair<std::string, torch::Tensor>>& tensors) {
-  c10::Dict<std::string, torch::Tensor> dict;
-  for (const auto& [name, tensor] : tensors) dict.insert(name, tensor.detach().to(torch::kCPU).contiguous());
-  const std::vector<char> bytes = torch::pickle_save(dict);
-  write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
+  try {
+    c10::Dict<std::string, torch::Tensor> dict;
+    for (const auto& [name, tensor] : tensors) dict.insert(name, tensor.detach().to(torch::kCPU).contiguous());
+    // What torch::pickle_save does, with the archive streamed into the file instead of
+    // gathered in memory: the pickle (small), then each tensor's bytes as a record.
+    std::vector<char> pickle;
+    torch::jit::Pickler pickler([&](const char* bytes, size_t size) { pickle.insert(pickle.end(), bytes, bytes + size); });
+    pickler.protocol();
+    pickler.pushIValue(dict);
+    pickler.stop();
+    write_file_atomic_with(path, [&](std::FILE* file) {
+      // The zip writer must never see a short write: its destructor would throw (and
+      // terminate the process) on one. A failure is kept here and reported after.
+      int write_errno = 0;
+      caffe2::serialize::PyTorchStreamWriter writer([&](const void* bytes, size_t size) {
+        if (write_errno == 0 && size > 0 && std::fwrite(bytes, 1, size, file) != size) write_errno = errno ? errno : EIO;
+        return size;
+      });
+      torch::jit::writeArchiveAndTensors("data", pickle.data(), pickle.size(), pickler.tensorData(), writer);
+      writer.writeEndOfFile();
+      errno = write_errno;
+      return write_errno == 0;
+    });
+  } catch (const IoError&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw IoError(fmt::format("{}: cannot write: out of memory", path.string()));
+  } catch (const c10::Error& e) {
+    throw IoError(fmt::format("{}: cannot write: {}", path.string(), e.what_without_backtrace()));
+  }
 }
 
 std::map<std::string, torch::Tensor> load_tensors(const fs::path& path) {
@@ -158,26 +157,79 @@ class CheckedBytesReader : public caffe2::serialize::ReadAdapterInterface {
   const std::string& bytes_;
 };
 
+/// The archive's pickle, with every storage it names read from its record: what
+/// torch::jit::readArchiveAndTensors does, also noting each record's length, which a
+/// storage's claimed size is checked against (LibTorch takes the pickle's word for it).
+torch::IValue unpickle(const std::string& content, std::map<const void*, size_t>& record_bytes) {
+  caffe2::serialize::PyTorchStreamReader reader(std::make_unique<CheckedBytesReader>(content));
+  at::DataPtr pickle;
+  size_t pickle_size = 0;
+  std::tie(pickle, pickle_size) = reader.getRecord("data.pkl");
+  const char* pickle_bytes = static_cast<const char*>(pickle.get());
+  size_t consumed = 0;
+  auto read_pickle = [&](char* buffer, size_t n) -> size_t {
+    n = std::min(n, pickle_size - consumed);
+    if (n > 0) std::memcpy(buffer, pickle_bytes + consumed, n);
+    consumed += n;
+    return n;
+  };
+  auto read_record = [&](const std::string& key) {
+    auto [data, size] = reader.getRecord("data/" + key);
+    record_bytes[data.get()] = size;
+    return std::move(data);
+  };
+  torch::jit::Unpickler unpickler(read_pickle, nullptr, nullptr, read_record, c10::nullopt);
+  unpickler.set_version(reader.version());
+  return unpickler.parse_ivalue();
+}
+
+/// Why `t` reaches outside the bytes its storage record holds, or "" if it does not.
+std::string outside_its_storage(const torch::Tensor& t, const std::map<const void*, size_t>& record_bytes) {
+  if (t.layout() != torch::kStrided || !t.has_storage()) return "is not a dense tensor";
+  const auto& storage = t.storage();
+  const auto record = record_bytes.find(storage.data());
+  const size_t held = record == record_bytes.end() ? 0 : record->second;
+  if (storage.nbytes() > held)
+    return fmt::format("claims a storage of {} bytes, but its record holds {}", storage.nbytes(), held);
+  if (t.storage_offset() < 0) return fmt::format("has a negative storage offset {}", t.storage_offset());
+  const auto sizes = t.sizes(), strides = t.strides();
+  if (sizes.size() != strides.size()) return "has sizes and strides of different lengths";
+  for (size_t i = 0; i < sizes.size(); ++i)
+    if (sizes[i] < 0 || strides[i] < 0) return fmt::format("has sizes {} and strides {}", c10::str(sizes), c10::str(strides));
+  if (std::find(sizes.begin(), sizes.end(), 0) != sizes.end()) return "";  // no element to read
+  // The byte past the last element read, (offset + sum (size_i - 1) stride_i + 1) x the
+  // element size, checked for overflow at every step so that no forged value can wrap.
+  int64_t end = t.storage_offset();
+  bool overflow = false;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    int64_t reach = 0;
+    overflow = overflow || __builtin_mul_overflow(sizes[i] - 1, strides[i], &reach) ||
+               __builtin_add_overflow(end, reach, &end);
+  }
+  overflow = overflow || __builtin_add_overflow(end, 1, &end) ||
+             __builtin_mul_overflow(end, static_cast<int64_t>(t.element_size()), &end);
+  if (overflow || static_cast<uint64_t>(end) > storage.nbytes())
+    return fmt::format("with storage offset {}, sizes {} and strides {} reads past the {} bytes of its storage",
+                       t.storage_offset(), c10::str(sizes), c10::str(strides), storage.nbytes());
+  return "";
+}
+
 }  // namespace
 
 std::map<std::string, torch::Tensor> load_tensors_from_bytes(const std::string& content, const std::string& source) {
+  const std::string not_readable = fmt::format("{}: not a readable tensor file (torch.save / pickle format)", source);
   torch::IValue value;
+  std::map<const void*, size_t> record_bytes;  // each storage record's data -> its length
   try {
-    // What torch::pickle_load does, with a bounds-checked reader.
-    caffe2::serialize::PyTorchStreamReader reader(std::make_unique<CheckedBytesReader>(content));
-    value = torch::jit::readArchiveAndTensors("data", /*pickle_prefix=*/"", /*tensor_prefix=*/"",
-                                              /*type_resolver=*/c10::nullopt, /*obj_loader=*/c10::nullopt,
-                                              /*device=*/c10::nullopt, reader);
+    value = unpickle(content, record_bytes);
   } catch (const c10::Error& e) {
-    throw IoError(fmt::format("{}: not a readable tensor file (torch.save / pickle format): {}",
-                              source, e.what_without_backtrace()));
+    throw IoError(fmt::format("{}: {}", not_readable, e.what_without_backtrace()));
   } catch (const std::bad_alloc&) {  // a forged length: LibTorch's unpickler allocates it before reading
-    throw IoError(fmt::format("{}: not a readable tensor file (torch.save / pickle format): it "
-                              "declares more bytes than memory holds", source));
+    throw IoError(fmt::format("{}: it declares more bytes than memory holds", not_readable));
   } catch (const std::exception& e) {  // e.g. torch::jit::ErrorReport for a mangled type tag (fuzz)
     std::string why = e.what();
     std::replace(why.begin(), why.end(), '\n', ' ');
-    throw IoError(fmt::format("{}: not a readable tensor file (torch.save / pickle format): {}", source, why));
+    throw IoError(fmt::format("{}: {}", not_readable, why));
   }
   if (!value.isGenericDict())
     throw IoError(fmt::format("{}: expected a dictionary of tensors, found {}", source, value.tagKind()));
@@ -186,7 +238,10 @@ std::map<std::string, torch::Tensor> load_tensors_from_bytes(const std::string& 
     if (!item.key().isString() || !item.value().isTensor())
       throw IoError(fmt::format("{}: expected a dictionary of name -> tensor, found {} -> {}", source,
                                 item.key().tagKind(), item.value().tagKind()));
-    out.emplace(item.key().toStringRef(), item.value().toTensor());
+    const torch::Tensor& t = item.value().toTensor();
+    if (const std::string why = outside_its_storage(t, record_bytes); !why.empty())
+      throw IoError(fmt::format("{}: tensor '{}' {}", not_readable, item.key().toStringRef(), why));
+    out.emplace(item.key().toStringRef(), t);
   }
   return out;
 }

@@ -1,6 +1,6 @@
-// What a run leaves behind: DESIGN.md, "What a run leaves behind".
-// Whole files are written atomically (temporary file, then rename); metrics.csv is
-// appended and flushed row by row so `tail -f` shows progress.
+// What a run leaves behind: docs/design.md, "The run directory": metrics.csv (appended
+// and flushed row by row, so `tail -f` shows progress) and tensor dictionaries (.pt).
+// Whole files go through files.h's atomic writes.
 #pragma once
 
 #include <torch/torch.h>
@@ -12,18 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "resgd/files.h"
+
 namespace resgd {
-
-/// An output file could not be read or written; the message names the path and why.
-class IoError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-/// Writes `content` to `path` via a temporary file in the same directory and a rename,
-/// so the file is either complete or absent.
-void write_file_atomic(const std::filesystem::path& path, const std::string& content);
-std::string read_file(const std::filesystem::path& path);
 
 /// A number as CSV/text: shortest exact form; `inf`, `-inf`, `nan`.
 std::string format_number(double value);
@@ -38,6 +29,7 @@ class CsvWriter {
   CsvWriter& operator=(const CsvWriter&) = delete;
   /// One value per column; nullopt leaves the cell empty.
   void write_row(const std::vector<std::optional<double>>& values);
+  /// Flushes, fsyncs and closes the file.
   void close();
 
  private:
@@ -59,11 +51,16 @@ CsvTable read_csv(const std::filesystem::path& path);
 /// The same, from text; `source` names it in errors.
 CsvTable parse_csv(const std::string& text, const std::string& source);
 
-/// Saves named tensors as a dictionary readable by torch.load in Python and
-/// torch::pickle_load in C++. Tensors are copied to the CPU first.
+/// Saves named tensors as a dictionary readable by torch.load in Python and by
+/// load_tensors, streaming them into the file (no copy of the whole archive in memory).
+/// Tensors are copied to the CPU first. An allocation or write failure is an IoError
+/// naming the path, and nothing is left at `path`.
 void save_tensors(const std::filesystem::path& path,
                   const std::vector<std::pair<std::string, torch::Tensor>>& tensors);
 /// Loads a dictionary of tensors written by save_tensors or by torch.save in Python.
+/// Every tensor's storage offset, sizes and strides are checked against the bytes its
+/// storage record holds before any element is read; a file that fails is an IoError
+/// naming it.
 std::map<std::string, torch::Tensor> load_tensors(const std::filesystem::path& path);
 /// The same, from the file's bytes; `source` names it in errors (the fuzz target's entry).
 std::map<std::string, torch::Tensor> load_tensors_from_bytes(const std::string& bytes, const std::string& source);

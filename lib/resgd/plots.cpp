@@ -108,6 +108,23 @@ bool exited_cleanly(pid_t pid) {
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
+/// Whether gnuplot finished writing `image`: a PNG ends with its IEND chunk and an SVG
+/// with its closing tag. gnuplot exits 0 even where a full disk cut its output short.
+bool image_complete(const fs::path& image) {
+  std::string content;
+  try {
+    content = read_file(image);
+  } catch (const IoError&) {
+    return false;
+  }
+  if (image.extension() == ".png") {
+    static const std::string iend("\0\0\0\0IEND\xae\x42\x60\x82", 12);
+    return content.size() >= iend.size() && content.compare(content.size() - iend.size(), iend.size(), iend) == 0;
+  }
+  const size_t end = content.rfind("</svg>");
+  return end != std::string::npos && content.find_first_not_of(" \t\r\n", end + 6) == std::string::npos;
+}
+
 /// The gnuplot processes of one draw_plots, in drawing order, at most `at_once` running:
 /// each is a process of its own, so a sweep's tens of plots are drawn on every core.
 class GnuplotQueue {
@@ -138,7 +155,16 @@ class GnuplotQueue {
   };
   void finish_next() {
     Drawing& d = drawings_[finished_++];
-    d.ok = d.pid && exited_cleanly(*d.pid) && fs::exists(dir_ / "plots" / (d.name + ".png"));
+    const fs::path png = dir_ / "plots" / (d.name + ".png"), svg = dir_ / "plots" / (d.name + ".svg");
+    d.ok = d.pid && exited_cleanly(*d.pid) && image_complete(png) && image_complete(svg);
+    if (d.ok) {
+      try {  // on disk before report.md names them
+        sync_path(png);
+        sync_path(svg);
+      } catch (const IoError&) {
+        d.ok = false;
+      }
+    }
   }
   void finish_all() {
     while (finished_ < drawings_.size()) finish_next();
@@ -260,10 +286,12 @@ std::string singular_values_body(const std::vector<PlotRun>& runs,
     k_max = std::max(k_max, s.size(1));
     std::vector<std::vector<double>> rows;
     for (int64_t i = 0; i < s.size(0); ++i) {
-      if (i) rows.emplace_back();  // blank line: one line per sample
+      if (!torch::isfinite(s[i]).all().item<bool>()) continue;  // a non-finite G: nothing to draw
+      if (!rows.empty()) rows.emplace_back();  // blank line: one line per sample
       for (int64_t k = 0; k < s.size(1); ++k)
         rows.push_back({double(k + 1), std::max(s[i][k].item<double>(), floor * s[i][0].item<double>())});
     }
+    if (rows.empty()) continue;
     blocks += datablock(fmt::format("run{}", r), "k,sigma", rows);
     clauses.push_back(fmt::format("$run{} using 1:2 with linespoints lw 1 pt 7 ps 0.5 lc rgb {} {}", r,
                                   quoted(colour(runs[r].group)), title_once(runs[r], titled)));
@@ -338,7 +366,8 @@ std::vector<torch::Tensor> init_singular_values(const fs::path& run_dir) {
     item.value().copy_(saved);
   }
   std::vector<torch::Tensor> out;
-  for (const auto& block : model->trace(X).blocks) out.push_back(torch::linalg_svdvals(block.G));  // (N, min(n, d))
+  // singular_values: a non-finite G (a run diverged at iteration 0) gives NaN rows, not an error
+  for (const auto& block : model->trace(X).blocks) out.push_back(singular_values(block.G));  // (N, min(n, d))
   return out;
 }
 
@@ -415,7 +444,8 @@ PlotResult draw_plots(const fs::path& gnuplot, const fs::path& dir, const std::v
     if (drawn)
       result.drawn.push_back(name);
     else
-      result.failed.push_back(fmt::format("{}: gnuplot failed; see plots/gnuplot.log", name));
+      result.failed.push_back(
+          fmt::format("{}: gnuplot failed or left an incomplete image (a full disk?); see plots/gnuplot.log", name));
   }
   std::error_code ec;
   if (fs::exists(dir / "plots" / "gnuplot.log", ec) && fs::is_empty(dir / "plots" / "gnuplot.log", ec))

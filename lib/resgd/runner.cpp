@@ -46,19 +46,58 @@ nlohmann::json block_list(const std::vector<std::string>& columns, const std::ve
   return list;
 }
 
-void prepare_output_dir(const fs::path& dir, bool force) {
+/// The directories create_directories would make for `dir`, outermost first (none where
+/// it exists), made one by one: on a failure the caller removes exactly these.
+std::vector<fs::path> create_directories_tracked(const fs::path& dir) {
+  std::vector<fs::path> missing;
   std::error_code ec;
-  if (fs::exists(dir, ec) && !fs::is_empty(dir, ec) && !force)
-    throw IoError(fmt::format("{}: output directory exists and is not empty; choose another --out, "
-                              "or pass --force to write into it", dir.string()));
-  fs::create_directories(dir, ec);
-  if (ec) throw IoError(fmt::format("{}: cannot create output directory: {}", dir.string(), ec.message()));
+  for (fs::path p = dir; !p.empty() && !fs::exists(p, ec); p = p.parent_path()) {
+    missing.insert(missing.begin(), p);
+    if (p == p.parent_path()) break;
+  }
+  std::vector<fs::path> created;
+  for (const auto& p : missing) {
+    if (!fs::create_directory(p, ec) && ec) {
+      for (auto it = created.rbegin(); it != created.rend(); ++it) fs::remove(*it, ec);
+      throw IoError(fmt::format("{}: cannot create output directory: {}", p.string(), ec.message()));
+    }
+    created.push_back(p);
+  }
+  return created;
 }
 
-/// The checkpoint file: the iteration, the training time so far, theta_t and theta_0.
-void save_checkpoint(const fs::path& path, const TrainCheckpoint& c, const std::vector<std::string>& names) {
+/// Whether `dir` holds nothing but a lock file.
+bool holds_nothing(const fs::path& dir) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec))
+    if (entry.path().filename() != DirectoryLock::kFileName) return false;
+  return true;
+}
+
+/// The files a run writes into its directory, for removing a failed one's.
+const char* const kRunFiles[] = {"config.yaml", "metrics.csv", "summary.json", "checkpoint.pt",
+                                 "tensors/init.pt", "tensors/final.pt", "tensors"};
+
+/// Removes what a failed run wrote into `dir` (empty directories left by it included),
+/// then `dir` itself where it holds nothing else and `remove_dir`. A user's own files stay.
+void remove_failed_run(const fs::path& dir, bool remove_dir) {
+  std::error_code ec;
+  for (const char* name : kRunFiles) {
+    const fs::path path = dir / name;
+    if (fs::is_directory(path, ec)) fs::remove(path, ec);  // only if empty
+    else fs::remove(path, ec);
+  }
+  if (remove_dir && holds_nothing(dir)) fs::remove_all(dir, ec);
+}
+
+/// The checkpoint file: the iteration, the training time so far, theta_t, theta_0 and the
+/// fingerprint of the data they were trained on.
+void save_checkpoint(const fs::path& path, const TrainCheckpoint& c, const std::vector<std::string>& names,
+                     uint64_t data_hash) {
   std::vector<std::pair<std::string, torch::Tensor>> tensors = {
-      {"iter", torch::tensor(c.iter, torch::kInt64)}, {"elapsed_s", torch::tensor(c.elapsed_s, torch::kFloat64)}};
+      {"iter", torch::tensor(c.iter, torch::kInt64)},
+      {"elapsed_s", torch::tensor(c.elapsed_s, torch::kFloat64)},
+      {"data_hash", torch::tensor(static_cast<int64_t>(data_hash), torch::kInt64)}};
   for (size_t i = 0; i < names.size(); ++i) {
     tensors.emplace_back("params." + names[i], c.params[i]);
     tensors.emplace_back("theta_0." + names[i], c.theta_0[i]);
@@ -66,19 +105,33 @@ void save_checkpoint(const fs::path& path, const TrainCheckpoint& c, const std::
   save_tensors(path, tensors);
 }
 
-TrainCheckpoint load_checkpoint(const fs::path& path, const std::vector<std::string>& names, torch::Device device) {
+/// A checkpoint, checked against the run it continues: an iteration within [0, max_iters],
+/// the data it was trained on, and every parameter's shape.
+TrainCheckpoint load_checkpoint(const fs::path& path, ResidualTransformerImpl& model, const ExperimentConfig& config,
+                                uint64_t data_hash, torch::Device device) {
   const auto tensors = load_tensors(path);
-  auto get = [&](const std::string& key) {
+  auto get = [&](const std::string& key, c10::IntArrayRef shape) {
     const auto it = tensors.find(key);
     if (it == tensors.end()) throw IoError(fmt::format("{}: checkpoint lacks '{}'", path.string(), key));
+    if (it->second.sizes() != shape)
+      throw IoError(fmt::format("{}: checkpoint's '{}' has shape {}, the run needs {}", path.string(), key,
+                                c10::str(it->second.sizes()), c10::str(shape)));
     return it->second;
   };
   TrainCheckpoint c;
-  c.iter = get("iter").item<int64_t>();
-  c.elapsed_s = get("elapsed_s").item<double>();
-  for (const auto& name : names) {
-    c.params.push_back(get("params." + name).to(device));
-    c.theta_0.push_back(get("theta_0." + name).to(device));
+  c.iter = get("iter", {}).item<int64_t>();
+  c.elapsed_s = get("elapsed_s", {}).item<double>();
+  if (c.iter < 0 || c.iter > config.train.max_iters)
+    throw IoError(fmt::format("{}: checkpoint at iteration {}, outside this run's 0..train.max_iters = {}; it "
+                              "belongs to another run",
+                              path.string(), c.iter, config.train.max_iters));
+  if (tensors.count("data_hash") && static_cast<uint64_t>(get("data_hash", {}).item<int64_t>()) != data_hash)
+    throw IoError(fmt::format("{}: the data changed since this checkpoint (fingerprint {:016x}, now {:016x}); "
+                              "resuming would mix two data sets: start a new run",
+                              path.string(), static_cast<uint64_t>(get("data_hash", {}).item<int64_t>()), data_hash));
+  for (const auto& item : model.named_parameters()) {
+    c.params.push_back(get("params." + item.key(), item.value().sizes()).to(device));
+    c.theta_0.push_back(get("theta_0." + item.key(), item.value().sizes()).to(device));
   }
   return c;
 }
@@ -138,6 +191,38 @@ void require_same_config(const fs::path& dir, const std::string& yaml) {
                               path.string()));
 }
 
+/// A finished run resumed: returned as it is, once its configuration and data are those
+/// of this command.
+void require_same_data(const fs::path& dir, const nlohmann::json& summary, uint64_t data_hash) {
+  const auto written = summary.find("data_hash");
+  if (written == summary.end() || !written->is_string() || written->get<std::string>() == fmt::format("{:016x}", data_hash))
+    return;
+  throw IoError(fmt::format("{}: the data changed since this run finished (fingerprint {}, now {:016x}); choose "
+                            "another --out for a run on the new data",
+                            (dir / "summary.json").string(), written->get<std::string>(), data_hash));
+}
+
+/// Refuses to resume in a directory that `resgd run` did not write, touching nothing: it
+/// must hold a config.yaml that reads as an experiment (or be empty).
+void require_ours(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    throw IoError(fmt::format("{}: is not a directory; --resume continues a run or sweep directory", dir.string()));
+  if (holds_nothing(dir)) return;
+  const fs::path config = dir / "config.yaml";
+  auto not_ours = [&](const std::string& why) {
+    return IoError(fmt::format("{}: not a run or sweep directory of `resgd run` ({}); --resume continues only "
+                               "those, and nothing here was changed",
+                               dir.string(), why));
+  };
+  if (!fs::exists(config, ec)) throw not_ours("no config.yaml");
+  try {
+    load_config_file(config.string());
+  } catch (const ConfigError& e) {
+    throw not_ours(fmt::format("its config.yaml is not an experiment: {}", e.what()));
+  }
+}
+
 }  // namespace
 
 fs::path create_default_output_dir(const ExperimentConfig& config) {
@@ -157,29 +242,36 @@ fs::path create_default_output_dir(const ExperimentConfig& config) {
   }
 }
 
-nlohmann::json run_single(const ExperimentConfig& config, const fs::path& dir, const RunOptions& options,
+namespace {
+
+/// run_single in a directory that exists and that the caller has locked.
+nlohmann::json train_into(const ExperimentConfig& config, const fs::path& dir, const RunOptions& options,
                           const SweepPoint& point) {
-  if (options.resume) {
-    if (auto done = finished_summary(dir); !done.is_null()) return done;
-    require_same_config(dir, dump_yaml(config));
-  }
+  const bool resuming = options.resume && fs::exists(dir / "config.yaml");
+  if (resuming) require_same_config(dir, dump_yaml(config));  // finished or not
   const torch::Device device = resolve_device(config);
   const torch::Dtype dtype = resolve_dtype(config.dtype);
   const Dataset data = make_dataset(config, device, dtype);  // data errors come before any file
+  const uint64_t data_hash = data_fingerprint(data);
+  if (resuming) {
+    if (auto done = finished_summary(dir); !done.is_null()) {
+      require_same_data(dir, done, data_hash);
+      return done;
+    }
+  }
   ResidualTransformer model(model_options(config));
   model->to(device, dtype);
-  fs::create_directories(dir / "tensors");
-  write_file_atomic(dir / "config.yaml", dump_yaml(config));
-  save_tensors(dir / "tensors" / "init.pt", named_tensors(*model, data));
-
   const auto diagnostics = diagnostic_columns(config.model.layers, config.diagnostics);
   const auto names = model->parameter_names();
   const fs::path checkpoint_path = dir / "checkpoint.pt";
   std::optional<TrainCheckpoint> resume;
-  if (options.resume && fs::exists(checkpoint_path) && fs::exists(dir / "metrics.csv")) {
-    resume = load_checkpoint(checkpoint_path, names, device);
+  if (resuming && fs::exists(checkpoint_path) && fs::exists(dir / "metrics.csv")) {
+    resume = load_checkpoint(checkpoint_path, *model, config, data_hash, device);
     resume->rows = truncate_metrics(dir / "metrics.csv", resume->iter, diagnostics.size());
   }
+  write_file_atomic(dir / "config.yaml", dump_yaml(config));
+  save_tensors(dir / "tensors" / "init.pt", named_tensors(*model, data));
+
   std::vector<std::string> columns = {"iter", "loss", "grad_norm", "elapsed_s"};
   columns.insert(columns.end(), diagnostics.begin(), diagnostics.end());
   CsvWriter metrics(dir / "metrics.csv", columns, /*append=*/resume.has_value());
@@ -191,7 +283,7 @@ nlohmann::json run_single(const ExperimentConfig& config, const fs::path& dir, c
     metrics.write_row(cells);
     if (options.on_row) options.on_row(point, row);
   };
-  hooks.on_checkpoint = [&](const TrainCheckpoint& c) { save_checkpoint(checkpoint_path, c, names); };
+  hooks.on_checkpoint = [&](const TrainCheckpoint& c) { save_checkpoint(checkpoint_path, c, names, data_hash); };
   hooks.stop_requested = options.stop_requested;
   const TrainResult result = train(*model, data, config, hooks, resume ? &*resume : nullptr);
   metrics.close();
@@ -252,8 +344,22 @@ nlohmann::json run_single(const ExperimentConfig& config, const fs::path& dir, c
   summary["gradients"] = config.train.gradients;
   summary["libtorch_version"] = libtorch_version();
   summary["config_hash"] = config_hash(config);
-  write_file_atomic(dir / "summary.json", summary.dump(2) + "\n");
+  summary["data_hash"] = fmt::format("{:016x}", data_hash);
+  write_file_atomic(dir / "summary.json", summary.dump(2) + "\n");  // last: the run is done
   return summary;
+}
+
+}  // namespace
+
+nlohmann::json run_single(const ExperimentConfig& config, const fs::path& dir, const RunOptions& options,
+                          const SweepPoint& point) {
+  const bool fresh = !fs::exists(dir / "config.yaml");  // nothing of an earlier run to keep
+  try {
+    return train_into(config, dir, options, point);
+  } catch (...) {
+    if (fresh) remove_failed_run(dir, /*remove_dir=*/false);  // no half-written run is left
+    throw;
+  }
 }
 
 std::vector<ExperimentConfig> sweep_point_configs(const ExperimentConfig& config) {
@@ -321,7 +427,14 @@ std::vector<RunRecord> run_all(const ExperimentConfig& config, const RunOptions&
       try {
         if (workers == 1) set_gd_blas_threads(lone_gd_blas_threads(gd_step_flops(point_configs[i])));
         RunRecord record{points[i], options.out / "runs" / points[i].dir_name(), {}};
-        record.summary = run_single(point_configs[i], record.dir, options, record.point);
+        const auto created = create_directories_tracked(record.dir);
+        try {
+          const DirectoryLock run_lock(record.dir);  // one writer per run, as per sweep (a cluster's tasks)
+          record.summary = run_single(point_configs[i], record.dir, options, record.point);
+        } catch (...) {
+          if (!created.empty()) remove_failed_run(record.dir, /*remove_dir=*/true);
+          throw;
+        }
         std::lock_guard<std::mutex> lock(mutex);
         if (options.log) *options.log << format_run_line(record, ++done, points.size()) << std::endl;
         slots[i] = std::move(record);
@@ -349,13 +462,36 @@ std::vector<RunRecord> run_all(const ExperimentConfig& config, const RunOptions&
 }  // namespace
 
 std::vector<RunRecord> run_experiment(const ExperimentConfig& config, const RunOptions& options) {
-  const bool created = options.out_is_new || !fs::exists(options.out);
-  prepare_output_dir(options.out, options.force || options.resume);
+  const fs::path& out = options.out;
+  std::error_code ec;
+  const bool existed = fs::exists(out, ec) && !options.out_is_new;
+  if (options.resume && !existed && !options.start_if_missing)
+    throw IoError(fmt::format("{}: no such directory to resume; check the path, or pass --resume-or-start to "
+                              "start a new run there",
+                              out.string()));
+  if (options.resume && existed) require_ours(out);  // touching nothing otherwise
+  std::vector<fs::path> created = create_directories_tracked(out);
+  if (options.out_is_new) created.push_back(out);
   try {
+    const DirectoryLock lock(out);  // before anything is written, to the end
+    if (!options.force && !options.resume && !holds_nothing(out))
+      throw IoError(fmt::format("{}: output directory exists and is not empty; choose another --out, "
+                                "or pass --force to write into it",
+                                out.string()));
     return run_all(config, options);
   } catch (...) {
-    std::error_code ec;  // a run that failed before writing anything leaves no empty directory
-    if (created && fs::is_empty(options.out, ec)) fs::remove(options.out, ec);
+    // A failed run removed its own files; what this command created and holds no
+    // finished run goes too, so no empty or half-written directory is left.
+    if (!created.empty() && fs::exists(out, ec)) {
+      bool finished_inside = false;
+      for (auto it = fs::recursive_directory_iterator(out, ec); !ec && it != fs::recursive_directory_iterator(); ++it)
+        finished_inside = finished_inside || it->path().filename() == "summary.json";
+      if (!finished_inside) fs::remove_all(out, ec);
+      for (auto it = created.rbegin(); it != created.rend(); ++it)
+        if (fs::exists(*it, ec) && fs::is_empty(*it, ec)) fs::remove(*it, ec);
+    } else if (fs::exists(out, ec) && holds_nothing(out)) {
+      fs::remove(out / DirectoryLock::kFileName, ec);  // the user's empty directory, as it was
+    }
     throw;
   }
 }

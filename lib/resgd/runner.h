@@ -27,6 +27,7 @@ struct RunOptions {
   std::filesystem::path out;  // the run (or sweep) directory
   bool force = false;         // allow writing into an existing, non-empty directory
   bool resume = false;        // continue interrupted runs from their checkpoints, skip finished ones
+  bool start_if_missing = false;  // with resume: a missing `out` starts a new run instead of an error
   std::ostream* log = nullptr;  // progress lines; null = quiet
   const std::atomic<bool>* stop_requested = nullptr;
   int jobs = 1;  // sweep runs trained at once, each on its own thread

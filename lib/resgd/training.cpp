@@ -275,7 +275,9 @@ TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const Exp
       const bool final_row = !result.status.empty();
       diagnose = diagnose || final_row;  // the last iteration is always diagnosed
 
-      if (diagnose && !diagnostic_names.empty()) {
+      // A non-finite loss (a run diverged, at iteration 0 too) leaves nothing a diagnostic
+      // could measure: its cells stay empty.
+      if (diagnose && !diagnostic_names.empty() && std::isfinite(row.loss)) {
         set_blas_threads(1);  // for the diagnosis, here or on the worker (see the loop's top)
         torch::NoGradGuard no_grad;
         const bool causal = model.options.block.causal;
