@@ -12,19 +12,25 @@
 #include <chrono>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "resgd/bench.h"
+#include "resgd/compute/compute.h"
+#include "resgd/compute/process.h"
 #include "resgd/config.h"
 #include "resgd/cost.h"
 #include "resgd/data.h"
+#include "resgd/device.h"
+#include "resgd/estimate.h"
 #include "resgd/flagship.h"
 #include "resgd/files.h"
 #include "resgd/gradcheck.h"
 #include "resgd/io.h"
 #include "resgd/report.h"
+#include "resgd/reproduce.h"
 #include "resgd/runner.h"
-#include "resgd/system.h"
+#include "resgd/version.h"
 
 namespace {
 
@@ -131,19 +137,42 @@ double check_memory_of_every_run(const resgd::ExperimentConfig& config) {
   return largest;
 }
 
+/// Sets the process up for the experiment's backend (before anything multiplies) and says
+/// in one line what computes: with `verbose`, every choice.
+void set_up_compute(const resgd::ExperimentConfig& config, bool verbose, std::ostream& out) {
+  resgd::compute::configure_process(config.compute.backend);
+  const torch::Device device = resgd::resolve_device(config);
+  out << fmt::format("{}, {}, {}, {} backend", device.str(), resgd::to_string(config.dtype),
+                     resgd::compute::blas_short_name(), resgd::to_string(config.compute.backend))
+      << "\n";
+  if (verbose) out << resgd::compute::describe(resgd::compute::policy_for(config, 1), true) << "\n";
+}
+
+/// The sweep's time, measured on one step and one diagnosis of each size of run, and a
+/// warning where the diagnostics would cost more than the training.
+void print_estimate(const resgd::ExperimentConfig& config, int jobs) {
+  const auto runs = config.sweep.empty() ? std::vector<resgd::ExperimentConfig>{config}
+                                         : resgd::sweep_point_configs(config);
+  const auto estimate = resgd::estimate_time(runs, jobs);
+  std::cout << resgd::describe(estimate) << "\n";
+  if (const auto warning = resgd::diagnostics_warning(estimate, config)) std::cout << *warning << "\n";
+}
+
 int run_command(const ExperimentArgs& args, const std::string& out, bool force, bool resume, bool resume_or_start,
-                int jobs) {
+                int jobs, bool verbose, const resgd::PlotFormats& formats) {
   const resgd::ExperimentConfig config = args.load();
   resgd::resolve_device(config);  // fail on a missing GPU before any file is written
   check_memory_of_every_run(config);
-  std::cout << resgd::compute_backend_summary() << std::endl;
+  set_up_compute(config, verbose, std::cout);
   resgd::RunOptions options;
   options.out_is_new = out.empty();
   options.out = options.out_is_new ? resgd::create_default_output_dir(config) : std::filesystem::path(out);
   options.force = force;
   options.resume = resume || resume_or_start;
   options.start_if_missing = resume_or_start;
-  options.jobs = jobs;
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  options.jobs = jobs > 0 ? jobs : config.compute.backend == resgd::Backend::tuned ? cores : 1;
+  print_estimate(config, options.jobs);
   options.log = &std::cout;
   const size_t total_runs = resgd::expand_sweep(config).size();
   TerminalProgress progress(total_runs);
@@ -154,6 +183,7 @@ int run_command(const ExperimentArgs& args, const std::string& out, bool force, 
   }
   options.stop_requested = &g_stop_requested;
   install_stop_handlers();
+  options.finish = [&](const std::vector<resgd::RunRecord>&) { resgd::write_report(options.out, std::cerr, formats); };
   std::cout << fmt::format("experiment '{}' -> {}", config.name, options.out.string()) << std::endl;
   const auto records = resgd::run_experiment(config, options);
   std::cout << "\n" << resgd::format_summary_table(config, records);
@@ -177,7 +207,6 @@ int main(int argc, char** argv) {
   // A file size limit (ulimit -f, a quota) makes a write fail with EFBIG, reported with the
   // path like a full disk, instead of killing the process mid-file.
   std::signal(SIGXFSZ, SIG_IGN);
-  resgd::configure_process();
   CLI::App app{"ResGD: gradient descent on Transformers with residual connections.\n"
                "With no command, runs the flagship experiment (residual vs plain)."};
   app.require_subcommand(0, 1);
@@ -187,13 +216,16 @@ int main(int argc, char** argv) {
   bool force = false;
   bool resume = false;
   bool resume_or_start = false;
-  // Each run uses LibTorch's intra-op pool; as many runs at once as that leaves cores.
-  int jobs = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / std::max(1, at::get_num_threads()));
+  bool verbose = false;
+  int jobs = 0;  // 0: the default, set once the backend is known
   auto* run = app.add_subcommand("run", "train an experiment (or every point of its sweep)");
   run_args.add_to(*run, /*file_required=*/false);
   run->add_option("--out", out, "output directory (default: results/<name>-<time>)");
-  run->add_option("--jobs", jobs, "sweep runs trained at once (default: cores / LibTorch threads)")
+  run->add_option("--jobs", jobs,
+                  "sweep runs trained at once (default: the cores with the tuned backend, whose runs side by side "
+                  "keep to a thread each; 1 with the reference)")
       ->check(CLI::Range(1, 256));
+  run->add_flag("-v,--verbose", verbose, "say how the products are computed: kernels, routes, threads");
   auto* force_flag = run->add_flag("--force", force, "write into an existing non-empty output directory");
   auto* resume_flag =
       run->add_flag("--resume", resume, "continue an interrupted run or sweep in --out; finished runs are skipped")
@@ -219,15 +251,64 @@ int main(int argc, char** argv) {
   bench->add_option("--device", bench_options.device, "cpu, cuda or cuda:N");
   bench->add_option("--repeats", bench_options.repeats, "timed repetitions per measurement (median reported)")
       ->check(CLI::Range(1, 1000));
+  std::string bench_backend = "tuned";
+  bench->add_option("--backend", bench_backend, "tuned or reference")->check(CLI::IsMember({"tuned", "reference"}));
+  bench->add_option("--without", bench_options.without,
+                    "comma-separated tunings the tuned backend leaves out: " +
+                        fmt::format("{}", fmt::join(resgd::tuning_names(), ", ")))
+      ->delimiter(',');
+  bench->add_option("--variants", bench_options.variants,
+                    "compare these, each in a process of its own, in turns: tuned, reference, tuned-without-NAME "
+                    "(comma-separated; ratios are to the first)")
+      ->delimiter(',');
+  bench->add_option("--rounds", bench_options.rounds, "with --variants: rounds of every variant (median reported)")
+      ->check(CLI::Range(1, 100));
 
   bool defaults = false;
   auto* config_cmd = app.add_subcommand("config", "print configuration information");
   config_cmd->add_flag("--defaults", defaults, "print every key with its default value")->required();
 
   std::string report_dir;
-  auto* report = app.add_subcommand("report", "write report.md and plots/ for a run or sweep directory");
-  report->add_option("dir", report_dir, "a run or sweep directory written by `resgd run`")->required();
+  auto* report = app.add_subcommand("report", "write report.md and plots/ for a run, a sweep or a folder of them");
+  report->add_option("dir", report_dir, "a run or sweep directory of `resgd run`, or a folder holding such")->required();
 
+  std::vector<std::string> compare_dirs;
+  std::string compare_out;
+  auto* compare = app.add_subcommand(
+      "compare", "merge runs and sweeps of one experiment that differ in swept keys: sweep.csv, report.md, plots");
+  compare->add_option("dirs", compare_dirs, "run or sweep directories of `resgd run`")->required()->expected(1, -1);
+  compare->add_option("--out", compare_out, "the directory to write into")->required();
+
+  resgd::ColumnRequest column;
+  std::string plot_dir;
+  auto* plot = app.add_subcommand("plot", "draw one metrics.csv column of a run, a sweep or a folder of them");
+  plot->add_option("dir", plot_dir, "a run or sweep directory, or a folder holding such")->required();
+  plot->add_option("--y", column.y, "the column to draw, by name (e.g. loss, cond_g1, sharpness)")->required();
+  plot->add_option("--x", column.x, "the column along x (default: iter)");
+  plot->add_option("--by", column.by, "colour the runs by this key's value (default: by setting)");
+  plot->add_flag("--logy", column.log_y, "a logarithmic y axis");
+  plot->add_option("--out", column.out, "the image, .png, .svg or .pdf (default: DIR/plots/<y>[_by_<key>].png)");
+
+  resgd::ReproduceOptions reproduce_options;
+  std::string reproduce_out, experiments_dir;
+  int reproduce_jobs = 0;
+  auto* reproduce = app.add_subcommand(
+      "reproduce", "rerun every experiment file and check its claims: results.md with a verdict per claim");
+  reproduce->add_option("--out", reproduce_out, "where to write (default: results/reproduce, or results/reproduce-quick)");
+  reproduce->add_flag("--quick", reproduce_options.quick, "each file's claims.quick: fewer seeds and steps, minutes");
+  reproduce->add_option("--only", reproduce_options.only, "these experiments only (file stems, comma-separated)")
+      ->delimiter(',');
+  reproduce->add_option("--experiments", experiments_dir, "the folder of experiment files (default: the bundled ones)");
+  reproduce->add_option("--jobs", reproduce_jobs, "runs of a sweep trained at once (default: the cores)")
+      ->check(CLI::Range(1, 256));
+
+  std::string formats_text = "png,svg";
+  for (auto* command : {run, report, compare, reproduce})
+    command->add_option("--format", formats_text, "image formats of the plots: png, svg, pdf (comma-separated)")
+        ->capture_default_str();
+
+  app.set_version_flag("--version", fmt::format("resgd {} (commit {}), LibTorch {}", resgd::resgd_version(),
+                                                 resgd::resgd_commit(), resgd::libtorch_version()));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -252,16 +333,52 @@ int main(int argc, char** argv) {
     if (*gradcheck) {
       const auto config = gradcheck_args.load();
       resgd::check_memory(config, resgd::resolve_device(config).is_cpu());
+      set_up_compute(config, /*verbose=*/false, std::cout);
       return resgd::run_gradcheck(config, resgd::resolve_device(config), std::cout);
     }
-    if (*bench) return resgd::run_bench(bench_options, std::cout);
+    if (*bench) {
+      bench_options.backend = *resgd::parse_enum<resgd::Backend>(bench_backend);
+      if (bench_options.variants.empty()) resgd::configure_bench_process(bench_options);
+      return resgd::run_bench(bench_options, std::cout);
+    }
+    const resgd::PlotFormats formats = resgd::parse_plot_formats(formats_text);
     if (*report) {
       // Not while a run writes there: a run or sweep directory is locked as a run locks it.
       std::optional<resgd::DirectoryLock> lock;
       if (std::filesystem::exists(std::filesystem::path(report_dir) / "config.yaml")) lock.emplace(report_dir);
-      const auto written = resgd::write_report(report_dir);  // before any output: it may throw
+      const auto written = resgd::write_report(report_dir, std::cerr, formats);  // before any output: it may throw
       std::cout << "report: " << written.string() << std::endl;
       return 0;
+    }
+    if (*compare) {
+      std::vector<std::filesystem::path> dirs(compare_dirs.begin(), compare_dirs.end());
+      const auto written = resgd::write_comparison(dirs, compare_out, formats);
+      std::cout << "sweep table: " << (std::filesystem::path(compare_out) / "sweep.csv").string() << "\n"
+                << "report: " << written.string() << std::endl;
+      return 0;
+    }
+    if (*plot) {
+      std::optional<resgd::DirectoryLock> lock;  // its plots/ folder, as report does
+      if (column.out.empty() && std::filesystem::exists(std::filesystem::path(plot_dir) / "config.yaml"))
+        lock.emplace(plot_dir);
+      std::cout << "plot: " << resgd::plot_column(plot_dir, column).string() << std::endl;
+      return 0;
+    }
+    if (*reproduce) {
+      resgd::compute::configure_process(resgd::Backend::tuned);
+      reproduce_options.experiments =
+          experiments_dir.empty() ? resgd::bundled_experiments() : std::filesystem::path(experiments_dir);
+      reproduce_options.out = !reproduce_out.empty()       ? std::filesystem::path(reproduce_out)
+                              : reproduce_options.quick ? std::filesystem::path("results/reproduce-quick")
+                                                        : std::filesystem::path("results/reproduce");
+      reproduce_options.jobs = reproduce_jobs > 0 ? reproduce_jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+      reproduce_options.formats = formats;
+      reproduce_options.log = &std::cout;
+      reproduce_options.stop_requested = &g_stop_requested;
+      install_stop_handlers();
+      const bool all_shown = resgd::reproduce(reproduce_options);
+      if (const int signal_number = g_signal.load(); signal_number != 0) return 128 + signal_number;
+      return all_shown ? 0 : kExitFailure;
     }
     if (*config_cmd) {
       std::cout << resgd::dump_yaml(resgd::ExperimentConfig{});
@@ -269,7 +386,8 @@ int main(int argc, char** argv) {
     }
     if ((resume || resume_or_start) && out.empty())
       throw resgd::ConfigError("--resume needs the --out directory of the run to continue");
-    return run_command(run_args, out, force, resume, resume_or_start, jobs);  // `resgd` alone runs the flagship
+    // `resgd` alone: the flagship
+    return run_command(run_args, out, force, resume, resume_or_start, jobs, verbose, formats);
   } catch (const resgd::ConfigError& e) {
     std::cerr << "resgd: error: " << e.what() << std::endl;
     return kExitConfigError;

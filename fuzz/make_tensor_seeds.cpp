@@ -41,6 +41,8 @@ int main(int argc, char** argv) {
   write_ivalue(dir / "int.pt", int64_t{7});
   for (const auto& file : resgd::testing::forged_files())
     resgd::write_file_atomic(dir / ("forged-" + file.name + ".pt"), resgd::testing::forged_file_bytes(file));
+  resgd::write_file_atomic(dir / "forged-zip-entry-larger-than-the-file.pt",
+                           resgd::testing::file_with_an_oversized_zip_entry());
   resgd::write_file_atomic(dir / "honest-hand-written.pt",
                            resgd::testing::forged_tensor_file({resgd::testing::honest_tensor("X", {4, 3, 2}),
                                                                resgd::testing::honest_tensor("Y", {4, 3, 1})}));

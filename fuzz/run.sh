@@ -3,12 +3,11 @@
 # on the corpora fuzz/build.sh made; new inputs go to the corpus, findings to OUT_DIR/crashes.
 #   fuzz/run.sh [SECONDS] [OUT_DIR]
 # Leak detection is off: LibTorch keeps allocations alive until exit by design.
-# The .pt target runs in fork mode and goes on after a finding: LibTorch 1.13's unpickler
-# allocates whatever length a forged pickle declares before reading it, which ASan reports
-# as out-of-memory (the release build gets bad_alloc and names the file: hostile_input_test's
-# RecordSizeBeyondMemory), and the fuzzer finds such an input within a minute. Triage every
-# file it leaves in OUT_DIR/crashes: `OUT_DIR/tensors_fuzz -detect_leaks=0 FILE` shows which
-# are "allocator is out of memory" and which are real.
+# The .pt target runs in fork mode and goes on after a finding, so that one run collects
+# them all. LibTorch 1.13 allocates whatever length a zip entry or a pickle declares before
+# reading it; resgd checks those lengths first (lib/resgd/pt_format.h), so an out-of-memory
+# or a timeout here is a finding like a crash. `OUT_DIR/tensors_fuzz -detect_leaks=0 FILE`
+# replays one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-300}

@@ -1,4 +1,4 @@
-// Tests of the hand-derived gradients: DESIGN.md, "Hand-derived gradients".
+// Tests of the hand-derived gradients: docs/design.md, "Hand-derived gradients".
 // In the order of STYLE.md: one block against autograd of sum(H_out * R); the whole model
 // against autograd, and autograd against finite differences, over a grid of settings; GD
 // trajectories; then the `gradcheck` command. Small seeded float64 problems throughout.
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "resgd/analytic_grad.h"
+#include "resgd/compute/compute.h"
 #include "resgd/config.h"
 #include "resgd/diagnostics.h"
 #include "resgd/gradcheck.h"
@@ -35,7 +36,8 @@ struct Case {
   int64_t layers = 2;
   double gamma_a = 1.0, gamma_f = 1.0;
   Activation activation = Activation::gelu;
-  std::string readout = "tokens", loss = "sum";
+  Readout readout = Readout::tokens;
+  Loss loss = Loss::sum;
   int64_t seq_len = kSeqLen, key_dim = kKeyDim, target_dim = kTargetDim, heads = 1;
   bool causal = false, pre_layer_norm = false;
   double output_scale = 1.0;
@@ -72,7 +74,7 @@ struct Problem {
 Problem make_problem(const Case& c, const ModelOptions& options) {
   auto gen = make_generator(0, "test.data");
   auto X = torch::randn({kSamples, c.seq_len, kDim}, gen, kF64);
-  auto Y = c.readout == "mean" ? torch::randn({kSamples, c.target_dim}, gen, kF64)
+  auto Y = c.readout == Readout::mean ? torch::randn({kSamples, c.target_dim}, gen, kF64)
                                : torch::randn({kSamples, c.seq_len, c.target_dim}, gen, kF64);
   return {ResidualTransformer(options), X, Y};
 }
@@ -169,18 +171,18 @@ std::vector<Case> grid_cases(Activation activation) {
           c.label += "TokensSum";
         } else if (variant == 1) {
           c.label += "MeanReadoutMeanLoss";
-          c.readout = "mean";
-          c.loss = "mean";
+          c.readout = Readout::mean;
+          c.loss = Loss::mean;
         } else if (variant == 2) {
           c.label += "CausalTokensMeanLossFullWidth";
           c.causal = true;
-          c.loss = "mean";
+          c.loss = Loss::mean;
           c.target_dim = kDim;  // the last block keeps its FFN residual
         } else if (variant == 5) {
           c.label += "PreLayerNormFullWidthMeanReadout";
           c.pre_layer_norm = true;
           c.target_dim = kDim;  // the last block keeps its FFN residual
-          c.readout = "mean";
+          c.readout = Readout::mean;
         } else if (variant == 4) {
           c.label += "FiveHeadsCausal";  // d = 5: one value column and two key columns a head
           c.heads = 5;
@@ -191,7 +193,7 @@ std::vector<Case> grid_cases(Activation activation) {
           c.label += "SingleTokenCausalMeanReadoutWideKeys";
           c.seq_len = 1;
           c.causal = true;
-          c.readout = "mean";
+          c.readout = Readout::mean;
           c.key_dim = 8;  // d_k > d
           c.output_scale = 0.5;
           c.temperature = 1.3;
@@ -206,13 +208,16 @@ std::vector<Case> grid_cases(Activation activation) {
 class AnalyticGradGrid : public ::testing::TestWithParam<std::pair<std::string, Activation>> {};
 
 TEST_P(AnalyticGradGrid, AnalyticMatchesAutogradToRoundoff) {
-  for (const Case& c : grid_cases(GetParam().second)) {
-    SCOPED_TRACE(c.label);
+  for (const Case& c : grid_cases(GetParam().second)) for (const Backend backend : {Backend::reference, Backend::tuned}) {
+    SCOPED_TRACE(c.label + " " + to_string(backend));
+    compute::Policy policy;
+    policy.backend = backend;
+    const compute::Scope scope(policy);
     auto p = make_problem(c);
     const auto analytic = analytic_gradients(*p.model, p.X, p.Y, c.loss);
     const auto autograd = autograd_gradients(*p.model, p.X, p.Y, c.loss);
-    // The two forward passes differ only in how the attention products sum (batched_matmul's
-    // loop without autograd, BLAS with it): the losses agree to rounding.
+    // With the tuned backend the two forward passes differ in how the attention products
+    // sum (the loop without autograd, BLAS with it): the losses agree to rounding.
     EXPECT_NEAR(analytic.loss.item<double>(), autograd.loss.item<double>(), 1e-13 * autograd.loss.item<double>());
     const auto names = p.model->parameter_names();
     const auto parameters = p.model->parameters();
@@ -384,11 +389,11 @@ TEST(AnalyticGrad, Float32GradientsMatchFloat64AutogradToFloat32Rounding) {
       for (size_t i = 0; i < from.size(); ++i) to[i].copy_(from[i].to(torch::kFloat64));
     }
     const auto X64 = X.to(torch::kFloat64), Y64 = Y.to(torch::kFloat64);
-    const auto exact = autograd_gradients(*reference, X64, Y64, "sum");
+    const auto exact = autograd_gradients(*reference, X64, Y64, Loss::sum);
     const auto names = single->parameter_names();
     for (const std::string source : {"analytic", "autograd"}) {
-      const auto ours = source == "analytic" ? analytic_gradients(*single, X, Y, "sum")
-                                             : autograd_gradients(*single, X, Y, "sum");
+      const auto ours = source == "analytic" ? analytic_gradients(*single, X, Y, Loss::sum)
+                                             : autograd_gradients(*single, X, Y, Loss::sum);
       for (size_t i = 0; i < names.size(); ++i) {
         const double error = (ours.grads[i].to(torch::kFloat64) - exact.grads[i]).norm().item<double>() /
                              exact.grads[i].norm().item<double>();
@@ -398,8 +403,8 @@ TEST(AnalyticGrad, Float32GradientsMatchFloat64AutogradToFloat32Rounding) {
     }
     auto direction_gen = make_generator(0, "test.hessian_directions");
     const auto v = torch::randn({parameter_count(*reference)}, direction_gen, kF64);
-    const auto Hv = hessian_vector_product(*single, X, Y, "sum", v.to(torch::kFloat32)).to(torch::kFloat64);
-    const auto Hv_exact = hessian_vector_product(*reference, X64, Y64, "sum", v);
+    const auto Hv = hessian_vector_product(*single, X, Y, Loss::sum, v.to(torch::kFloat32)).to(torch::kFloat64);
+    const auto Hv_exact = hessian_vector_product(*reference, X64, Y64, Loss::sum, v);
     const double error = (Hv - Hv_exact).norm().item<double>() / Hv_exact.norm().item<double>();
     std::cout << "[ MEASURED ] H v in float32, relative error " << error << "\n";
     EXPECT_LE(error, 2e-5);  // measured 2.4e-7 and 2.9e-7
@@ -410,7 +415,7 @@ TEST(AnalyticGrad, Float32GradientsMatchFloat64AutogradToFloat32Rounding) {
 TEST(AnalyticGrad, GradcheckPassesAndNamesEveryParameter) {
   ExperimentConfig config;
   config.name = "gradcheck_test";
-  config.dtype = "float32";  // gradcheck promotes to float64 regardless
+  config.dtype = Dtype::float32;  // gradcheck promotes to float64 regardless
   config.data.num_samples = kSamples;
   config.data.seq_len = kSeqLen;
   config.data.dim = kDim;
@@ -418,7 +423,7 @@ TEST(AnalyticGrad, GradcheckPassesAndNamesEveryParameter) {
   config.model.layers = 2;
   config.model.ffn_width = kWidth;
   config.model.key_dim = kKeyDim;
-  config.model.activation = "gelu";
+  config.model.activation = Activation::gelu;
   config.model.residual_ffn = Gain{1.0};
   std::ostringstream out;
   EXPECT_EQ(run_gradcheck(config, torch::kCPU, out), 0) << out.str();

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "resgd/bench.h"
+#include "resgd/cost.h"
 #include "resgd/io.h"
 #include "test_util.h"
 
@@ -24,40 +25,63 @@ const char* kTinySweep =
     "diagnostics: {every: 5}\n"
     "sweep: {model.residual.attention: [true, false], seeds: [0]}\n";
 
-TEST(Cli, LibTorchKeepsOneIntraOpThreadUnlessOmpNumThreadsSetsIt) {
-  // resgd shares the cores out itself (BLAS threads, the diagnosis worker, --jobs); LibTorch
-  // 2.x's own default of every core beside that oversubscribes them (system.h).
+TEST(Cli, TheTunedBackendKeepsThePoolsToOneThreadUnlessTheEnvironmentSets) {
+  // ResGD shares the cores out itself (product parts, the diagnosis worker, --jobs); a
+  // pool of every core beside that oversubscribes them. -v says what it set, and why.
   TempDir dir;
   testing::write_text(dir / "exp.yaml", "train: {max_iters: 2}\ndata: {num_samples: 2}\n");
-  const auto plain = run_resgd(dir, "run exp.yaml --out plain", "-u OMP_NUM_THREADS");
+  const auto plain = run_resgd(dir, "run exp.yaml --out plain -v", "-u OMP_NUM_THREADS -u OPENBLAS_NUM_THREADS");
   ASSERT_EQ(plain.exit_code, 0) << plain.err;
-  if (plain.out.find("compute: OpenBLAS") == std::string::npos)
-    GTEST_SKIP() << "the products do not go to OpenBLAS, so LibTorch's own count stands: " << plain.out;
-  EXPECT_NE(plain.out.find("; 1 intra-op thread(s)"), std::string::npos) << plain.out;
-  const auto asked = run_resgd(dir, "run exp.yaml --out asked", "OMP_NUM_THREADS=2");
+  EXPECT_NE(plain.out.find("compute: tuned backend: "), std::string::npos) << plain.out;
+  EXPECT_NE(plain.out.find("LibTorch's intra-op pool 1 thread(s) (resgd's choice"), std::string::npos) << plain.out;
+  const auto asked = run_resgd(dir, "run exp.yaml --out asked -v", "OMP_NUM_THREADS=2");
   ASSERT_EQ(asked.exit_code, 0) << asked.err;
-  EXPECT_NE(asked.out.find("; 2 intra-op thread(s); LibTorch"), std::string::npos) << asked.out;
+  EXPECT_NE(asked.out.find("LibTorch's intra-op pool 2 thread(s)"), std::string::npos) << asked.out;
+  // Without -v one short line: device, dtype, BLAS, backend.
+  const auto quiet = run_resgd(dir, "run exp.yaml --out quiet");
+  ASSERT_EQ(quiet.exit_code, 0) << quiet.err;
+  EXPECT_EQ(quiet.out.find("compute:"), std::string::npos) << quiet.out;
+  EXPECT_NE(quiet.out.find("cpu, float64, "), std::string::npos) << quiet.out;
+  EXPECT_NE(quiet.out.find(", tuned backend\n"), std::string::npos) << quiet.out;
 }
 
-TEST(Cli, OnednnServesFloat32ProductsUnlessResgdOnednnIsOff) {
-  // The compute line says which kernels multiply the float32 token products, and
-  // RESGD_ONEDNN=off hands them back to the BLAS: the same run to float32 rounding.
+TEST(Cli, TheReferenceAndTheTunedBackendGiveTheSameRunAndBothPassGradcheck) {
+  // The same experiment through both backends: float64 losses to 1e-12 of the initial loss
+  // at every iteration, float32 to 1e-5, and the final parameters likewise; summary.json
+  // says which backend ran. The size's products take every tuned route: the attention's
+  // in the loop, the FFN's above OpenBLAS's small-kernel limit, float32's on oneDNN.
   TempDir dir;
   testing::write_text(dir / "exp.yaml",
-                      "dtype: float32\ntrain: {max_iters: 20, gradients: analytic, lr: 0.01}\n"
-                      "data: {num_samples: 16, seq_len: 8, dim: 16}\nmodel: {ffn_width: 128}\n");
-  const auto plain = run_resgd(dir, "run exp.yaml --out plain", "-u RESGD_ONEDNN");
-  ASSERT_EQ(plain.exit_code, 0) << plain.err;
-  if (plain.out.find("float32 token products through oneDNN") == std::string::npos)
-    GTEST_SKIP() << "oneDNN's sgemm is not loaded here: " << plain.out;
-  const auto off = run_resgd(dir, "run exp.yaml --out off", "RESGD_ONEDNN=off");
-  ASSERT_EQ(off.exit_code, 0) << off.err;
-  EXPECT_EQ(off.out.find("oneDNN"), std::string::npos) << off.out;
-  const auto with_onednn = nlohmann::json::parse(read_file(dir / "plain" / "summary.json"));
-  const auto with_blas = nlohmann::json::parse(read_file(dir / "off" / "summary.json"));
-  const double loss = with_blas["final_loss"].get<double>();
-  EXPECT_LT(loss, 0.9 * with_blas["initial_loss"].get<double>());  // 20 steps that do train
-  EXPECT_NEAR(with_onednn["final_loss"].get<double>(), loss, 1e-4 * loss);
+                      "data: {num_samples: 32, seq_len: 8, dim: 16, target_dim: 16}\nmodel: {ffn_width: 256}\n"
+                      "train: {max_iters: 100, lr: 0.002, gradients: analytic}\ndiagnostics: {every: 25}\n");
+  for (const std::string dtype : {"float64", "float32"}) {
+    const double tolerance = dtype == "float64" ? 1e-12 : 1e-5;
+    for (const std::string backend : {"tuned", "reference"}) {
+      const auto result = run_resgd(dir, "run exp.yaml --out " + dtype + backend + " --set dtype=" + dtype +
+                                             " --set compute.backend=" + backend);
+      ASSERT_EQ(result.exit_code, 0) << result.err;
+      EXPECT_EQ(nlohmann::json::parse(read_file(dir / (dtype + backend) / "summary.json"))["compute_backend"], backend);
+    }
+    const CsvTable tuned = read_csv(dir / (dtype + "tuned") / "metrics.csv");
+    const CsvTable reference = read_csv(dir / (dtype + "reference") / "metrics.csv");
+    ASSERT_EQ(tuned.rows.size(), reference.rows.size());
+    const double initial = std::stod(reference.rows[0][1]);
+    for (size_t i = 0; i < tuned.rows.size(); ++i)
+      EXPECT_LE(std::abs(std::stod(tuned.rows[i][1]) - std::stod(reference.rows[i][1])), tolerance * initial)
+          << dtype << ", iteration " << i;
+    EXPECT_LT(std::stod(reference.rows.back()[1]), 0.9 * initial) << "100 steps that do train";
+    const auto a = load_tensors(dir / (dtype + "tuned") / "tensors" / "final.pt");
+    const auto b = load_tensors(dir / (dtype + "reference") / "tensors" / "final.pt");
+    for (const auto& [name, tensor] : b) {
+      if (name.rfind("blocks.", 0) != 0) continue;
+      EXPECT_LE((a.at(name) - tensor).norm().item<double>(), tolerance * tensor.norm().item<double>()) << name;
+    }
+  }
+  for (const std::string backend : {"tuned", "reference"}) {
+    const auto check = run_resgd(dir, "gradcheck exp.yaml --set compute.backend=" + backend);
+    EXPECT_EQ(check.exit_code, 0) << backend << "\n" << check.out << check.err;
+    EXPECT_NE(check.out.find("gradcheck passed"), std::string::npos) << check.out;
+  }
 }
 
 TEST(Cli, RunWritesEveryDesignedFile) {
@@ -65,7 +89,7 @@ TEST(Cli, RunWritesEveryDesignedFile) {
   testing::write_text(dir / "exp.yaml", kTinySweep);
   const auto result = run_resgd(dir, "run exp.yaml --out out");
   ASSERT_EQ(result.exit_code, 0) << result.err;
-  EXPECT_NE(result.out.find("compute: "), std::string::npos);  // BLAS and threads reported
+  EXPECT_NE(result.out.find(", tuned backend\n"), std::string::npos);  // what computes, in a line
   const fs::path out = dir / "out";
   EXPECT_TRUE(fs::exists(out / "config.yaml"));
   const CsvTable sweep = read_csv(out / "sweep.csv");
@@ -146,7 +170,7 @@ TEST(Cli, BenchTimesEachSizeAndItsRatiosFollowFromItsOwnColumns) {
   // The flagship's exact count, by hand: tokens T = 64, d = 64, m = 512, d_y = 1, one block:
   // forward 4Td^2 + 2Tnd + 2Td^2 + 2Tnd + 2Tdm + 2Tm d_y = 5963776; backward twice that,
   // less H W_Q, H W_K, H W_V's gradients with respect to X (1572864).
-  EXPECT_DOUBLE_EQ(gd_step_flops(bench_sizes().back()), 16318464.0);
+  EXPECT_DOUBLE_EQ(gd_step_flops(bench_config(bench_sizes().back())), 16318464.0);
   std::istringstream table(result.out);
   std::string line;
   std::vector<std::vector<std::string>> rows;
@@ -217,7 +241,9 @@ TEST(Cli, ATensorsFileSetsTheSizesAndAContradictionStopsBeforeAnyOutput) {
   EXPECT_NE(validate.out.find("  target_dim: 2\n"), std::string::npos) << validate.out;
   const auto contradicted = run_resgd(dir, "run exp.yaml --out out --set data.seq_len=4");
   EXPECT_EQ(contradicted.exit_code, 2);
-  EXPECT_NE(contradicted.err.find("--set data.seq_len=4: data.seq_len: is 4, but data.pt has n = 3"), std::string::npos)
+  EXPECT_NE(contradicted.err.find("--set data.seq_len=4: data.seq_len: is 4, but " + (dir / "data.pt").string() +
+                                  " has n = 3"),
+            std::string::npos)
       << contradicted.err;
   EXPECT_FALSE(fs::exists(dir / "out"));
 }

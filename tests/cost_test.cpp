@@ -59,24 +59,29 @@ double peak_of(const TempDir& dir, const std::vector<std::string>& args) {
   return static_cast<double>(usage.ru_maxrss) * 1024;  // Linux: KiB
 }
 
-TEST(Cost, TheEstimateIsNearARunsMeasuredPeak) {
-  // The run's peak above the process's own (a run of one token of one feature), against
-  // the estimate, one FFN-heavy and one attention-heavy size: the estimate errs on the
-  // safe side, by up to 1.6 times (1.3 to 1.4 measured on 2 cores).
+TEST(Cost, TheEstimateGrowsAsARunsMeasuredPeakGrows) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer's allocator keeps what a run frees";
+#endif
+  // A run's peak against the estimate, as the sequences grow fourfold (what a process
+  // holds besides the run cancels), one FFN-heavy and one attention-heavy size. On the
+  // reference backend, whose diagnoses run in step: with the worker the peak depends on
+  // whether a diagnosis overlaps a step. The estimate errs on the safe side, by 1.5 at most.
   TempDir dir;
-  testing::write_text(dir / "tiny.yaml", "data: {num_samples: 1, seq_len: 1, dim: 1, target_dim: 1}\n"
-                                         "model: {ffn_width: 1}\ntrain: {max_iters: 30}\ndevice: cpu\n");
-  const double process = peak_of(dir, {"run", "tiny.yaml", "--out", "tiny"});
-  for (const std::string sizes :
-       {"data: {num_samples: 256, seq_len: 16, dim: 64, target_dim: 4}\nmodel: {ffn_width: 512}\n",
-        "data: {num_samples: 64, seq_len: 64, dim: 32, target_dim: 4}\nmodel: {ffn_width: 64, attention: {heads: 8}}\n"}) {
-    const std::string yaml = sizes + "train: {max_iters: 30, rel_tolerance: 0}\ndevice: cpu\n";
-    testing::write_text(dir / "exp.yaml", yaml);
-    fs::remove_all(dir / "out");
-    const double run = peak_of(dir, {"run", "exp.yaml", "--out", "out"}) - process;
-    const double estimate = estimate_memory(load_config_text(yaml, "exp.yaml")).bytes();
-    EXPECT_GT(estimate, 0.8 * run) << sizes << "measured " << run / 1e6 << " MB, estimated " << estimate / 1e6;
-    EXPECT_LT(estimate, 1.6 * run) << sizes << "measured " << run / 1e6 << " MB, estimated " << estimate / 1e6;
+  for (const std::string sizes : {"seq_len: 16, dim: 64, target_dim: 4}\nmodel: {ffn_width: 512}\n",
+                                  "seq_len: 64, dim: 32, target_dim: 4}\nmodel: {ffn_width: 64, attention: {heads: 8}}\n"}) {
+    double measured[2], estimated[2];
+    for (int k = 0; k < 2; ++k) {
+      const std::string yaml = "data: {num_samples: " + std::to_string(k == 0 ? 64 : 256) + ", " + sizes +
+                               "train: {max_iters: 30, rel_tolerance: 0}\ndevice: cpu\ncompute: {backend: reference}\n";
+      testing::write_text(dir / "exp.yaml", yaml);
+      fs::remove_all(dir / "out");
+      measured[k] = peak_of(dir, {"run", "exp.yaml", "--out", "out"});
+      estimated[k] = estimate_memory(load_config_text(yaml, "exp.yaml")).bytes();
+    }
+    const double run = measured[1] - measured[0], estimate = estimated[1] - estimated[0];
+    EXPECT_GT(estimate, 0.8 * run) << sizes << "measured " << run / 1e6 << " MB more, estimated " << estimate / 1e6;
+    EXPECT_LT(estimate, 1.5 * run) << sizes << "measured " << run / 1e6 << " MB more, estimated " << estimate / 1e6;
   }
 }
 

@@ -22,7 +22,8 @@
 #include "resgd/io.h"
 #include "resgd/model.h"
 #include "resgd/runner.h"
-#include "resgd/system.h"
+#include "resgd/compute/compute.h"
+#include "resgd/device.h"
 #include "resgd/training.h"
 #include "test_util.h"
 
@@ -69,7 +70,7 @@ double relative_difference(double a, double b) {
 }
 
 /// A small two-block model exercising every term of the backward pass.
-ModelOptions small_model(const std::string& readout, Activation activation, bool causal, int64_t heads = 1,
+ModelOptions small_model(Readout readout, Activation activation, bool causal, int64_t heads = 1,
                          bool pre_layer_norm = false) {
   ModelOptions o;
   o.layers = 2;
@@ -96,25 +97,26 @@ struct Problem {
   torch::Tensor X, Y;  // on the CPU, float64
 };
 
-Problem small_problem(const std::string& readout) {
+Problem small_problem(Readout readout) {
   auto generator = make_generator(3, "test.cuda");
   auto X = torch::randn({4, 5, 6}, generator, kF64);
-  auto Y = readout == "mean" ? torch::randn({4, 3}, generator, kF64) : torch::randn({4, 5, 3}, generator, kF64);
+  auto Y = readout == Readout::mean ? torch::randn({4, 3}, generator, kF64) : torch::randn({4, 5, 3}, generator, kF64);
   return {X, Y};
 }
 
 /// The settings the one-pass comparisons run over; `label` names each in failures.
 struct Setting {
-  std::string label, readout;
+  std::string label;
+  Readout readout;
   Activation activation;
   bool causal;
   int64_t heads = 1;
   bool pre_layer_norm = false;
 };
 const std::vector<Setting> kSettings = {
-    {"tokens/relu", "tokens", Activation::relu, false},
-    {"mean/gelu/pre-LN", "mean", Activation::gelu, false, 1, true},
-    {"tokens/softplus/causal/2 heads", "tokens", Activation::softplus, true, 2},
+    {"tokens/relu", Readout::tokens, Activation::relu, false},
+    {"mean/gelu/pre-LN", Readout::mean, Activation::gelu, false, 1, true},
+    {"tokens/softplus/causal/2 heads", Readout::tokens, Activation::softplus, true, 2},
 };
 
 /// The model of a setting twice, from the same seed: one stays on the CPU, one moves to the GPU.
@@ -133,7 +135,7 @@ ExperimentConfig tiny_experiment() {
   c.data.num_samples = 6;
   c.data.seq_len = 5;
   c.data.dim = 8;
-  c.data.target = "teacher";
+  c.data.target = Target::teacher;
   c.data.target_dim = 2;
   c.model.ffn_width = 48;
   c.train.lr = 0.05;
@@ -154,7 +156,9 @@ Trajectory train_on(const ExperimentConfig& c, torch::Device device) {
   ResidualTransformer model(model_options(c));  // drawn on the CPU ...
   model->to(device);                            // ... then moved, as run_single does
   Trajectory out;
-  out.result = train(*model, data, c, [&](const IterationRow& row) { out.rows.push_back(row); });
+  TrainHooks hooks;
+  hooks.on_row = [&](const IterationRow& row) { out.rows.push_back(row); };
+  out.result = train(*model, data, c, compute::policy_for(c, 1), hooks);
   for (const auto& p : model->parameters()) out.final_params.push_back(p.detach());
   return out;
 }
@@ -182,9 +186,9 @@ TEST_F(Cuda, AutogradAndAnalyticGradientsMatchCpuInFloat64) {
     auto [cpu, gpu] = model_pair(s);
     const auto X = p.X.to(kCuda), Y = p.Y.to(kCuda);
     const auto names = cpu->parameter_names();
-    const LossAndGradients reference = autograd_gradients(*cpu, p.X, p.Y, "sum");
+    const LossAndGradients reference = autograd_gradients(*cpu, p.X, p.Y, Loss::sum);
     const std::vector<std::pair<std::string, LossAndGradients>> on_cuda = {
-        {"autograd", autograd_gradients(*gpu, X, Y, "sum")}, {"analytic", analytic_gradients(*gpu, X, Y, "sum")}};
+        {"autograd", autograd_gradients(*gpu, X, Y, Loss::sum)}, {"analytic", analytic_gradients(*gpu, X, Y, Loss::sum)}};
     for (const auto& [method, g] : on_cuda) {
       EXPECT_TRUE(g.loss.is_cuda()) << s.label << " " << method;
       EXPECT_LE(relative_to_cpu(g.loss, reference.loss), kOnePassTolerance) << s.label << " " << method << ": loss";
@@ -201,16 +205,17 @@ TEST_F(Cuda, AutogradAndAnalyticGradientsMatchCpuInFloat64) {
 TEST_F(Cuda, GradcheckCommandPassesOnCuda) {
   ExperimentConfig c = tiny_experiment();
   c.model.layers = 2;
-  c.model.activation = "gelu";
+  c.model.activation = Activation::gelu;
   std::ostringstream out;
   EXPECT_EQ(run_gradcheck(c, kCuda, out), 0) << out.str();
   EXPECT_NE(out.str().find("on cuda:0"), std::string::npos) << out.str();
 }
 
 TEST_F(Cuda, ShortTrainingRunFollowsTheCpuTrajectory) {
-  for (const char* gradients : {"autograd", "analytic"}) {
+  for (const Gradients gradient_source : {Gradients::autograd, Gradients::analytic}) {
+    const std::string gradients = to_string(gradient_source);
     ExperimentConfig c = tiny_experiment();
-    c.train.gradients = gradients;
+    c.train.gradients = gradient_source;
     const Trajectory gpu = train_on(c, kCuda), cpu = train_on(c, torch::kCPU);
     EXPECT_EQ(gpu.result.status, cpu.result.status) << gradients;
     EXPECT_EQ(gpu.result.iters, 50) << gradients;
@@ -233,22 +238,26 @@ TEST_F(Cuda, ShortTrainingRunFollowsTheCpuTrajectory) {
 TEST_F(Cuda, DatasetOnCudaEqualsTheCpuOneMoved) {
   // Drawn on the CPU in float64, then cast and moved: bit for bit the same numbers.
   struct Data {
-    std::string kind, target, readout;
+    DataKind kind;
+    Target target;
+    Readout readout;
   };
   for (const auto& [kind, target, readout] :
-       std::vector<Data>{{"gaussian", "random", "tokens"}, {"gaussian", "teacher", "tokens"},
-                         {"gaussian", "linear", "mean"}, {"digits", "random", "mean"}}) {
+       std::vector<Data>{{DataKind::gaussian, Target::random, Readout::tokens},
+                         {DataKind::gaussian, Target::teacher, Readout::tokens},
+                         {DataKind::gaussian, Target::linear, Readout::mean},
+                         {DataKind::digits, Target::random, Readout::mean}}) {
     ExperimentConfig c;
     c.data.kind = kind;
     c.data.target = target;
     c.model.readout = readout;
-    if (kind == "digits") {  // 8 rows of 8 pixels; one-hot labels
+    if (kind == DataKind::digits) {  // 8 rows of 8 pixels; one-hot labels
       c.data.seq_len = 8;
       c.data.dim = 8;
       c.data.target_dim = 10;
     }
     for (const auto dtype : {torch::kFloat64, torch::kFloat32}) {
-      const std::string label = kind + "/" + target + "/" + readout + "/" + c10::toString(dtype);
+      const std::string label = to_string(kind) + "/" + to_string(target) + "/" + to_string(readout) + "/" + c10::toString(dtype);
       const Dataset gpu = make_dataset(c, kCuda, dtype), cpu = make_dataset(c, torch::kCPU, dtype);
       EXPECT_TRUE(gpu.X.is_cuda() && gpu.Y.is_cuda()) << label;
       EXPECT_EQ(gpu.X.scalar_type(), dtype) << label;
@@ -274,16 +283,18 @@ TEST_F(Cuda, DiagnosticsMatchCpu) {
     const Trajectory gpu = train_on(c, kCuda), cpu = train_on(c, torch::kCPU);
     const auto columns = diagnostic_columns(c.model.layers, c.diagnostics);
     const auto label = "gamma_a=" + std::to_string(gamma_a);
-    ASSERT_EQ(cpu.result.status, "max_iters") << label;
+    ASSERT_EQ(cpu.result.status, Status::max_iters) << label;
     ASSERT_EQ(gpu.rows.size(), cpu.rows.size());
     int diagnosed = 0;
     for (size_t r = 0; r < cpu.rows.size(); ++r) {
-      ASSERT_EQ(gpu.rows[r].diagnostics.empty(), cpu.rows[r].diagnostics.empty()) << "iteration " << r;
-      if (cpu.rows[r].diagnostics.empty()) continue;
+      ASSERT_EQ(gpu.rows[r].diagnosis.has_value(), cpu.rows[r].diagnosis.has_value()) << "iteration " << r;
+      if (!cpu.rows[r].diagnosis) continue;
       ++diagnosed;
-      ASSERT_EQ(gpu.rows[r].diagnostics.size(), columns.size());
+      const auto gpu_cells = to_cells(*gpu.rows[r].diagnosis, c.diagnostics),
+                 cpu_cells = to_cells(*cpu.rows[r].diagnosis, c.diagnostics);
+      ASSERT_EQ(gpu_cells.size(), columns.size());
       for (size_t k = 0; k < columns.size(); ++k) {
-        const double a = gpu.rows[r].diagnostics[k], b = cpu.rows[r].diagnostics[k];
+        const double a = gpu_cells[k].value(), b = cpu_cells[k].value();
         // dist_init is exactly 0 at iteration 0 on both; the rest are O(1) or inf.
         EXPECT_LE(relative_difference(a, b), kDiagnosticsTolerance)
             << label << ", iteration " << cpu.rows[r].iter << ", " << columns[k] << ": cuda " << a
@@ -296,9 +307,9 @@ TEST_F(Cuda, DiagnosticsMatchCpu) {
 
 TEST_F(Cuda, TensorsSavedFromCudaReloadOnTheCpu) {
   resgd::testing::TempDir dir;
-  ResidualTransformer model(small_model("tokens", Activation::relu, false));
+  ResidualTransformer model(small_model(Readout::tokens, Activation::relu, false));
   model->to(kCuda);
-  const Problem p = small_problem("tokens");
+  const Problem p = small_problem(Readout::tokens);
   std::vector<std::pair<std::string, torch::Tensor>> saved = {{"X", p.X.to(kCuda)},
                                                               {"Y", p.Y.to(kCuda, torch::kFloat32)}};
   for (const auto& item : model->named_parameters()) saved.emplace_back(item.key(), item.value());

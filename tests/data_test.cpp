@@ -16,7 +16,7 @@ TEST(Data, TargetsDoNotDependOnTheStudentsSwitchesOrStepSize) {
   ExperimentConfig base;
   base.data.num_samples = 4;
   base.data.dim = 6;
-  base.data.target = "teacher";
+  base.data.target = Target::teacher;
   base.data.target_dim = 2;
   base.model.ffn_width = 9;
   const Dataset reference = make_dataset(base, torch::kCPU, torch::kFloat64);
@@ -27,8 +27,8 @@ TEST(Data, TargetsDoNotDependOnTheStudentsSwitchesOrStepSize) {
     if (variant == 2) c.model.init.W_Q = 0.0;
     if (variant == 3) c.train.lr = 0.5;
     if (variant == 4) c.model.heads = 3;
-    if (variant == 5) c.model.layer_norm = "pre";
-    if (variant == 6) c.model.activation = "gelu";
+    if (variant == 5) c.model.layer_norm = LayerNorm::pre;
+    if (variant == 6) c.model.activation = Activation::gelu;
     if (variant == 7) c.model.temperature = 0.25;
     if (variant == 8) c.model.causal = true;
     if (variant == 9) c.model.output_scale = 0.0;
@@ -54,8 +54,8 @@ TEST(Data, ShapesScalesAndTargetKindsFollowTheConfig) {
   EXPECT_NEAR(d.Y.std().item<double>(), 1.0 / std::sqrt(3.0), 0.02);   // targets N(0, 1/d_y)
 
   c.data.normalize_tokens = true;
-  c.model.readout = "mean";
-  c.data.target = "linear";
+  c.model.readout = Readout::mean;
+  c.data.target = Target::linear;
   d = make_dataset(c, torch::kCPU, torch::kFloat32);
   EXPECT_EQ(d.X.scalar_type(), torch::kFloat32);
   EXPECT_EQ(d.Y.sizes(), torch::IntArrayRef({400, 3}));

@@ -1,4 +1,4 @@
-// Tests of the diagnostics (DESIGN.md, "Diagnostics"): each test is one claim, on tiny
+// Tests of the diagnostics (docs/design.md, "Diagnostics"): each test is one claim, on tiny
 // seeded float64 problems.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -51,15 +51,23 @@ struct Probe {
     Y = randn({X.size(0), X.size(1), o.out_dim}, 99);
     for (const auto& p : model->parameters()) theta_0.push_back(p.detach().clone());
   }
+  /// The diagnosis as metrics.csv's cells.
   std::vector<double> run() {
-    auto state = autograd_gradients(*model, X, Y, "sum");
+    auto state = autograd_gradients(*model, X, Y, Loss::sum);
     torch::NoGradGuard no_grad;
-    return compute_diagnostics({*model, X, Y, "sum", state, theta_0, config, &run_state});
+    std::vector<double> values;
+    for (const auto& cell : to_cells(compute_diagnostics({*model, X, Y, Loss::sum, state, theta_0, config, &run_state}),
+                                     config))
+      values.push_back(cell.value());  // every value is measured: all are due
+    return values;
   }
+  /// The cell of column `name`, found by its name in diagnostic_columns.
   double value(const std::vector<double>& values, const std::string& name) const {
-    auto v = value_of(diagnostic_columns(model->options.layers, config), values, name);
-    EXPECT_TRUE(v.has_value()) << name;
-    return v.value_or(std::numeric_limits<double>::quiet_NaN());
+    const auto columns = diagnostic_columns(model->options.layers, config);
+    const auto it = std::find(columns.begin(), columns.end(), name);
+    EXPECT_NE(it, columns.end()) << name;
+    return it == columns.end() ? std::numeric_limits<double>::quiet_NaN()
+                               : values.at(static_cast<size_t>(it - columns.begin()));
   }
 };
 
@@ -77,14 +85,28 @@ TEST(Diagnostics, ColumnsComeInDesignOrderAndMatchValues) {
   EXPECT_EQ(columns[26], "sharpness");
   EXPECT_EQ(diagnostic_columns(1, DiagnosticsConfig{}).back(), "dist_init");
 
+  // The typed row's fields land in the columns of their names, and read back the same.
   Probe probe(make_model([](ModelOptions& o) { o.layers = 2; }), randn({3, 4, 6}, 1));
   probe.config = every_column;
-  const auto values = probe.run();
-  ASSERT_EQ(values.size(), columns.size());
-  const auto sigma_min_g = per_block(columns, values, "sigma_min_g");
-  ASSERT_EQ(sigma_min_g.size(), 2u);
-  EXPECT_EQ(sigma_min_g[1], values[11]);
-  EXPECT_FALSE(value_of(columns, values, "no_such_column").has_value());
+  auto state = autograd_gradients(*probe.model, probe.X, probe.Y, Loss::sum);
+  const Diagnosis d = compute_diagnostics({*probe.model, probe.X, probe.Y, Loss::sum, state, probe.theta_0,
+                                           probe.config, &probe.run_state});
+  const auto cells = to_cells(d, every_column);
+  ASSERT_EQ(cells.size(), columns.size());
+  ASSERT_EQ(d.blocks.size(), 2u);
+  EXPECT_EQ(*cells[0], d.blocks[0].sigma_min_g);
+  EXPECT_EQ(*cells[8], d.blocks[0].cond_gstack);
+  EXPECT_EQ(*cells[10], d.blocks[0].rank1_res);
+  EXPECT_EQ(*cells[11], d.blocks[1].sigma_min_g);
+  EXPECT_EQ(*cells[22], d.sigma_min_phi);
+  EXPECT_EQ(*cells[23], d.pl_ratio);
+  EXPECT_EQ(*cells[24], d.dist_init);
+  EXPECT_EQ(*cells[25], *d.ntk_lambda_min);
+  EXPECT_EQ(*cells[26], *d.sharpness);
+  const auto again = to_cells(from_cells(cells, 2, every_column), every_column);
+  for (size_t i = 0; i < cells.size(); ++i)
+    EXPECT_TRUE(again[i] == cells[i] || std::isnan(cells[i].value())) << columns[i];
+  EXPECT_THROW(from_cells(cells, 1, every_column), c10::Error);  // 27 cells are not one block's columns
 }
 
 TEST(Diagnostics, IdenticalTokensGiveZeroSigmaMinAndInfiniteCond) {
@@ -149,7 +171,7 @@ TEST(Diagnostics, ResidualRaisesSigmaMin) {
 
 TEST(Diagnostics, PlRatioIsSquaredGradNormOverTwiceLoss) {
   Probe probe(make_model(), randn({3, 4, 6}, 8));
-  auto state = autograd_gradients(*probe.model, probe.X, probe.Y, "sum");
+  auto state = autograd_gradients(*probe.model, probe.X, probe.Y, Loss::sum);
   double grad_sq = 0;
   for (const auto& g : state.grads) grad_sq += g.pow(2).sum().item<double>();
   const double expected = grad_sq / (2 * state.loss.item<double>());
@@ -207,7 +229,7 @@ TEST(Diagnostics, NtkGramMatchesFiniteDifferences) {
   // A general two-block model (tanh, both residuals, mean readout) against a Jacobian of
   // central differences: h = 1e-6 leaves about 1e-10 of error per entry.
   auto model = make_model([](ModelOptions& o) {
-    o.layers = 2, o.readout = "mean", o.block.activation = Activation::tanh, o.block.gamma_f = 1.0;
+    o.layers = 2, o.readout = Readout::mean, o.block.activation = Activation::tanh, o.block.gamma_f = 1.0;
   });
   const auto X = randn({2, 3, 6}, 13);
   auto params = model->parameters();
@@ -262,7 +284,7 @@ torch::Tensor gradient_difference(ResidualTransformerImpl& model, const torch::T
   };
   auto flat_gradient = [&] {
     std::vector<torch::Tensor> flat;
-    for (const auto& g : autograd_gradients(model, X, Y, "sum").grads) flat.push_back(g.flatten());
+    for (const auto& g : autograd_gradients(model, X, Y, Loss::sum).grads) flat.push_back(g.flatten());
     return torch::cat(flat);
   };
   shift(h);
@@ -295,13 +317,13 @@ TEST(Diagnostics, HessianVectorProductsAreDifferencesOfTheGradient) {
   const int64_t P = parameter_count(*model);
   for (int64_t seed : {18, 19}) {
     const auto v = randn({P}, seed);
-    const auto Hv = hessian_vector_product(*model, X, Y, "sum", v);
+    const auto Hv = hessian_vector_product(*model, X, Y, Loss::sum, v);
     const auto expected = differenced_hessian_times(*model, X, Y, v);
     ASSERT_EQ(Hv.sizes(), expected.sizes());
     EXPECT_LT((Hv - expected).norm().item<double>(), 1e-10 * expected.norm().item<double>()) << seed;
   }
   for (const auto& p : model->parameters()) EXPECT_TRUE(p.requires_grad());  // left as it was
-  EXPECT_THROW(hessian_vector_product(*model, X, Y, "sum", torch::ones({P + 1}, kF64)), c10::Error);
+  EXPECT_THROW(hessian_vector_product(*model, X, Y, Loss::sum, torch::ones({P + 1}, kF64)), c10::Error);
 }
 
 TEST(Diagnostics, SharpnessIsTheLargestEigenvalueOfTheHessian) {
@@ -319,14 +341,14 @@ TEST(Diagnostics, SharpnessIsTheLargestEigenvalueOfTheHessian) {
   const auto lambda = torch::linalg_eigvalsh(0.5 * (H + H.t()));  // ascending
   const double top = lambda[-1].item<double>(), bottom = lambda[0].item<double>();
   ASSERT_LT(bottom, 0.0);  // indefinite: the largest eigenvalue is not the largest in size by accident
-  const auto found = sharpness(*model, X, Y, "sum");
+  const auto found = sharpness(*model, X, Y, Loss::sum);
   ASSERT_TRUE(found.converged);
   EXPECT_NEAR(found.value, top, 1e-10 * top);
   EXPECT_LT(found.iterations, kSharpnessMaxProducts);
-  EXPECT_EQ(sharpness(*model, X, Y, "sum").value, found.value);  // a fixed start: the same number again
+  EXPECT_EQ(sharpness(*model, X, Y, Loss::sum).value, found.value);  // a fixed start: the same number again
 
   // The mean loss is the sum loss over N.
-  EXPECT_NEAR(sharpness(*model, X, Y, "mean").value, found.value / 3, 1e-10 * top);
+  EXPECT_NEAR(sharpness(*model, X, Y, Loss::mean).value, found.value / 3, 1e-10 * top);
 }
 
 TEST(Diagnostics, GdNearAMinimumIsStableJustBelowTwoOverTheSharpnessAndNotJustAbove) {
@@ -342,8 +364,8 @@ TEST(Diagnostics, GdNearAMinimumIsStableJustBelowTwoOverTheSharpnessAndNotJustAb
     torch::NoGradGuard no_grad;
     Y = model->forward(X).detach();
   }
-  ASSERT_LT(autograd_gradients(*model, X, Y, "sum").loss.item<double>(), 1e-28);  // zero but for rounding
-  const double lambda_max = sharpness(*model, X, Y, "sum").value;
+  ASSERT_LT(autograd_gradients(*model, X, Y, Loss::sum).loss.item<double>(), 1e-28);  // zero but for rounding
+  const double lambda_max = sharpness(*model, X, Y, Loss::sum).value;
   ASSERT_GT(lambda_max, 0.0);
   auto params = model->parameters();
   std::vector<torch::Tensor> minimum;
@@ -354,13 +376,13 @@ TEST(Diagnostics, GdNearAMinimumIsStableJustBelowTwoOverTheSharpnessAndNotJustAb
       for (size_t i = 0; i < params.size(); ++i)
         params[i].copy_(minimum[i] + 1e-8 * randn(minimum[i].sizes(), 24 + static_cast<int64_t>(i)));
     }
-    const double start = autograd_gradients(*model, X, Y, "sum").loss.item<double>();
+    const double start = autograd_gradients(*model, X, Y, Loss::sum).loss.item<double>();
     for (int t = 0; t < steps; ++t) {
-      const auto state = autograd_gradients(*model, X, Y, "sum");
+      const auto state = autograd_gradients(*model, X, Y, Loss::sum);
       torch::NoGradGuard no_grad;
       for (size_t i = 0; i < params.size(); ++i) params[i].sub_(lr * state.grads[i]);
     }
-    return autograd_gradients(*model, X, Y, "sum").loss.item<double>() / start;
+    return autograd_gradients(*model, X, Y, Loss::sum).loss.item<double>() / start;
   };
   EXPECT_LT(loss_ratio_after(1.9 / lambda_max, 100), 1.0);     // 0.012 here
   EXPECT_GT(loss_ratio_after(2.1 / lambda_max, 100), 100.0);   // 6.6e6 here
@@ -369,7 +391,7 @@ TEST(Diagnostics, GdNearAMinimumIsStableJustBelowTwoOverTheSharpnessAndNotJustAb
 TEST(Diagnostics, SharpnessColumnIsTheSharpnessAndConvergesWithoutAWarning) {
   Probe probe(make_model(), randn({2, 3, 6}, 22));
   probe.config.sharpness = true;
-  const double expected = sharpness(*probe.model, probe.X, probe.Y, "sum").value;
+  const double expected = sharpness(*probe.model, probe.X, probe.Y, Loss::sum).value;
   testing::internal::CaptureStderr();
   EXPECT_EQ(probe.value(probe.run(), "sharpness"), expected);
   EXPECT_EQ(testing::internal::GetCapturedStderr(), "");

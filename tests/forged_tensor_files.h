@@ -141,4 +141,19 @@ inline std::string forged_file_bytes(const ForgedFile& file) {
   return forged_tensor_file({file.X, honest_tensor("Y", {4, 3, 1})});
 }
 
+/// An honest file whose zip directory then claims 4 GB for the record of X: what LibTorch's
+/// zip reader would allocate before reading it.
+inline std::string file_with_an_oversized_zip_entry() {
+  std::string file = forged_tensor_file({honest_tensor("X", {4, 3, 2}), honest_tensor("Y", {4, 3, 1})});
+  for (size_t at = file.find("PK\x01\x02"); at != std::string::npos; at = file.find("PK\x01\x02", at + 4)) {
+    const uint16_t name_length = static_cast<uint16_t>(static_cast<unsigned char>(file[at + 28]) |
+                                                       static_cast<unsigned char>(file[at + 29]) << 8);
+    if (file.compare(at + 46, name_length, "archive/data/0") != 0) continue;
+    const uint32_t claimed = 0xfffffff0;  // uncompressed and compressed size
+    std::memcpy(&file[at + 20], &claimed, 4);
+    std::memcpy(&file[at + 24], &claimed, 4);
+  }
+  return file;
+}
+
 }  // namespace resgd::testing

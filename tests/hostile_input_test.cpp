@@ -160,11 +160,11 @@ INSTANTIATE_TEST_SUITE_P(
                     "exp.yaml:1:15: unknown key 'evry' in section 'diagnostics' (did you mean 'every'?)"},
         // Sizes: refused before anything is allocated, with the estimate.
         HostileFile{"SizesBeyondMemory", "data: {num_samples: 100000000, seq_len: 100000, dim: 1000}\n", "exp.yaml",
-                    "exp.yaml:1:21: data.num_samples: the run would need about 6.16e+10 GiB of memory, most of it the "
+                    "exp.yaml:1:21: data.num_samples: the run would need about 4.66e+10 GiB of memory, most of it the "
                     "attention scores"},
         HostileFile{"SizesBeyondInt64Product",
                     "data: {num_samples: 9223372036854775807, seq_len: 9223372036854775807}\n", "exp.yaml",
-                    "exp.yaml:1:21: data.num_samples: the run would need about 4.68e+49 GiB of memory"},
+                    "exp.yaml:1:21: data.num_samples: the run would need about 3.51e+49 GiB of memory"},
         HostileFile{"NegativeSequenceLength", "data: {seq_len: -3}\n", "exp.yaml",
                     "exp.yaml:1:17: data.seq_len: must be a positive integer, got -3"},
         HostileFile{"NegativeSampleCount", "data: {num_samples: -9223372036854775808}\n", "exp.yaml",
@@ -236,7 +236,8 @@ TEST(HostileFifo, AFifoAsTheExperimentOrADataFileIsRefusedAtOnce) {
       for (const std::string command : {"validate exp.yaml", "run exp.yaml --out out --device cpu"}) {
         const auto result = run_resgd(dir, command, "timeout 30");
         EXPECT_EQ(result.exit_code, kExitFailure) << kind << " " << path << " " << command << ": " << result.err;
-        EXPECT_NE(result.err.find("resgd: error: " + path + ": is a "), std::string::npos) << result.err;
+        const std::string resolved = path[0] == '/' ? path : (dir / path).string();  // from the file's folder
+        EXPECT_NE(result.err.find("resgd: error: " + resolved + ": is a "), std::string::npos) << result.err;
         EXPECT_FALSE(fs::exists(dir / "out")) << "nothing is written for a data file that cannot be read";
       }
     }
@@ -293,19 +294,14 @@ TEST(HostileDataBaseline, ValidTensorFileRuns) {  // the baseline the hostile ca
 }
 
 TEST_P(HostileDataFile, ExitsOneNamingThePath) {
-#if defined(__SANITIZE_ADDRESS__)
-  // LibTorch asks operator new for the 26 GB the forged record claims. The release build
-  // gets bad_alloc and names the file; ASan's operator new aborts with "out of memory"
-  // instead, whatever ASAN_OPTIONS say, so under the asan preset this case cannot pass.
-  if (GetParam().name == "RecordSizeBeyondMemory")
-    GTEST_SKIP() << "ASan aborts on the 26 GB allocation instead of throwing bad_alloc";
-#endif
   TempDir dir;
   GetParam().write(dir / "data.pt");
   testing::write_text(dir / "exp.yaml", kTensorsExperiment);
   const auto result = run_resgd(dir, "run exp.yaml --out out --device cpu");
   EXPECT_EQ(result.exit_code, kExitFailure) << result.err;  // -1 would mean a crash
-  EXPECT_NE(result.err.find("resgd: error: data.pt: " + GetParam().expected_error), std::string::npos)
+  // data.path is read from the experiment file's folder, and named as resolved.
+  EXPECT_NE(result.err.find("resgd: error: " + (dir / "data.pt").string() + ": " + GetParam().expected_error),
+            std::string::npos)
       << result.err;
   EXPECT_EQ(result.err.find("internal error"), std::string::npos) << result.err;
 }
@@ -330,7 +326,11 @@ TEST(HostileDataBaseline, AnHonestHandWrittenFileReadsBackItsValues) {
 
 /// Each forged file of forged_tensor_files.h, refused naming the tensor.
 std::vector<HostileTensorFile> forged_tensor_cases() {
-  std::vector<HostileTensorFile> cases;
+  std::vector<HostileTensorFile> cases = {
+      {"ZipEntryLargerThanTheFile",
+       [](const fs::path& p) { testing::write_text(p, testing::file_with_an_oversized_zip_entry()); },
+       "not a readable tensor file (torch.save / pickle format): its zip entry 'archive/data/0' declares 4294967280 "
+       "bytes"}};
   for (const auto& file : testing::forged_files())
     cases.push_back({file.name,
                      [file](const fs::path& p) { testing::write_text(p, testing::forged_file_bytes(file)); },
@@ -359,11 +359,24 @@ INSTANTIATE_TEST_SUITE_P(
                             fs::copy_file(RESGD_SOURCE_DIR "/fuzz/regressions/tensors-zip-directory-past-end.pt", p);
                           },
                           "not a readable tensor file"},
-        HostileTensorFile{"RecordSizeBeyondMemory",  // found by fuzz/tensors_fuzz: a 26 GB record in 1 kB
+        HostileTensorFile{"RecordSizeBeyondMemory",  // found by fuzz/tensors_fuzz: a 26 GB memo in 1 kB
                           [](const fs::path& p) {
                             fs::copy_file(RESGD_SOURCE_DIR "/fuzz/regressions/tensors-record-size-beyond-memory.pt", p);
                           },
-                          "not a readable tensor file"},
+                          "not a readable tensor file (torch.save / pickle format): its pickle names memo entry "
+                          "1668571944 in 188 bytes"},
+        HostileTensorFile{"PickleStringPastItsEnd",  // found by fuzz/tensors_fuzz: a 4 GB string in 378 bytes
+                          [](const fs::path& p) {
+                            fs::copy_file(RESGD_SOURCE_DIR "/fuzz/regressions/tensors-pickle-string-past-end.pt", p);
+                          },
+                          "not a readable tensor file (torch.save / pickle format): its pickle declares a string of "
+                          "4294967289 bytes"},
+        HostileTensorFile{"PickleMemoIndexBeyondItsLength",  // found by fuzz/tensors_fuzz: a memo of 1.6e9 entries
+                          [](const fs::path& p) {
+                            fs::copy_file(RESGD_SOURCE_DIR "/fuzz/regressions/tensors-pickle-memo-index-beyond-pickle.pt",
+                                          p);
+                          },
+                          "not a readable tensor file (torch.save / pickle format): its pickle names memo entry"},
         HostileTensorFile{"MangledTypeTag",  // found by fuzz/tensors_fuzz: LibTorch's type parser throws
                           [](const fs::path& p) {
                             fs::copy_file(RESGD_SOURCE_DIR "/fuzz/regressions/tensors-mangled-type-tag.pt", p);

@@ -1,4 +1,4 @@
-// The residual Transformer against its equations (DESIGN.md, "The model") and the data.
+// The residual Transformer against its equations (docs/design.md, "The model") and the data.
 #include "resgd/model.h"
 
 #include <gtest/gtest.h>
@@ -51,7 +51,7 @@ TEST(Model, ParametersAreNamedAndShapedAsDesign) {
   EXPECT_EQ(params["blocks.1.W_2"].sizes(), torch::IntArrayRef({7, 2}));  // last block maps to d_y
   const auto X = random_tokens(4, 6, 5);
   EXPECT_EQ(model->forward(X).sizes(), torch::IntArrayRef({4, 6, 2}));
-  model->options.readout = "mean";
+  model->options.readout = Readout::mean;
   EXPECT_EQ(model->forward(X).sizes(), torch::IntArrayRef({4, 2}));
 }
 
@@ -73,7 +73,7 @@ TEST(Model, InitializationFollowsPerMatrixStd) {
 }
 
 /// One sample through one block, written out with explicit loops over heads and tokens:
-/// an independent reading of DESIGN.md's equations to check the batched code against.
+/// an independent reading of docs/design.md's equations to check the batched code against.
 torch::Tensor block_by_hand(const ResidualBlockImpl& b, const torch::Tensor& H_in) {  // (n, d)
   const auto& o = b.options;
   const int64_t n = H_in.size(0), e_k = o.key_dim / o.heads, e_v = o.dim / o.heads;
@@ -207,29 +207,6 @@ TEST(Model, UniformAttentionIsTheSameInEveryHead) {
   }
 }
 
-TEST(Model, ReluInPlaceOutsideAutogradKeepsPhiAndTheSignsOfU) {
-  BlockOptions o = small_block();
-  o.activation = Activation::relu;
-  ResidualBlock block(o);
-  auto generator = make_generator(3, "test.init");
-  block->initialize(generator);
-  const auto H = random_tokens(3, 4, 5);
-  const BlockTrace taped = block->trace(H);  // parameters require grad: relu out of place
-  ASSERT_TRUE(taped.U.requires_grad());
-  ASSERT_TRUE((taped.U < 0).any().item<bool>()) << "the check needs negative pre-activations";
-  torch::NoGradGuard no_grad;
-  const BlockTrace untaped = block->trace(H);
-  EXPECT_TRUE(untaped.U.is_same(untaped.Phi));
-  // G W_1 recomputed from the same G: relu in place is relu, bit for bit.
-  const auto U = untaped.G.reshape({-1, o.dim}).mm(block->W_1).view(untaped.Phi.sizes());
-  EXPECT_TRUE(torch::equal(untaped.Phi, torch::relu(U)));
-  EXPECT_TRUE(torch::equal(untaped.U > 0, U > 0));
-  // The taped pass multiplies the attention with bmm rather than batched_matmul: equal to
-  // rounding.
-  EXPECT_TRUE(torch::allclose(untaped.Phi, taped.Phi.detach(), 1e-13, 1e-13));
-  EXPECT_TRUE(torch::allclose(untaped.H_out, taped.H_out.detach(), 1e-13, 1e-13));
-}
-
 TEST(Model, UniformAttentionMapsEveryTokenToTheMeanToken) {
   ModelOptions o = small_model(1, 5);
   o.block.init.W_Q = 0.0;
@@ -286,15 +263,15 @@ TEST(Model, MeanReadoutAveragesTheLastBlockOverTokens) {
   const auto X = random_tokens(2, 4, 5);
   torch::NoGradGuard no_grad;
   const auto tokens = model->forward(X);
-  model->options.readout = "mean";
+  model->options.readout = Readout::mean;
   EXPECT_TRUE(torch::allclose(model->forward(X), tokens.mean(1), 1e-15, 1e-15));
 }
 
 TEST(Model, SumAndMeanLossesAreHalfSquaredError) {
   const auto Yhat = torch::tensor({{1.0, 2.0}, {3.0, 5.0}}, kF64);
   const auto Y = torch::tensor({{0.0, 2.0}, {3.0, 3.0}}, kF64);
-  EXPECT_DOUBLE_EQ(objective(Yhat, Y, "sum").item<double>(), 0.5 * (1.0 + 4.0));
-  EXPECT_DOUBLE_EQ(objective(Yhat, Y, "mean").item<double>(), 0.5 * (1.0 + 4.0) / 2.0);
+  EXPECT_DOUBLE_EQ(objective(Yhat, Y, Loss::sum).item<double>(), 0.5 * (1.0 + 4.0));
+  EXPECT_DOUBLE_EQ(objective(Yhat, Y, Loss::mean).item<double>(), 0.5 * (1.0 + 4.0) / 2.0);
 }
 
 }  // namespace

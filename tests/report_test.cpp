@@ -1,6 +1,7 @@
 // report.md and plots: the numbers equal those recomputed from the runs' own files, and the
 // plots are real PNG and SVG images.
 #include "resgd/report.h"
+#include "resgd/summary.h"
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -20,6 +21,7 @@ namespace resgd {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::markdown_table;
 using testing::slurp;
 using testing::TempDir;
 
@@ -34,13 +36,20 @@ const char* kSweep =
     "diagnostics: {every: 5}\n"
     "sweep: {model.residual.attention: [true, false], train.lr: [0.1, 2.0], seeds: [0, 1]}\n";
 
+/// Options that write the report when the runs are done, as `resgd run` does.
+RunOptions reported(const fs::path& out) {
+  RunOptions options;
+  options.out = out;
+  options.finish = [out](const std::vector<RunRecord>&) { write_report(out); };
+  return options;
+}
+
 /// Runs kSweep once for all tests of this file.
 class SweepReport : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir;
-    RunOptions options;
-    options.out = dir_->path() / "sweep";
+    RunOptions options = reported(dir_->path() / "sweep");
     run_experiment(load_config_text(kSweep, "sweep.yaml"), options);
   }
   static void TearDownTestSuite() { delete dir_; }
@@ -48,25 +57,6 @@ class SweepReport : public ::testing::Test {
   static TempDir* dir_;
 };
 TempDir* SweepReport::dir_ = nullptr;
-
-/// The cells of the markdown table under `heading`: header first.
-std::vector<std::vector<std::string>> markdown_table(const std::string& text, const std::string& heading) {
-  std::vector<std::vector<std::string>> rows;
-  std::stringstream in(text.substr(text.find(heading)));
-  std::string line;
-  std::getline(in, line);  // the heading
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] != '|') {
-      if (!rows.empty()) break;  // the table has ended
-      continue;
-    }
-    std::vector<std::string> cells;
-    std::stringstream row(line.substr(1));
-    for (std::string cell; std::getline(row, cell, '|');) cells.push_back(cell.substr(1, cell.size() - 2));
-    if (cells.front() != "---") rows.push_back(cells);
-  }
-  return rows;
-}
 
 /// A metrics.csv cell as a number; nullopt when empty (not computed that iteration).
 std::optional<double> cell(const CsvTable& table, size_t row, const std::string& column) {
@@ -107,14 +97,21 @@ TEST_F(SweepReport, EightRunsAndAReportWhoseNumbersMatchTheRunFiles) {
   for (size_t r = 1; r < table.size(); ++r) {
     const auto& row = table[r];
     SCOPED_TRACE(row[0] + " " + row[1]);
-    // Recompute from the two seeds' metrics.csv and summary.json alone.
+    // Recompute from the two seeds' metrics.csv and summary.json alone: the counts over
+    // both, the numbers over the runs that did not diverge.
     std::vector<std::optional<double>> final_loss, cond_init, cond_end, rate, iters_to_tol;
     size_t converged = 0, diverged = 0;
     for (int seed : {0, 1}) {
+      // Tables show on and off, and each value as the resolved configuration writes it.
+      const std::string attention = row[0] == "on" ? "true" : "false";
+      const std::string lr = row[1] == "2" ? "2.0" : row[1];  // as the sweep spells it
       const fs::path run = out() / "runs" /
-                           fmt::format("model.residual.attention={},train.lr={}/seed={}", row[0], row[1], seed);
+                           fmt::format("model.residual.attention={},train.lr={}/seed={}", attention, lr, seed);
       const CsvTable metrics = read_csv(run / "metrics.csv");
       const auto summary = nlohmann::json::parse(slurp(run / "summary.json"));
+      converged += summary["status"] == "converged";
+      diverged += summary["status"] == "diverged";
+      if (summary["status"] == "diverged") continue;
       const size_t last = metrics.rows.size() - 1;
       final_loss.push_back(cell(metrics, last, "loss"));
       // cond_g1 is diagnosed at iteration 0 and at the last one; NaN (diverged) counts as inf.
@@ -122,13 +119,12 @@ TEST_F(SweepReport, EightRunsAndAReportWhoseNumbersMatchTheRunFiles) {
         const double v = cell(metrics, index, "cond_g1").value();
         values->push_back(std::isnan(v) ? INFINITY : v);
       }
-      rate.push_back(summary["linear_rate"].is_null() ? std::nullopt
-                                                       : std::optional<double>(summary["linear_rate"].get<double>()));
+      rate.push_back(summary["converges_linearly"].get<bool>()
+                         ? std::optional<double>(1 - summary["linear_rate"].get<double>())
+                         : std::nullopt);
       iters_to_tol.push_back(summary["iters_to_tol"].is_null()
                                  ? std::nullopt
                                  : std::optional<double>(summary["iters_to_tol"].get<double>()));
-      converged += summary["status"] == "converged";
-      diverged += summary["status"] == "diverged";
     }
     converged_total += converged;
     diverged_total += diverged;
@@ -136,7 +132,7 @@ TEST_F(SweepReport, EightRunsAndAReportWhoseNumbersMatchTheRunFiles) {
     EXPECT_EQ(at(row, "converged"), fmt::format("{}/2", converged));
     EXPECT_EQ(at(row, "diverged"), fmt::format("{}/2", diverged));
     EXPECT_EQ(at(row, "final loss"), expected_cell(final_loss));
-    EXPECT_EQ(at(row, "linear rate"), expected_cell(rate));
+    EXPECT_EQ(at(row, "1 - rate"), expected_cell(rate));
     EXPECT_EQ(at(row, "iters to tol"), expected_cell(iters_to_tol));
     EXPECT_EQ(at(row, "cond_g1 init"), expected_cell(cond_init));
     EXPECT_EQ(at(row, "cond_g1 end"), expected_cell(cond_end));
@@ -191,11 +187,13 @@ TEST_F(SweepReport, StepSizesNameTheLargestConvergingAndSmallestDivergingLr) {
   std::map<std::string, std::map<double, std::vector<std::string>>> statuses;  // attention -> lr -> statuses
   for (const auto& point : expand_sweep(config)) {
     const auto summary = nlohmann::json::parse(slurp(out() / "runs" / point.dir_name() / "summary.json"));
-    statuses[point.values[0].second][std::stod(point.values[1].second)].push_back(summary["status"]);
+    const std::string attention = point.values[0].second == "true" ? "on" : "off";  // as tables show it
+    statuses[attention][std::stod(point.values[1].second)].push_back(summary["status"]);
   }
   const auto table = markdown_table(slurp(out() / "report.md"), "## Step sizes");
   ASSERT_EQ(table.size(), 3u);
-  EXPECT_EQ(table[0], (std::vector<std::string>{"attention", "largest lr, every run converged", "smallest lr, a run diverged"}));
+  EXPECT_EQ(table[0], (std::vector<std::string>{"residual.attention", "largest lr, every run converged",
+                                                "smallest lr, a run diverged"}));
   for (size_t row = 1; row < table.size(); ++row) {
     std::string converging = "-", diverging = "-";
     for (const auto& [lr, runs] : statuses.at(table[row][0])) {  // ascending lr
@@ -206,13 +204,13 @@ TEST_F(SweepReport, StepSizesNameTheLargestConvergingAndSmallestDivergingLr) {
     EXPECT_EQ(table[row][1], converging) << table[row][0];
     EXPECT_EQ(table[row][2], diverging) << table[row][0];
   }
-  EXPECT_EQ(table[1], (std::vector<std::string>{"true", "0.1", "2"}));  // the fixture shows both edges
+  EXPECT_EQ(table[1], (std::vector<std::string>{"on", "0.1", "2"}));  // the fixture shows both edges
 }
 
 TEST_F(SweepReport, PlotsAreValidPngAndSvgFiles) {
   if (!find_gnuplot()) GTEST_SKIP() << "gnuplot is not on PATH";
   const std::string report = slurp(out() / "report.md");
-  for (const char* name : {"loss", "cond_g1", "sigma_min_g1", "svals_g1", "final_loss_vs_lr", "linear_rate_vs_lr"}) {
+  for (const char* name : {"loss", "cond_g1", "sigma_min_g1", "svals_g1", "final_loss_vs_lr", "one_minus_rate_vs_lr"}) {
     SCOPED_TRACE(name);
     const fs::path png = out() / "plots" / (std::string(name) + ".png");
     const fs::path svg = out() / "plots" / (std::string(name) + ".svg");
@@ -265,7 +263,7 @@ TEST_F(SweepReport, PlotsDrawnSideBySideAreReportedInDrawingOrderWithTheirFailur
   fs::permissions(copy / "fake-gnuplot", fs::perms::owner_all);
   std::vector<PlotRun> runs;
   for (const auto& point : expand_sweep(load_config_text(kSweep, "sweep.yaml")))
-    runs.push_back({fs::path("runs") / point.dir_name(), point.dir_name(), 0, false});
+    runs.push_back({fs::path("runs") / point.dir_name(), point.dir_name(), 0, "0", 0, false, 0.1});
   const PlotResult result = draw_plots(copy / "fake-gnuplot", copy / "sweep", runs, {});
   EXPECT_EQ(result.drawn, (std::vector<std::string>{"loss", "svals_g1"}));
   const std::string why = ": gnuplot failed or left an incomplete image (a full disk?); see plots/gnuplot.log";
@@ -301,8 +299,7 @@ TEST_F(SweepReport, WithoutGnuplotTheTablesAreWrittenAndThePlotsSkipped) {
 TEST(Report, PooledTargetsHaveNoWithinSequenceLossAndNoColumnForIt) {
   // The mean readout fits one target per sequence: no tokens for it to vary over.
   TempDir dir;
-  RunOptions options;
-  options.out = dir / "pooled";
+  RunOptions options = reported(dir / "pooled");
   run_experiment(load_config_text("data: {num_samples: 3, seq_len: 4, dim: 5, target_dim: 2}\n"
                                   "model: {ffn_width: 8, readout: mean}\ntrain: {max_iters: 5}\n",
                                   "pooled.yaml"),
@@ -318,8 +315,7 @@ TEST(Report, SharpnessGivesEachStepSizeItsQuadraticEdgeAndAPlot) {
   // iteration 0 and sharpness_max the column's largest finite value; the report's step-size
   // table adds 2 / sharpness at init over each line's runs, and lr x sharpness is drawn.
   TempDir dir;
-  RunOptions options;
-  options.out = dir / "edge";
+  RunOptions options = reported(dir / "edge");
   const auto config = load_config_text(
       "data: {num_samples: 3, seq_len: 4, dim: 5, target_dim: 2}\n"
       "model: {ffn_width: 8}\ntrain: {max_iters: 30, rel_tolerance: 0.2}\n"
@@ -350,7 +346,7 @@ TEST(Report, SharpnessGivesEachStepSizeItsQuadraticEdgeAndAPlot) {
     for (size_t row = 0; row < metrics.rows.size(); ++row)
       if (const auto v = cell(metrics, row, "loss"); v && std::isfinite(*v)) loss_max = std::max(loss_max, *v);
     EXPECT_EQ(s["loss_max"].get<double>(), loss_max);
-    stable_steps[records[r].point.values[0].second].push_back(2 / at_init);
+    stable_steps[records[r].point.values[0].second == "true" ? "on" : "off"].push_back(2 / at_init);
   }
   const auto table = markdown_table(slurp(options.out / "report.md"), "## Step sizes");
   ASSERT_EQ(table.size(), 3u);
@@ -371,8 +367,7 @@ TEST(Report, RateAndItsBoundsAreFittedAgainstSigmaMinG1) {
   // power of it. Recomputed here from the runs' summary.json, and the summary's values at
   // initialization checked against metrics.csv's first row.
   TempDir dir;
-  RunOptions options;
-  options.out = dir / "scaled";
+  RunOptions options = reported(dir / "scaled");
   const auto config = load_config_text(
       "data: {num_samples: 4, seq_len: 4, dim: 6, target: teacher, target_dim: 1}\n"
       "model: {ffn_width: 32}\ntrain: {lr: 0.05, max_iters: 300}\ndiagnostics: {every: 10, ntk: true}\n"
@@ -417,8 +412,7 @@ TEST(Report, RateAndItsBoundsAreFittedAgainstSigmaMinG1) {
 TEST(Report, ZippedKeysAreOneAxisOfTheSweepAndOfItsPlots) {
   // Each depth with its own step size: 2 (layers, lr) pairs x 2 residuals, not 2 x 2 x 2.
   TempDir dir;
-  RunOptions options;
-  options.out = dir / "zipped";
+  RunOptions options = reported(dir / "zipped");
   const auto records = run_experiment(
       load_config_text("data: {num_samples: 2, seq_len: 3, dim: 4, target_dim: 2}\nmodel: {ffn_width: 8}\n"
                        "train: {max_iters: 5}\n"
@@ -438,19 +432,19 @@ TEST(Report, ZippedKeysAreOneAxisOfTheSweepAndOfItsPlots) {
     EXPECT_EQ(std::to_string(run.model.layers), row[sweep.column("model.layers")]);
   }
   const std::string report = slurp(options.out / "report.md");
-  EXPECT_NE(report.find("4 swept settings of `model.layers` with `train.lr` (zipped), `model.residual.attention`"),
+  EXPECT_NE(report.find("4 settings of `model.layers` with `train.lr` (zipped), `model.residual.attention`"),
             std::string::npos) << report.substr(0, 400);
   EXPECT_EQ(report.find("## Step sizes"), std::string::npos) << "a zipped lr is no grid of step sizes";
   if (find_gnuplot()) {  // against the depth, one line per residual setting: the lr moves with the depth
     const std::string script = slurp(options.out / "plots" / "final_loss_vs_layers.gp");
     EXPECT_NE(script.find("set xlabel 'layers (with lr)'"), std::string::npos) << script;
-    EXPECT_NE(script.find("title 'attention=true'"), std::string::npos) << script;
-    EXPECT_NE(script.find("title 'attention=false'"), std::string::npos) << script;
+    EXPECT_NE(script.find("title 'residual.attention=on'"), std::string::npos) << script;
+    EXPECT_NE(script.find("title 'residual.attention=off'"), std::string::npos) << script;
     EXPECT_EQ(script.find("lr="), std::string::npos) << script;
     EXPECT_NE(script.find("set key outside right top"), std::string::npos) << "short entries: the key beside the plot";
     // The loss plot's entries name all three keys: its key goes below, leaving the width.
     const std::string loss = slurp(options.out / "plots" / "loss.gp");
-    EXPECT_NE(loss.find("title 'layers=1, lr=0.1, attention=true'"), std::string::npos) << loss;
+    EXPECT_NE(loss.find("title 'layers=1, lr=0.1, residual.attention=on'"), std::string::npos) << loss;
     EXPECT_NE(loss.find("set key outside below center"), std::string::npos) << loss;
     EXPECT_EQ(loss.find("set key outside right"), std::string::npos) << loss;
   }
@@ -464,11 +458,12 @@ TEST(Report, ConsoleTablesShowFourDigitsOfEveryRealAndEveryDigitOfACount) {
                     {"final_loss", 3282354725369853.0}, {"linear_rate", 48.187654}, {"cond_g", {2.79411}},
                     {"pl_ratio_median", nullptr}};
   const std::string table = format_summary_table(config, {record});
-  EXPECT_NE(table.find("0.1  0     diverged  1234567  3.282e+15   48.19        2.794           -"), std::string::npos)
+  // A diverged run has no rate to show, whatever its fit says.
+  EXPECT_NE(table.find("0.1  0     diverged  1234567  3.282e+15   -         2.794           -"), std::string::npos)
       << table;
   EXPECT_EQ(table.find("sharpness"), std::string::npos) << "opt-in: no column without it";
   const std::string line = format_run_line(record, 1, 1);
-  EXPECT_NE(line.find("diverged after 1234567 steps, loss 2 -> 3.282e+15, rate 48.19"), std::string::npos) << line;
+  EXPECT_NE(line.find("diverged after 1234567 steps, loss 2 -> 3.282e+15, not linear"), std::string::npos) << line;
 }
 
 TEST(Report, SingleRunGetsItsOwnReportFromTheCommandLine) {
@@ -490,7 +485,7 @@ TEST(Report, SingleRunGetsItsOwnReportFromTheCommandLine) {
 
   const auto missing = testing::run_resgd(dir, "report nowhere");
   EXPECT_EQ(missing.exit_code, 1);
-  EXPECT_NE(missing.err.find("nowhere: neither a sweep directory"), std::string::npos) << missing.err;
+  EXPECT_NE(missing.err.find("nowhere: not a directory"), std::string::npos) << missing.err;
   EXPECT_EQ(missing.out, "") << "no half line of success before the error";
 }
 

@@ -15,9 +15,11 @@
 #include <set>
 #include <thread>
 
-#include "resgd/bench.h"
+#include "resgd/compute/compute.h"
+#include "resgd/compute/process.h"
+#include "resgd/cost.h"
 #include "resgd/io.h"
-#include "resgd/system.h"
+#include "resgd/device.h"
 #include "test_util.h"
 
 namespace resgd {
@@ -201,9 +203,9 @@ TEST(Runner, EveryShippedExperimentRunsItsFirstIterationsDiagnosed) {
   EXPECT_GE(files, 10u);
 }
 
-TEST(Runner, ALoneRunGetsTheLoneRunBlasThreadsAndRunsSideBySideOne) {
-  // One step of 0.46 GFLOP, above the 0.25 GFLOP from which a lone run's GD step spreads
-  // its products over the cores (lone_gd_blas_threads: 2 on a 2-core machine).
+TEST(Runner, ALoneRunTakesTheCoresAndRunsSideBySideOneThreadEach) {
+  // One step of 0.46 GFLOP, above the quarter GFLOP from which a lone run's products are
+  // split over the cores; a sweep with --jobs 2 trains two runs at once, a thread each.
   ExperimentConfig config = load_config_text(
       "dtype: float32\n"
       "data: {num_samples: 64, seq_len: 16, dim: 64, target_dim: 64}\n"
@@ -211,20 +213,20 @@ TEST(Runner, ALoneRunGetsTheLoneRunBlasThreadsAndRunsSideBySideOne) {
       "train: {lr: 1.0e-6, max_iters: 1}\n"
       "diagnostics: {every: 0}\n",
       "threads.yaml");
-  ASSERT_GE(gd_step_flops(config), 0.25e9);
-  const int lone = lone_gd_blas_threads(gd_step_flops(config));
+  ASSERT_GE(gd_step_flops(config), kThreadedStepFlops);
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::atomic<int> fewest{1 << 20}, most{0};
   TempDir dir;
   RunOptions options;
   options.on_row = [&](const SweepPoint&, const IterationRow&) {  // on the thread that trains
-    const int threads = gd_blas_threads();
+    const int threads = compute::policy().threads;
     for (int seen = fewest; threads < seen && !fewest.compare_exchange_weak(seen, threads);) {}
     for (int seen = most; threads > seen && !most.compare_exchange_weak(seen, threads);) {}
   };
   options.out = dir / "single";
   run_experiment(config, options);
-  EXPECT_EQ(fewest, lone);
-  EXPECT_EQ(most, lone);
+  EXPECT_EQ(fewest, cores);
+  EXPECT_EQ(most, cores);
 
   apply_override(config, "sweep.seeds=[0,1]");
   fewest = 1 << 20, most = 0;
@@ -235,38 +237,7 @@ TEST(Runner, ALoneRunGetsTheLoneRunBlasThreadsAndRunsSideBySideOne) {
   EXPECT_EQ(most, 1);
 }
 
-TEST(Runner, IdleBlasThreadsLeaveTheCoreSoonAfterAThreadedProduct) {
-  if (!dlsym(RTLD_DEFAULT, "blas_thread_init") || std::thread::hardware_concurrency() < 2)
-    GTEST_SKIP() << "needs OpenBLAS's pthread pool and two cores";
-  if (std::getenv("OPENBLAS_THREAD_TIMEOUT") || std::getenv("GOTO_THREAD_TIMEOUT"))
-    GTEST_SKIP() << "OPENBLAS_THREAD_TIMEOUT is set in the environment";
-  // The share of 20 looks, 5 ms apart, over the 100 ms after a two-thread product in which
-  // another thread of the process is runnable while this one only sleeps and looks: the
-  // pool thread spinning, taking a core from a diagnosis beside the GD step. (The CPU time
-  // it burns would show it too, but not on a loaded machine: a thread that yields gets
-  // little CPU there.)
-  auto runnable_share = [] {
-    set_blas_threads(2);
-    const auto A = torch::randn({512, 512});
-    const auto C = A.mm(A);  // threaded: the pool thread takes half of it
-    int runnable = 0;
-    for (int look = 0; look < 20; ++look) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      runnable += testing::another_thread_runnable();
-    }
-    EXPECT_TRUE(torch::allclose(C, torch::matmul(A, A)));
-    return runnable / 20.0;
-  };
-  const double by_default = runnable_share();  // OpenBLAS's own 2^28 cycles, about 0.1 s
-  limit_blas_spin();
-  EXPECT_STREQ(std::getenv("OPENBLAS_THREAD_TIMEOUT"), "20");
-  const double limited = runnable_share();
-  EXPECT_GE(by_default, 0.5) << "the pool thread should spin through most of the 100 ms by default";
-  EXPECT_LE(limited, 0.1) << "after 2^20 cycles (0.4 ms) it should sleep";
-  set_blas_threads(1);
-}
-
-TEST(Runner, TheHeapKeepsTheRoomOfAFreedGigabyte) {
+TEST(OnThisMachine, TheHeapKeepsTheRoomOfAFreedGigabyte) {
 #if defined(__SANITIZE_ADDRESS__)
   GTEST_SKIP() << "AddressSanitizer replaces glibc's malloc";
 #endif
@@ -274,7 +245,7 @@ TEST(Runner, TheHeapKeepsTheRoomOfAFreedGigabyte) {
   // memory; when the trace is freed the heap's free top reached 1 GiB at the large size.
   // Given back, it would be faulted in again (11 us a page) at the next diagnosis: the
   // process never trims the heap. 1.5 GiB of address space, none of it touched.
-  configure_process();
+  compute::configure_process(Backend::tuned);
   const auto top = [] { return reinterpret_cast<uintptr_t>(sbrk(0)); };
   const uintptr_t before = top();
   constexpr size_t kBytes = size_t{3} << 29;
@@ -318,7 +289,7 @@ TEST(Runner, DefaultOutputDirectoriesAreNeverShared) {
   RunOptions options;
   options.out = dir / claimed.front();
   options.out_is_new = true;
-  EXPECT_THROW(run_experiment(broken, options), IoError);
+  EXPECT_THROW(run_experiment(broken, options), ConfigError);  // the file named by data.path is missing
   EXPECT_FALSE(fs::exists(options.out));
 }
 

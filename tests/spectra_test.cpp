@@ -11,7 +11,7 @@
 
 #include "resgd/model.h"
 #include "resgd/spectra.h"
-#include "resgd/system.h"
+#include "resgd/compute/process.h"
 
 namespace resgd {
 namespace {
@@ -232,16 +232,16 @@ TEST(Spectra, Float32SpectraAreTheFloat32MatricesOwnToFloat32Rounding) {
   EXPECT_EQ(spectrum_stats(rank_one).cond.item<double>(), kInf);
 }
 
-TEST(Spectra, Float32SpectraOnAWorkerThreadCopyNoWholeBatch) {
+TEST(OnThisMachine, Float32SpectraOnAWorkerThreadCopyNoWholeBatch) {
 #if defined(__SANITIZE_ADDRESS__)
   GTEST_SKIP() << "AddressSanitizer's allocator maps and unmaps large blocks itself";
 #endif
   // A run's diagnoses are computed on a worker thread, whose own glibc arena maps a block
   // of 64 MiB or more afresh and gives back any heap of it once wholly free: a copy of the
   // whole batch (the large size's 128 MiB features) faulted in every page of it at every
-  // diagnosis, about 11 us each (docs/performance.md, item 13). The Gram route copies
-  // pieces of 32 MiB instead: at most one piece's 8,192 pages come afresh.
-  configure_process();
+  // diagnosis, about 11 us each. The Gram route copies pieces of 32 MiB instead: at most
+  // one piece's 8,192 pages come afresh.
+  compute::configure_process(Backend::tuned);
   const auto batch = torch::randn({1, 81920, 256}).mul_(1e20f);  // 80 MiB of float32; 20,480 pages
   auto minor_faults = [] {
     rusage usage{};

@@ -135,4 +135,25 @@ inline bool another_thread_runnable() {
   return false;
 }
 
+/// The cells of the markdown table under `heading`, header first.
+inline std::vector<std::vector<std::string>> markdown_table(const std::string& text, const std::string& heading) {
+  std::vector<std::vector<std::string>> rows;
+  const size_t at = text.find(heading);
+  if (at == std::string::npos) return rows;
+  std::stringstream in(text.substr(at));
+  std::string line;
+  std::getline(in, line);
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] != '|') {
+      if (!rows.empty()) break;
+      continue;
+    }
+    std::vector<std::string> cells;
+    std::stringstream row(line.substr(1));
+    for (std::string cell; std::getline(row, cell, '|');) cells.push_back(cell.substr(1, cell.size() - 2));
+    if (cells.front() != "---") rows.push_back(cells);
+  }
+  return rows;
+}
+
 }  // namespace resgd::testing

@@ -1,4 +1,4 @@
-// Hand-derived gradients: DESIGN.md, "Hand-derived gradients".
+// Hand-derived gradients: docs/design.md, "Hand-derived gradients".
 // block_backward walks ResidualBlockImpl::trace (model.cpp) in reverse; each step restates
 // the forward line it differentiates. Everything is batched over the N samples: a (N, n, .)
 // tensor holds one matrix per sample, and a weight's gradient sums over samples.
@@ -6,15 +6,14 @@
 
 #include <cmath>
 
-#include "resgd/batched_matmul.h"
-#include "resgd/products.h"
+#include "resgd/compute/compute.h"
 
 namespace resgd {
 namespace {
 
 // sum_i X_i^T Y_i over the batch: (N, n, a), (N, n, b) -> (a, b).
 torch::Tensor batch_outer(const torch::Tensor& X, const torch::Tensor& Y) {
-  return token_mm(X.reshape({-1, X.size(-1)}).t(), Y.reshape({-1, Y.size(-1)}));
+  return compute::mm(X.reshape({-1, X.size(-1)}).t(), Y.reshape({-1, Y.size(-1)}));
 }
 
 }  // namespace
@@ -78,7 +77,7 @@ BlockGradients block_backward(const ResidualBlockImpl& block, const BlockTrace& 
 
   // H_out = c Phi W_2 + gamma_f G
   g.dW_2 = batch_outer(t.Phi, dH_out);                                     // (m, out_dim)
-  auto dPhi = per_sample(token_mm(tokens(dH_out), block.W_2.t()));  // (N, n, m)
+  auto dPhi = per_sample(compute::mm(tokens(dH_out), block.W_2.t()));  // (N, n, m)
   if (c != 1.0) g.dW_2.mul_(c), dPhi.mul_(c);
   // Phi = sigma(U)
   const auto& dU = activation_backward_(dPhi, t.U, o.activation, o.leaky_slope);  // (N, n, m)
@@ -87,8 +86,8 @@ BlockGradients block_backward(const ResidualBlockImpl& block, const BlockTrace& 
   g.dW_1 = batch_outer(t.ffn_input.value, dU);                             // (d, m)
   // dG = dF + gamma_f dH_out: without LN, dF = dU W_1^T and one product does both terms
   auto dG = per_sample(gamma_f != 0.0 && !pre_ln
-                           ? token_addmm(tokens(dH_out), tokens(dU), block.W_1.t(), gamma_f, 1.0)
-                           : token_mm(tokens(dU), block.W_1.t()));  // (N, n, d)
+                           ? compute::addmm(tokens(dH_out), tokens(dU), block.W_1.t(), gamma_f, 1.0)
+                           : compute::mm(tokens(dU), block.W_1.t()));  // (N, n, d)
   if (pre_ln) {  // F = LN(G)
     dG = layer_norm_backward(dG, t.ffn_input);
     if (gamma_f != 0.0) dG.add_(dH_out, gamma_f);
@@ -98,8 +97,8 @@ BlockGradients block_backward(const ResidualBlockImpl& block, const BlockTrace& 
   const int64_t h = o.heads;
   const auto dA = split_heads(dG, h);                                      // (N h, n, d/h)
   // A_j = S_j V_j
-  auto dS = batched_matmul(dA, t.V.transpose(1, 2));                       // (N h, n, n)
-  auto dV = merge_heads(batched_matmul(t.S.transpose(1, 2), dA), h);       // (N, n, d)
+  auto dS = compute::bmm(dA, t.V.transpose(1, 2));                       // (N h, n, n)
+  auto dV = merge_heads(compute::bmm(t.S.transpose(1, 2), dA), h);       // (N, n, d)
   // V = E W_V, E the attention's input: H_in, or LN(H_in) under pre-LN
   const auto& E = t.attention_input.value;                                 // (N, n, d)
   g.dW_V = batch_outer(E, dV);                                             // (d, d)
@@ -108,16 +107,16 @@ BlockGradients block_backward(const ResidualBlockImpl& block, const BlockTrace& 
   auto dZ = at::_softmax_backward_data(dS, t.S, -1, t.S.scalar_type());   // (N h, n, n)
   // Z = Q K^T / tau
   dZ.div_(tau);
-  auto dQ = merge_heads(batched_matmul(dZ, t.K), h);                       // (N, n, d_k)
-  auto dK = merge_heads(batched_matmul(dZ.transpose(1, 2), t.Q), h);       // (N, n, d_k)
-  // Q = E W_Q, K = E W_K: dW_Q = sum_i E_i^T dZ_i K_i / tau = dP W_K, as in DESIGN.md
+  auto dQ = merge_heads(compute::bmm(dZ, t.K), h);                       // (N, n, d_k)
+  auto dK = merge_heads(compute::bmm(dZ.transpose(1, 2), t.Q), h);       // (N, n, d_k)
+  // Q = E W_Q, K = E W_K: dW_Q = sum_i E_i^T dZ_i K_i / tau = dP W_K, as in docs/design.md
   g.dW_Q = batch_outer(E, dQ);                                             // (d, d_k)
   g.dW_K = batch_outer(E, dK);                                             // (d, d_k)
   if (need_dH_in) {  // dH_in = gamma_a dG + dE, dE = dV W_V^T + dQ W_Q^T + dK W_K^T, accumulated
     // Without LN, E = H_in and the product starts from gamma_a dG; under pre-LN, dE goes
     // through LN's backward first and gamma_a dG is added after.
-    auto dE = pre_ln ? token_mm(tokens(dV), block.W_V.t()) : token_addmm(tokens(dG), tokens(dV), block.W_V.t(), o.gamma_a, 1.0);
-    token_addmm_(token_addmm_(dE, tokens(dQ), block.W_Q.t()), tokens(dK), block.W_K.t());
+    auto dE = pre_ln ? compute::mm(tokens(dV), block.W_V.t()) : compute::addmm(tokens(dG), tokens(dV), block.W_V.t(), o.gamma_a, 1.0);
+    compute::addmm_(compute::addmm_(dE, tokens(dQ), block.W_Q.t()), tokens(dK), block.W_K.t());
     g.dH_in = pre_ln ? layer_norm_backward(per_sample(dE), t.attention_input).add_(dG, o.gamma_a)
                      : per_sample(dE);                                     // (N, n, d)
   }
@@ -125,7 +124,7 @@ BlockGradients block_backward(const ResidualBlockImpl& block, const BlockTrace& 
 }
 
 LossAndGradients analytic_gradients(ResidualTransformerImpl& model, const torch::Tensor& X,
-                                    const torch::Tensor& Y, const std::string& loss) {
+                                    const torch::Tensor& Y, Loss loss) {
   torch::NoGradGuard no_grad;  // the forward pass only fills the cache; nothing is taped
   LossAndGradients out;
   out.trace = model.trace(X);
@@ -134,10 +133,10 @@ LossAndGradients analytic_gradients(ResidualTransformerImpl& model, const torch:
 
   // L = 0.5 sum ||Yhat - Y||^2 (/ N for the mean loss)
   auto R = Yhat - Y;                                                       // Yhat's shape
-  if (loss == "mean") R = R / static_cast<double>(Y.size(0));
+  if (loss == Loss::mean) R = R / static_cast<double>(Y.size(0));
   // Yhat = H^L (tokens) or mean_tokens(H^L): the mean spreads R / n over every token.
   const auto& H_L = out.trace.blocks.back().H_out;                         // (N, n, d_y)
-  torch::Tensor dH = model.options.readout == "mean"
+  torch::Tensor dH = model.options.readout == Readout::mean
                          ? (R / static_cast<double>(H_L.size(1))).unsqueeze(1).expand_as(H_L)
                          : R;
 
@@ -159,7 +158,7 @@ LossAndGradients analytic_gradients(ResidualTransformerImpl& model, const torch:
 }
 
 LossAndGradients autograd_gradients(ResidualTransformerImpl& model, const torch::Tensor& X,
-                                    const torch::Tensor& Y, const std::string& loss) {
+                                    const torch::Tensor& Y, Loss loss) {
   LossAndGradients out;
   out.trace = model.trace(X);
   out.loss = objective(out.trace.output, Y, loss);

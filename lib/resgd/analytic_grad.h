@@ -1,4 +1,4 @@
-// Hand-derived gradients of the residual Transformer: DESIGN.md, "Hand-derived gradients".
+// Hand-derived gradients of the residual Transformer: docs/design.md, "Hand-derived gradients".
 // block_backward mirrors ResidualBlockImpl::trace line by line, in reverse, and reuses the
 // forward trace as its cache; no autograd inside.
 #pragma once
@@ -48,10 +48,10 @@ BlockGradients block_backward(const ResidualBlockImpl& block, const BlockTrace& 
 
 /// Loss and gradients by the hand-derived backward pass. X: (N, n, d); Y as the output.
 LossAndGradients analytic_gradients(ResidualTransformerImpl& model, const torch::Tensor& X,
-                                    const torch::Tensor& Y, const std::string& loss);
+                                    const torch::Tensor& Y, Loss loss);
 
 /// Loss and gradients by autograd (the reference).
 LossAndGradients autograd_gradients(ResidualTransformerImpl& model, const torch::Tensor& X,
-                                    const torch::Tensor& Y, const std::string& loss);
+                                    const torch::Tensor& Y, Loss loss);
 
 }  // namespace resgd

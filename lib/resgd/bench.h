@@ -1,5 +1,6 @@
 // `resgd bench`: time per GD step at fixed problem sizes, against the machine's own
-// matrix-multiply ceiling measured in the same process.
+// matrix-multiply ceiling measured in the same process; and the comparison of the compute
+// backends and of the tuned backend without each of its tunings (docs/performance.md).
 #pragma once
 
 #include <torch/torch.h>
@@ -17,19 +18,12 @@ namespace resgd {
 struct BenchSize {
   std::string name;
   int64_t N, n, d, m, d_y, layers;
-  std::string dtype;
+  Dtype dtype;
   int64_t steps;  // GD steps per timed repetition, rounded up to whole periods of 10 (at least 20)
 };
 
-/// small, medium, large (the performance issue's sizes) and flagship.
+/// small, medium, large and flagship.
 const std::vector<BenchSize>& bench_sizes();
-
-/// Floating-point operations of one GD step (forward, backward, update), counting the
-/// matrix products exactly and the O(size) elementwise work not at all.
-double gd_step_flops(const BenchSize& size);
-/// The same count for an experiment's data and model sizes, with d_k = d as in the bench
-/// sizes (model.key_dim is not counted): enough to choose BLAS threads by.
-double gd_step_flops(const ExperimentConfig& config);
 
 /// The experiment configuration a bench size runs (random targets, a step size small
 /// enough never to diverge, no stopping on tolerance).
@@ -40,7 +34,21 @@ struct BenchOptions {
   std::string dtype;          // empty = each size's own
   std::string device = "cpu";
   int repeats = 5;            // timed repetitions; the median is reported
+  Backend backend = Backend::tuned;
+  /// Tunings left out (compute.h's Tuning and process.h's ProcessSetup, by name).
+  std::vector<std::string> without;
+  /// Compare: each of these variants ("tuned", "reference", "tuned-without-NAME"), in a
+  /// process of its own, in turn for `rounds` rounds; empty: time this process's setup.
+  std::vector<std::string> variants;
+  int rounds = 3;
 };
+
+/// The names --without takes, in order: the compute tunings, then the process settings.
+std::vector<std::string> tuning_names();
+
+/// Applies the process settings of `options` (its backend, less what it leaves out):
+/// before anything multiplies.
+void configure_bench_process(const BenchOptions& options);
 
 /// Runs the benchmark and prints its table to `out`. Returns 0.
 int run_bench(const BenchOptions& options, std::ostream& out);

@@ -1,5 +1,5 @@
 // Experiment configuration: strict YAML loading, --set, sweeps, validation, dump.
-// DESIGN.md, "Experiment files". Every key is declared once, in visit_fields().
+// docs/design.md, "Experiments and sweeps". Every key is declared once, in visit_fields().
 #include "resgd/config.h"
 
 #include "resgd/files.h"
@@ -42,58 +42,73 @@ constexpr double kMaxSweepRuns = 10'000;
 // sections must stay contiguous so the dump can nest them.
 template <class Config, class Visitor>
 void visit_fields(Config& c, Visitor&& v) {
-  v("name", c.name);
-  v("seed", c.seed);
-  v("device", c.device);
-  v("dtype", c.dtype);
-  v("data.kind", c.data.kind);
-  v("data.num_samples", c.data.num_samples);
-  v("data.seq_len", c.data.seq_len);
-  v("data.dim", c.data.dim);
-  v("data.normalize_tokens", c.data.normalize_tokens);
-  v("data.target", c.data.target);
-  v("data.target_dim", c.data.target_dim);
-  v("data.target_std", c.data.target_std);
-  v("data.noise", c.data.noise);
-  v("data.path", c.data.path);
-  v("model.layers", c.model.layers);
-  v("model.key_dim", c.model.key_dim);
-  v("model.ffn_width", c.model.ffn_width);
-  v("model.activation", c.model.activation);
-  v("model.leaky_slope", c.model.leaky_slope);
-  v("model.readout", c.model.readout);
-  v("model.layer_norm", c.model.layer_norm);
-  v("model.residual.attention", c.model.residual_attention);
-  v("model.residual.ffn", c.model.residual_ffn);
-  v("model.attention.heads", c.model.heads);
-  v("model.attention.temperature", c.model.temperature);
-  v("model.attention.causal", c.model.causal);
-  v("model.ffn.output_scale", c.model.output_scale);
-  v("model.init.W_Q", c.model.init.W_Q);
-  v("model.init.W_K", c.model.init.W_K);
-  v("model.init.W_V", c.model.init.W_V);
-  v("model.init.W_1", c.model.init.W_1);
-  v("model.init.W_2", c.model.init.W_2);
-  v("train.lr", c.train.lr);
-  v("train.max_iters", c.train.max_iters);
-  v("train.tolerance", c.train.tolerance);
-  v("train.rel_tolerance", c.train.rel_tolerance);
-  v("train.divergence_factor", c.train.divergence_factor);
-  v("train.loss", c.train.loss);
-  v("train.gradients", c.train.gradients);
-  v("train.log_every", c.train.log_every);
-  v("train.checkpoint_every", c.train.checkpoint_every);
-  v("diagnostics.every", c.diagnostics.every);
-  v("diagnostics.ntk", c.diagnostics.ntk);
-  v("diagnostics.ntk_max_entries", c.diagnostics.ntk_max_entries);
-  v("diagnostics.sharpness", c.diagnostics.sharpness);
+  v("name", c.name, "the experiment's name: output paths and reports use it");
+  v("seed", c.seed, "fixes the data and the initialization (each drawn from a named stream of it)");
+  v("device", c.device, "cpu, cuda, cuda:N, or auto (cuda:0 where a GPU is usable, else cpu)");
+  v("dtype", c.dtype, "the floating-point type of the data, the parameters and every step");
+  v("data.kind", c.data.kind, "gaussian tokens, the UCI digits, or X and Y from a .pt file (data.path)");
+  v("data.num_samples", c.data.num_samples, "N, the sequences (full batch)");
+  v("data.seq_len", c.data.seq_len, "n, the tokens of a sequence");
+  v("data.dim", c.data.dim, "d, the features of a token");
+  v("data.normalize_tokens", c.data.normalize_tokens, "scale each gaussian token to unit norm");
+  v("data.target", c.data.target,
+    "gaussian targets: random N(0, target_std^2), a teacher model's output, or X B (linear)");
+  v("data.target_dim", c.data.target_dim, "d_y, the features of a target");
+  v("data.target_std", c.data.target_std, "the std of random targets; null means 1/sqrt(d_y)");
+  v("data.noise", c.data.noise, "std of the noise added to teacher and linear targets");
+  v("data.path", c.data.path,
+    "the .pt file of kind tensors, or the digits file; relative to the experiment file");
+  v("model.layers", c.model.layers, "L, the blocks (attention then FFN, each with its residual)");
+  v("model.key_dim", c.model.key_dim, "d_k, the columns of W_Q and W_K over all heads; null means d");
+  v("model.ffn_width", c.model.ffn_width, "m, the FFN's hidden width (W_1 is d x m)");
+  v("model.activation", c.model.activation, "sigma, the FFN's activation");
+  v("model.leaky_slope", c.model.leaky_slope, "the slope of leaky_relu below 0");
+  v("model.readout", c.model.readout, "Yhat is the last block's tokens, or their mean (one target per sequence)");
+  v("model.layer_norm", c.model.layer_norm, "pre: the attention reads LN(H) and the FFN LN(G); none: neither");
+  v("model.residual.attention", c.model.residual_attention,
+    "gamma_a in G = gamma_a H + S H W_V: true (1), false (0) or a scale");
+  v("model.residual.ffn", c.model.residual_ffn,
+    "gamma_f in H_out = gamma_f G + c sigma(G W_1) W_2, where W_2 keeps the width d");
+  v("model.attention.heads", c.model.heads, "h, the attention heads; it divides d_k and d");
+  v("model.attention.temperature", c.model.temperature, "tau, the scores' divisor; null means sqrt(d_k / h)");
+  v("model.attention.causal", c.model.causal, "mask the scores so that token i attends to tokens 0..i only");
+  v("model.ffn.output_scale", c.model.output_scale, "c in c sigma(G W_1) W_2; 1/sqrt(m) is the NTK parametrization");
+  v("model.init.W_Q", c.model.init.W_Q, "std of W_Q's entries at init; null means 1/sqrt(fan_in)");
+  v("model.init.W_K", c.model.init.W_K, "std of W_K's entries at init; null means 1/sqrt(fan_in)");
+  v("model.init.W_V", c.model.init.W_V, "std of W_V's entries at init; null means 1/sqrt(fan_in)");
+  v("model.init.W_1", c.model.init.W_1, "std of W_1's entries at init; null means 1/sqrt(fan_in)");
+  v("model.init.W_2", c.model.init.W_2, "std of W_2's entries at init; null means 1/sqrt(fan_in)");
+  v("train.lr", c.train.lr, "eta, the step size of theta <- theta - eta grad L(theta)");
+  v("train.max_iters", c.train.max_iters, "the GD steps at most (status max_iters when reached)");
+  v("train.tolerance", c.train.tolerance, "stop (converged) when the loss is at most this");
+  v("train.rel_tolerance", c.train.rel_tolerance, "stop (converged) when the loss is at most this times the initial");
+  v("train.divergence_factor", c.train.divergence_factor,
+    "stop (diverged) when the loss exceeds this times the initial, or is not finite");
+  v("train.loss", c.train.loss, "0.5 sum of squared errors, or that divided by N (mean)");
+  v("train.gradients", c.train.gradients, "autograd, or the hand-derived backward pass (the same trajectory)");
+  v("train.log_every", c.train.log_every, "a metrics.csv row (and a stop-rule check) every this many steps");
+  v("train.checkpoint_every", c.train.checkpoint_every, "write checkpoint.pt every this many steps; 0: off");
+  v("diagnostics.every", c.diagnostics.every,
+    "diagnose every this many steps, and at the first and last; 0: first and last only");
+  v("diagnostics.ntk", c.diagnostics.ntk, "record ntk_lambda_min, the smallest eigenvalue of J J^T");
+  v("diagnostics.ntk_every", c.diagnostics.ntk_every,
+    "measure the NTK every this many steps, and at the first and last; null means diagnostics.every");
+  v("diagnostics.ntk_max_entries", c.diagnostics.ntk_max_entries,
+    "the largest Jacobian (entries) the NTK is formed for; larger leaves the column NaN");
+  v("diagnostics.sharpness", c.diagnostics.sharpness, "record the largest eigenvalue of the loss's Hessian");
+  v("diagnostics.sharpness_every", c.diagnostics.sharpness_every,
+    "measure the sharpness every this many steps, and at the first and last; null means diagnostics.every");
+  v("diagnostics.linearized", c.diagnostics.linearized,
+    "record loss_lin, the loss GD would have on the model linearized at initialization (small problems only)");
+  v("compute.backend", c.compute.backend,
+    "tuned (the kernel routes and threads that pay on this machine) or reference (plain LibTorch)");
 }
 
 const std::vector<std::string>& all_keys() {
   static const std::vector<std::string> keys = [] {
     std::vector<std::string> out;
     ExperimentConfig c;
-    visit_fields(c, [&](const char* path, auto&) { out.emplace_back(path); });
+    visit_fields(c, [&](const char* path, auto&, const char*) { out.emplace_back(path); });
     return out;
   }();
   return keys;
@@ -115,7 +130,7 @@ std::vector<std::string> children_of(const std::string& section) {
     if (key.compare(0, prefix.size(), prefix) != 0) continue;
     add(key.substr(prefix.size(), key.find('.', prefix.size()) - prefix.size()));
   }
-  if (section.empty()) add("sweep");
+  if (section.empty()) add("sweep"), add("claims");
   return out;
 }
 
@@ -239,6 +254,18 @@ void parse(const YAML::Node& node, Gain& out, const std::string& key, const Orig
   }
 }
 
+template <class E, class = decltype(EnumNames<E>::names)>
+void parse(const YAML::Node& node, E& out, const std::string& key, const Origin& at) {
+  std::string name;
+  parse(node, name, key, at);
+  const auto value = parse_enum<E>(name);
+  if (!value) {
+    std::vector<std::string> names(std::begin(EnumNames<E>::names), std::end(EnumNames<E>::names));
+    fail(at, fmt::format("{}: unknown value '{}'; expected one of: {}", key, name, join(names, ", ")));
+  }
+  out = *value;
+}
+
 template <class T>
 void parse(const YAML::Node& node, std::optional<T>& out, const std::string& key, const Origin& at) {
   if (node.IsNull()) {
@@ -254,7 +281,7 @@ void parse(const YAML::Node& node, std::optional<T>& out, const std::string& key
 bool set_field(ExperimentConfig& config, const std::string& path, const YAML::Node& node,
                const Origin& at) {
   bool found = false;
-  visit_fields(config, [&](const char* key, auto& field) {
+  visit_fields(config, [&](const char* key, auto& field, const char*) {
     if (found || path != key) return;
     parse(node, field, path, at);
     found = true;
@@ -282,7 +309,14 @@ std::string to_text(const std::string& v) { return quote_if_needed(v); }
 std::string to_text(int64_t v) { return std::to_string(v); }
 std::string to_text(double v) { return fmt::format("{}", v); }
 std::string to_text(bool v) { return v ? "true" : "false"; }
-std::string to_text(const Gain& v) { return fmt::format("{}", v.value); }
+// A gain of 1 or 0 is the residual on or off, as experiment files write it.
+std::string to_text(const Gain& v) {
+  return v.value == 1.0 ? "true" : v.value == 0.0 ? "false" : fmt::format("{}", v.value);
+}
+template <class E, class = decltype(EnumNames<E>::names)>
+std::string to_text(E v) {
+  return to_string(v);
+}
 template <class T>
 std::string to_text(const std::optional<T>& v) {
   return v ? to_text(*v) : std::string("null");
@@ -303,7 +337,7 @@ std::vector<std::string> split_path(const std::string& path) {
 /// before every validation, so the order of --set and sweep values does not matter.
 void fill_kind_defaults(ExperimentConfig& config) {
   const DataConfig plain;
-  const bool digits = config.data.kind == "digits";
+  const bool digits = config.data.kind == DataKind::digits;
   const std::tuple<const char*, int64_t&, int64_t, int64_t> sizes[] = {
       {"data.seq_len", config.data.seq_len, plain.seq_len, 8},
       {"data.dim", config.data.dim, plain.dim, 8},
@@ -315,11 +349,14 @@ void fill_kind_defaults(ExperimentConfig& config) {
 /// One swept key's values, each type-checked where it stands (ranges are checked per point).
 SweepAxis read_axis(const ExperimentConfig& config, const std::string& key, const YAML::Node& values,
                     const Origin& key_at, const std::string& file, bool zipped) {
-  if (!is_field(key) || key == "name" || key == "seed") {
+  // compute.backend sets up the process once, before any run: not per point.
+  auto sweepable_key = [](const std::string& k) { return k != "name" && k != "seed" && k != "compute.backend"; };
+  if (!is_field(key) || !sweepable_key(key)) {
     std::vector<std::string> sweepable = {"seeds", "zip"};
     for (const auto& k : all_keys())
-      if (k != "name" && k != "seed") sweepable.push_back(k);
-    const char* why = key == "seed" ? " (use 'seeds' to repeat runs)"
+      if (sweepable_key(k)) sweepable.push_back(k);
+    const char* why = key == "seed"              ? " (use 'seeds' to repeat runs)"
+                      : key == "compute.backend" ? " (it sets up the process: compare the backends with two runs)"
                       : key.rfind("zip.", 0) == 0 ? " (zipped lists are set together: --set sweep.zip={KEY: [...], KEY: [...]})"
                                                    : "";
     fail(key_at, fmt::format("sweep: '{}' is not a key that can be swept{}; sweepable keys: {}",
@@ -415,6 +452,41 @@ void load_sweep(ExperimentConfig& config, const YAML::Node& node, const std::str
 /// Loads one map of the file. `keys_at` holds every key the file has set so far, by its
 /// full dotted path, with where: a key may be spelled nested (`model: {residual: {ffn:
 /// ..}}`) or dotted (`model.residual.ffn: ..`), and either spelling twice is a duplicate.
+/// The `claims:` section: `expect:` kept item by item as YAML text (claims.cpp reads it),
+/// `quick:` as key=value assignments, `figure:` a plot's name.
+void load_claims(ExperimentConfig& config, const YAML::Node& node, const std::string& file) {
+  if (!node.IsMap())
+    fail(origin_of(node, file), fmt::format("claims: expected a map with keys expect, quick, figure, got {}", describe(node)));
+  for (const auto& item : node) {
+    const Origin key_at = origin_of(item.first, file);
+    const std::string name = item.first.IsScalar() ? item.first.Scalar() : "";
+    const YAML::Node& value = item.second;
+    if (name == "expect") {
+      if (!value.IsSequence())
+        fail(origin_of(value, file), fmt::format("claims.expect: expected a list of claims, got {}", describe(value)));
+      for (const auto& entry : value) {
+        YAML::Emitter out;
+        out << YAML::Flow << entry;
+        config.claims.expect.push_back({out.c_str(), origin_of(entry, file)});
+      }
+    } else if (name == "quick") {
+      if (!value.IsMap())
+        fail(origin_of(value, file), fmt::format("claims.quick: expected a map of keys to values, got {}", describe(value)));
+      config.claims.quick.clear();
+      config.claims.quick_at = origin_of(value, file).str();
+      for (const auto& setting : value) {
+        YAML::Emitter out;
+        out << YAML::Flow << setting.second;
+        config.claims.quick.push_back(setting.first.Scalar() + "=" + out.c_str());
+      }
+    } else if (name == "figure") {
+      parse(value, config.claims.figure, "claims.figure", origin_of(value, file));
+    } else {
+      fail(key_at, fmt::format("claims: unknown key '{}'; known keys: expect, quick, figure", name));
+    }
+  }
+}
+
 void load_map(ExperimentConfig& config, const YAML::Node& map, const std::string& section, const std::string& file,
               std::map<std::string, Origin>& keys_at) {
   std::set<std::string> seen;  // this map's own names: one twice is a duplicate, section or key
@@ -430,6 +502,8 @@ void load_map(ExperimentConfig& config, const YAML::Node& map, const std::string
     }
     if (path == "sweep") {
       load_sweep(config, item.second, file);
+    } else if (path == "claims") {
+      load_claims(config, item.second, file);
     } else if (is_field(path)) {
       set_field(config, path, item.second, origin_of(item.second, file));
     } else if (is_section(path)) {
@@ -450,12 +524,6 @@ void require(bool ok, const ExperimentConfig& config, const std::string& key,
   auto it = config.origins.find(key);
   const Origin at = it == config.origins.end() ? Origin{"default"} : it->second;
   fail(at, fmt::format("{}: {}", key, what));
-}
-
-void require_choice(const std::string& value, const std::vector<std::string>& choices,
-                    const ExperimentConfig& config, const std::string& key) {
-  require(std::find(choices.begin(), choices.end(), value) != choices.end(), config, key,
-          fmt::format("unknown value '{}'; expected one of: {}", value, join(choices, ", ")));
 }
 
 /// Where a second YAML document starts, if there is one. Parses at most two documents:
@@ -519,6 +587,23 @@ ExperimentConfig load_config_text(const std::string& yaml_text, const std::strin
   return config;
 }
 
+namespace {
+
+/// A data.path written in an experiment file is relative to that file's folder: made
+/// absolute here, so that the run reads the same file from any working directory. A path
+/// given by --set, or absolute, stays as it is (--set is relative to the working directory).
+void resolve_data_path(ExperimentConfig& config) {
+  const auto origin = config.origins.find("data.path");
+  if (!config.data.path || config.data.path->empty() || origin == config.origins.end() || origin->second.line == 0)
+    return;
+  const std::filesystem::path path = *config.data.path, file = origin->second.file;
+  std::error_code ec;
+  if (path.is_absolute() || !std::filesystem::is_regular_file(file, ec)) return;  // not from a file on disk
+  config.data.path = std::filesystem::absolute(file.parent_path() / path, ec).lexically_normal().string();
+}
+
+}  // namespace
+
 ExperimentConfig load_config_file(const std::string& path) {
   std::string text;
   try {
@@ -526,7 +611,21 @@ ExperimentConfig load_config_file(const std::string& path) {
   } catch (const IoError& e) {
     throw ConfigError(fmt::format("{}; an experiment file is a YAML text file", e.what()));
   }
-  return load_config_text(text, path);
+  ExperimentConfig config = load_config_text(text, path);
+  resolve_data_path(config);
+  for (auto& axis : config.sweep.axes) {  // swept data files too, relative to this file
+    if (axis.key != "data.path") continue;
+    for (size_t i = 0; i < axis.values.size(); ++i) {
+      const YAML::Node value = YAML::Load(axis.values[i]);
+      if (!value.IsScalar()) continue;  // null: no file
+      ExperimentConfig point;
+      point.data.path = value.Scalar();
+      point.origins["data.path"] = axis.origins[i];
+      resolve_data_path(point);
+      axis.values[i] = quote_if_needed(*point.data.path);
+    }
+  }
+  return config;
 }
 
 namespace {
@@ -573,7 +672,34 @@ void set_from_assignment(ExperimentConfig& config, const std::string& assignment
 }  // namespace
 
 void apply_overrides(ExperimentConfig& config, const std::vector<std::string>& assignments) {
-  for (const auto& assignment : assignments) set_from_assignment(config, assignment);
+  // A key set twice to different values, or set beside a sweep that sets it for every
+  // run, would leave one of the values unused without a word: both are refused.
+  std::map<std::string, std::pair<std::string, std::string>> set_to;  // key -> (value, assignment)
+  for (const auto& assignment : assignments) {
+    set_from_assignment(config, assignment);
+    const std::string key = assignment.substr(0, assignment.find('='));
+    if (!is_field(key)) continue;  // sweep.*, sweep: checked below
+    const std::string value = value_text(config, key);
+    const auto [first, fresh] = set_to.emplace(key, std::pair{value, assignment});
+    if (!fresh && first->second.first != value)
+      fail(Origin{"--set " + assignment}, fmt::format("{} is also set by --set {}, to another value; set it once",
+                                                      key, first->second.second));
+  }
+  for (const auto& [key, setting] : set_to) {
+    if (key == "seed" && !config.sweep.seeds.empty())
+      fail(Origin{"--set " + setting.second},
+           fmt::format("seed is swept by sweep.seeds: [{}], which sets every run's seed, so this value would vanish; "
+                       "to run it alone use --set sweep.seeds=[{}]",
+                       fmt::join(config.sweep.seeds, ", "), setting.first));
+    for (const auto& axis : config.sweep.axes) {
+      if (axis.key != key) continue;
+      fail(Origin{"--set " + setting.second},
+           fmt::format("{} is swept by {} (sweep.{}{}: [{}]), which sets it for every run, so this value would "
+                       "vanish; to run it alone use --set sweep.{}=[{}], or drop the sweep with --set sweep={{}}",
+                       key, axis.origins.front().str(), axis.zipped ? "zip." : "", key, join(axis.values, ", "),
+                       key, setting.first));
+    }
+  }
   fill_kind_defaults(config);
   validate(config);
 }
@@ -616,6 +742,14 @@ std::string directory_safe(std::string text) {
   return text;
 }
 
+/// How a swept value names a run's directory: directory_safe of its text, but a data file
+/// by its name alone (its folder is made absolute on loading).
+std::string directory_value(const std::string& key, const std::string& value) {
+  if (key != "data.path") return directory_safe(value);
+  const std::string unquoted = value.size() >= 2 && value.front() == '"' ? value.substr(1, value.size() - 2) : value;
+  return directory_safe(std::filesystem::path(unquoted).filename().string());
+}
+
 /// Two points of a sweep with one directory name would train into one run directory. A
 /// point's name joins key=value parts with ',', and directory_safe leaves neither ',' nor '='
 /// in a part, so two points share a name exactly when they agree on every dimension of the
@@ -630,7 +764,7 @@ void require_distinct_run_directories(const SweepConfig& sweep) {
     std::map<std::string, size_t> first_of;  // the entry's directory names, joined by ',' -> first index
     for (size_t j = 0; j < shape.extents[d]; ++j) {
       std::string name;
-      for (const SweepAxis* axis : axes) name += directory_safe(axis->values[j]) + ",";
+      for (const SweepAxis* axis : axes) name += directory_value(axis->key, axis->values[j]) + ",";
       const auto [it, fresh] = first_of.emplace(name, j);
       if (fresh) continue;
       const SweepAxis& first = *axes.front();
@@ -661,45 +795,40 @@ void validate(const ExperimentConfig& c) {
                          (c.device.rfind("cuda:", 0) == 0 && c.device.size() > 5 &&
                           c.device.find_first_not_of("0123456789", 5) == std::string::npos);
   require(device_ok, c, "device", fmt::format("unknown device '{}'; expected cpu, cuda, cuda:N or auto", c.device));
-  require_choice(c.dtype, {"float64", "float32"}, c, "dtype");
 
   const DataConfig& d = c.data;
-  require_choice(d.kind, {"gaussian", "digits", "tensors"}, c, "data.kind");
-  if (d.kind != "gaussian") {  // the target generators and token scaling are for gaussian tokens only
-    const std::string only = fmt::format("applies to gaussian data only, not to {}", d.kind);
-    require(d.target == "random", c, "data.target", only);
+  if (d.kind != DataKind::gaussian) {  // the target generators and token scaling are for gaussian tokens only
+    const std::string only = fmt::format("applies to gaussian data only, not to {}", to_string(d.kind));
+    require(d.target == Target::random, c, "data.target", only);
     require(!d.target_std, c, "data.target_std", only);
     require(d.noise == 0, c, "data.noise", only);
     require(!d.normalize_tokens, c, "data.normalize_tokens", only);
   }
-  if (d.kind == "digits") {  // data.h: 8 image rows as 8 tokens; one-hot or numeric label
+  if (d.kind == DataKind::digits) {  // data.h: 8 image rows as 8 tokens; one-hot or numeric label
     require(d.seq_len == 8, c, "data.seq_len", fmt::format("must be 8 for digits (8 image rows), got {}", d.seq_len));
     require(d.dim == 8, c, "data.dim", fmt::format("must be 8 for digits (8 pixels a row), got {}", d.dim));
     require(d.target_dim == 10 || d.target_dim == 1, c, "data.target_dim",
             fmt::format("must be 10 (one-hot label) or 1 (the label as a number) for digits, got {}", d.target_dim));
   }
-  require(d.kind != "tensors" || (d.path && !d.path->empty()), c, "data.path",
+  require(d.kind != DataKind::tensors || (d.path && !d.path->empty()), c, "data.path",
           "tensors data needs the .pt file: set data.path");
   require(d.num_samples > 0, c, "data.num_samples", fmt::format("must be a positive integer, got {}", d.num_samples));
   require(d.seq_len > 0, c, "data.seq_len", fmt::format("must be a positive integer, got {}", d.seq_len));
   require(d.dim > 0, c, "data.dim", fmt::format("must be a positive integer, got {}", d.dim));
   require(d.target_dim > 0, c, "data.target_dim", fmt::format("must be a positive integer, got {}", d.target_dim));
-  require_choice(d.target, {"random", "teacher", "linear"}, c, "data.target");
   require(!d.target_std || *d.target_std >= 0, c, "data.target_std", "must be >= 0");
   require(d.noise >= 0, c, "data.noise", "must be >= 0");
+  require(d.noise == 0 || d.target != Target::random, c, "data.noise",
+          "applies to teacher and linear targets; random targets have their own spread (data.target_std)");
 
   const ModelConfig& m = c.model;
   require(m.layers > 0, c, "model.layers", fmt::format("must be a positive integer, got {}", m.layers));
   require(!m.key_dim || *m.key_dim > 0, c, "model.key_dim", "must be a positive integer or null");
   require(m.ffn_width > 0, c, "model.ffn_width", fmt::format("must be a positive integer, got {}", m.ffn_width));
-  require_choice(m.activation, {"relu", "gelu", "softplus", "tanh", "leaky_relu", "identity"}, c,
-                 "model.activation");
-  require_choice(m.readout, {"tokens", "mean"}, c, "model.readout");
-  require_choice(m.layer_norm, {"none", "pre"}, c, "model.layer_norm");
   require(m.heads > 0, c, "model.attention.heads", fmt::format("must be a positive integer, got {}", m.heads));
   // Each head attends with d_k / h query and key columns and writes d / h value columns. A
   // tensors file's d is known once read_data_sizes has read it and given data.dim an origin.
-  if (d.kind != "tensors" || c.origins.count("data.dim")) {
+  if (d.kind != DataKind::tensors || c.origins.count("data.dim")) {
     const int64_t key_dim = m.key_dim.value_or(d.dim);
     require(key_dim % m.heads == 0 && d.dim % m.heads == 0, c, "model.attention.heads",
             fmt::format("{} heads must divide the key size d_k = {} and the token size d = {} evenly", m.heads,
@@ -716,12 +845,13 @@ void validate(const ExperimentConfig& c) {
   require(t.tolerance >= 0, c, "train.tolerance", "must be >= 0");
   require(t.rel_tolerance >= 0, c, "train.rel_tolerance", "must be >= 0");
   require(t.divergence_factor > 1, c, "train.divergence_factor", "must be > 1");
-  require_choice(t.loss, {"sum", "mean"}, c, "train.loss");
-  require_choice(t.gradients, {"autograd", "analytic"}, c, "train.gradients");
   require(t.log_every >= 1, c, "train.log_every", "must be >= 1");
   require(t.checkpoint_every >= 0, c, "train.checkpoint_every", "must be >= 0 (0 = off)");
 
   require(c.diagnostics.every >= 0, c, "diagnostics.every", "must be >= 0 (0 = first and last iteration only)");
+  for (const auto& [key, every] : {std::pair{"diagnostics.ntk_every", c.diagnostics.ntk_every},
+                                   {"diagnostics.sharpness_every", c.diagnostics.sharpness_every}})
+    require(!every || *every >= 0, c, key, "must be >= 0 (0 = first and last iteration only) or null");
   require(c.diagnostics.ntk_max_entries > 0, c, "diagnostics.ntk_max_entries", "must be > 0");
 
   double runs = double(std::max<size_t>(c.sweep.seeds.size(), 1));
@@ -736,7 +866,7 @@ void validate(const ExperimentConfig& c) {
 std::string dump_yaml(const ExperimentConfig& config, bool include_sweep) {
   std::string out;
   std::vector<std::string> open;  // the sections of the previous key
-  visit_fields(config, [&](const char* key, const auto& field) {
+  visit_fields(config, [&](const char* key, const auto& field, const char*) {
     auto parts = split_path(key);
     size_t common = 0;
     while (common < open.size() && common + 1 < parts.size() && open[common] == parts[common]) ++common;
@@ -764,7 +894,7 @@ std::string dump_yaml(const ExperimentConfig& config, bool include_sweep) {
 
 std::string value_text(const ExperimentConfig& config, const std::string& key) {
   std::optional<std::string> text;
-  visit_fields(config, [&](const char* path, const auto& field) {
+  visit_fields(config, [&](const char* path, const auto& field, const char*) {
     if (!text && key == path) text = to_text(field);
   });
   if (!text) throw std::logic_error("value_text: no key '" + key + "'");
@@ -779,7 +909,7 @@ std::string config_hash(const ExperimentConfig& config) {
 
 std::string SweepPoint::dir_name() const {
   std::vector<std::string> parts;
-  for (const auto& [key, value] : values) parts.push_back(directory_safe(key) + "=" + directory_safe(value));
+  for (const auto& [key, value] : values) parts.push_back(directory_safe(key) + "=" + directory_value(key, value));
   const std::string seed_dir = fmt::format("seed={}", seed);
   return parts.empty() ? seed_dir : join(parts, ",") + "/" + seed_dir;
 }

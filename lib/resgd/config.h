@@ -1,12 +1,14 @@
 // Experiment configuration: typed option structs with their defaults, strict YAML loading,
-// `--set` overrides, sweeps and the resolved dump (DESIGN.md, "Experiment files").
+// `--set` overrides, sweeps and the resolved dump (docs/design.md, "Experiments and sweeps").
 //
 // Every key is registered once, in `visit_fields` (config.cpp); loading, overriding,
 // sweeping, validating and dumping all walk that one list, so a key cannot exist in one of
 // them and be missing from another.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -37,13 +39,78 @@ struct Gain {
   double value = 1.0;
 };
 
+// The configuration's choices, one enum each. EnumNames<E>::names spells its values in
+// their order, as experiment files, summary.json and the reference write them.
+enum class DataKind { gaussian, digits, tensors };
+enum class Target { random, teacher, linear };
+enum class Activation { relu, gelu, softplus, tanh, leaky_relu, identity };
+enum class Readout { tokens, mean };
+enum class LayerNorm { none, pre };
+enum class Loss { sum, mean };
+enum class Gradients { autograd, analytic };
+enum class Dtype { float64, float32 };
+enum class Backend { tuned, reference };
+
+template <class E>
+struct EnumNames;
+template <>
+struct EnumNames<DataKind> {
+  static constexpr const char* names[] = {"gaussian", "digits", "tensors"};
+};
+template <>
+struct EnumNames<Target> {
+  static constexpr const char* names[] = {"random", "teacher", "linear"};
+};
+template <>
+struct EnumNames<Activation> {
+  static constexpr const char* names[] = {"relu", "gelu", "softplus", "tanh", "leaky_relu", "identity"};
+};
+template <>
+struct EnumNames<Readout> {
+  static constexpr const char* names[] = {"tokens", "mean"};
+};
+template <>
+struct EnumNames<LayerNorm> {
+  static constexpr const char* names[] = {"none", "pre"};
+};
+template <>
+struct EnumNames<Loss> {
+  static constexpr const char* names[] = {"sum", "mean"};
+};
+template <>
+struct EnumNames<Gradients> {
+  static constexpr const char* names[] = {"autograd", "analytic"};
+};
+template <>
+struct EnumNames<Dtype> {
+  static constexpr const char* names[] = {"float64", "float32"};
+};
+template <>
+struct EnumNames<Backend> {
+  static constexpr const char* names[] = {"tuned", "reference"};
+};
+
+/// The name of an enum value (EnumNames).
+template <class E, class = decltype(EnumNames<E>::names)>
+std::string to_string(E value) {
+  return EnumNames<E>::names[static_cast<size_t>(value)];
+}
+
+/// The value named `name`, or nullopt.
+template <class E>
+std::optional<E> parse_enum(const std::string& name) {
+  for (size_t i = 0; i < std::size(EnumNames<E>::names); ++i)
+    if (name == EnumNames<E>::names[i]) return static_cast<E>(i);
+  return std::nullopt;
+}
+
 struct DataConfig {
-  std::string kind = "gaussian";  // gaussian | digits | tensors
+  DataKind kind = DataKind::gaussian;
   int64_t num_samples = 32;       // N
   int64_t seq_len = 8;            // n
   int64_t dim = 16;               // d
   bool normalize_tokens = false;  // scale each token to unit norm
-  std::string target = "random";  // random | teacher | linear (gaussian only)
+  Target target = Target::random;  // gaussian only
   int64_t target_dim = 16;        // d_y
   std::optional<double> target_std;  // random targets' std; null = 1/sqrt(d_y)
   double noise = 0.0;                // std of noise added to teacher/linear targets
@@ -59,10 +126,10 @@ struct ModelConfig {
   int64_t layers = 1;                // L
   std::optional<int64_t> key_dim;    // d_k; null = d
   int64_t ffn_width = 256;           // m
-  std::string activation = "relu";   // relu | gelu | softplus | tanh | leaky_relu | identity
+  Activation activation = Activation::relu;
   double leaky_slope = 0.01;
-  std::string readout = "tokens";    // tokens | mean
-  std::string layer_norm = "none";   // none | pre: each token normalized before attention and FFN
+  Readout readout = Readout::tokens;
+  LayerNorm layer_norm = LayerNorm::none;  // pre: each token normalized before attention and FFN
   Gain residual_attention{1.0};      // gamma_a
   Gain residual_ffn{0.0};            // gamma_f (the paper's single-layer model has none)
   int64_t heads = 1;                 // attention heads: d_k and d split evenly between them
@@ -78,17 +145,26 @@ struct TrainConfig {
   double tolerance = 0.0;          // absolute: stop when loss <= tolerance
   double rel_tolerance = 1.0e-10;  // relative: stop when loss <= rel_tolerance * loss_0
   double divergence_factor = 1.0e6;
-  std::string loss = "sum";           // sum | mean
-  std::string gradients = "autograd"; // autograd | analytic
+  Loss loss = Loss::sum;
+  Gradients gradients = Gradients::autograd;
   int64_t log_every = 1;              // metrics.csv row cadence
   int64_t checkpoint_every = 0;       // 0 = off
+};
+
+/// How a run multiplies: `tuned` (the routes that pay on this machine) or `reference`
+/// (plain LibTorch, no process tuning): docs/internals.md.
+struct ComputeConfig {
+  Backend backend = Backend::tuned;
 };
 
 struct DiagnosticsConfig {
   int64_t every = 10;  // 0 = only at the first and last iteration
   bool ntk = false;    // smallest eigenvalue of J J^T (small problems only)
+  std::optional<int64_t> ntk_every;  // null = every
   int64_t ntk_max_entries = 50'000'000;  // refuse the NTK above this many Jacobian entries
   bool sharpness = false;  // largest eigenvalue of the loss's Hessian (Lanczos on Hessian-vector products)
+  std::optional<int64_t> sharpness_every;  // null = every
+  bool linearized = false;  // loss_lin: GD on the model linearized at initialization (linearized.h)
 };
 
 /// One swept key and its values, each kept as YAML text with its position in the file.
@@ -105,16 +181,31 @@ struct SweepConfig {
   bool empty() const { return axes.empty() && seeds.empty(); }
 };
 
+/// What an experiment claims (the file's `claims:` section), checked by `resgd reproduce`
+/// (claims.h); no part of a run: config.yaml and config_hash leave it out.
+struct ClaimsConfig {
+  struct Entry {
+    std::string yaml;  // one item of `expect:`, as YAML text
+    Origin origin;
+  };
+  std::vector<Entry> expect;
+  std::vector<std::string> quick;  // `quick:` overrides for --quick, as key=value assignments
+  std::string quick_at = "claims.quick";  // where `quick:` stands, for its errors
+  std::string figure = "loss";     // the report plot results.md shows
+};
+
 struct ExperimentConfig {
   std::string name = "example";
   int64_t seed = 0;
   std::string device = "auto";   // cpu | cuda | cuda:N | auto
-  std::string dtype = "float64"; // float64 | float32
+  Dtype dtype = Dtype::float64;
   DataConfig data;
   ModelConfig model;
   TrainConfig train;
   DiagnosticsConfig diagnostics;
+  ComputeConfig compute;
   SweepConfig sweep;
+  ClaimsConfig claims;
 
   /// Where each key was last set (dotted path -> origin); keys never set are absent.
   std::map<std::string, Origin> origins;

@@ -1,4 +1,4 @@
-// Data sets (DESIGN.md, "Experiment files"): gaussian tokens with random, teacher or linear
+// Data sets (docs/design.md, "Data"): gaussian tokens with random, teacher or linear
 // targets; the UCI digits; X and Y from a .pt file.
 #include "resgd/data.h"
 
@@ -15,9 +15,6 @@
 #include "resgd/model.h"
 
 // Where the project's data/ folder was at build time (lib/CMakeLists.txt sets it).
-#ifndef RESGD_DATA_DIR
-#define RESGD_DATA_DIR "data"
-#endif
 
 namespace resgd {
 namespace fs = std::filesystem;
@@ -49,11 +46,11 @@ torch::Tensor teacher_targets(const ExperimentConfig& config, const torch::Tenso
   ModelConfig& m = teacher_config.model;
   m.residual_attention.value = 1.0;
   m.residual_ffn.value = 1.0;
-  m.activation = "relu";
+  m.activation = Activation::relu;
   m.heads = 1;
   m.temperature.reset();
   m.causal = false;
-  m.layer_norm = "none";
+  m.layer_norm = LayerNorm::none;
   m.output_scale = 1.0;
   m.init = InitConfig{};
   ModelOptions options = model_options(teacher_config);
@@ -66,17 +63,17 @@ torch::Tensor teacher_targets(const ExperimentConfig& config, const torch::Tenso
 /// Gaussian tokens with random, teacher or linear targets, on the CPU in float64.
 Dataset gaussian_dataset(const ExperimentConfig& config) {
   const DataConfig& data = config.data;
-  const bool pooled = config.model.readout == "mean";
+  const bool pooled = config.model.readout == Readout::mean;
   torch::Tensor X = gaussian_tokens(data, config.seed);
   torch::Tensor Y;
   auto noise = make_generator(config.seed, "data.Y");
-  if (data.target == "random") {
+  if (data.target == Target::random) {
     const double std = data.target_std.value_or(1.0 / std::sqrt(static_cast<double>(data.target_dim)));
     std::vector<int64_t> shape = {data.num_samples, data.seq_len, data.target_dim};
     if (pooled) shape = {data.num_samples, data.target_dim};
     Y = torch::randn(shape, noise, kFloat64).mul_(std);
   } else {
-    if (data.target == "teacher") {
+    if (data.target == Target::teacher) {
       Y = teacher_targets(config, X);
     } else {  // linear: X B, B of shape (d, d_y), entries N(0, 1/d)
       auto B = torch::randn({data.dim, data.target_dim}, noise, kFloat64)
@@ -114,7 +111,7 @@ Dataset digits_dataset(const ExperimentConfig& config) {
   torch::Tensor Y = data.target_dim == kDigitsClasses
                         ? torch::one_hot(labels, kDigitsClasses).to(torch::kFloat64)  // (N, 10)
                         : labels.to(torch::kFloat64).unsqueeze(1);                   // (N, 1)
-  if (config.model.readout == "tokens") Y = Y.unsqueeze(1).expand({N, kDigitsSide, data.target_dim}).contiguous();
+  if (config.model.readout == Readout::tokens) Y = Y.unsqueeze(1).expand({N, kDigitsSide, data.target_dim}).contiguous();
   return {digits.images.slice(0, 0, N), Y};
 }
 
@@ -136,11 +133,11 @@ Dataset checked_tensors(const ExperimentConfig& config, const std::map<std::stri
     return t.to(torch::kFloat64);
   };
   const torch::Tensor X = get("X"), Y = get("Y");
-  const bool pooled = config.model.readout == "mean";
+  const bool pooled = config.model.readout == Readout::mean;
   if (X.dim() != 3) fail(fmt::format("X has shape {}", c10::str(X.sizes())));
   if (Y.dim() != (pooled ? 2 : 3) || Y.size(0) != X.size(0) || (!pooled && Y.size(1) != X.size(1)))
     fail(fmt::format("Y has shape {} with X of shape {} and model.readout {}", c10::str(Y.sizes()),
-                     c10::str(X.sizes()), config.model.readout));
+                     c10::str(X.sizes()), to_string(config.model.readout)));
   const std::tuple<const char*, int64_t, int64_t, const char*> sizes[] = {
       {"data.seq_len", data.seq_len, X.size(1), "n"}, {"data.dim", data.dim, X.size(2), "d"},
       {"data.target_dim", data.target_dim, Y.size(-1), "d_y"}};
@@ -159,14 +156,33 @@ Dataset tensors_dataset(const ExperimentConfig& config) {
 
 }  // namespace
 
+namespace {
+
+/// A data.path that is not a file is the configuration's mistake: refused where it was set,
+/// with the path as resolved (an experiment file's relative path is to the file's folder).
+void require_data_file(const ExperimentConfig& config) {
+  if (!config.data.path) return;
+  std::error_code ec;
+  if (fs::exists(*config.data.path, ec)) return;  // a directory or FIFO is load's error, with the path
+  const auto origin = config.origins.find("data.path");
+  const bool from_file = origin != config.origins.end() && origin->second.line > 0;
+  throw ConfigError(fmt::format("{}data.path: {}: no such file{}",
+                                origin == config.origins.end() ? "" : origin->second.str() + ": ", *config.data.path,
+                                from_file ? " (a relative data.path is read from the experiment file's folder)"
+                                          : " (a relative --set data.path is read from the working directory)"));
+}
+
+}  // namespace
+
 void read_data_sizes(ExperimentConfig& config) {
   DataConfig& data = config.data;
-  if (data.kind == "digits") {  // a file the run could not read is refused now, as for tensors
+  require_data_file(config);
+  if (data.kind == DataKind::digits) {  // a file the run could not read is refused now, as for tensors
     const fs::path path = digits_path(data);
     check_num_samples(config, load_digits(path).labels.size(0), path);
     return;
   }
-  if (data.kind != "tensors" || !data.path) return;
+  if (data.kind != DataKind::tensors || !data.path) return;
   const auto tensors = load_tensors(*data.path);
   const auto X = tensors.find("X"), Y = tensors.find("Y");
   if (X != tensors.end() && Y != tensors.end() && X->second.dim() == 3 && Y->second.dim() >= 2) {
@@ -183,13 +199,18 @@ void read_data_sizes(ExperimentConfig& config) {
   checked_tensors(config, tensors);  // and a file the run would refuse, refused now
 }
 
+fs::path bundled_data_dir() {
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::path("share/resgd") : (exe.parent_path().parent_path() / "share" / "resgd").lexically_normal();
+}
+
 fs::path digits_path(const DataConfig& data) {
   if (data.path) return *data.path;
-  const fs::path candidates[] = {fs::path(RESGD_DATA_DIR) / "digits.csv.gz", fs::path("data") / "digits.csv.gz"};
-  for (const auto& candidate : candidates)
-    if (fs::exists(candidate)) return candidate;
-  throw IoError(fmt::format("{}: digits file not found (data.path is null; also looked for {}); set data.path "
-                            "to a copy of digits.csv.gz", candidates[0].string(), candidates[1].string()));
+  const fs::path bundled = bundled_data_dir() / "digits.csv.gz";
+  if (fs::exists(bundled)) return bundled;
+  throw IoError(fmt::format("{}: the bundled digits file is not there (data.path is null); set data.path to a copy "
+                            "of data/digits.csv.gz, or reinstall resgd", bundled.string()));
 }
 
 Digits load_digits(const fs::path& path) {
@@ -258,8 +279,10 @@ uint64_t data_fingerprint(const Dataset& data) {
 }
 
 Dataset make_dataset(const ExperimentConfig& config, torch::Device device, torch::Dtype dtype) {
-  const std::string& kind = config.data.kind;
-  Dataset out = kind == "digits" ? digits_dataset(config) : kind == "tensors" ? tensors_dataset(config) : gaussian_dataset(config);
+  const DataKind kind = config.data.kind;
+  Dataset out = kind == DataKind::digits    ? digits_dataset(config)
+                : kind == DataKind::tensors ? tensors_dataset(config)
+                                            : gaussian_dataset(config);
   out.X = out.X.to(device, dtype);
   out.Y = out.Y.to(device, dtype);
   return out;

@@ -1,4 +1,4 @@
-// Data sets: DESIGN.md, "Experiment files" (data section).
+// Data sets: docs/design.md, "Data".
 // Gaussian tokens are drawn on the CPU in float64 from streams of the run's seed, then cast
 // and moved, so the data never depend on the device, the dtype, or the student's residuals,
 // initialization or step size.
@@ -55,8 +55,11 @@ struct Digits {
 };
 /// Reads a digits CSV, gzip-compressed or plain (65 integers a row: 64 pixels, the label).
 Digits load_digits(const std::filesystem::path& path);
-/// The digits file of a config: data.path, or the first default location that exists
-/// (IoError naming every place tried when none does).
+/// Where the bundled data lies: share/resgd beside the executable's bin/ folder, in the
+/// build tree (build/release/share/resgd) as in an installed prefix.
+std::filesystem::path bundled_data_dir();
+/// The digits file of a config: data.path, or the bundled copy (IoError naming it when it
+/// is not there).
 std::filesystem::path digits_path(const DataConfig& data);
 
 }  // namespace resgd

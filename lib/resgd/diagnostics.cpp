@@ -1,4 +1,4 @@
-// Diagnostics: DESIGN.md, "Diagnostics".
+// Diagnostics: docs/design.md, "Diagnostics".
 #include "resgd/diagnostics.h"
 
 #include <algorithm>
@@ -7,6 +7,7 @@
 #include <iostream>
 #include <limits>
 #include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -15,9 +16,19 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-const char* const kBlockColumns[] = {
-    "sigma_min_g",      "sigma_max_g",      "cond_g",      "sigma_min_a", "sigma_max_a", "cond_a",
-    "sigma_min_gstack", "sigma_max_gstack", "cond_gstack", "attn_entropy", "rank1_res"};
+/// A block's columns, in metrics.csv's order, with the field each is.
+constexpr std::pair<const char*, double BlockDiagnosis::*> kBlockColumns[] = {
+    {"sigma_min_g", &BlockDiagnosis::sigma_min_g},
+    {"sigma_max_g", &BlockDiagnosis::sigma_max_g},
+    {"cond_g", &BlockDiagnosis::cond_g},
+    {"sigma_min_a", &BlockDiagnosis::sigma_min_a},
+    {"sigma_max_a", &BlockDiagnosis::sigma_max_a},
+    {"cond_a", &BlockDiagnosis::cond_a},
+    {"sigma_min_gstack", &BlockDiagnosis::sigma_min_gstack},
+    {"sigma_max_gstack", &BlockDiagnosis::sigma_max_gstack},
+    {"cond_gstack", &BlockDiagnosis::cond_gstack},
+    {"attn_entropy", &BlockDiagnosis::attn_entropy},
+    {"rank1_res", &BlockDiagnosis::rank1_res}};
 
 torch::Tensor scalar_like(double value, const torch::Tensor& like) {
   return torch::full({}, value, like.options());
@@ -44,7 +55,7 @@ struct RequireGrad {
 /// backward, the gradient taken once with its graph and differentiated again per product.
 template <class Use>
 auto with_hessian_products(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
-                           const std::string& loss, Use&& use) {
+                           Loss loss, Use&& use) {
   torch::AutoGradMode grad_mode(true);  // the training loop calls us under NoGradGuard
   auto params = model.parameters();
   RequireGrad require_grad(params);
@@ -81,11 +92,12 @@ void warn_once(bool* run_flag, std::atomic<bool>& process_flag, const std::strin
 
 }  // namespace
 
-double linear_rate(const std::vector<int64_t>& iters, const std::vector<double>& losses,
-                   std::optional<int64_t> iters_to_tol) {
+LinearConvergence linear_convergence(const std::vector<int64_t>& iters, const std::vector<double>& losses,
+                                     std::optional<int64_t> iters_to_tol, bool diverged) {
   TORCH_CHECK(iters.size() == losses.size(), "linear_rate: ", iters.size(), " iterations but ",
               losses.size(), " losses");
-  if (iters.empty()) return kNaN;
+  LinearConvergence verdict;
+  if (iters.empty()) return verdict;
   const int64_t end = iters_to_tol.value_or(iters.back());
   const double start = 0.1 * static_cast<double>(end);
   std::vector<double> xs, ys;
@@ -96,7 +108,19 @@ double linear_rate(const std::vector<int64_t>& iters, const std::vector<double>&
     ys.push_back(std::log(losses[i]));
   }
   const auto fit = fit_line(xs, ys);
-  return fit ? std::exp(fit->slope) : kNaN;
+  if (!fit) return verdict;
+  verdict.rate = std::exp(fit->slope);
+  verdict.correlation = fit->correlation;
+  verdict.decades = -fit->slope * (xs.back() - xs.front()) / std::log(10.0);
+  // A run that reached its tolerance on the line converged linearly however few decades it
+  // needed; one that did not must show at least a decade, or it has stalled.
+  verdict.linear = !diverged && verdict.correlation <= -kLinearCorrelation && (iters_to_tol || verdict.decades >= 1);
+  return verdict;
+}
+
+double linear_rate(const std::vector<int64_t>& iters, const std::vector<double>& losses,
+                   std::optional<int64_t> iters_to_tol) {
+  return linear_convergence(iters, losses, iters_to_tol, false).rate;
 }
 
 std::optional<LineFit> fit_line(const std::vector<double>& xs, const std::vector<double>& ys) {
@@ -129,28 +153,59 @@ double median_of_finite(std::vector<double> values) {
 std::vector<std::string> diagnostic_columns(int64_t layers, const DiagnosticsConfig& config) {
   std::vector<std::string> columns;
   for (int64_t l = 1; l <= layers; ++l)
-    for (const char* name : kBlockColumns) columns.push_back(name + std::to_string(l));
+    for (const auto& [name, field] : kBlockColumns) columns.push_back(name + std::to_string(l));
   for (const char* name : {"sigma_min_phi", "pl_ratio", "dist_init"}) columns.emplace_back(name);
   if (config.ntk) columns.emplace_back("ntk_lambda_min");
   if (config.sharpness) columns.emplace_back("sharpness");
   return columns;
 }
 
-std::optional<double> value_of(const std::vector<std::string>& columns,
-                               const std::vector<double>& values, const std::string& name) {
-  for (size_t i = 0; i < columns.size() && i < values.size(); ++i)
-    if (columns[i] == name) return values[i];
-  return std::nullopt;
+std::vector<std::optional<double>> to_cells(const Diagnosis& diagnosis, const DiagnosticsConfig& config) {
+  std::vector<std::optional<double>> cells;
+  for (const BlockDiagnosis& block : diagnosis.blocks)
+    for (const auto& [name, field] : kBlockColumns) cells.emplace_back(block.*field);
+  cells.insert(cells.end(), {diagnosis.sigma_min_phi, diagnosis.pl_ratio, diagnosis.dist_init});
+  if (config.ntk) cells.push_back(diagnosis.ntk_lambda_min);
+  if (config.sharpness) cells.push_back(diagnosis.sharpness);
+  return cells;
 }
 
-std::vector<double> per_block(const std::vector<std::string>& columns,
-                              const std::vector<double>& values, const std::string& family) {
-  std::vector<double> out;
-  for (int64_t l = 1;; ++l) {
-    auto value = value_of(columns, values, family + std::to_string(l));
-    if (!value) return out;
-    out.push_back(*value);
-  }
+Diagnosis from_cells(const std::vector<std::optional<double>>& cells, int64_t layers, const DiagnosticsConfig& config) {
+  TORCH_CHECK(cells.size() == diagnostic_columns(layers, config).size(), "from_cells: ", cells.size(),
+              " cells for ", diagnostic_columns(layers, config).size(), " columns");
+  Diagnosis diagnosis;
+  auto cell = cells.begin();
+  auto value = [&] { return (cell++)->value_or(kNaN); };  // a required cell left empty reads NaN
+  diagnosis.blocks.resize(static_cast<size_t>(layers));
+  for (BlockDiagnosis& block : diagnosis.blocks)
+    for (const auto& [name, field] : kBlockColumns) block.*field = value();
+  diagnosis.sigma_min_phi = value();
+  diagnosis.pl_ratio = value();
+  diagnosis.dist_init = value();
+  if (config.ntk) diagnosis.ntk_lambda_min = *cell++;
+  if (config.sharpness) diagnosis.sharpness = *cell++;
+  return diagnosis;
+}
+
+namespace {
+
+/// Whether t is on a cadence of `every` steps (0: none between the first and the last).
+bool on_cadence(int64_t every, int64_t t) { return every > 0 && t % every == 0; }
+
+}  // namespace
+
+DiagnosisDue diagnosis_due(const DiagnosticsConfig& config, int64_t t, bool last) {
+  if (t == 0 || last) return {true, config.ntk, config.sharpness};
+  DiagnosisDue due;
+  due.ntk = config.ntk && on_cadence(config.ntk_every.value_or(config.every), t);
+  due.sharpness = config.sharpness && on_cadence(config.sharpness_every.value_or(config.every), t);
+  due.any = on_cadence(config.every, t) || due.ntk || due.sharpness;
+  return due;
+}
+
+bool diagnoses_between(const DiagnosticsConfig& config) {
+  return config.every > 0 || (config.ntk && config.ntk_every.value_or(config.every) > 0) ||
+         (config.sharpness && config.sharpness_every.value_or(config.every) > 0);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -178,7 +233,7 @@ torch::Tensor rank1_residual(const torch::Tensor& M) {
   return torch::where(norm > 0, residual / norm, scalar_like(0.0, norm)).mean();
 }
 
-torch::Tensor within_sequence_loss(const torch::Tensor& Y, const std::string& loss) {
+torch::Tensor within_sequence_loss(const torch::Tensor& Y, Loss loss) {
   TORCH_CHECK(Y.dim() == 3, "within_sequence_loss needs per-token targets (N, n, d_y), got ", Y.sizes());
   return objective(Y.mean(1, /*keepdim=*/true).expand_as(Y), Y, loss);
 }
@@ -206,7 +261,7 @@ std::vector<torch::Tensor> split_like(const torch::Tensor& flat, const std::vect
 int64_t ntk_jacobian_entries(const ResidualTransformerImpl& model, const torch::Tensor& X) {
   TORCH_CHECK(X.dim() == 3, "X must be (N, n, d), got ", X.sizes());
   const auto& o = model.options;
-  const int64_t outputs = X.size(0) * (o.readout == "mean" ? 1 : X.size(1)) * o.out_dim;
+  const int64_t outputs = X.size(0) * (o.readout == Readout::mean ? 1 : X.size(1)) * o.out_dim;
   return outputs * parameter_count(model);
 }
 
@@ -239,7 +294,7 @@ torch::Tensor ntk_lambda_min(ResidualTransformerImpl& model, const torch::Tensor
 
 // ---------------------------------------------------------------------------------------
 torch::Tensor hessian_vector_product(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
-                                     const std::string& loss, const torch::Tensor& v) {
+                                     Loss loss, const torch::Tensor& v) {
   return with_hessian_products(model, X, Y, loss, [&](const auto& hvp) { return hvp(v); });
 }
 
@@ -249,7 +304,7 @@ double sharpness_tolerance(torch::ScalarType dtype) {
 }
 
 LargestEigenvalue sharpness(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
-                            const std::string& loss) {
+                            Loss loss) {
   const auto options = X.options();
   // A fixed start vector, so a diagnosis never draws from (or moves) the run's random
   // streams; drawn on the CPU in float64, so every device and dtype starts from the same one.
@@ -261,46 +316,22 @@ LargestEigenvalue sharpness(ResidualTransformerImpl& model, const torch::Tensor&
 }
 
 // ---------------------------------------------------------------------------------------
-std::vector<torch::Tensor> trace_diagnostics(const ForwardTrace& trace, bool causal) {
-  torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> values;  // 0-d, on the run's device
-  auto push = [&](const torch::Tensor& v) { values.push_back(as_value(v)); };
-  for (const BlockTrace& b : trace.blocks) {
-    const int64_t d = b.G.size(2);
-    const SpectrumStats g = spectrum_stats(b.G);                          // (N, n, d)
-    const SpectrumStats a = spectrum_stats(b.A);                          // (N, n, d)
-    const SpectrumStats stacked = spectrum_stats(b.G.reshape({1, -1, d}));  // (1, N n, d)
-    for (const auto* s : {&g, &a, &stacked}) push(s->sigma_min), push(s->sigma_max), push(s->cond);
-    push(attention_entropy(b.S, causal));
-    push(rank1_residual(b.G));
-  }
-  // The stacked (N n) x m features: its min(N n, m)-th value, which in the NTK regime
-  // (m > N n) is the one that bounds the kernel's smallest eigenvalue.
-  const auto& Phi = trace.blocks.back().Phi;
-  push(smallest_singular_value(Phi.reshape({-1, Phi.size(2)})).value);
-  return values;
-}
+namespace {
 
+/// Values as doubles, in one device-to-host transfer.
 std::vector<double> read_back(const std::vector<torch::Tensor>& values) {
-  auto all = torch::stack(values).to(torch::kCPU, torch::kFloat64).contiguous();  // one transfer
+  if (values.empty()) return {};
+  auto all = torch::stack(values).to(torch::kCPU, torch::kFloat64).contiguous();
   const double* data = all.data_ptr<double>();
   return std::vector<double>(data, data + all.numel());
 }
 
-std::vector<double> compute_diagnostics(const DiagnosticsInput& input) {
-  auto values = trace_diagnostics(input.state.trace, input.model.options.block.causal);
-  auto parameter_values = parameter_diagnostics(input);
-  values.insert(values.end(), parameter_values.begin(), parameter_values.end());
-  return read_back(values);
-}
-
-std::vector<torch::Tensor> parameter_diagnostics(const DiagnosticsInput& input) {
+/// What reads theta_t and its gradient, in column order: pl_ratio, dist_init and, where
+/// switched on and due, ntk_lambda_min and sharpness. 0-d tensors on the run's device.
+std::vector<torch::Tensor> parameter_values(const DiagnosticsInput& input) {
   torch::NoGradGuard no_grad;
   auto& model = input.model;
-  TORCH_CHECK(static_cast<int64_t>(input.state.trace.blocks.size()) == model.options.layers,
-              "parameter_diagnostics: trace has ", input.state.trace.blocks.size(), " blocks, the model ",
-              model.options.layers);
-  std::vector<torch::Tensor> values;  // 0-d, on the run's device
+  std::vector<torch::Tensor> values;
   auto push = [&](const torch::Tensor& v) { values.push_back(as_value(v)); };
   const auto& loss = input.state.loss;
   torch::Tensor grad_sq = torch::zeros({}, loss.options());
@@ -308,14 +339,14 @@ std::vector<torch::Tensor> parameter_diagnostics(const DiagnosticsInput& input) 
   push(grad_sq / (2 * loss));  // 0 / 0 = NaN at an exact fit: no PL constant to observe
 
   const auto params = model.parameters();
-  TORCH_CHECK(params.size() == input.theta_0.size(), "parameter_diagnostics: ", params.size(),
-              " parameters but ", input.theta_0.size(), " in theta_0");
+  TORCH_CHECK(params.size() == input.theta_0.size(), "diagnostics: ", params.size(), " parameters but ",
+              input.theta_0.size(), " in theta_0");
   torch::Tensor dist_sq = torch::zeros({}, loss.options());
   for (size_t i = 0; i < params.size(); ++i)
     dist_sq = dist_sq + (params[i] - input.theta_0[i].to(params[i].device())).pow(2).sum();
   push(dist_sq.sqrt());
 
-  if (input.config.ntk) {
+  if (input.config.ntk && input.due.ntk) {
     const int64_t entries = ntk_jacobian_entries(model, input.X);
     if (entries <= input.config.ntk_max_entries) {
       push(ntk_lambda_min(model, input.X));
@@ -329,8 +360,7 @@ std::vector<torch::Tensor> parameter_diagnostics(const DiagnosticsInput& input) 
                             entries, input.config.ntk_max_entries));
     }
   }
-
-  if (input.config.sharpness) {
+  if (input.config.sharpness && input.due.sharpness) {
     const LargestEigenvalue top = sharpness(model, input.X, input.Y, input.loss);
     push(scalar_like(top.value, loss));
     if (!top.converged && std::isfinite(loss.item<double>())) {  // a diverged state is NaN anyway
@@ -341,8 +371,52 @@ std::vector<torch::Tensor> parameter_diagnostics(const DiagnosticsInput& input) 
                             top.iterations, top.ritz_value, top.residual));
     }
   }
-
   return values;
 }
+
+/// What reads the forward trace alone, in column order: per block the spectra of G, A
+/// and the stacked G, attn_entropy and rank1_res; then sigma_min_phi. 0-d tensors.
+std::vector<torch::Tensor> trace_values(const ForwardTrace& trace, bool causal) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> values;
+  auto push = [&](const torch::Tensor& v) { values.push_back(as_value(v)); };
+  for (const BlockTrace& b : trace.blocks) {
+    const int64_t d = b.G.size(2);
+    const SpectrumStats g = spectrum_stats(b.G);                            // (N, n, d)
+    const SpectrumStats a = spectrum_stats(b.A);                            // (N, n, d)
+    const SpectrumStats stacked = spectrum_stats(b.G.reshape({1, -1, d}));  // (1, N n, d)
+    for (const auto* s : {&g, &a, &stacked}) push(s->sigma_min), push(s->sigma_max), push(s->cond);
+    push(attention_entropy(b.S, causal));
+    push(rank1_residual(b.G));
+  }
+  // The stacked (N n) x m features: its min(N n, m)-th value, which in the NTK regime
+  // (m > N n) is the one that bounds the kernel's smallest eigenvalue.
+  const auto& Phi = trace.blocks.back().Phi;
+  push(smallest_singular_value(Phi.reshape({-1, Phi.size(2)})).value);
+  return values;
+}
+
+}  // namespace
+
+std::function<Diagnosis()> begin_diagnosis(const DiagnosticsInput& input) {
+  TORCH_CHECK(static_cast<int64_t>(input.state.trace.blocks.size()) == input.model.options.layers,
+              "diagnostics: the trace has ", input.state.trace.blocks.size(), " blocks, the model ",
+              input.model.options.layers);
+  auto theta_values = parameter_values(input);  // theta_t is about to change
+  return [trace = input.state.trace, causal = input.model.options.block.causal, config = input.config,
+          due = input.due, theta_values = std::move(theta_values)] {
+    torch::NoGradGuard no_grad;  // grad mode is per thread
+    auto values = trace_values(trace, causal);  // the columns up to sigma_min_phi, then the rest
+    values.insert(values.end(), theta_values.begin(), theta_values.end());
+    const std::vector<double> measured = read_back(values);
+    std::vector<std::optional<double>> cells(measured.begin(), measured.end());
+    // The opt-in values not due now stay empty: their cells sit last, NTK before sharpness.
+    if (config.ntk && !due.ntk) cells.insert(cells.end() - (config.sharpness && due.sharpness ? 1 : 0), std::nullopt);
+    if (config.sharpness && !due.sharpness) cells.emplace_back(std::nullopt);
+    return from_cells(cells, static_cast<int64_t>(trace.blocks.size()), config);
+  };
+}
+
+Diagnosis compute_diagnostics(const DiagnosticsInput& input) { return begin_diagnosis(input)(); }
 
 }  // namespace resgd

@@ -1,4 +1,4 @@
-// Diagnostics of the attention output and of training: DESIGN.md, "Diagnostics".
+// Diagnostics of the attention output and of training: docs/design.md, "Diagnostics".
 //
 // Every diagnostic is a 0-d tensor computed on the run's device; compute_diagnostics stacks
 // them and reads them back once, so a CUDA run pays one synchronization per diagnosed
@@ -8,7 +8,9 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,6 +29,20 @@ namespace resgd {
 double linear_rate(const std::vector<int64_t>& iters, const std::vector<double>& losses,
                    std::optional<int64_t> iters_to_tol);
 
+/// The verdict on linear convergence, from the fit linear_rate makes: the rate, the
+/// correlation of ln(loss) with the iteration over the window, and how many decades the
+/// fitted line falls across it. A run converges linearly where it did not diverge, its log
+/// loss lies on the line (correlation <= -kLinearCorrelation), and it reached its tolerance
+/// or the line falls at least one decade: a run that stalls (rate near 1) or blows up does
+/// not, and has no rate to show.
+struct LinearConvergence {
+  double rate = NAN, correlation = NAN, decades = 0;
+  bool linear = false;
+};
+constexpr double kLinearCorrelation = 0.99;
+LinearConvergence linear_convergence(const std::vector<int64_t>& iters, const std::vector<double>& losses,
+                                     std::optional<int64_t> iters_to_tol, bool diverged);
+
 /// The median of the finite values; NaN if there are none.
 double median_of_finite(std::vector<double> values);
 
@@ -37,20 +53,45 @@ struct LineFit {
 };
 std::optional<LineFit> fit_line(const std::vector<double>& xs, const std::vector<double>& ys);
 
+/// One block's diagnostics (metrics.csv suffixes each column with the block, from 1).
+struct BlockDiagnosis {
+  double sigma_min_g = NAN, sigma_max_g = NAN, cond_g = NAN;                 // G = gamma_a H + A
+  double sigma_min_a = NAN, sigma_max_a = NAN, cond_a = NAN;                 // A = S H W_V
+  double sigma_min_gstack = NAN, sigma_max_gstack = NAN, cond_gstack = NAN;  // the stacked (N n, d) G
+  double attn_entropy = NAN, rank1_res = NAN;
+};
+
+/// One diagnosed iteration's values; NaN where a value could not be had (a diverged
+/// state, the NTK when refused for size, the sharpness when Lanczos did not converge).
+struct Diagnosis {
+  std::vector<BlockDiagnosis> blocks;
+  double sigma_min_phi = NAN, pl_ratio = NAN, dist_init = NAN;
+  std::optional<double> ntk_lambda_min, sharpness;  // where diagnostics.ntk / .sharpness are on
+};
+
 /// The diagnostic columns of metrics.csv for a model of `layers` blocks, in order: per
 /// block l = 1..L sigma_min_g, sigma_max_g, cond_g, sigma_min_a, sigma_max_a, cond_a,
 /// sigma_min_gstack, sigma_max_gstack, cond_gstack, attn_entropy, rank1_res (suffixed l);
 /// then sigma_min_phi, pl_ratio, dist_init and, where switched on, ntk_lambda_min and
 /// sharpness.
 std::vector<std::string> diagnostic_columns(int64_t layers, const DiagnosticsConfig& config);
+/// A diagnosis as metrics.csv's cells, in diagnostic_columns' order, and back (a resumed
+/// run reads the rows before its checkpoint): an opt-in value not measured at that
+/// iteration (its own cadence) is an empty cell. These two and diagnostic_columns are the
+/// one place where the columns' names meet the values.
+std::vector<std::optional<double>> to_cells(const Diagnosis& diagnosis, const DiagnosticsConfig& config);
+Diagnosis from_cells(const std::vector<std::optional<double>>& cells, int64_t layers, const DiagnosticsConfig& config);
 
-/// The value of column `name` in a row of compute_diagnostics; nullopt when no such column.
-std::optional<double> value_of(const std::vector<std::string>& columns,
-                               const std::vector<double>& values, const std::string& name);
-
-/// A per-block family over blocks 1..L, e.g. "sigma_min_g" -> {sigma_min_g1, sigma_min_g2, ...}.
-std::vector<double> per_block(const std::vector<std::string>& columns,
-                              const std::vector<double>& values, const std::string& family);
+/// Which diagnostics iteration t records. The first and the last iteration (`last`) have
+/// every one; between them, the spectra and the rest every diagnostics.every steps, the NTK
+/// every ntk_every and the sharpness every sharpness_every (null: diagnostics.every; 0:
+/// first and last only). An iteration with any of them due is a diagnosed row.
+struct DiagnosisDue {
+  bool any = true, ntk = true, sharpness = true;
+};
+DiagnosisDue diagnosis_due(const DiagnosticsConfig& config, int64_t t, bool last);
+/// Whether any diagnosis falls between the first and the last iteration.
+bool diagnoses_between(const DiagnosticsConfig& config);
 
 // --- Attention and rank collapse -------------------------------------------------------------
 
@@ -68,8 +109,8 @@ torch::Tensor rank1_residual(const torch::Tensor& M);
 /// model can give whose attention output has collapsed to one vector per sequence, since
 /// the FFN acts token by token. `objective` (model.h, `loss` sum | mean) of each sequence's
 /// mean target against Y (N, n, d_y): 0.5 sum_i ||Y_i - 1 mean(Y_i)^T||_F^2, / N for mean.
-/// DESIGN.md's plain model stalls near it. 0-d, on Y's device.
-torch::Tensor within_sequence_loss(const torch::Tensor& Y, const std::string& loss);
+/// the plain model stalls near it. 0-d, on Y's device.
+torch::Tensor within_sequence_loss(const torch::Tensor& Y, Loss loss);
 
 // --- Neural tangent kernel -------------------------------------------------------------------
 
@@ -99,7 +140,7 @@ torch::Tensor ntk_lambda_min(ResidualTransformerImpl& model, const torch::Tensor
 /// entries); the result likewise. Autograd's double backward, enabled here even under
 /// NoGradGuard; requires_grad is restored afterwards.
 torch::Tensor hessian_vector_product(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
-                                     const std::string& loss, const torch::Tensor& v);
+                                     Loss loss, const torch::Tensor& v);
 
 /// Hessian-vector products `sharpness` may use before it gives up (then NaN, with a warning).
 constexpr int kSharpnessMaxProducts = 100;
@@ -113,12 +154,12 @@ double sharpness_tolerance(torch::ScalarType dtype);
 /// start vector. GD with step lr is stable on a quadratic whose sharpness is below 2 / lr,
 /// so 2 / sharpness is the largest step the local curvature allows.
 LargestEigenvalue sharpness(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
-                            const std::string& loss);
+                            Loss loss);
 
 // --- One diagnosed iteration ------------------------------------------------------------------
 
-/// What compute_diagnostics remembers across the calls of one run: warnings already printed,
-/// so each is printed once per run. Create one per run.
+/// What a run's diagnoses remember between iterations: warnings already printed, so each
+/// is printed once per run. Create one per run.
 struct DiagnosticsRunState {
   bool ntk_refusal_warned = false;
   bool sharpness_unconverged_warned = false;
@@ -129,31 +170,22 @@ struct DiagnosticsInput {
   ResidualTransformerImpl& model;
   const torch::Tensor& X;                     // (N, n, d)
   const torch::Tensor& Y;                     // the targets
-  const std::string& loss;                    // train.loss: sum | mean
+  Loss loss;                                  // train.loss
   const LossAndGradients& state;              // loss, grads and forward trace at theta_t
   const std::vector<torch::Tensor>& theta_0;  // the initial parameters
   const DiagnosticsConfig& config;
   DiagnosticsRunState* run_state = nullptr;   // one per run; null: warn once per process
+  DiagnosisDue due = {};                      // the opt-in values measured now; default all
 };
 
-/// The values of `diagnostic_columns`, same order; NaN where a value could not be had
-/// (a diverged state, the NTK when refused for size, the sharpness when Lanczos did not
-/// converge: then one line on std::cerr per run). Reads back from the device once. The two
-/// parts below, joined.
-std::vector<double> compute_diagnostics(const DiagnosticsInput& input);
+/// A diagnosis of theta_t, begun: what reads theta_t and its gradient (pl_ratio,
+/// dist_init and, where on and due, ntk_lambda_min and sharpness) is computed now, before the
+/// update; the returned job computes the rest from the forward trace alone (the spectra,
+/// attn_entropy, rank1_res, sigma_min_phi), which GD never writes, so it may run on
+/// another thread while GD goes on. The job reads back from the device once.
+std::function<Diagnosis()> begin_diagnosis(const DiagnosticsInput& input);
 
-/// The columns read from the forward trace alone, in column order: per block the spectra,
-/// attn_entropy and rank1_res, then sigma_min_phi. GD never writes to a trace, so this part
-/// may run on another thread while GD goes on (training.cpp does). 0-d tensors on the
-/// trace's device. `causal`: the model's mask switch.
-std::vector<torch::Tensor> trace_diagnostics(const ForwardTrace& trace, bool causal);
-
-/// The columns that read theta_t and its gradient: pl_ratio, dist_init and, when asked
-/// for, ntk_lambda_min and sharpness. Must run before the update. 0-d tensors on the run's
-/// device.
-std::vector<torch::Tensor> parameter_diagnostics(const DiagnosticsInput& input);
-
-/// Both parts' values as doubles, in one device-to-host transfer.
-std::vector<double> read_back(const std::vector<torch::Tensor>& values);
+/// begin_diagnosis and its job at once.
+Diagnosis compute_diagnostics(const DiagnosticsInput& input);
 
 }  // namespace resgd

@@ -1,4 +1,4 @@
-// The gradient check behind `resgd gradcheck`: DESIGN.md, "Hand-derived gradients".
+// The gradient check behind `resgd gradcheck`: docs/design.md, "Hand-derived gradients".
 #include "resgd/gradcheck.h"
 
 #include <fmt/format.h>
@@ -57,7 +57,7 @@ double relative_error(const torch::Tensor& a, const torch::Tensor& b, double flo
 
 double finite_difference(ResidualTransformerImpl& model, torch::Tensor& parameter,
                          const torch::Tensor& direction, const torch::Tensor& X,
-                         const torch::Tensor& Y, const std::string& loss, double h) {
+                         const torch::Tensor& Y, Loss loss, double h) {
   torch::NoGradGuard no_grad;
   const auto saved = parameter.clone();
   const bool kinked = has_kink(model);
@@ -74,7 +74,7 @@ double finite_difference(ResidualTransformerImpl& model, torch::Tensor& paramete
 }
 
 torch::Tensor hessian_difference(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
-                                 const std::string& loss, const torch::Tensor& v, double h) {
+                                 Loss loss, const torch::Tensor& v, double h) {
   auto parameters = model.parameters();
   std::vector<torch::Tensor> saved;
   for (const auto& p : parameters) saved.push_back(p.detach().clone());
@@ -99,7 +99,7 @@ torch::Tensor hessian_difference(ResidualTransformerImpl& model, const torch::Te
 }
 
 HessianCheck compare_hessian_products(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
-                                      const std::string& loss, torch::Generator& generator, int directions) {
+                                      Loss loss, torch::Generator& generator, int directions) {
   HessianCheck check;
   for (int k = 0; k < directions; ++k) {
     // Drawn on the CPU in float64, then moved: the same directions on every device.
@@ -113,7 +113,7 @@ HessianCheck compare_hessian_products(ResidualTransformerImpl& model, const torc
 }
 
 std::vector<GradcheckRow> compare_gradients(ResidualTransformerImpl& model, const torch::Tensor& X,
-                                            const torch::Tensor& Y, const std::string& loss,
+                                            const torch::Tensor& Y, Loss loss,
                                             torch::Generator& generator, int directions) {
   const auto analytic = analytic_gradients(model, X, Y, loss);
   const auto autograd = autograd_gradients(model, X, Y, loss);
@@ -154,7 +154,7 @@ int run_gradcheck(const ExperimentConfig& config, torch::Device device, std::ost
 
   out << fmt::format("gradcheck '{}': L = {}, N = {}, n = {}, d = {}, loss {}, on {}, float64\n",
                      config.name, config.model.layers, data.X.size(0), data.X.size(1),
-                     data.X.size(2), config.train.loss, device.str());
+                     data.X.size(2), to_string(config.train.loss), device.str());
   double total = 0;
   for (const auto& row : rows) total += row.grad_norm * row.grad_norm;
   out << fmt::format(

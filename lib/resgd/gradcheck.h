@@ -1,4 +1,4 @@
-// The gradient check behind `resgd gradcheck`: DESIGN.md, "Hand-derived gradients".
+// The gradient check behind `resgd gradcheck`: docs/design.md, "Hand-derived gradients".
 // For any experiment it compares, per parameter and in float64, the hand-derived gradients
 // with autograd, and autograd with central finite differences along random directions.
 #pragma once
@@ -35,7 +35,7 @@ double relative_error(const torch::Tensor& a, const torch::Tensor& b, double flo
 /// shape), by Richardson-extrapolated central differences; p is restored bit for bit.
 double finite_difference(ResidualTransformerImpl& model, torch::Tensor& parameter,
                          const torch::Tensor& direction, const torch::Tensor& X,
-                         const torch::Tensor& Y, const std::string& loss,
+                         const torch::Tensor& Y, Loss loss,
                          double h = kFiniteDifferenceStep);
 
 /// One row of the gradient check, for one parameter.
@@ -51,7 +51,7 @@ struct GradcheckRow {
 /// Runs the three-way comparison on `model` (X: (N, n, d), Y as the output), with unit
 /// random directions drawn from `generator` (CPU), one row per parameter in order.
 std::vector<GradcheckRow> compare_gradients(ResidualTransformerImpl& model, const torch::Tensor& X,
-                                            const torch::Tensor& Y, const std::string& loss,
+                                            const torch::Tensor& Y, Loss loss,
                                             torch::Generator& generator,
                                             int directions = kFiniteDifferenceDirections);
 
@@ -60,7 +60,7 @@ std::vector<GradcheckRow> compare_gradients(ResidualTransformerImpl& model, cons
 /// finite_difference's does where a ReLU would change sign; the parameters are restored
 /// bit for bit.
 torch::Tensor hessian_difference(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
-                                 const std::string& loss, const torch::Tensor& v, double h = kFiniteDifferenceStep);
+                                 Loss loss, const torch::Tensor& v, double h = kFiniteDifferenceStep);
 
 /// The check of the Hessian-vector products behind diagnostics.sharpness: over unit random
 /// directions v, the largest ||H v|| (double backward) and the largest relative_error of
@@ -70,7 +70,7 @@ struct HessianCheck {
   double error = 0;
 };
 HessianCheck compare_hessian_products(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
-                                      const std::string& loss, torch::Generator& generator,
+                                      Loss loss, torch::Generator& generator,
                                       int directions = kFiniteDifferenceDirections);
 
 /// `resgd gradcheck`: builds the experiment's model and data in float64 on `device`

@@ -14,6 +14,8 @@
 #include <cstring>
 #include <sstream>
 
+#include "resgd/pt_format.h"
+
 namespace resgd {
 namespace fs = std::filesystem;
 
@@ -99,10 +101,13 @@ CsvTable parse_csv(const std::string& text, const std::string& source) {
 }
 
 // ---------------------------------------------------------------------------------------
-void save_tensors(const fs::path& path, const std::vector<std::pair<std::string, torch::Tensor>>& tensors) {
+void save_tensors(const fs::path& path, const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+                  const std::vector<std::pair<std::string, std::string>>& texts) {
   try {
-    c10::Dict<std::string, torch::Tensor> dict;
+    const c10::TypePtr values = texts.empty() ? c10::TypePtr(c10::TensorType::get()) : c10::TypePtr(c10::AnyType::get());
+    c10::impl::GenericDict dict(c10::StringType::get(), values);
     for (const auto& [name, tensor] : tensors) dict.insert(name, tensor.detach().to(torch::kCPU).contiguous());
+    for (const auto& [name, text] : texts) dict.insert(name, text);
     // What torch::pickle_save does, with the archive streamed into the file instead of
     // gathered in memory: the pickle (small), then each tensor's bytes as a record.
     std::vector<char> pickle;
@@ -157,15 +162,22 @@ class CheckedBytesReader : public caffe2::serialize::ReadAdapterInterface {
   const std::string& bytes_;
 };
 
+/// A length a file declares that it cannot hold (pt_format.h).
+struct Forged : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 /// The archive's pickle, with every storage it names read from its record: what
 /// torch::jit::readArchiveAndTensors does, also noting each record's length, which a
 /// storage's claimed size is checked against (LibTorch takes the pickle's word for it).
 torch::IValue unpickle(const std::string& content, std::map<const void*, size_t>& record_bytes) {
+  if (const std::string why = oversized_zip_entry(content); !why.empty()) throw Forged(why);
   caffe2::serialize::PyTorchStreamReader reader(std::make_unique<CheckedBytesReader>(content));
   at::DataPtr pickle;
   size_t pickle_size = 0;
   std::tie(pickle, pickle_size) = reader.getRecord("data.pkl");
   const char* pickle_bytes = static_cast<const char*>(pickle.get());
+  if (const std::string why = oversized_pickle_claim(pickle_bytes, pickle_size); !why.empty()) throw Forged(why);
   size_t consumed = 0;
   auto read_pickle = [&](char* buffer, size_t n) -> size_t {
     n = std::min(n, pickle_size - consumed);
@@ -222,6 +234,8 @@ std::map<std::string, torch::Tensor> load_tensors_from_bytes(const std::string& 
   std::map<const void*, size_t> record_bytes;  // each storage record's data -> its length
   try {
     value = unpickle(content, record_bytes);
+  } catch (const Forged& e) {
+    throw IoError(fmt::format("{}: {}", not_readable, e.what()));
   } catch (const c10::Error& e) {
     throw IoError(fmt::format("{}: {}", not_readable, e.what_without_backtrace()));
   } catch (const std::bad_alloc&) {  // a forged length: LibTorch's unpickler allocates it before reading
@@ -235,6 +249,8 @@ std::map<std::string, torch::Tensor> load_tensors_from_bytes(const std::string& 
     throw IoError(fmt::format("{}: expected a dictionary of tensors, found {}", source, value.tagKind()));
   std::map<std::string, torch::Tensor> out;
   for (const auto& item : value.toGenericDict()) {
+    // final.pt's configuration text rides beside the tensors; any other non-tensor is refused.
+    if (item.key().isString() && item.key().toStringRef() == kConfigEntry && item.value().isString()) continue;
     if (!item.key().isString() || !item.value().isTensor())
       throw IoError(fmt::format("{}: expected a dictionary of name -> tensor, found {} -> {}", source,
                                 item.key().tagKind(), item.value().tagKind()));

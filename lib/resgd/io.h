@@ -16,6 +16,9 @@
 
 namespace resgd {
 
+/// The entry of final.pt that holds the run's resolved configuration as YAML text.
+constexpr const char* kConfigEntry = "config";
+
 /// A number as CSV/text: shortest exact form; `inf`, `-inf`, `nan`.
 std::string format_number(double value);
 
@@ -55,9 +58,13 @@ CsvTable parse_csv(const std::string& text, const std::string& source);
 /// load_tensors, streaming them into the file (no copy of the whole archive in memory).
 /// Tensors are copied to the CPU first. An allocation or write failure is an IoError
 /// naming the path, and nothing is left at `path`.
+/// `texts` go into the same dictionary as strings: final.pt's kConfigEntry, which
+/// load_tensors passes over.
 void save_tensors(const std::filesystem::path& path,
-                  const std::vector<std::pair<std::string, torch::Tensor>>& tensors);
-/// Loads a dictionary of tensors written by save_tensors or by torch.save in Python.
+                  const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+                  const std::vector<std::pair<std::string, std::string>>& texts = {});
+/// Loads a dictionary of tensors written by save_tensors or by torch.save in Python (a
+/// string under kConfigEntry passed over).
 /// Every tensor's storage offset, sizes and strides are checked against the bytes its
 /// storage record holds before any element is read; a file that fails is an IoError
 /// naming it.

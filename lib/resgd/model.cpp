@@ -1,8 +1,7 @@
-// The residual Transformer: DESIGN.md, "The model".
+// The residual Transformer: docs/design.md, "The model".
 #include "resgd/model.h"
 
-#include "resgd/batched_matmul.h"
-#include "resgd/products.h"
+#include "resgd/compute/compute.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
@@ -22,16 +21,6 @@ torch::Generator make_generator(int64_t seed, const std::string& stream) {
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
   x ^= x >> 31;
   return at::make_generator<at::CPUGeneratorImpl>(x);
-}
-
-Activation parse_activation(const std::string& name) {
-  if (name == "relu") return Activation::relu;
-  if (name == "gelu") return Activation::gelu;
-  if (name == "softplus") return Activation::softplus;
-  if (name == "tanh") return Activation::tanh;
-  if (name == "leaky_relu") return Activation::leaky_relu;
-  if (name == "identity") return Activation::identity;
-  TORCH_CHECK(false, "unknown activation '", name, "'");
 }
 
 torch::Tensor split_heads(const torch::Tensor& M, int64_t heads) {
@@ -97,39 +86,36 @@ void ResidualBlockImpl::initialize(torch::Generator& generator) {
 }
 
 BlockTrace ResidualBlockImpl::trace(const torch::Tensor& H_in) {
-  TORCH_CHECK(H_in.dim() == 3 && H_in.size(2) == options.dim, "block input must be (N, n, ",
-              options.dim, "), got ", H_in.sizes());
-  const int64_t N = H_in.size(0), n = H_in.size(1);
-  BlockTrace t;
-  t.H_in = H_in;                                                     // (N, n, d)
-  t.attention_input = options.pre_layer_norm ? layer_norm(H_in) : LayerNormed{H_in, {}};
+  TORCH_CHECK(H_in.dim() == 3 && H_in.size(2) == options.dim, "block input must be (N, n, ", options.dim, "), got ",
+              H_in.sizes());
+  const int64_t N = H_in.size(0), n = H_in.size(1), h = options.heads;
   // Token-wise products multiply all N n tokens at once: (N n, .) views of (N, n, .) tensors.
-  const auto H_tokens = t.attention_input.value.reshape({N * n, -1});
+  auto tokens = [&](const torch::Tensor& M) { return M.reshape({N * n, M.size(-1)}); };
   auto per_sample = [&](const torch::Tensor& M) { return M.view({N, n, M.size(-1)}); };
-  const int64_t h = options.heads;
-  t.Q = split_heads(per_sample(token_mm(H_tokens, W_Q)), h);          // (N h, n, d_k/h)
-  t.K = split_heads(per_sample(token_mm(H_tokens, W_K)), h);          // (N h, n, d_k/h)
-  auto Z = batched_matmul(t.Q, t.K.transpose(1, 2)).div_(options.temperature);  // (N h, n, n)
+  BlockTrace t;
+  t.H_in = H_in;                                                                 // (N, n, d)
+  t.attention_input = options.pre_layer_norm ? layer_norm(H_in) : LayerNormed{H_in, {}};
+  const auto& E = t.attention_input.value;                                       // H, or LN(H)
+  t.Q = split_heads(per_sample(compute::mm(tokens(E), W_Q)), h);                 // (N h, n, d_k/h)
+  t.K = split_heads(per_sample(compute::mm(tokens(E), W_K)), h);                 // (N h, n, d_k/h)
+  auto Z = compute::bmm(t.Q, t.K.transpose(1, 2)).div_(options.temperature);     // (N h, n, n)
   if (options.causal) {
     auto future = torch::ones({n, n}, torch::TensorOptions().dtype(torch::kBool).device(H_in.device())).triu(1);
     Z = Z.masked_fill(future, -std::numeric_limits<double>::infinity());
   }
-  t.S = torch::softmax(Z, -1);                                       // (N h, n, n)
-  t.V = split_heads(per_sample(token_mm(H_tokens, W_V)), h);          // (N h, n, d/h)
-  t.A = merge_heads(batched_matmul(t.S, t.V), h);                    // (N, n, d)
-  t.G = options.gamma_a == 0.0 ? t.A : torch::add(t.A, H_in, options.gamma_a);  // A + gamma_a H
+  t.S = torch::softmax(Z, -1);                                                   // (N h, n, n)
+  t.V = split_heads(per_sample(compute::mm(tokens(E), W_V)), h);                 // (N h, n, d/h)
+  t.A = merge_heads(compute::bmm(t.S, t.V), h);                                  // (N, n, d)
+  t.G = options.gamma_a == 0.0 ? t.A : torch::add(t.A, H_in, options.gamma_a);  // gamma_a H + A
   t.ffn_input = options.pre_layer_norm ? layer_norm(t.G) : LayerNormed{t.G, {}};
-  t.U = per_sample(token_mm(t.ffn_input.value.reshape({N * n, -1}), W_1));  // (N, n, m)
-  const bool taped = torch::GradMode::is_enabled() && t.U.requires_grad();
-  t.Phi = options.activation == Activation::relu && !taped
-              ? t.U.relu_()                                          // in place: see BlockTrace
-              : activate(t.U, options.activation, options.leaky_slope);  // (N, n, m)
-  // H_out = c Phi W_2 + gamma_f G: one product that accumulates onto gamma_f G
+  t.U = per_sample(compute::mm(tokens(t.ffn_input.value), W_1));                 // (N, n, m)
+  t.Phi = activate(t.U, options.activation, options.leaky_slope);                // (N, n, m)
+  // H_out = gamma_f G + c Phi W_2: one product that accumulates onto gamma_f G
   const double c = options.output_scale, gamma_f = ffn_residual();
-  const auto Phi_tokens = t.Phi.reshape({N * n, -1});
-  t.H_out = gamma_f != 0.0 ? token_addmm(t.G.reshape({N * n, -1}), Phi_tokens, W_2, gamma_f, c)
-                           : (c == 1.0 ? token_mm(Phi_tokens, W_2) : token_mm(Phi_tokens, W_2).mul_(c));
-  t.H_out = per_sample(t.H_out);                                     // (N, n, out_dim)
+  auto out = gamma_f != 0.0 ? compute::addmm(tokens(t.G), tokens(t.Phi), W_2, gamma_f, c)
+                            : compute::mm(tokens(t.Phi), W_2);
+  if (gamma_f == 0.0 && c != 1.0) out.mul_(c);
+  t.H_out = per_sample(out);                                                     // (N, n, out_dim)
   return t;
 }
 
@@ -152,10 +138,10 @@ ModelOptions model_options(const ExperimentConfig& config) {
   b.gamma_f = m.residual_ffn.value;
   b.temperature = m.temperature.value_or(std::sqrt(static_cast<double>(b.key_dim / b.heads)));
   b.output_scale = m.output_scale;
-  b.activation = parse_activation(m.activation);
+  b.activation = m.activation;
   b.leaky_slope = m.leaky_slope;
   b.causal = m.causal;
-  b.pre_layer_norm = m.layer_norm == "pre";
+  b.pre_layer_norm = m.layer_norm == LayerNorm::pre;
   b.init = m.init;
   return o;
 }
@@ -184,7 +170,7 @@ ForwardTrace ResidualTransformerImpl::trace(const torch::Tensor& X) {
     out.blocks.push_back(module->as<ResidualBlockImpl>()->trace(H));
     H = out.blocks.back().H_out;
   }
-  out.output = options.readout == "mean" ? H.mean(1) : H;  // (N, d_y) or (N, n, d_y)
+  out.output = options.readout == Readout::mean ? H.mean(1) : H;  // (N, d_y) or (N, n, d_y)
   return out;
 }
 
@@ -194,11 +180,11 @@ std::vector<std::string> ResidualTransformerImpl::parameter_names() const {
   return names;
 }
 
-torch::Tensor objective(const torch::Tensor& Yhat, const torch::Tensor& Y, const std::string& loss) {
+torch::Tensor objective(const torch::Tensor& Yhat, const torch::Tensor& Y, Loss loss) {
   TORCH_CHECK(Yhat.sizes() == Y.sizes(), "prediction ", Yhat.sizes(), " and target ", Y.sizes(),
               " differ in shape");
   auto value = (Yhat - Y).pow(2).sum().mul(0.5);
-  if (loss == "mean") value = value.div(static_cast<double>(Y.size(0)));
+  if (loss == Loss::mean) value = value.div(static_cast<double>(Y.size(0)));
   return value;
 }
 

@@ -1,4 +1,4 @@
-// The residual Transformer of DESIGN.md, "The model", as torch::nn modules.
+// The residual Transformer of docs/design.md, "The model", as torch::nn modules.
 //
 // One block maps H^{l-1} (N, n, d) to H^l:
 //   Z = H W_Q (H W_K)^T / tau,  S = softmax_rows(Z),  A = S H W_V,
@@ -27,9 +27,6 @@ namespace resgd {
 /// Everything random is drawn on the CPU in float64 and then moved, so a run draws the
 /// same numbers on every device and dtype.
 torch::Generator make_generator(int64_t seed, const std::string& stream);
-
-enum class Activation { relu, gelu, softplus, tanh, leaky_relu, identity };
-Activation parse_activation(const std::string& name);
 
 /// (N, n, h e) -> (N h, n, e): the h column groups of each sample as matrices of their own.
 torch::Tensor split_heads(const torch::Tensor& M, int64_t heads);
@@ -65,7 +62,7 @@ struct BlockOptions {
   InitConfig init;  // per-matrix std; null = 1/sqrt(fan_in)
 };
 
-/// Every intermediate of one block's forward pass, in DESIGN.md's symbols.
+/// Every intermediate of one block's forward pass, in docs/design.md's symbols.
 struct BlockTrace {
   // Per-head tensors hold head j of sample i at index i h + j (see split_heads); with one
   // head they are simply (N, ., .).
@@ -78,11 +75,8 @@ struct BlockTrace {
   torch::Tensor V;      // (N h, n, d/h)   E W_V, per head
   torch::Tensor A;      // (N, n, d)       S V, the heads side by side: the attention part
   torch::Tensor G;      // (N, n, d)   gamma_a H + A, the attention output matrix
-  torch::Tensor U;      // (N, n, m)   G W_1 (LN(G) W_1 under pre-LN), but see below
+  torch::Tensor U;      // (N, n, m)   G W_1 (LN(G) W_1 under pre-LN)
   torch::Tensor Phi;    // (N, n, m)   sigma(U)
-  // Under relu, outside autograd, relu is applied in place: U is then the same tensor as
-  // Phi, relu(G W_1). U > 0 exactly where Phi > 0, and relu's backward and the sign
-  // checks of gradcheck read nothing else; it saves an (N n) x m buffer and a pass over it.
   torch::Tensor H_out;  // (N, n, out_dim)
 };
 
@@ -110,7 +104,7 @@ struct ModelOptions {
   int64_t layers = 1;
   BlockOptions block;       // shared by every block; the last gets out_dim = d_y
   int64_t out_dim = 16;     // d_y
-  std::string readout = "tokens";  // tokens | mean
+  Readout readout = Readout::tokens;
   int64_t init_seed = 0;
   std::string init_stream = "model.init";  // the random stream of the initialization
 };
@@ -141,6 +135,6 @@ class ResidualTransformerImpl : public torch::nn::Module {
 TORCH_MODULE(ResidualTransformer);
 
 /// The training objective: 0.5 * sum ||Yhat - Y||^2, divided by N for `mean`.
-torch::Tensor objective(const torch::Tensor& Yhat, const torch::Tensor& Y, const std::string& loss);
+torch::Tensor objective(const torch::Tensor& Yhat, const torch::Tensor& Y, Loss loss);
 
 }  // namespace resgd

@@ -1,4 +1,4 @@
-// Sweep tables: sweep.csv, the printed summary, and report.md (plots are drawn by plots.cpp).
+// The printed table and report.md (plots are drawn by plots.cpp).
 #include "resgd/report.h"
 
 #include <fmt/format.h>
@@ -9,123 +9,41 @@
 #include <optional>
 #include <tuple>
 
+#include "resgd/collection.h"
 #include "resgd/diagnostics.h"
+#include "resgd/files.h"
 #include "resgd/io.h"
 #include "resgd/plots.h"
+#include "resgd/summary.h"
 
 namespace resgd {
 namespace {
-
-/// How cell() writes a floating-point value: every digit (sweep.csv) or four significant
-/// ones (console tables). Integers (iters) are written whole either way.
-enum class CellDigits { all, four };
-
-/// A summary.json entry as text, null as empty.
-std::string cell(const nlohmann::json& summary, const std::string& key, int64_t block = 0,
-                 CellDigits digits = CellDigits::all) {
-  if (!summary.contains(key)) return "";
-  const nlohmann::json* value = &summary.at(key);
-  if (value->is_array()) {
-    if (block < 1 || block > static_cast<int64_t>(value->size())) return "";
-    value = &value->at(static_cast<size_t>(block - 1));
-  }
-  if (value->is_null()) return "";
-  if (value->is_string()) return value->get<std::string>();
-  if (value->is_number_integer()) return std::to_string(value->get<int64_t>());
-  if (value->is_number())
-    return digits == CellDigits::all ? format_number(value->get<double>()) : fmt::format("{:.4g}", value->get<double>());
-  return value->dump();
-}
 
 /// A table cell: "-" where the summary has no value.
 std::string or_dash(const std::string& text) { return text.empty() ? "-" : text; }
 
 }  // namespace
 
-std::vector<std::string> summary_columns(int64_t layers) {
-  std::vector<std::string> columns = {"status", "initial_loss", "final_loss", "loss_max", "within_sequence_loss",
-                                      "iters", "iters_to_tol", "linear_rate"};
-  for (const char* stem : {"sigma_min_g", "sigma_max_g", "cond_g"})
-    for (int64_t l = 1; l <= layers; ++l) columns.push_back(fmt::format("{}{}", stem, l));
-  for (const char* key : {"sigma_min_phi", "ntk_lambda_min", "sharpness", "sharpness_max", "sharpness_final",
-                          "pl_ratio_min", "pl_ratio_median", "wall_time_s", "steps_per_s"})
-    columns.emplace_back(key);
-  return columns;
-}
-
-namespace {
-/// The value of a summary column; "cond_g2" reads block 2 of the list "cond_g".
-std::string summary_cell(const nlohmann::json& summary, const std::string& column, CellDigits digits = CellDigits::all) {
-  for (const char* stem : {"sigma_min_g", "sigma_max_g", "cond_g"}) {
-    const std::string s = stem;
-    if (column.size() > s.size() && column.compare(0, s.size(), s) == 0 &&
-        std::all_of(column.begin() + static_cast<long>(s.size()), column.end(), ::isdigit))
-      return cell(summary, s, std::stoll(column.substr(s.size())), digits);
-  }
-  return cell(summary, column, 0, digits);
-}
-}  // namespace
-
-std::string format_run_line(const RunRecord& record, size_t index, size_t total) {
-  const auto& s = record.summary;
-  const std::string name = record.point.values.empty() && total == 1 ? record.dir.string() : record.point.dir_name();
-  return fmt::format("[{}/{}] {}: {} after {} steps, loss {} -> {}, rate {}, {:.2f} s", index, total, name,
-                     cell(s, "status"), cell(s, "iters"), or_dash(cell(s, "initial_loss", 0, CellDigits::four)),
-                     or_dash(cell(s, "final_loss", 0, CellDigits::four)), or_dash(cell(s, "linear_rate", 0, CellDigits::four)),
-                     s.value("wall_time_s", 0.0));
-}
-
-void write_sweep_csv(const std::filesystem::path& path, const ExperimentConfig& config,
-                     const std::vector<RunRecord>& records) {
-  std::vector<std::string> header = {"run"};
-  for (const auto& axis : config.sweep.axes) header.push_back(axis.key);
-  header.emplace_back("seed");
-  const auto columns = summary_columns(config.model.layers);
-  header.insert(header.end(), columns.begin(), columns.end());
-  // RFC 4180: a cell with a comma or quote is quoted (a run of a two-key sweep is named
-  // "a=1,b=2/seed=0"), so pandas and Python's csv read the file as written.
-  auto line = [](const std::vector<std::string>& cells) {
-    std::string out;
-    for (size_t i = 0; i < cells.size(); ++i) {
-      std::string cell = cells[i];
-      if (cell.find_first_of(",\"\n") != std::string::npos) {
-        for (size_t at = 0; (at = cell.find('"', at)) != std::string::npos; at += 2) cell.insert(at, "\"");
-        cell = "\"" + cell + "\"";
-      }
-      out += (i ? "," : "") + cell;
-    }
-    return out + "\n";
-  };
-  std::string text = line(header);
-  for (const auto& record : records) {
-    std::vector<std::string> row = {record.point.dir_name()};
-    for (const auto& [key, value] : record.point.values) row.push_back(value);
-    row.push_back(std::to_string(record.point.seed));
-    for (const auto& column : columns) row.push_back(summary_cell(record.summary, column));
-    text += line(row);
-  }
-  write_file_atomic(path, text);
-}
-
 std::string format_summary_table(const ExperimentConfig& config, const std::vector<RunRecord>& records) {
-  std::vector<std::string> header;
-  for (const auto& axis : config.sweep.axes) {
-    const auto dot = axis.key.find('.');
-    header.push_back(dot == std::string::npos ? axis.key : axis.key.substr(dot + 1));
-  }
-  std::vector<std::pair<std::string, std::string>> shown = {
-      {"status", "status"}, {"iters", "iters"}, {"final_loss", "final loss"},
-      {"linear_rate", "linear rate"}, {"cond_g1", "cond_g1 (init)"}, {"pl_ratio_median", "pl_ratio (median)"}};
-  if (config.diagnostics.sharpness) shown.emplace_back("sharpness", "sharpness (init)");
+  std::vector<std::string> keys;
+  for (const auto& axis : config.sweep.axes) keys.push_back(axis.key);
+  std::vector<std::string> header = display_names(keys);
   header.emplace_back("seed");
-  for (const auto& [key, title] : shown) header.push_back(title);
+  for (const char* title : {"status", "iters", "final loss", "1 - rate", "cond_g1 (init)", "pl_ratio (median)"})
+    header.emplace_back(title);
+  if (config.diagnostics.sharpness) header.emplace_back("sharpness (init)");
 
   std::vector<std::vector<std::string>> rows;
   for (const auto& record : records) {
+    const auto& s = record.summary;
     std::vector<std::string> row;
-    for (const auto& [key, value] : record.point.values) row.push_back(value);
+    for (const auto& [key, value] : record.point.values) row.push_back(display_value(value));
     row.push_back(std::to_string(record.point.seed));
-    for (const auto& [key, title] : shown) row.push_back(or_dash(summary_cell(record.summary, key, CellDigits::four)));
+    for (const char* key : {"status", "iters", "final_loss"}) row.push_back(or_dash(summary_cell(s, key, CellDigits::four)));
+    const auto rate = rate_if_linear(s);  // 1 - rate: 0.0297 reads better than 0.9703
+    row.push_back(rate ? fmt::format("{:.4g}", 1 - *rate) : "-");
+    for (const char* key : {"cond_g1", "pl_ratio_median"}) row.push_back(or_dash(summary_cell(s, key, CellDigits::four)));
+    if (config.diagnostics.sharpness) row.push_back(or_dash(summary_cell(s, "sharpness", CellDigits::four)));
     rows.push_back(std::move(row));
   }
   std::vector<size_t> width(header.size());
@@ -152,60 +70,10 @@ std::string format_summary_table(const ExperimentConfig& config, const std::vect
 namespace {
 namespace fs = std::filesystem;
 
-/// One run of a report, read back from its files.
-struct ReportRun {
-  fs::path dir;                     // relative to the report directory
-  std::vector<std::string> values;  // the swept values, in axis order
-  std::string seed;
-  nlohmann::json summary;
-};
-
-/// The runs of a report and the swept keys they differ in.
-struct ReportInput {
-  std::vector<std::string> axes;
-  std::vector<bool> zipped;  // per axis: moves with the other zipped axes (sweep.zip)
-  std::vector<ReportRun> runs;
-};
-
-nlohmann::json read_json(const fs::path& path) {
-  try {
-    return nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    throw IoError(fmt::format("{}: not valid JSON: {}", path.string(), e.what()));
-  }
-}
-
-/// The runs of a sweep directory, found from its config.yaml (every point of the sweep that
-/// has finished, in sweep order), or the one run of a run directory.
-ReportInput read_runs(const fs::path& dir) {
-  if (!fs::exists(dir / "config.yaml") || !(fs::exists(dir / "runs") || fs::exists(dir / "summary.json")))
-    throw IoError(fmt::format("{}: neither a sweep directory (config.yaml, runs/) nor a run directory "
-                              "(config.yaml, summary.json) of `resgd run`", dir.string()));
-  const ExperimentConfig config = load_config_file((dir / "config.yaml").string());
-  ReportInput input;
-  if (config.sweep.empty()) {
-    input.runs.push_back({".", {}, std::to_string(config.seed), read_json(dir / "summary.json")});
-    return input;
-  }
-  for (const auto& axis : config.sweep.axes) {
-    input.axes.push_back(axis.key);
-    input.zipped.push_back(axis.zipped);
-  }
-  for (const auto& point : expand_sweep(config)) {
-    const fs::path run_dir = fs::path("runs") / point.dir_name();
-    if (!fs::exists(dir / run_dir / "summary.json")) continue;  // not run yet (interrupted sweep)
-    std::vector<std::string> values;
-    for (const auto& [key, value] : point.values) values.push_back(value);
-    input.runs.push_back({run_dir, values, std::to_string(point.seed), read_json(dir / run_dir / "summary.json")});
-  }
-  if (input.runs.empty()) throw IoError(fmt::format("{}: no finished run under runs/", dir.string()));
-  return input;
-}
-
 /// A summary.json number, nullopt when absent; for a per-block list, block `block` (from 0).
 /// JSON has no inf or NaN, so the run wrote null for both: `null_is_inf` reads it as inf
-/// (condition numbers: a rank-deficient G), otherwise null is "no value" (a rate that could
-/// not be fitted, a tolerance never reached).
+/// (condition numbers: a rank-deficient G), otherwise null is "no value" (a tolerance never
+/// reached, a diagnostic not switched on).
 std::optional<double> summary_number(const nlohmann::json& summary, const std::string& key,
                                      std::optional<size_t> block = std::nullopt, bool null_is_inf = false) {
   if (!summary.contains(key)) return std::nullopt;
@@ -216,6 +84,19 @@ std::optional<double> summary_number(const nlohmann::json& summary, const std::s
   }
   if (value->is_null()) return null_is_inf ? std::optional<double>(INFINITY) : std::nullopt;
   return value->is_number() ? std::optional<double>(value->get<double>()) : std::nullopt;
+}
+
+/// 1 - linear_rate where the run converged linearly: 0.0297 reads better than 0.9703.
+std::optional<double> one_minus_rate(const nlohmann::json& summary) {
+  const auto rate = rate_if_linear(summary);
+  return rate ? std::optional<double>(1 - *rate) : std::nullopt;
+}
+
+/// Whether a run's numbers enter the means, fits and axis ranges: it finished without
+/// diverging (a diverged run's loss of 1e20 and "rate" of 1e9 would set them all).
+bool usable(const FoundRun& run) {
+  const std::string status = run.summary.value("status", "");
+  return status == "converged" || status == "max_iters";
 }
 
 /// A reported quantity: its column title and how to read it from a summary.
@@ -229,7 +110,7 @@ std::vector<Metric> report_metrics(size_t blocks, bool sharpness, bool within_se
   std::vector<Metric> metrics = {
       {"iters to tol", [](const nlohmann::json& s) { return summary_number(s, "iters_to_tol"); }},
       {"final loss", [](const nlohmann::json& s) { return summary_number(s, "final_loss"); }},
-      {"linear rate", [](const nlohmann::json& s) { return summary_number(s, "linear_rate"); }}};
+      {"1 - rate", one_minus_rate}};
   for (size_t l = 0; l < blocks; ++l)
     for (const char* key : {"cond_g", "cond_g_final"})
       metrics.push_back({fmt::format("cond_g{} {}", l + 1, key == std::string("cond_g") ? "init" : "end"),
@@ -256,10 +137,8 @@ std::vector<Metric> report_metrics(size_t blocks, bool sharpness, bool within_se
   return metrics;
 }
 
-/// Whether some run measured the sharpness (diagnostics.sharpness on): its summary has
-/// sharpness_max, null or not, and its metrics.csv a sharpness column.
-bool has_sharpness(const std::vector<ReportRun>& runs) {
-  return std::any_of(runs.begin(), runs.end(), [](const ReportRun& run) { return run.summary.contains("sharpness_max"); });
+const Metric& metric_titled(const std::vector<Metric>& metrics, const std::string& title) {
+  return *std::find_if(metrics.begin(), metrics.end(), [&](const Metric& m) { return m.title == title; });
 }
 
 /// A power law y ~ x^slope: fit_line of ln y on ln x over the pairs where both are finite
@@ -329,96 +208,94 @@ std::string markdown_table(const std::vector<std::string>& header, const std::ve
   return out;
 }
 
-/// The last part of each dotted key, unless two axes share it.
-std::vector<std::string> short_names(const std::vector<std::string>& axes) {
-  std::vector<std::string> out;
-  for (const auto& key : axes) out.push_back(key.substr(key.rfind('.') + 1));
-  for (size_t i = 0; i < out.size(); ++i)
-    if (std::count(out.begin(), out.end(), out[i]) > 1) return axes;
-  return out;
-}
-
-/// "name=value, name=value" over the axes, leaving out those in `skip`.
+/// "name=value, name=value" over the keys, leaving out those in `skip`.
 std::string setting_label(const std::vector<std::string>& names, const std::vector<std::string>& values,
                           const std::vector<bool>& skip = {}) {
   std::string out;
   for (size_t a = 0; a < names.size(); ++a)
-    if (a >= skip.size() || !skip[a]) out += (out.empty() ? "" : ", ") + names[a] + "=" + values[a];
+    if (a >= skip.size() || !skip[a]) out += (out.empty() ? "" : ", ") + names[a] + "=" + display_value(values[a]);
   return out;
 }
 
-std::optional<double> parse_number(const std::string& text) {
-  try {
-    size_t used = 0;
-    const double v = std::stod(text, &used);
-    if (used == text.size()) return v;
-  } catch (const std::exception&) {
+/// The runs of a collection grouped by setting (their values of the keys), in order.
+struct Settings {
+  std::vector<std::vector<std::string>> values;  // per setting
+  std::vector<size_t> of_run;                    // per run: its setting
+  std::vector<size_t> runs_of(size_t setting) const {
+    std::vector<size_t> out;
+    for (size_t r = 0; r < of_run.size(); ++r)
+      if (of_run[r] == setting) out.push_back(r);
+    return out;
   }
-  return std::nullopt;
+};
+
+Settings group_settings(const RunCollection& c) {
+  Settings s;
+  for (const auto& run : c.runs) {
+    auto it = std::find(s.values.begin(), s.values.end(), run.values);
+    if (it == s.values.end()) it = s.values.insert(s.values.end(), run.values);
+    s.of_run.push_back(static_cast<size_t>(it - s.values.begin()));
+  }
+  return s;
 }
 
-/// How many runs of setting `group` ended with `status`, and how many runs it has.
-std::pair<size_t, size_t> status_count(const std::vector<ReportRun>& runs, const std::vector<size_t>& group_of,
-                                       size_t group, const std::string& status) {
-  size_t hits = 0, total = 0;
-  for (size_t r = 0; r < runs.size(); ++r)
-    if (group_of[r] == group) {
-      ++total;
-      hits += runs[r].summary.value("status", "") == status;
-    }
-  return {hits, total};
+/// How many runs of `setting` ended with `status`.
+size_t status_count(const RunCollection& c, const Settings& settings, size_t setting, const std::string& status) {
+  size_t hits = 0;
+  for (size_t r : settings.runs_of(setting)) hits += c.runs[r].summary.value("status", "") == status;
+  return hits;
 }
 
-/// Where train.lr is a swept axis of its own: for each setting of the other axes, the
-/// largest swept step size at which every run converged and the smallest at which a run
-/// diverged (DESIGN.md's "largest stable step size"); "" for other sweeps.
-std::string step_size_section(const ReportInput& input, const std::vector<std::string>& names,
-                              const std::vector<std::vector<std::string>>& settings,
-                              const std::vector<size_t>& group_of) {
-  const auto lr_at = std::find(input.axes.begin(), input.axes.end(), "train.lr");
-  if (lr_at == input.axes.end()) return "";
-  const auto lr_axis = static_cast<size_t>(lr_at - input.axes.begin());
-  if (input.zipped[lr_axis]) return "";  // moved with another key: no grid of step sizes
-  struct Edges {
-    std::vector<std::string> others;  // the values of the other axes
+/// Where train.lr is a key of its own: for each setting of the other keys, the largest
+/// lr at which every run converged and the smallest at which a run diverged, and with the
+/// sharpness the edge 2 / sharpness at initialization; "" for other collections.
+std::string step_size_section(const RunCollection& c, const std::vector<std::string>& names,
+                              const Settings& settings) {
+  const auto lr_at = std::find(c.keys.begin(), c.keys.end(), "train.lr");
+  if (lr_at == c.keys.end()) return "";
+  const auto lr_key = static_cast<size_t>(lr_at - c.keys.begin());
+  if (c.zipped[lr_key]) return "";  // moved with another key: no grid of step sizes
+  struct Arm {
+    std::vector<std::string> others;  // the values of the other keys
     std::optional<double> converging, diverging;
     std::vector<std::optional<double>> stable_steps;  // 2 / sharpness at init, per run
   };
-  std::vector<Edges> lines;
-  for (size_t g = 0; g < settings.size(); ++g) {
-    const auto lr = parse_number(settings[g][lr_axis]);
+  std::vector<Arm> arms;
+  for (size_t g = 0; g < settings.values.size(); ++g) {
+    const auto lr = parse_number(settings.values[g][lr_key]);
     if (!lr) return "";
-    std::vector<std::string> others = settings[g];
-    others.erase(others.begin() + static_cast<long>(lr_axis));
-    auto line = std::find_if(lines.begin(), lines.end(), [&](const Edges& e) { return e.others == others; });
-    if (line == lines.end()) line = lines.insert(lines.end(), Edges{others, std::nullopt, std::nullopt, {}});
-    const auto [converged, runs] = status_count(input.runs, group_of, g, "converged");
-    if (converged == runs) line->converging = std::max(line->converging.value_or(*lr), *lr);
-    if (status_count(input.runs, group_of, g, "diverged").first > 0) line->diverging = std::min(line->diverging.value_or(*lr), *lr);
-    for (size_t r = 0; r < input.runs.size(); ++r) {
-      const auto sharpness = summary_number(input.runs[r].summary, "sharpness");
-      if (group_of[r] == g && sharpness && *sharpness > 0) line->stable_steps.push_back(2 / *sharpness);
+    std::vector<std::string> others = settings.values[g];
+    others.erase(others.begin() + static_cast<long>(lr_key));
+    auto arm = std::find_if(arms.begin(), arms.end(), [&](const Arm& a) { return a.others == others; });
+    if (arm == arms.end()) arm = arms.insert(arms.end(), Arm{others, std::nullopt, std::nullopt, {}});
+    if (status_count(c, settings, g, "converged") == settings.runs_of(g).size())
+      arm->converging = std::max(arm->converging.value_or(*lr), *lr);
+    if (status_count(c, settings, g, "diverged") > 0) arm->diverging = std::min(arm->diverging.value_or(*lr), *lr);
+    for (size_t r : settings.runs_of(g)) {
+      const auto sharpness = summary_number(c.runs[r].summary, "sharpness");
+      if (sharpness && *sharpness > 0) arm->stable_steps.push_back(2 / *sharpness);
     }
   }
-  const bool with_sharpness = std::any_of(lines.begin(), lines.end(), [](const Edges& e) { return !e.stable_steps.empty(); });
+  const bool with_sharpness = std::any_of(arms.begin(), arms.end(), [](const Arm& a) { return !a.stable_steps.empty(); });
   std::vector<std::string> header;
-  for (size_t a = 0; a < names.size(); ++a)
-    if (a != lr_axis) header.push_back(names[a]);
+  for (size_t k = 0; k < names.size(); ++k)
+    if (k != lr_key) header.push_back(names[k]);
   header.emplace_back("largest lr, every run converged");
   header.emplace_back("smallest lr, a run diverged");
   if (with_sharpness) header.emplace_back("2 / sharpness at init");
   std::vector<std::vector<std::string>> rows;
-  for (const auto& line : lines) {
-    std::vector<std::string> row = line.others;
-    row.push_back(line.converging ? g4(*line.converging) : "-");
-    row.push_back(line.diverging ? g4(*line.diverging) : "-");
-    if (with_sharpness) row.push_back(format_spread(spread_of(line.stable_steps)));
+  for (const auto& arm : arms) {
+    std::vector<std::string> row;
+    for (const auto& value : arm.others) row.push_back(display_value(value));
+    row.push_back(arm.converging ? g4(*arm.converging) : "-");
+    row.push_back(arm.diverging ? g4(*arm.diverging) : "-");
+    if (with_sharpness) row.push_back(format_spread(spread_of(arm.stable_steps)));
     rows.push_back(std::move(row));
   }
   std::string text =
-      "## Step sizes\n\nFor each setting of the other swept keys, the largest swept `train.lr` at which every run "
-      "converged and the smallest at which a run diverged (`-`: none). The largest stable step lies between them at "
-      "the grid's resolution where the first is the smaller.";
+      "## Step sizes\n\nFor each setting of the other keys, the largest `train.lr` at which every run converged and "
+      "the smallest at which a run diverged (`-`: none). The largest stable step lies between them, at the grid's "
+      "resolution, where the first is the smaller.";
   if (with_sharpness)
     text += " `2 / sharpness at init`: the largest step at which GD is stable on the quadratic model of the loss "
             "at initialization (mean [min, max] over the setting's runs). A run well above it starts beyond the edge "
@@ -427,51 +304,244 @@ std::string step_size_section(const ReportInput& input, const std::vector<std::s
   return text + "\n\n" + markdown_table(header, rows) + "\n";
 }
 
-}  // namespace
-
-fs::path write_report(const fs::path& dir, std::ostream& log) {
-  const ReportInput input = read_runs(dir);
-  const auto& runs = input.runs;
-  const auto names = short_names(input.axes);
-
-  // Settings in sweep order; the seeds of a setting are aggregated.
-  std::vector<std::vector<std::string>> settings;
-  std::vector<size_t> group_of;
-  for (const auto& run : runs) {
-    auto it = std::find(settings.begin(), settings.end(), run.values);
-    if (it == settings.end()) it = settings.insert(settings.end(), run.values);
-    group_of.push_back(static_cast<size_t>(it - settings.begin()));
+/// Each metric against each numeric key, one series per setting of the other keys: the
+/// usable runs' mean and range, and where a run diverged.
+std::vector<MetricPlot> metric_plots(const RunCollection& c, const std::vector<std::string>& names,
+                                     const Settings& settings, const std::vector<Metric>& metrics) {
+  std::vector<MetricPlot> plots;
+  for (size_t k = 0; k < c.keys.size(); ++k) {
+    // A numeric key; not one of on and off alone (residual on against off is no curve).
+    const bool numeric = std::all_of(settings.values.begin(), settings.values.end(),
+                                     [&](const auto& s) { return parse_number(s[k]).has_value(); });
+    const bool on_off = std::all_of(settings.values.begin(), settings.values.end(),
+                                    [&](const auto& s) { return s[k] == "true" || s[k] == "false"; });
+    if (!numeric || on_off) continue;
+    // The series are the settings of the other keys; the zipped partners of `k` move with it.
+    std::vector<bool> along(c.keys.size(), false);
+    std::string partners;
+    for (size_t b = 0; b < along.size(); ++b) {
+      along[b] = b == k || (c.zipped[k] && c.zipped[b]);
+      if (along[b] && b != k) partners += (partners.empty() ? " (with " : ", ") + names[b];
+    }
+    const std::string x_label = names[k] + (partners.empty() ? "" : partners + ")");
+    for (const auto& [title, stem, log_y] : {std::tuple<const char*, const char*, bool>{"final loss", "final_loss", true},
+                                             {"1 - rate", "one_minus_rate", true},
+                                             {"cond_g1 init", "cond_g1_init", true}}) {
+      if (std::none_of(metrics.begin(), metrics.end(), [&](const Metric& m) { return m.title == title; })) continue;
+      const Metric& metric = metric_titled(metrics, title);
+      MetricPlot plot{fmt::format("{}_vs_{}", stem, names[k]), x_label, title, log_y, {}, false, ""};
+      for (size_t g = 0; g < settings.values.size(); ++g) {
+        std::string label = setting_label(names, settings.values[g], along);
+        if (label.empty()) label = title;
+        auto series = std::find_if(plot.series.begin(), plot.series.end(), [&](const auto& s) { return s.label == label; });
+        if (series == plot.series.end()) series = plot.series.insert(plot.series.end(), MetricSeries{label, {}, {}});
+        const double x = *parse_number(settings.values[g][k]);
+        std::vector<std::optional<double>> values;
+        for (size_t r : settings.runs_of(g)) {
+          if (usable(c.runs[r])) values.push_back(metric.read(c.runs[r].summary));
+          if (c.runs[r].summary.value("status", "") == "diverged") series->diverged_at.push_back(x);
+        }
+        const Spread s = spread_of(values);
+        if (s.count > 0) series->points.push_back({x, s.mean, s.min, s.max});
+      }
+      for (auto& series : plot.series) {
+        std::sort(series.points.begin(), series.points.end());
+        std::sort(series.diverged_at.begin(), series.diverged_at.end());
+        series.diverged_at.erase(std::unique(series.diverged_at.begin(), series.diverged_at.end()),
+                                 series.diverged_at.end());
+      }
+      plots.push_back(std::move(plot));
+    }
   }
+  return plots;
+}
+
+/// Claim 2 of docs/design.md: the rate is governed by the smallest singular value of the
+/// attention output. Each quantity that bounds or measures the rate against sigma_min_g1
+/// at initialization, over the usable runs: a table, and a plot added to `plots`.
+std::string fits_section(const RunCollection& c, std::vector<MetricPlot>& plots) {
+  const std::vector<std::pair<std::string, std::function<std::optional<double>(const nlohmann::json&)>>> quantities = {
+      {"1 - rate", one_minus_rate},
+      {"pl_ratio (median)", [](const nlohmann::json& s) { return summary_number(s, "pl_ratio_median"); }},
+      {"sigma_min_phi (init)", [](const nlohmann::json& s) { return summary_number(s, "sigma_min_phi"); }},
+      {"ntk_lambda_min (init)", [](const nlohmann::json& s) { return summary_number(s, "ntk_lambda_min"); }}};
+  std::vector<std::vector<std::string>> rows;
+  MetricPlot points{"rate_vs_sigma_min_g1", "sigma_min_g1 at initialization", "value", true, {}, true,
+                    "rate and its bounds against sigma_min_g1, one point per run"};
+  for (const auto& [title, read] : quantities) {
+    std::vector<std::pair<std::optional<double>, std::optional<double>>> pairs;
+    for (const auto& run : c.runs)
+      if (usable(run)) pairs.emplace_back(summary_number(run.summary, "sigma_min_g", 0), read(run.summary));
+    const auto fit = log_log_fit(pairs);
+    if (!fit) continue;
+    rows.push_back({title, std::to_string(fit->points.size()), fmt::format("{:.3f}", fit->line.slope),
+                    fmt::format("{:.4f}", fit->line.correlation)});
+    MetricSeries series{fmt::format("{} (slope {:.2f})", title, fit->line.slope), {}, {}};
+    for (const auto& [x, y] : fit->points) series.points.push_back({x, y, y, y});  // the fitted points
+    std::sort(series.points.begin(), series.points.end());
+    points.series.push_back(std::move(series));
+  }
+  if (!points.series.empty()) plots.push_back(std::move(points));
+  if (rows.empty()) return "";
+  return "## Against sigma_min_g1\n\nA power law y ~ sigma_min_g1^slope fitted by least squares of ln y on "
+         "ln sigma_min_g1 (block 1, at initialization) over the runs that finished without diverging, where both "
+         "are finite and positive; the correlation is that of the logarithms. `1 - rate` counts the runs that "
+         "converged linearly. Runs that also differ in step size, depth or data mix into the same fit: it speaks "
+         "for claim 2 where the sweep moves sigma_min alone, as experiments/scaled_residual.yaml does.\n\n" +
+         markdown_table({"quantity", "runs", "slope", "correlation"}, rows) + "\n";
+}
+
+/// Whether key `k` is a scale worth power-law fits: numeric (not on and off), three or
+/// more values spanning more than a decade (widths, step sizes, init scales). A zipped key
+/// counts: its partners move with it (a width with its output scale).
+bool is_scale_key(const Settings& settings, size_t k) {
+  std::vector<double> xs;
+  for (const auto& values : settings.values) {
+    if (values[k] == "true" || values[k] == "false") return false;
+    const auto x = parse_number(values[k]);
+    if (!x || !(*x > 0)) return false;
+    if (std::find(xs.begin(), xs.end(), *x) == xs.end()) xs.push_back(*x);
+  }
+  return xs.size() >= 3 && *std::max_element(xs.begin(), xs.end()) > 10 * *std::min_element(xs.begin(), xs.end());
+}
+
+/// For each scale key: what the theory ties to it (the linearization's gap, how far the
+/// weights move, the rate, the NTK's spectrum) fitted as powers of it over the usable runs,
+/// a table and a log-log plot added to `plots`.
+std::string power_laws_section(const RunCollection& c, const std::vector<std::string>& names, const Settings& settings,
+                               std::vector<MetricPlot>& plots) {
+  auto number = [](const char* key) {
+    return [key = std::string(key)](const nlohmann::json& s) { return summary_number(s, key); };
+  };
+  const std::vector<std::pair<std::string, std::function<std::optional<double>(const nlohmann::json&)>>> quantities = {
+      {"lin_gap_max", number("lin_gap_max")},       {"travel_attention", number("travel_attention")},
+      {"travel_ffn", number("travel_ffn")},         {"1 - rate", one_minus_rate},
+      {"ntk_lambda_min", number("ntk_lambda_min")}, {"ntk_lambda_max", number("ntk_lambda_max")}};
+  std::string text;
+  for (size_t k = 0; k < c.keys.size(); ++k) {
+    if (!is_scale_key(settings, k)) continue;
+    std::vector<std::vector<std::string>> rows;
+    MetricPlot plot{"power_laws_vs_" + names[k], names[k], "value", true, {}, true,
+                    "quantities against " + names[k] + ", one point per run (log-log)"};
+    for (const auto& [title, read] : quantities) {
+      std::vector<std::pair<std::optional<double>, std::optional<double>>> pairs;
+      for (const auto& run : c.runs)
+        if (usable(run)) pairs.emplace_back(parse_number(run.values[k]), read(run.summary));
+      const auto fit = log_log_fit(pairs);
+      if (!fit) continue;
+      rows.push_back({title, std::to_string(fit->points.size()), fmt::format("{:.3f}", fit->line.slope),
+                      fmt::format("{:.4f}", fit->line.correlation)});
+      MetricSeries series{fmt::format("{} (slope {:.2f})", title, fit->line.slope), {}, {}};
+      for (const auto& [x, y] : fit->points) series.points.push_back({x, y, y, y});
+      std::sort(series.points.begin(), series.points.end());
+      plot.series.push_back(std::move(series));
+    }
+    if (rows.empty()) continue;
+    plots.push_back(std::move(plot));
+    text += fmt::format(
+        "## Power laws in {0}\n\nEach quantity fitted as y ~ {0}^slope by least squares of ln y on ln {0} over the "
+        "runs that finished without diverging (correlation of the logarithms). `lin_gap_max`: the largest "
+        "|loss - loss_lin| over the initial loss, loss_lin being GD on the model linearized at initialization; "
+        "`travel_attention`, `travel_ffn`: ||theta_T - theta_0|| / ||theta_0|| over the attention's and the FFN's "
+        "weights; `1 - rate`: the runs that converged linearly; `ntk_lambda_min`, `ntk_lambda_max`: the extreme "
+        "eigenvalues of the NTK Gram matrix at initialization.\n\n",
+        c.keys[k]);
+    text += markdown_table({"quantity", "runs", "slope", "correlation"}, rows) + "\n";
+  }
+  return text;
+}
+
+/// The runs whose loss is drawn beside loss_lin: where a scale key exists, those at its
+/// smallest and largest value, else every run; the first seed only.
+std::vector<size_t> linearized_runs(const RunCollection& c, const Settings& settings) {
+  std::vector<size_t> out;
+  if (std::none_of(c.runs.begin(), c.runs.end(), [](const FoundRun& r) { return r.summary.contains("lin_gap_max"); }))
+    return out;
+  int64_t first_seed = c.runs.front().config.seed;
+  for (const auto& run : c.runs) first_seed = std::min(first_seed, run.config.seed);
+  std::optional<size_t> scale;
+  for (size_t k = 0; k < c.keys.size() && !scale; ++k)
+    if (is_scale_key(settings, k)) scale = k;
+  double lo = INFINITY, hi = -INFINITY;
+  if (scale)
+    for (const auto& run : c.runs) {
+      const double x = *parse_number(run.values[*scale]);
+      lo = std::min(lo, x), hi = std::max(hi, x);
+    }
+  for (size_t r = 0; r < c.runs.size(); ++r) {
+    if (c.runs[r].config.seed != first_seed || !c.runs[r].summary.contains("lin_gap_max")) continue;
+    const double x = scale ? *parse_number(c.runs[r].values[*scale]) : 0;
+    if (!scale || x == lo || x == hi) out.push_back(r);
+  }
+  return out;
+}
+
+/// The runs as plots.h draws them: directories relative to `report_dir`, a colour per
+/// setting and a dash per seed.
+std::vector<PlotRun> plot_runs(const RunCollection& c, const fs::path& report_dir, const std::vector<size_t>& group_of,
+                               const std::vector<std::string>& labels) {
+  std::vector<int64_t> seeds;
+  for (const auto& run : c.runs) seeds.push_back(run.config.seed);
+  std::sort(seeds.begin(), seeds.end());
+  seeds.erase(std::unique(seeds.begin(), seeds.end()), seeds.end());
+  const fs::path base = fs::absolute(report_dir).lexically_normal();
+  std::vector<PlotRun> out;
+  for (size_t r = 0; r < c.runs.size(); ++r) {
+    const auto& run = c.runs[r];
+    PlotRun p;
+    p.dir = run.dir.lexically_relative(base);
+    if (p.dir.empty()) p.dir = ".";
+    p.label = labels[r];
+    p.group = group_of[r];
+    p.seed = std::to_string(run.config.seed);
+    p.seed_index = static_cast<size_t>(std::find(seeds.begin(), seeds.end(), run.config.seed) - seeds.begin());
+    p.diverged = run.summary.value("status", "") == "diverged";
+    p.lr = run.config.train.lr;
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+/// report.md for `c`, in `report_dir`, with its plots.
+fs::path write_collection_report(const RunCollection& c, const fs::path& report_dir, const PlotFormats& formats,
+                                 std::ostream& log) {
+  const auto& runs = c.runs;
+  const auto names = display_names(c.keys);
+  const Settings settings = group_settings(c);
+  const fs::path base = fs::absolute(report_dir).lexically_normal();
+  auto relative = [&](const fs::path& dir) {
+    const fs::path r = dir.lexically_relative(base);
+    return r.empty() ? std::string(".") : r.string();
+  };
+
   size_t blocks = 0;
   for (const auto& run : runs)
-    if (run.summary.contains("cond_g") && run.summary["cond_g"].is_array()) blocks = std::max(blocks, run.summary["cond_g"].size());
-  const bool sharpness = has_sharpness(runs);
-  const bool within_sequence = std::any_of(runs.begin(), runs.end(), [](const ReportRun& run) {
+    if (run.summary.contains("cond_g") && run.summary["cond_g"].is_array())
+      blocks = std::max(blocks, run.summary["cond_g"].size());
+  const bool sharpness = std::any_of(runs.begin(), runs.end(), [](const FoundRun& r) { return r.summary.contains("sharpness_max"); });
+  const bool within_sequence = std::any_of(runs.begin(), runs.end(), [](const FoundRun& run) {
     return summary_number(run.summary, "within_sequence_loss").has_value();
   });
   const auto metrics = report_metrics(blocks, sharpness, within_sequence);
 
-  auto spread_in = [&](size_t group, const Metric& metric) {
-    std::vector<std::optional<double>> values;
-    for (size_t r = 0; r < runs.size(); ++r)
-      if (group_of[r] == group) values.push_back(metric.read(runs[r].summary));
-    return spread_of(values);
-  };
-  auto share = [&](size_t group, const std::string& status) {
-    const auto [hits, total] = status_count(runs, group_of, group, status);
-    return fmt::format("{}/{}", hits, total);
-  };
-
+  // Per setting: the counts over all its runs, the numbers over the usable ones.
   std::vector<std::string> header = names;
   for (const char* title : {"runs", "converged", "diverged"}) header.emplace_back(title);
   for (const auto& metric : metrics) header.push_back(metric.title);
   std::vector<std::vector<std::string>> rows;
-  for (size_t g = 0; g < settings.size(); ++g) {
-    std::vector<std::string> row = settings[g];
-    row.push_back(std::to_string(std::count(group_of.begin(), group_of.end(), g)));
-    row.push_back(share(g, "converged"));
-    row.push_back(share(g, "diverged"));
-    for (const auto& metric : metrics) row.push_back(format_spread(spread_in(g, metric)));
+  for (size_t g = 0; g < settings.values.size(); ++g) {
+    std::vector<std::string> row;
+    for (const auto& value : settings.values[g]) row.push_back(display_value(value));
+    const size_t total = settings.runs_of(g).size();
+    row.push_back(std::to_string(total));
+    row.push_back(fmt::format("{}/{}", status_count(c, settings, g, "converged"), total));
+    row.push_back(fmt::format("{}/{}", status_count(c, settings, g, "diverged"), total));
+    for (const auto& metric : metrics) {
+      std::vector<std::optional<double>> values;
+      for (size_t r : settings.runs_of(g))
+        if (usable(runs[r])) values.push_back(metric.read(runs[r].summary));
+      row.push_back(format_spread(spread_of(values)));
+    }
     rows.push_back(std::move(row));
   }
 
@@ -479,7 +549,7 @@ fs::path write_report(const fs::path& dir, std::ostream& log) {
   for (const auto& metric : metrics) run_header.push_back(metric.title);
   std::vector<std::vector<std::string>> run_rows;
   for (const auto& run : runs) {
-    std::vector<std::string> row = {run.dir.string(), run.seed, run.summary.value("status", "?"),
+    std::vector<std::string> row = {relative(run.dir), std::to_string(run.config.seed), run.summary.value("status", "?"),
                                     run.summary.contains("iters") ? run.summary["iters"].dump() : "-"};
     for (const auto& metric : metrics) {
       const auto v = metric.read(run.summary);
@@ -488,93 +558,36 @@ fs::path write_report(const fs::path& dir, std::ostream& log) {
     run_rows.push_back(std::move(row));
   }
 
-  // Each metric against each numeric swept value, one line per setting of the other keys.
-  std::vector<MetricPlot> metric_plots;
-  for (size_t a = 0; a < input.axes.size(); ++a) {
-    if (!std::all_of(settings.begin(), settings.end(), [&](const auto& s) { return parse_number(s[a]).has_value(); }))
-      continue;
-    // The series are the settings of the other axes; the zipped partners of `a` move with it.
-    std::vector<bool> along(input.axes.size(), false);
-    std::string partners;
-    for (size_t b = 0; b < along.size(); ++b) {
-      along[b] = b == a || (input.zipped[a] && input.zipped[b]);
-      if (along[b] && b != a) partners += (partners.empty() ? " (with " : ", ") + names[b];
-    }
-    const std::string x_label = names[a] + (partners.empty() ? "" : partners + ")");
-    for (const auto& [index, stem, log_y] : {std::tuple<size_t, const char*, bool>{1, "final_loss", true},
-                                             {2, "linear_rate", false}, {3, "cond_g1_init", true}}) {
-      if (index >= metrics.size()) continue;
-      MetricPlot plot{fmt::format("{}_vs_{}", stem, names[a]), x_label, metrics[index].title, log_y, {}, false, ""};
-      for (size_t g = 0; g < settings.size(); ++g) {
-        std::string label = setting_label(names, settings[g], along);
-        if (label.empty()) label = metrics[index].title;
-        auto it = std::find_if(plot.series.begin(), plot.series.end(), [&](const auto& s) { return s.label == label; });
-        if (it == plot.series.end()) it = plot.series.insert(plot.series.end(), MetricSeries{label, {}});
-        const Spread s = spread_in(g, metrics[index]);
-        it->points.push_back({*parse_number(settings[g][a]), s.mean, s.min, s.max});
-      }
-      for (auto& series : plot.series) std::sort(series.points.begin(), series.points.end());
-      metric_plots.push_back(std::move(plot));
-    }
-  }
-
-  // DESIGN.md's claim 2: the rate is governed by the smallest singular value of the
-  // attention output. Each quantity that bounds or measures the rate against sigma_min_g1
-  // at initialization, over all runs.
-  std::string fits_text;
-  {
-    const std::vector<std::pair<std::string, std::function<std::optional<double>(const nlohmann::json&)>>> quantities = {
-        {"1 - linear rate",
-         [](const nlohmann::json& s) {
-           const auto rate = summary_number(s, "linear_rate");
-           return rate ? std::optional<double>(1.0 - *rate) : std::nullopt;
-         }},
-        {"pl_ratio (median)", [](const nlohmann::json& s) { return summary_number(s, "pl_ratio_median"); }},
-        {"sigma_min_phi (init)", [](const nlohmann::json& s) { return summary_number(s, "sigma_min_phi"); }},
-        {"ntk_lambda_min (init)", [](const nlohmann::json& s) { return summary_number(s, "ntk_lambda_min"); }}};
-    std::vector<std::vector<std::string>> fit_rows;
-    MetricPlot points{"rate_vs_sigma_min_g1", "sigma_min_g1 at initialization", "value", true, {}, true,
-                      "rate and its bounds against sigma_min_g1, one point per run"};
-    for (const auto& [title, read] : quantities) {
-      std::vector<std::pair<std::optional<double>, std::optional<double>>> pairs;
-      for (const auto& run : runs) pairs.emplace_back(summary_number(run.summary, "sigma_min_g", 0), read(run.summary));
-      const auto fit = log_log_fit(pairs);
-      if (!fit) continue;
-      fit_rows.push_back({title, std::to_string(fit->points.size()), fmt::format("{:.3f}", fit->line.slope),
-                          fmt::format("{:.4f}", fit->line.correlation)});
-      MetricSeries series{fmt::format("{} (slope {:.2f})", title, fit->line.slope), {}};
-      for (const auto& [x, y] : fit->points) series.points.push_back({x, y, y, y});  // the fitted points
-      std::sort(series.points.begin(), series.points.end());
-      points.series.push_back(std::move(series));
-    }
-    if (!points.series.empty()) metric_plots.push_back(std::move(points));
-    if (!fit_rows.empty())
-      fits_text = "## Against sigma_min_g1\n\nA power law y ~ sigma_min_g1^slope fitted by least squares of ln y on "
-                  "ln sigma_min_g1 (block 1, at initialization) over the runs where both are finite and positive; "
-                  "the correlation is that of the logarithms. The rate is 1 - linear rate, so a run that stalls "
-                  "(rate 1) or diverges drops out. Runs that also differ in step size, depth or data mix into the "
-                  "same fit: it speaks for claim 2 where the sweep moves sigma_min alone, as "
-                  "experiments/scaled_residual.yaml does.\n\n" +
-                  markdown_table({"quantity", "runs", "slope", "correlation"}, fit_rows) + "\n";
-  }
+  auto plots = metric_plots(c, names, settings, metrics);
+  const std::string fits_text = fits_section(c, plots);
+  const std::string power_text = power_laws_section(c, names, settings, plots);
 
   std::string plots_text;
   if (const auto gnuplot = find_gnuplot()) {
-    std::vector<PlotRun> plot_runs;
-    for (size_t r = 0; r < runs.size(); ++r) {
-      std::string label = setting_label(names, runs[r].values);
-      // The lr only the sharpness plot needs (lr x sharpness), read only for it.
-      const double lr = sharpness ? load_config_file((dir / runs[r].dir / "config.yaml").string()).train.lr : 0.0;
-      plot_runs.push_back({runs[r].dir, label.empty() ? "seed " + runs[r].seed : label, group_of[r],
-                           runs[r].summary.value("status", "") == "diverged", lr});
+    std::vector<std::string> labels;
+    for (const auto& run : runs) {
+      const std::string label = setting_label(names, run.values);
+      labels.push_back(label.empty() ? c.name : label);
     }
-    const PlotResult plots = draw_plots(*gnuplot, dir, plot_runs, metric_plots);
-    plots_text += "PNG and SVG files in plots/, each with the gnuplot script that drew it "
-                  "(redraw with `gnuplot plots/NAME.gp` from this directory). Lines are coloured by swept "
-                  "setting; non-finite values (cond inf where G is rank-deficient, a diverged loss) are left out.\n\n";
-    for (const auto& name : plots.drawn) plots_text += fmt::format("### {0}\n\n![{0}](plots/{0}.png)\n\n", name);
-    for (const auto& note : plots.notes) plots_text += "- " + note + "\n";
-    for (const auto& failure : plots.failed) {
+    const auto all = plot_runs(c, report_dir, settings.of_run, labels);
+    std::vector<PlotRun> linearized;
+    for (size_t r : linearized_runs(c, settings)) linearized.push_back(all[r]);
+    const PlotResult drawn = draw_plots(*gnuplot, report_dir, all, plots, formats, linearized);
+    plots_text += fmt::format(
+        "{} in plots/, each with the gnuplot script that drew it (redraw with `gnuplot plots/NAME.gp` from this "
+        "directory). Colour tells the settings apart and the dash the seeds; a diverged run is marked where it left "
+        "the plot, and means, bars and axis ranges leave it out. Non-finite values (cond inf where G is "
+        "rank-deficient) are not drawn.\n\n",
+        fmt::join(formats, ", "));
+    // Markdown shows PNG and SVG; a PDF is linked.
+    const auto shown = std::find_if(formats.begin(), formats.end(), [](const std::string& f) { return f != "pdf"; });
+    for (const auto& name : drawn.drawn) {
+      plots_text += fmt::format("### {}\n\n", name);
+      if (shown != formats.end()) plots_text += fmt::format("![{0}](plots/{0}.{1})\n\n", name, *shown);
+      else plots_text += fmt::format("[{0}.pdf](plots/{0}.pdf)\n\n", name);
+    }
+    for (const auto& note : drawn.notes) plots_text += "- " + note + "\n";
+    for (const auto& failure : drawn.failed) {
       plots_text += "- " + failure + "\n";
       log << "resgd report: " << failure << "\n";
     }
@@ -583,37 +596,126 @@ fs::path write_report(const fs::path& dir, std::ostream& log) {
     log << "resgd report: plots skipped: gnuplot was not found on PATH\n";
   }
 
-  const std::string name = runs.front().summary.value("name", dir.filename().string());
-  std::string text = fmt::format("# Report: {}\n\n", name);
-  text += fmt::format("{} run{} in {}", runs.size(), runs.size() == 1 ? "" : "s", fs::absolute(dir).lexically_normal().string());
-  if (!input.axes.empty()) {
-    std::string axes, zipped;
-    for (size_t a = 0; a < input.axes.size(); ++a) {
-      std::string& list = input.zipped[a] ? zipped : axes;
-      list += (list.empty() ? "`" : input.zipped[a] ? " with `" : ", `") + input.axes[a] + "`";
+  std::string text = fmt::format("# Report: {}\n\n{} run{}", c.name, runs.size(), runs.size() == 1 ? "" : "s");
+  if (!c.keys.empty()) {
+    std::string keys, zipped;
+    for (size_t k = 0; k < c.keys.size(); ++k) {
+      std::string& list = c.zipped[k] ? zipped : keys;
+      list += (list.empty() ? "`" : c.zipped[k] ? " with `" : ", `") + c.keys[k] + "`";
     }
-    if (!zipped.empty()) axes = zipped + " (zipped)" + (axes.empty() ? "" : ", " + axes);
-    text += fmt::format(": {} swept setting{} of {}", settings.size(), settings.size() == 1 ? "" : "s", axes);
+    if (!zipped.empty()) keys = zipped + " (zipped)" + (keys.empty() ? "" : ", " + keys);
+    text += fmt::format(", {} setting{} of {}", settings.values.size(), settings.values.size() == 1 ? "" : "s", keys);
   }
-  text += ". Read from each run's summary.json.\n\n"
-          "Each cell: mean over the setting's seeds, then [min, max]; `(k/n)`: only k of the n runs have a value "
-          "(iterations to tolerance count the runs that reached it; a rate needs two usable losses). "
-          "`cond_g<l>`: sigma_max / sigma_min of the attention output matrix G of block l, at initialization and at "
-          "the last iteration; inf where G is rank-deficient (summary.json writes null for it)."
-          + std::string(within_sequence ? " `final / within-seq loss`: the final loss over `within_sequence_loss`, "
-                                          "the least loss of a prediction that is the same for every token of a "
-                                          "sequence, which is all a model can give whose attention maps the tokens "
-                                          "of a sequence to one vector: about 1 where the loss stalls for that reason."
-                                        : "") +
+  // The directories the runs came from, relative to this one: what precedes runs/ in a
+  // run's path, or the run's own directory.
+  std::vector<std::string> sources;
+  for (const auto& run : runs) {
+    fs::path source;
+    for (const auto& part : fs::path(relative(run.dir))) {
+      if (part == "runs") break;
+      source /= part;
+    }
+    const std::string name = source.empty() ? "." : source.string();
+    if (std::find(sources.begin(), sources.end(), name) == sources.end()) sources.push_back(name);
+  }
+  text += fmt::format(", read from {} summary.json{}.\n\n", runs.size() == 1 ? "its" : "each run's",
+                      sources == std::vector<std::string>{"."} ? ""
+                                                               : fmt::format(" (from `{}`)", fmt::join(sources, "`, `")));
+  if (!c.notes.empty()) {
+    text += "Left out:\n\n";
+    for (const auto& note : c.notes) text += fmt::format("- `{}`: {}\n", relative(note.path), note.why);
+    text += "\n";
+  }
+  text += "Each cell: mean over the setting's runs that finished without diverging, then [min, max]; `(k/n)`: only k "
+          "of those n runs have a value (iterations to tolerance count the runs that reached it). The diverged runs "
+          "are counted in their column and kept out of every mean, fit and axis range. `1 - rate`: one minus the "
+          "linear rate, for the runs that converged linearly (their log loss on a line, falling at least a decade); "
+          "`-` where none did. `cond_g<l>`: sigma_max / sigma_min of the attention output matrix G of block l, at "
+          "initialization and at the last iteration; inf where G is rank-deficient." +
+          std::string(within_sequence ? " `final / within-seq loss`: the final loss over `within_sequence_loss`, "
+                                        "the least loss of a prediction that is the same for every token of a "
+                                        "sequence, which is all a model can give whose attention maps the tokens "
+                                        "of a sequence to one vector: about 1 where the loss stalls for that reason."
+                                      : "") +
           "\n\n";
   text += "## By swept setting\n\n" + markdown_table(header, rows) + "\n";
   text += "## Runs\n\n" + markdown_table(run_header, run_rows) + "\n";
-  text += step_size_section(input, names, settings, group_of);
+  text += step_size_section(c, names, settings);
   text += fits_text;
+  text += power_text;
   text += "## Plots\n\n" + plots_text;
-  const fs::path path = dir / "report.md";
+  const fs::path path = report_dir / "report.md";
   write_file_atomic(path, text);
   return path;
+}
+
+/// sweep.csv of a collection: its runs relative to `dir`.
+void write_collection_csv(const RunCollection& c, const fs::path& dir) {
+  const fs::path base = fs::absolute(dir).lexically_normal();
+  std::vector<SweepCsvRow> rows;
+  for (const auto& run : c.runs)
+    rows.push_back({run.dir.lexically_relative(base).string(), run.values, run.config.seed, run.summary});
+  write_sweep_csv(dir / "sweep.csv", c.keys, rows);
+}
+
+}  // namespace
+
+fs::path write_report(const fs::path& dir, std::ostream& log, const PlotFormats& formats) {
+  return write_collection_report(collect_runs(dir), dir, formats, log);
+}
+
+fs::path write_comparison(const std::vector<fs::path>& dirs, const fs::path& out, const PlotFormats& formats,
+                          std::ostream& log) {
+  const RunCollection c = merge_collections(dirs);
+  // The output holds what compare writes and nothing else: never a run's own directory.
+  std::error_code ec;
+  if (fs::exists(out / "config.yaml", ec))
+    throw IoError(fmt::format("{}: a run or sweep directory; compare writes into a directory of its own", out.string()));
+  fs::create_directories(out);
+  write_collection_csv(c, out);
+  return write_collection_report(c, out, formats, log);
+}
+
+fs::path plot_column(const fs::path& dir, const ColumnRequest& request) {
+  const auto gnuplot = find_gnuplot();
+  if (!gnuplot) throw IoError("gnuplot was not found on PATH (install gnuplot-nox)");
+  const RunCollection c = collect_runs(dir);
+  if (!request.by.empty() && std::find(c.keys.begin(), c.keys.end(), request.by) == c.keys.end()) {
+    const auto known = known_keys();
+    if (std::find(known.begin(), known.end(), request.by) == known.end())
+      throw ConfigError(fmt::format("--by: unknown key '{}'; the runs differ in: {}", request.by,
+                                    c.keys.empty() ? std::string("no key") : fmt::format("{}", fmt::join(c.keys, ", "))));
+  }
+  fs::path image = request.out;
+  if (image.empty()) {
+    std::string stem = request.y + (request.x == "iter" ? "" : "_vs_" + request.x);
+    if (!request.by.empty()) stem += "_by_" + request.by;
+    image = dir / "plots" / (stem + ".png");
+  }
+  // Colour by the value of --by (or by setting), dash by seed; labels "key=value".
+  const auto names = display_names(c.keys);
+  std::vector<std::string> labels, groups;
+  std::vector<size_t> group_of;
+  for (const auto& run : c.runs) {
+    std::string label = request.by.empty() ? setting_label(names, run.values)
+                                           : display_names({request.by}).front() + "=" +
+                                                 display_value(value_text(run.config, request.by));
+    if (label.empty()) label = c.name;
+    auto it = std::find(groups.begin(), groups.end(), label);
+    if (it == groups.end()) it = groups.insert(groups.end(), label);
+    group_of.push_back(static_cast<size_t>(it - groups.begin()));
+    labels.push_back(label);
+  }
+  const fs::path folder = fs::absolute(image).parent_path();
+  fs::create_directories(folder);
+  ColumnPlot plot;
+  plot.y = request.y;
+  plot.x = request.x;
+  plot.log_y = request.log_y;
+  plot.title = fmt::format("{} against {}{}", request.y, request.x == "iter" ? "iteration" : request.x,
+                           request.by.empty() ? "" : ", by " + request.by);
+  draw_column_plot(*gnuplot, folder, plot_runs(c, folder, group_of, labels), plot, image.filename());
+  return image;
 }
 
 }  // namespace resgd

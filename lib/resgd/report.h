@@ -1,5 +1,5 @@
-// Sweep tables and reports: sweep.csv, the table printed at the end of a run, and report.md
-// with its plots (DESIGN.md, "What a run leaves behind"; the plots are in plots.h).
+// Reports: the table printed at the end of a run, and report.md with its plots
+// (docs/design.md, "The run directory"; the plots are in plots.h), from the run files.
 #pragma once
 
 #include <filesystem>
@@ -8,31 +8,39 @@
 #include <vector>
 
 #include "resgd/config.h"
-#include "resgd/runner.h"
+#include "resgd/plots.h"
+#include "resgd/run_record.h"
 
 namespace resgd {
-
-/// The summary scalars that sweep.csv and the printed table carry, in order.
-std::vector<std::string> summary_columns(int64_t layers);
-
-/// One progress line for a finished run: "[2/6] key=value/seed=0: converged at 561 ...".
-std::string format_run_line(const RunRecord& record, size_t index, size_t total);
-
-/// sweep.csv: one row per run: run directory, swept values, seed, the summary scalars.
-void write_sweep_csv(const std::filesystem::path& path, const ExperimentConfig& config,
-                     const std::vector<RunRecord>& records);
 
 /// A fixed-width text table of the runs: swept values, seed, status, iterations, final
 /// loss, linear rate, cond_g1 at initialization and the median PL ratio.
 std::string format_summary_table(const ExperimentConfig& config, const std::vector<RunRecord>& records);
 
-/// Writes dir/report.md and dir/plots/ for a run directory (config.yaml, summary.json,
-/// metrics.csv) or a sweep directory (config.yaml with its sweep, runs/), from those files
-/// alone; an interrupted sweep reports the runs that finished. Per swept setting, over its
-/// seeds: mean and [min, max] of iterations to tolerance, final loss, linear rate and cond_g
-/// per block at init and end, and the share of runs converged and diverged. Without gnuplot
-/// on PATH the tables are still written, and report.md and `log` say the plots were
-/// skipped. Returns the path of report.md.
-std::filesystem::path write_report(const std::filesystem::path& dir, std::ostream& log = std::cerr);
+/// Writes dir/report.md and dir/plots/ for a run directory, a sweep directory (an
+/// interrupted sweep reports the runs that finished and names the others), or a folder
+/// holding such directories (collection.h), from their files alone. Per setting, over its
+/// seeds: the share of runs converged and diverged, and over those that finished without
+/// diverging the mean and [min, max] of iterations to tolerance, final loss, 1 - rate and
+/// cond_g per block at init and end. Without gnuplot on PATH the tables are still
+/// written, and report.md and `log` say the plots were skipped. Returns report.md's path.
+std::filesystem::path write_report(const std::filesystem::path& dir, std::ostream& log = std::cerr,
+                                   const PlotFormats& formats = {"png", "svg"});
+
+/// `resgd compare`: the runs of several run and sweep directories that differ only in
+/// swept keys (merge_collections) as one sweep in `out`: sweep.csv, report.md, plots/.
+std::filesystem::path write_comparison(const std::vector<std::filesystem::path>& dirs,
+                                       const std::filesystem::path& out, const PlotFormats& formats = {"png", "svg"},
+                                       std::ostream& log = std::cerr);
+
+/// `resgd plot`: a metrics.csv column of every run under a directory.
+struct ColumnRequest {
+  std::string y, x = "iter";
+  std::string by;  // colour by this key's value; empty: by setting
+  bool log_y = false;
+  std::filesystem::path out;  // .png, .svg or .pdf; empty: DIR/plots/<y>[_vs_<x>][_by_<key>].png
+};
+/// Draws it; the image's path.
+std::filesystem::path plot_column(const std::filesystem::path& dir, const ColumnRequest& request);
 
 }  // namespace resgd

@@ -1,4 +1,4 @@
-// Experiment runner: data, model, GD, and the run directory.
+// Experiment runner: data, model, GD, and the run directory (runner.h).
 #include "resgd/runner.h"
 
 #include <fmt/format.h>
@@ -11,13 +11,13 @@
 #include <mutex>
 #include <thread>
 
-#include "resgd/bench.h"
 #include "resgd/data.h"
+#include "resgd/device.h"
 #include "resgd/diagnostics.h"
 #include "resgd/io.h"
 #include "resgd/model.h"
-#include "resgd/report.h"
-#include "resgd/system.h"
+#include "resgd/spectra.h"
+#include "resgd/summary.h"
 #include "resgd/training.h"
 
 namespace resgd {
@@ -30,20 +30,6 @@ std::vector<std::pair<std::string, torch::Tensor>> named_tensors(ResidualTransfo
   std::vector<std::pair<std::string, torch::Tensor>> out = {{"X", data.X}, {"Y", data.Y}};
   for (const auto& item : model.named_parameters()) out.emplace_back(item.key(), item.value());
   return out;
-}
-
-/// JSON number, or null for NaN/inf (JSON has neither).
-nlohmann::json number_or_null(double value) {
-  return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(nullptr);
-}
-
-/// The per-block list of one diagnostic ("cond_g" -> [cond_g1, cond_g2, ...]), or [] when
-/// diagnostics were not computed.
-nlohmann::json block_list(const std::vector<std::string>& columns, const std::vector<double>& values,
-                          const std::string& stem) {
-  nlohmann::json list = nlohmann::json::array();
-  for (double value : per_block(columns, values, stem)) list.push_back(number_or_null(value));
-  return list;
 }
 
 /// The directories create_directories would make for `dir`, outermost first (none where
@@ -75,8 +61,8 @@ bool holds_nothing(const fs::path& dir) {
 }
 
 /// The files a run writes into its directory, for removing a failed one's.
-const char* const kRunFiles[] = {"config.yaml", "metrics.csv", "summary.json", "checkpoint.pt",
-                                 "tensors/init.pt", "tensors/final.pt", "tensors"};
+const char* const kRunFiles[] = {"config.yaml",     "metrics.csv",      "summary.json",           "checkpoint.pt",
+                                 "tensors/init.pt", "tensors/final.pt", "tensors/init_spectra.pt", "tensors"};
 
 /// Removes what a failed run wrote into `dir` (empty directories left by it included),
 /// then `dir` itself where it holds nothing else and `remove_dir`. A user's own files stay.
@@ -136,14 +122,26 @@ TrainCheckpoint load_checkpoint(const fs::path& path, ResidualTransformerImpl& m
   return c;
 }
 
+/// The columns of metrics.csv: every row's, loss_lin where the linearized trajectory is
+/// followed, then the diagnostics'.
+std::vector<std::string> metrics_columns(const ExperimentConfig& config) {
+  std::vector<std::string> columns = {"iter", "loss", "grad_norm", "elapsed_s"};
+  if (config.diagnostics.linearized) columns.emplace_back("loss_lin");
+  const auto diagnostics = diagnostic_columns(config.model.layers, config.diagnostics);
+  columns.insert(columns.end(), diagnostics.begin(), diagnostics.end());
+  return columns;
+}
+
 /// Keeps the metrics.csv rows of iterations before `iter` (rewritten atomically, lines
-/// unchanged) and returns them parsed, for the resumed run's summary.
-std::vector<IterationRow> truncate_metrics(const fs::path& path, int64_t iter, size_t diagnostic_count) {
+/// unchanged) and returns them parsed, for the resumed run's result.
+std::vector<IterationRow> truncate_metrics(const fs::path& path, int64_t iter, const ExperimentConfig& config) {
   const std::string content = read_file(path);
   const CsvTable table = parse_csv(content, path.string());
-  if (table.columns.size() != 4 + diagnostic_count)
+  const size_t diagnostic_count = diagnostic_columns(config.model.layers, config.diagnostics).size();
+  const size_t first = config.diagnostics.linearized ? 5 : 4;  // the first diagnostic column
+  if (table.columns != metrics_columns(config))
     throw IoError(fmt::format("{}: has {} columns, the configuration {}; cannot resume", path.string(),
-                              table.columns.size(), 4 + diagnostic_count));
+                              table.columns.size(), first + diagnostic_count));
   std::vector<IterationRow> rows;
   std::string kept = content.substr(0, content.find('\n') + 1);  // the header line
   for (const auto& cells : table.rows) {
@@ -153,8 +151,13 @@ std::vector<IterationRow> truncate_metrics(const fs::path& path, int64_t iter, s
     row.loss = std::stod(cells[1]);
     row.grad_norm = std::stod(cells[2]);
     row.elapsed_s = std::stod(cells[3]);
-    if (diagnostic_count > 0 && !cells[4].empty())
-      for (size_t i = 4; i < cells.size(); ++i) row.diagnostics.push_back(std::stod(cells[i]));
+    if (config.diagnostics.linearized) row.loss_lin = std::stod(cells[4]);
+    if (diagnostic_count > 0 && !cells[first].empty()) {
+      std::vector<std::optional<double>> values;
+      for (size_t i = first; i < cells.size(); ++i)
+        values.push_back(cells[i].empty() ? std::nullopt : std::optional<double>(std::stod(cells[i])));
+      row.diagnosis = from_cells(values, config.model.layers, config.diagnostics);
+    }
     std::string line;
     for (size_t i = 0; i < cells.size(); ++i) line += (i ? "," : "") + cells[i];
     kept += line + "\n";
@@ -244,14 +247,23 @@ fs::path create_default_output_dir(const ExperimentConfig& config) {
 
 namespace {
 
+/// The singular values of each block's G at initialization, per sample (N, min(n, d)):
+/// tensors/init_spectra.pt, which the report's plots draw.
+void save_initial_spectra(const fs::path& path, const ForwardTrace& trace) {
+  torch::NoGradGuard no_grad;
+  std::vector<std::pair<std::string, torch::Tensor>> spectra;
+  for (size_t l = 0; l < trace.blocks.size(); ++l)
+    spectra.emplace_back(fmt::format("G{}", l + 1), singular_values(trace.blocks[l].G));
+  save_tensors(path, spectra);
+}
+
 /// run_single in a directory that exists and that the caller has locked.
 nlohmann::json train_into(const ExperimentConfig& config, const fs::path& dir, const RunOptions& options,
-                          const SweepPoint& point) {
+                          const SweepPoint& point, int runs_at_once) {
   const bool resuming = options.resume && fs::exists(dir / "config.yaml");
   if (resuming) require_same_config(dir, dump_yaml(config));  // finished or not
   const torch::Device device = resolve_device(config);
-  const torch::Dtype dtype = resolve_dtype(config.dtype);
-  const Dataset data = make_dataset(config, device, dtype);  // data errors come before any file
+  const Dataset data = make_dataset(config, device, resolve_dtype(config.dtype));  // data errors before any file
   const uint64_t data_hash = data_fingerprint(data);
   if (resuming) {
     if (auto done = finished_summary(dir); !done.is_null()) {
@@ -260,91 +272,41 @@ nlohmann::json train_into(const ExperimentConfig& config, const fs::path& dir, c
     }
   }
   ResidualTransformer model(model_options(config));
-  model->to(device, dtype);
-  const auto diagnostics = diagnostic_columns(config.model.layers, config.diagnostics);
+  model->to(device, resolve_dtype(config.dtype));
   const auto names = model->parameter_names();
   const fs::path checkpoint_path = dir / "checkpoint.pt";
   std::optional<TrainCheckpoint> resume;
   if (resuming && fs::exists(checkpoint_path) && fs::exists(dir / "metrics.csv")) {
     resume = load_checkpoint(checkpoint_path, *model, config, data_hash, device);
-    resume->rows = truncate_metrics(dir / "metrics.csv", resume->iter, diagnostics.size());
+    resume->rows = truncate_metrics(dir / "metrics.csv", resume->iter, config);
   }
   write_file_atomic(dir / "config.yaml", dump_yaml(config));
   save_tensors(dir / "tensors" / "init.pt", named_tensors(*model, data));
 
-  std::vector<std::string> columns = {"iter", "loss", "grad_norm", "elapsed_s"};
-  columns.insert(columns.end(), diagnostics.begin(), diagnostics.end());
-  CsvWriter metrics(dir / "metrics.csv", columns, /*append=*/resume.has_value());
+  const auto diagnostics = diagnostic_columns(config.model.layers, config.diagnostics);
+  CsvWriter metrics(dir / "metrics.csv", metrics_columns(config), /*append=*/resume.has_value());
   TrainHooks hooks;
   hooks.on_row = [&](const IterationRow& row) {
     std::vector<std::optional<double>> cells = {static_cast<double>(row.iter), row.loss, row.grad_norm, row.elapsed_s};
-    for (size_t i = 0; i < diagnostics.size(); ++i)
-      cells.push_back(row.diagnostics.empty() ? std::nullopt : std::optional<double>(row.diagnostics[i]));
+    if (config.diagnostics.linearized) cells.push_back(row.loss_lin);
+    const auto values = row.diagnosis ? to_cells(*row.diagnosis, config.diagnostics)
+                                      : std::vector<std::optional<double>>(diagnostics.size());
+    cells.insert(cells.end(), values.begin(), values.end());
     metrics.write_row(cells);
     if (options.on_row) options.on_row(point, row);
   };
   hooks.on_checkpoint = [&](const TrainCheckpoint& c) { save_checkpoint(checkpoint_path, c, names, data_hash); };
-  hooks.stop_requested = options.stop_requested;
-  const TrainResult result = train(*model, data, config, hooks, resume ? &*resume : nullptr);
-  metrics.close();
-  save_tensors(dir / "tensors" / "final.pt", named_tensors(*model, data));
-  if (result.status != "interrupted") fs::remove(checkpoint_path);  // finished: final.pt says it all
-
-  nlohmann::json summary;
-  summary["name"] = config.name;
-  summary["status"] = result.status;
-  summary["initial_loss"] = number_or_null(result.initial_loss);
-  summary["final_loss"] = number_or_null(result.final_loss);
-  // The largest logged loss: the initial one unless the loss rose on the way (a run started
-  // beyond the edge of stability catapults; a diverging one blows up).
-  double loss_max = -std::numeric_limits<double>::infinity();
-  for (double loss : result.logged_losses)
-    if (std::isfinite(loss)) loss_max = std::max(loss_max, loss);
-  summary["loss_max"] = number_or_null(loss_max);
-  // Where a model whose tokens all look alike must stop; pooled targets have no tokens.
-  summary["within_sequence_loss"] = config.model.readout == "tokens"
-                                        ? number_or_null(within_sequence_loss(data.Y, config.train.loss).item<double>())
-                                        : nlohmann::json(nullptr);
-  summary["iters"] = result.iters;
-  summary["iters_to_tol"] = result.iters_to_tol ? nlohmann::json(*result.iters_to_tol) : nlohmann::json(nullptr);
-  summary["linear_rate"] = number_or_null(linear_rate(result.logged_iters, result.logged_losses, result.iters_to_tol));
-  for (const char* stem : {"sigma_min_g", "sigma_max_g", "cond_g"}) {
-    summary[stem] = block_list(diagnostics, result.initial_diagnostics, stem);
-    summary[std::string(stem) + "_final"] = block_list(diagnostics, result.final_diagnostics, stem);
-  }
-  // The quantities the rate and the step size are bounded by, at initialization; null
-  // where not computed (the NTK and the sharpness are opt-in) or not finite.
-  for (const char* key : {"sigma_min_phi", "ntk_lambda_min", "sharpness"}) {
-    const auto value = value_of(diagnostics, result.initial_diagnostics, key);
-    summary[key] = value ? number_or_null(*value) : nlohmann::json(nullptr);
-  }
-  // Over every diagnosed iteration, the finite values (pl_ratio is 0/0 = NaN at an exact
-  // fit, every value NaN once a run diverges).
-  auto over_run = [&](const std::string& key) {
-    std::vector<double> values;
-    for (const auto& row : result.diagnosed)
-      if (auto v = value_of(diagnostics, row, key); v && std::isfinite(*v)) values.push_back(*v);
-    return values;
+  hooks.on_initial_trace = [&](const ForwardTrace& trace) {
+    save_initial_spectra(dir / "tensors" / "init_spectra.pt", trace);
   };
-  if (const auto pl = over_run("pl_ratio"); !result.diagnosed.empty()) {
-    summary["pl_ratio_min"] = pl.empty() ? nlohmann::json(nullptr) : number_or_null(*std::min_element(pl.begin(), pl.end()));
-    summary["pl_ratio_median"] = number_or_null(median_of_finite(pl));
-  }
-  if (config.diagnostics.sharpness) {
-    const auto s = over_run("sharpness");
-    summary["sharpness_max"] = s.empty() ? nlohmann::json(nullptr) : number_or_null(*std::max_element(s.begin(), s.end()));
-    const auto last = value_of(diagnostics, result.final_diagnostics, "sharpness");
-    summary["sharpness_final"] = last ? number_or_null(*last) : nlohmann::json(nullptr);
-  }
-  summary["wall_time_s"] = result.wall_time_s;
-  summary["steps_per_s"] = result.steps_per_s;
-  summary["device"] = device.str();
-  summary["dtype"] = config.dtype;
-  summary["seed"] = config.seed;
-  summary["gradients"] = config.train.gradients;
-  summary["libtorch_version"] = libtorch_version();
-  summary["config_hash"] = config_hash(config);
-  summary["data_hash"] = fmt::format("{:016x}", data_hash);
+  hooks.stop_requested = options.stop_requested;
+  const compute::Policy policy = compute::policy_for(config, runs_at_once);
+  const TrainResult result = train(*model, data, config, policy, hooks, resume ? &*resume : nullptr);
+  metrics.close();
+  // With the configuration, so that final.pt alone rebuilds the model (docs/python.md).
+  save_tensors(dir / "tensors" / "final.pt", named_tensors(*model, data), {{kConfigEntry, dump_yaml(config, false)}});
+  if (result.status != Status::interrupted) fs::remove(checkpoint_path);  // finished: final.pt says it all
+  const nlohmann::json summary = summarize(config, result, data, {device.str(), data_hash});
   write_file_atomic(dir / "summary.json", summary.dump(2) + "\n");  // last: the run is done
   return summary;
 }
@@ -352,10 +314,10 @@ nlohmann::json train_into(const ExperimentConfig& config, const fs::path& dir, c
 }  // namespace
 
 nlohmann::json run_single(const ExperimentConfig& config, const fs::path& dir, const RunOptions& options,
-                          const SweepPoint& point) {
+                          const SweepPoint& point, int runs_at_once) {
   const bool fresh = !fs::exists(dir / "config.yaml");  // nothing of an earlier run to keep
   try {
-    return train_into(config, dir, options, point);
+    return train_into(config, dir, options, point, runs_at_once);
   } catch (...) {
     if (fresh) remove_failed_run(dir, /*remove_dir=*/false);  // no half-written run is left
     throw;
@@ -391,17 +353,13 @@ std::vector<ExperimentConfig> sweep_point_configs(const ExperimentConfig& config
 namespace {
 
 std::vector<RunRecord> run_all(const ExperimentConfig& config, const RunOptions& options) {
-  std::vector<RunRecord> records;
   if (config.sweep.empty()) {
     ExperimentConfig resolved = config;
     read_data_sizes(resolved);
-    set_gd_blas_threads(lone_gd_blas_threads(gd_step_flops(resolved)));  // a lone run, as --jobs 1
     RunRecord record{SweepPoint{{}, config.seed}, options.out, {}};
-    record.summary = run_single(resolved, options.out, options, record.point);
+    record.summary = run_single(resolved, options.out, options, record.point, /*runs_at_once=*/1);
     if (options.log) *options.log << format_run_line(record, 1, 1) << std::endl;
-    records.push_back(std::move(record));
-    write_report(options.out);  // report.md and plots/ of the run
-    return records;
+    return {record};
   }
   if (options.resume) require_same_config(options.out, dump_yaml(config));
   const auto points = expand_sweep(config);
@@ -417,20 +375,15 @@ std::vector<RunRecord> run_all(const ExperimentConfig& config, const RunOptions&
   std::mutex mutex;  // guards the log, `done` and `first_error`
   size_t done = 0;
   const size_t workers = std::min(points.size(), static_cast<size_t>(std::max(options.jobs, 1)));
-  // Runs side by side share OpenBLAS's one process-wide thread count: each keeps to one
-  // thread. A lone run may spread large products over the cores (set per run below).
-  set_gd_blas_threads(1);
-  set_blas_threads(1);  // now, before any worker thread can be inside BLAS
   auto worker = [&] {
     for (size_t i; (i = next++) < points.size();) {
       if (failed || (options.stop_requested && options.stop_requested->load())) return;
       try {
-        if (workers == 1) set_gd_blas_threads(lone_gd_blas_threads(gd_step_flops(point_configs[i])));
         RunRecord record{points[i], options.out / "runs" / points[i].dir_name(), {}};
         const auto created = create_directories_tracked(record.dir);
         try {
           const DirectoryLock run_lock(record.dir);  // one writer per run, as per sweep (a cluster's tasks)
-          record.summary = run_single(point_configs[i], record.dir, options, record.point);
+          record.summary = run_single(point_configs[i], record.dir, options, record.point, static_cast<int>(workers));
         } catch (...) {
           if (!created.empty()) remove_failed_run(record.dir, /*remove_dir=*/true);
           throw;
@@ -452,10 +405,10 @@ std::vector<RunRecord> run_all(const ExperimentConfig& config, const RunOptions&
   worker();
   for (auto& thread : pool) thread.join();
   if (first_error) std::rethrow_exception(first_error);
+  std::vector<RunRecord> records;
   for (auto& slot : slots)
     if (slot) records.push_back(std::move(*slot));
   write_sweep_csv(options.out / "sweep.csv", config, records);
-  write_report(options.out);  // report.md and plots/ of the whole sweep
   return records;
 }
 
@@ -478,7 +431,9 @@ std::vector<RunRecord> run_experiment(const ExperimentConfig& config, const RunO
       throw IoError(fmt::format("{}: output directory exists and is not empty; choose another --out, "
                                 "or pass --force to write into it",
                                 out.string()));
-    return run_all(config, options);
+    auto records = run_all(config, options);
+    if (options.finish) options.finish(records);  // the report, while the directory is still ours
+    return records;
   } catch (...) {
     // A failed run removed its own files; what this command created and holds no
     // finished run goes too, so no empty or half-written directory is left.

@@ -1,5 +1,5 @@
 // Runs an experiment file: one run, or one run per sweep point, each leaving the files
-// of DESIGN.md, "What a run leaves behind".
+// of docs/design.md, "The run directory". The report (report.h) is the app's to write.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -12,16 +12,10 @@
 #include <vector>
 
 #include "resgd/config.h"
-#include "resgd/training.h"
+#include "resgd/iteration.h"
+#include "resgd/run_record.h"
 
 namespace resgd {
-
-/// One finished run: where it lives, which sweep point it was, and its summary.json.
-struct RunRecord {
-  SweepPoint point;
-  std::filesystem::path dir;
-  nlohmann::json summary;
-};
 
 struct RunOptions {
   std::filesystem::path out;  // the run (or sweep) directory
@@ -35,6 +29,9 @@ struct RunOptions {
   /// Called after each metrics.csv row is written (progress display, tests), from the
   /// thread that trains that run.
   std::function<void(const SweepPoint&, const IterationRow&)> on_row;
+  /// Called with the finished runs before the output directory is released (its lock):
+  /// where the app writes the report.
+  std::function<void(const std::vector<RunRecord>&)> finish;
 };
 
 /// Creates the default output directory, results/<name>-<YYYYmmdd-HHMMSS>, or the first
@@ -42,9 +39,11 @@ struct RunOptions {
 /// runs started in the same second (a shell loop of `resgd run ... &`) never share one.
 std::filesystem::path create_default_output_dir(const ExperimentConfig& config);
 
-/// Trains one configuration (no sweep) into `dir`; returns its summary.json.
+/// Trains one configuration (no sweep) into `dir`, which the caller has created and
+/// locked; returns its summary.json. `runs_at_once`: the runs this process trains side by
+/// side (the policy gives a lone run the cores). A fresh run that fails leaves no file.
 nlohmann::json run_single(const ExperimentConfig& config, const std::filesystem::path& dir,
-                          const RunOptions& options, const SweepPoint& point = {});
+                          const RunOptions& options, const SweepPoint& point = {}, int runs_at_once = 1);
 
 /// The configuration of every point of a sweep, in expand_sweep's order, each checked on
 /// its own (settings of different keys that do not go together, a tensors file's sizes read
@@ -52,7 +51,8 @@ nlohmann::json run_single(const ExperimentConfig& config, const std::filesystem:
 std::vector<ExperimentConfig> sweep_point_configs(const ExperimentConfig& config);
 
 /// Runs the experiment: a single run in `out`, or every sweep point under `out/runs/`
-/// plus `out/sweep.csv`. Refuses an existing non-empty `out` unless `force` or `resume`.
+/// plus `out/sweep.csv`, holding `out`'s lock throughout. Refuses an existing non-empty
+/// `out` unless `force` or `resume`.
 /// With `resume`, finished runs are skipped and interrupted ones continue from their
 /// checkpoint, so the result equals an uninterrupted run (bit for bit on the CPU, apart
 /// from the elapsed_s column).

@@ -1,7 +1,7 @@
-// Singular values for the diagnostics: DESIGN.md, "Diagnostics".
+// Singular values for the diagnostics: docs/design.md, "Diagnostics".
 #include "resgd/spectra.h"
 
-#include <dlfcn.h>
+#include "resgd/compute/compute.h"
 
 #include <algorithm>
 #include <cmath>
@@ -94,49 +94,17 @@ torch::Tensor thin_to_square(const torch::Tensor& batch) {
   return std::get<1>(torch::linalg_qr(r >= c ? batch : batch.transpose(1, 2), "r"));  // (B, k, k)
 }
 
-/// gram += M M^T for each (k, l) matrix of a float64 CPU batch (B, k, l), in the lower
-/// triangle only (what linalg_eigvalsh reads). Through the BLAS's dsyrk where LibTorch's
-/// BLAS exports it: half the multiply-adds of a product, as only one triangle is summed
-/// (medium's 4096 x 512 features: 25 instead of 43 ms on one thread), each entry the
-/// same dot product. Otherwise, and for sizes past a Fortran int, baddbmm.
-void add_lower_gram_(torch::Tensor& gram, const torch::Tensor& M) {
-  using Dsyrk = void(const char* uplo, const char* trans, const int* n, const int* k, const double* alpha,
-                     const double* A, const int* lda, const double* beta, double* C, const int* ldc);
-  static auto* dsyrk = reinterpret_cast<Dsyrk*>(dlsym(RTLD_DEFAULT, "dsyrk_"));
-  const int64_t k = M.size(1), l = M.size(2), limit = std::numeric_limits<int>::max();
-  if (!dsyrk || !gram.is_contiguous() || k * std::max(M.stride(1), M.stride(2)) >= limit || l >= limit) {
-    gram.baddbmm_(M, M.transpose(1, 2));
-    return;
-  }
-  // Column-major terms: gram[b], row-major, is its own transpose, and its row-major lower
-  // triangle is the column-major upper one ('U'). A row-major M[b] (stride 1 along l) is
-  // the column-major l x k matrix M[b]^T ('T': gram = (M^T)^T M^T); one with stride 1
-  // along k is the column-major k x l matrix M[b] itself ('N': gram = M M^T).
-  const bool row_major = M.stride(2) == 1 && M.stride(1) >= l;
-  const bool column_major = !row_major && M.stride(1) == 1 && M.stride(2) >= k;
-  const auto A = row_major || column_major ? M : M.contiguous();
-  const char trans = column_major ? 'N' : 'T';
-  const int n = static_cast<int>(k), depth = static_cast<int>(l), ldc = n;
-  const int lda = static_cast<int>(column_major ? A.stride(2) : A.stride(1));
-  const double one = 1.0;
-  for (int64_t b = 0; b < M.size(0); ++b)
-    dsyrk("U", &trans, &n, &depth, &one, A[b].data_ptr<double>(), &lda, &one, gram[b].data_ptr<double>(), &ldc);
-}
-
 /// Float32 batches on the CPU: singular values as the square roots of the eigenvalues of
 /// each matrix's float64 Gram matrix (of its shorter side). The products of float32
 /// entries are exact in float64, so a value carries about eps64 kappa^2 relative error
 /// (kappa = sigma_max / sigma), where float32's own SVD carries eps32 kappa: less for
 /// every kappa below eps32 / eps64 = 5e8, far past the float32 zero threshold (1e6). At
-/// medium's sizes the per-sample spectra take 20-30% less time than by float32 QR and SVD,
-/// the 4096 x 512 features about the same (docs/performance.md, item 11).
+/// medium's sizes the per-sample spectra take 20-30% less time than by float32 QR and SVD.
 ///
 /// The long side is converted in pieces, each zeroed where not finite and divided by its
 /// matrix's `scale` (B, 1, 1) as float64, exactly what converting batch / scale would
-/// give: no copy of the whole batch is made. Large's features would take 256 MiB at once
-/// in float64 and 128 MiB in float32; on the diagnosis worker, whose allocations that
-/// large glibc maps afresh and unmaps when freed, each such copy faulted in 32,768 new
-/// pages per diagnosis (docs/performance.md, item 13).
+/// give: no copy of the whole batch is made (the large size's features would take 256 MiB
+/// at once in float64).
 torch::Tensor singular_values_by_float64_gram(const torch::Tensor& batch, const torch::Tensor& scale) {
   constexpr int64_t kPieceEntries = int64_t{1} << 22;  // 32 MiB of float64 per piece
   const auto M = batch.size(1) <= batch.size(2) ? batch : batch.transpose(1, 2);  // (B, k, l), k <= l
@@ -146,7 +114,7 @@ torch::Tensor singular_values_by_float64_gram(const torch::Tensor& batch, const 
   const int64_t piece = std::max<int64_t>(1, kPieceEntries / (B * k));
   for (int64_t start = 0; start < l; start += piece) {
     const auto part = M.narrow(2, start, std::min(piece, l - start)).to(torch::kFloat64).nan_to_num_(0.0, 0.0, 0.0).div_(scale_64);
-    add_lower_gram_(gram, part);
+    compute::add_lower_gram_(gram, part);
   }
   // Eigenvalues ascending; a negative one is rounding of an exactly singular matrix.
   return torch::linalg_eigvalsh(gram, "L").clamp_min_(0).sqrt_().flip(1).to(batch.scalar_type());

@@ -1,4 +1,4 @@
-// Singular values for the diagnostics: DESIGN.md, "Diagnostics". Batched spectra through
+// Singular values for the diagnostics: docs/design.md, "Diagnostics". Batched spectra through
 // LAPACK's SVD (float32 through float64 Gram matrices on the CPU), and the smallest
 // singular value of one large matrix (the stacked features behind sigma_min_phi) by a QR
 // and inverse subspace iteration, several times cheaper than an SVD for square features

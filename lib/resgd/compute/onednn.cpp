@@ -1,5 +1,5 @@
-// The GD step's 2-D products and the kernel that multiplies each (products.h).
-#include "resgd/products.h"
+// float32 products through oneDNN's sgemm, in parts on ResGD's own threads (onednn.h).
+#include "resgd/compute/onednn.h"
 
 #include <dlfcn.h>
 #include <fmt/format.h>
@@ -10,14 +10,13 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <thread>
+#include <tuple>
 #include <vector>
 
-#include "resgd/row_blocks.h"
-#include "resgd/system.h"
-
-namespace resgd {
+namespace resgd::compute {
 namespace {
 
 // oneDNN's C API as dnnl.h declares it (unchanged from oneDNN 1.0 to 3.x): row-major
@@ -56,10 +55,9 @@ const Onednn& onednn() {
 /// Threads that multiply the parts of a product beside the thread that calls run(). Each
 /// waits for its next part spinning for kSpin, then asleep on a condition variable, so
 /// that the serial stretches of a step (softmax, the attention's loops, elementwise work)
-/// leave the core to the diagnosis worker. OpenMP's own team spins for milliseconds after
-/// each product instead: the step after each diagnosis began took 36 instead of 28 ms at
-/// the medium size. 200 us keeps a step's products from waking sleepers (a 2 ms spin took
-/// the step's gaps from the worker: 61 ms for that step). docs/performance.md, item 15.
+/// leave the core to the diagnosis worker: OpenMP's own team spins for milliseconds after
+/// each product and took those stretches. 200 us keeps a step's products from waking
+/// sleepers.
 class ProductThreads {
  public:
   static ProductThreads& instance() {
@@ -229,20 +227,33 @@ torch::Tensor onednn_addmm_on(const torch::Tensor& C, const torch::Tensor& A, co
   return out;
 }
 
-/// Whether products in parts come out the same, bit for bit, as whole ones, for the
-/// step-shaped products of thread_count_changes_no_product. Probed once.
-bool parts_change_no_number() {
-  static const bool agree = thread_count_changes_no_product(
-      torch::kFloat32, [](const torch::Tensor& A, const torch::Tensor& B, int threads) {
-        return onednn_addmm_on(torch::Tensor(), A, B, 0.0, 1.0, threads);
-      });
-  return agree;
+/// Whether products in `parts` parts come out the same, bit for bit, as whole ones, for
+/// products shaped like a GD step's: thin (K = 16, 64), wide, a weight gradient's sum over
+/// 2048 tokens, each also with A transposed. Where they differ, a run's numbers would
+/// depend on how many runs share the process (--jobs); products then run whole. The
+/// entries are fixed (no random stream is drawn from) and inexact. Probed once.
+bool parts_change_no_number(int parts) {
+  if (parts == 1) return true;
+  static std::mutex mutex;
+  static std::map<int, bool> probed;  // parts -> whether they agree
+  std::lock_guard<std::mutex> lock(mutex);
+  if (const auto it = probed.find(parts); it != probed.end()) return it->second;
+  bool same = true;
+  for (const auto& [m, k, n] : {std::tuple<int64_t, int64_t, int64_t>{256, 16, 256}, {256, 256, 16}, {512, 64, 512},
+                                {64, 2048, 256}}) {
+    const auto A = torch::sin(torch::arange(m * k, torch::kFloat32).mul_(0.37)).view({m, k});
+    const auto B = torch::cos(torch::arange(k * n, torch::kFloat32).mul_(0.53)).view({k, n});
+    const auto At = A.t().contiguous().t();  // the same values, column-major: the transposed kernels
+    for (const auto& a : {A, At})
+      same = same && torch::equal(onednn_addmm_on({}, a, B, 0.0, 1.0, 1), onednn_addmm_on({}, a, B, 0.0, 1.0, parts));
+  }
+  return probed[parts] = same;
 }
 
 bool needs_autograd(const torch::Tensor& M) { return torch::GradMode::is_enabled() && M.requires_grad(); }
 
 torch::Tensor onednn_product(const torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B, double beta,
-                             double alpha);
+                             double alpha, int parts);
 
 /// dA and dB of a product where autograd asks for them; A and B are inputs `first` and
 /// `first` + 1, saved in that order.
@@ -250,9 +261,10 @@ std::pair<torch::Tensor, torch::Tensor> onednn_operand_grads(torch::autograd::Au
                                                              const torch::Tensor& dOut, size_t first) {
   const auto saved = ctx->get_saved_variables();
   const double alpha = ctx->saved_data["alpha"].toDouble();
+  const int parts = static_cast<int>(ctx->saved_data["parts"].toInt());
   torch::Tensor dA, dB;
-  if (ctx->needs_input_grad(first)) dA = onednn_product({}, dOut, saved[1].t(), 0.0, alpha);
-  if (ctx->needs_input_grad(first + 1)) dB = onednn_product({}, saved[0].t(), dOut, 0.0, alpha);
+  if (ctx->needs_input_grad(first)) dA = onednn_product({}, dOut, saved[1].t(), 0.0, alpha, parts);
+  if (ctx->needs_input_grad(first + 1)) dB = onednn_product({}, saved[0].t(), dOut, 0.0, alpha, parts);
   return {dA, dB};
 }
 
@@ -265,25 +277,27 @@ std::pair<torch::Tensor, torch::Tensor> onednn_operand_grads(torch::autograd::Au
 /// inputs must all be defined.
 struct OnednnMm : torch::autograd::Function<OnednnMm> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& A, const torch::Tensor& B,
-                               double alpha) {
+                               double alpha, int64_t parts) {
     ctx->save_for_backward({A, B});
     ctx->saved_data["alpha"] = alpha;
-    return onednn_addmm({}, A, B, 0.0, alpha);
+    ctx->saved_data["parts"] = parts;
+    return onednn_addmm_on({}, A, B, 0.0, alpha, static_cast<int>(parts));
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     auto [dA, dB] = onednn_operand_grads(ctx, grads[0], 0);
-    return {dA, dB, torch::Tensor()};
+    return {dA, dB, torch::Tensor(), torch::Tensor()};
   }
 };
 
 struct OnednnAddmm : torch::autograd::Function<OnednnAddmm> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& C, const torch::Tensor& A,
-                               const torch::Tensor& B, double beta, double alpha) {
+                               const torch::Tensor& B, double beta, double alpha, int64_t parts) {
     ctx->save_for_backward({A, B});
     ctx->saved_data["alpha"] = alpha;
     ctx->saved_data["beta"] = beta;
-    return onednn_addmm(C, A, B, beta, alpha);
+    ctx->saved_data["parts"] = parts;
+    return onednn_addmm_on(C, A, B, beta, alpha, static_cast<int>(parts));
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
@@ -291,98 +305,49 @@ struct OnednnAddmm : torch::autograd::Function<OnednnAddmm> {
     torch::Tensor dC;
     if (ctx->needs_input_grad(0)) dC = beta == 1.0 ? grads[0] : grads[0] * beta;
     auto [dA, dB] = onednn_operand_grads(ctx, grads[0], 1);
-    return {dC, dA, dB, torch::Tensor(), torch::Tensor()};
+    return {dC, dA, dB, torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
 /// beta C + alpha A B on oneDNN (C undefined: alpha A B), recorded for autograd where an
 /// operand needs it.
 torch::Tensor onednn_product(const torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B, double beta,
-                             double alpha) {
+                             double alpha, int parts) {
   if (!needs_autograd(A) && !needs_autograd(B) && !(C.defined() && needs_autograd(C)))
-    return onednn_addmm(C, A, B, beta, alpha);
-  return C.defined() ? OnednnAddmm::apply(C, A, B, beta, alpha) : OnednnMm::apply(A, B, alpha);
+    return onednn_addmm_on(C, A, B, beta, alpha, parts);
+  return C.defined() ? OnednnAddmm::apply(C, A, B, beta, alpha, int64_t{parts})
+                     : OnednnMm::apply(A, B, alpha, int64_t{parts});
 }
 
 }  // namespace
 
-bool onednn_serves_float32_products() {
-  static const bool serves = [] {
-    const char* setting = std::getenv("RESGD_ONEDNN");
-    return onednn().usable() && !(setting && std::string(setting) == "off");
-  }();
-  return serves;
+bool onednn_available() { return onednn().usable(); }
+
+bool onednn_multiplies(const torch::Tensor& A, const torch::Tensor& B) {
+  return onednn_available() && A.dim() == 2 && B.dim() == 2 && A.size(1) == B.size(0) && A.device().is_cpu() &&
+         B.device().is_cpu() && A.scalar_type() == torch::kFloat32 && B.scalar_type() == torch::kFloat32 &&
+         A.numel() > 0 && B.numel() > 0;
 }
 
-int onednn_product_threads() { return parts_change_no_number() ? gd_blas_threads() : 1; }
-
-ProductRoute product_route(const torch::Tensor& A, const torch::Tensor& B) {
-  if (A.dim() != 2 || B.dim() != 2 || A.size(1) != B.size(0) || !A.device().is_cpu() || !B.device().is_cpu() ||
-      A.scalar_type() != B.scalar_type())
-    return ProductRoute::torch_mm;
-  if (A.scalar_type() == torch::kFloat32 && onednn_serves_float32_products() && A.numel() > 0 && B.numel() > 0)
-    return ProductRoute::onednn;  // also for autograd (OnednnMm, OnednnAddmm)
-  // never in row blocks where autograd must see the product (product_row_blocks)
-  return product_row_blocks(A, B) == 2 ? ProductRoute::row_blocks : ProductRoute::torch_mm;
-}
+int onednn_parts(int threads) { return parts_change_no_number(threads) ? threads : 1; }
 
 torch::Tensor onednn_addmm(const torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B, double beta,
-                           double alpha) {
-  return onednn_addmm_on(C, A, B, beta, alpha, onednn_product_threads());
+                           double alpha, int threads) {
+  return onednn_product(C, A, B, beta, alpha, onednn_parts(threads));
 }
 
-torch::Tensor token_mm(const torch::Tensor& A, const torch::Tensor& B) {
-  switch (product_route(A, B)) {
-    case ProductRoute::onednn: return onednn_product(torch::Tensor(), A, B, 0.0, 1.0);
-    case ProductRoute::row_blocks: return addmm_in_row_blocks(torch::Tensor(), A, B, 0.0, 1.0, 2);
-    case ProductRoute::torch_mm: break;
-  }
-  return A.mm(B);
+bool onednn_addmm_into(torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B, int threads) {
+  if (needs_autograd(C) || needs_autograd(A) || needs_autograd(B) || C.dim() != 2 || !C.is_contiguous() ||
+      C.scalar_type() != torch::kFloat32 || C.size(0) != A.size(0) || C.size(1) != B.size(1))
+    return false;
+  onednn_sgemm_into(C, A, B, 1.0, 1.0, onednn_parts(threads));
+  return true;
 }
 
-torch::Tensor token_addmm(const torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B, double beta,
-                          double alpha) {
-  const bool C_fits = C.dim() == 2 && C.device().is_cpu() && C.scalar_type() == A.scalar_type() &&
-                      C.size(0) == A.size(0) && C.size(1) == B.size(1);
-  switch (C_fits ? product_route(A, B) : ProductRoute::torch_mm) {
-    case ProductRoute::onednn: return onednn_product(C, A, B, beta, alpha);
-    case ProductRoute::row_blocks:
-      if (!needs_autograd(C)) return addmm_in_row_blocks(C, A, B, beta, alpha, 2);
-      break;
-    case ProductRoute::torch_mm: break;
-  }
-  return torch::addmm(C, A, B, beta, alpha);
-}
-
-torch::Tensor& token_addmm_(torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B) {
-  const bool in_place = !needs_autograd(C) && !needs_autograd(A) && !needs_autograd(B) && C.dim() == 2 &&
-                        C.is_contiguous() && C.scalar_type() == A.scalar_type() && C.size(0) == A.size(0) &&
-                        C.size(1) == B.size(1);
-  if (in_place && product_route(A, B) == ProductRoute::onednn) {
-    onednn_sgemm_into(C, A, B, 1.0, 1.0, onednn_product_threads());
-    return C;
-  }
-  return C.addmm_(A, B);
-}
-
-bool token_products_follow_blas_threads(torch::ScalarType dtype) {
-  return !(dtype == torch::kFloat32 && onednn_serves_float32_products());
-}
-
-bool token_products_change_no_number(torch::ScalarType dtype) {
-  return token_products_follow_blas_threads(dtype) ? blas_threads_change_no_number(dtype) : parts_change_no_number();
-}
-
-std::string token_products_summary() {
-  if (!onednn_serves_float32_products()) return "";
+std::string onednn_version() {
   const Onednn& o = onednn();
-  const std::string version =
-      o.version ? fmt::format("oneDNN {}.{}.{}", o.version()->major, o.version()->minor, o.version()->patch)
-                : std::string("oneDNN");
-  return fmt::format(", float32 token products through {}'s sgemm, {} (RESGD_ONEDNN=off leaves them to the BLAS)",
-                     version,
-                     parts_change_no_number() ? "split over resgd's own threads with the GD step's count (the BLAS keeping one)"
-                                              : "each on one thread, as its products in parts differ in the last bits");
+  if (!o.version) return "oneDNN";
+  return fmt::format("oneDNN {}.{}.{}", o.version()->major, o.version()->minor, o.version()->patch);
 }
 
-}  // namespace resgd
+}  // namespace resgd::compute

@@ -1,4 +1,4 @@
-// The loops behind batched_matmul, free of LibTorch so that they compile with their own
+// The loops behind loop_bmm (loops.h), free of LibTorch so that they compile with their own
 // optimisation flags (see lib/CMakeLists.txt).
 #pragma once
 

@@ -1,0 +1,124 @@
+// The declared lengths of a .pt file, checked against its bytes (pt_format.h).
+#include "resgd/pt_format.h"
+
+#include <fmt/format.h>
+
+#include <cstdint>
+#include <cstring>
+
+namespace resgd {
+namespace {
+
+/// A little-endian unsigned integer of `width` bytes at `at`; 0 past the end.
+uint64_t le(const std::string& bytes, size_t at, int width) {
+  if (at + static_cast<size_t>(width) > bytes.size()) return 0;
+  uint64_t value = 0;
+  for (int i = width - 1; i >= 0; --i) value = (value << 8) | static_cast<unsigned char>(bytes[at + static_cast<size_t>(i)]);
+  return value;
+}
+
+}  // namespace
+
+std::string oversized_zip_entry(const std::string& bytes) {
+  // The end of central directory record: its signature within the last 64 KiB + 22 bytes.
+  const size_t size = bytes.size();
+  if (size < 22) return "";
+  size_t eocd = std::string::npos;
+  for (size_t at = size - 22;; --at) {
+    if (le(bytes, at, 4) == 0x06054b50) {
+      eocd = at;
+      break;
+    }
+    if (at == 0 || size - at > 65536 + 22) return "";
+  }
+  uint64_t entries = le(bytes, eocd + 10, 2), directory = le(bytes, eocd + 16, 4);
+  if (entries == 0xffff || directory == 0xffffffff) {  // zip64: the locator precedes the record
+    if (eocd < 20 || le(bytes, eocd - 20, 4) != 0x07064b50) return "";
+    const uint64_t record = le(bytes, eocd - 12, 8);
+    if (record > size - 56 || le(bytes, record, 4) != 0x06064b50) return "";
+    entries = le(bytes, record + 32, 8);
+    directory = le(bytes, record + 48, 8);
+  }
+  size_t at = directory;
+  for (uint64_t e = 0; e < entries && at + 46 <= size && le(bytes, at, 4) == 0x02014b50; ++e) {
+    uint64_t compressed = le(bytes, at + 20, 4), uncompressed = le(bytes, at + 24, 4);
+    const size_t name_length = le(bytes, at + 28, 2), extra_length = le(bytes, at + 30, 2);
+    const size_t comment_length = le(bytes, at + 32, 2);
+    // zip64 sizes, in the extra field of id 1: uncompressed, then compressed, where the
+    // 32-bit fields are all ones.
+    for (size_t x = at + 46 + name_length; x + 4 <= at + 46 + name_length + extra_length;) {
+      const uint64_t id = le(bytes, x, 2), length = le(bytes, x + 2, 2);
+      if (id == 1) {
+        size_t field = x + 4;
+        if (uncompressed == 0xffffffff) uncompressed = le(bytes, field, 8), field += 8;
+        if (compressed == 0xffffffff) compressed = le(bytes, field, 8);
+      }
+      x += 4 + length;
+    }
+    if (uncompressed > size || compressed > size) {
+      const std::string name = bytes.substr(std::min(at + 46, size), std::min<size_t>(name_length, 200));
+      return fmt::format("its zip entry '{}' declares {} bytes, but the file holds {}", name,
+                         std::max(uncompressed, compressed), size);
+    }
+    at += 46 + name_length + extra_length + comment_length;
+  }
+  return "";
+}
+
+std::string oversized_pickle_claim(const char* pickle, size_t size) {
+  const std::string bytes(pickle, size);
+  auto past_end = [&](size_t at, uint64_t length, const char* what) {
+    return fmt::format("its pickle declares {} of {} bytes at byte {}, past its end ({} bytes)", what, length, at, size);
+  };
+  size_t at = 0;
+  while (at < size) {
+    const auto op = static_cast<unsigned char>(bytes[at++]);
+    // An argument of `width` bytes holding a length, then that many bytes.
+    auto counted = [&](int width, const char* what) -> std::string {
+      const uint64_t length = le(bytes, at, width);
+      if (at + static_cast<size_t>(width) > size || length > size - at - static_cast<size_t>(width))
+        return past_end(at, length, what);
+      at += static_cast<size_t>(width) + length;
+      return "";
+    };
+    // A memo index of `width` bytes: a genuine pickle's are below its count of opcodes.
+    auto memo = [&](int width) -> std::string {
+      const uint64_t index = le(bytes, at, width);
+      at += static_cast<size_t>(width);
+      return index > size ? fmt::format("its pickle names memo entry {} in {} bytes", index, size) : "";
+    };
+    std::string why;
+    switch (op) {
+      case 'X': case 'B': case 'T': why = counted(4, "a string"); break;  // BINUNICODE, BINBYTES, BINSTRING
+      case 0x8c: case 'C': case 'U': why = counted(1, "a string"); break;  // SHORT_BINUNICODE, _BINBYTES, _BINSTRING
+      case 0x8d: case 0x8e: why = counted(8, "a string"); break;           // BINUNICODE8, BINBYTES8
+      case 0x8a: why = counted(1, "an integer"); break;                    // LONG1
+      case 0x8b: why = counted(4, "an integer"); break;                    // LONG4
+      case 'q': case 'h': why = memo(1); break;                            // BINPUT, BINGET
+      case 'r': case 'j': why = memo(4); break;                            // LONG_BINPUT, LONG_BINGET
+      case 'J': at += 4; break;                                            // BININT
+      case 'K': case 0x80: at += 1; break;                                 // BININT1, PROTO
+      case 'M': at += 2; break;                                            // BININT2
+      case 'G': case 0x95: at += 8; break;                                 // BINFLOAT, FRAME
+      case 'c': {                                                          // GLOBAL module\nname\n
+        for (int line = 0; line < 2 && at != std::string::npos; ++line) {
+          at = bytes.find('\n', at);
+          if (at != std::string::npos) ++at;
+        }
+        if (at == std::string::npos) return "";  // cut short: LibTorch's to refuse
+        break;
+      }
+      case '(': case '.': case '0': case '1': case '2': case 'Q': case 0x81: case ']': case ')': case '}':
+      case 't': case 0x85: case 0x86: case 0x87: case 'a': case 'e': case 's': case 'u': case 'b': case 'R':
+      case 0x88: case 0x89: case 'N': case 0x94:
+        break;  // no argument
+      default:
+        return "";  // an opcode LibTorch refuses itself
+    }
+    if (!why.empty()) return why;
+    if (op == '.') return "";  // STOP
+  }
+  return "";
+}
+
+}  // namespace resgd

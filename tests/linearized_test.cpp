@@ -1,0 +1,142 @@
+// The linearized trajectory: loss_lin equals GD on an explicitly linearized model, follows
+// the real loss at a small step, and is refused where its kernel would be too large.
+#include "resgd/linearized.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "resgd/cost.h"
+#include "resgd/data.h"
+#include "resgd/training.h"
+#include "test_util.h"
+
+namespace resgd {
+namespace {
+
+struct Trajectory {
+  TrainResult result;
+  std::vector<IterationRow> rows;
+};
+
+Trajectory train_config(const ExperimentConfig& c) {
+  const Dataset data = make_dataset(c, torch::kCPU, torch::kFloat64);
+  ResidualTransformer model(model_options(c));
+  model->to(torch::kFloat64);
+  Trajectory out;
+  TrainHooks hooks;
+  hooks.on_row = [&](const IterationRow& row) { out.rows.push_back(row); };
+  out.result = train(*model, data, c, compute::policy_for(c, 1), hooks);
+  return out;
+}
+
+/// The Jacobian of the flattened outputs at the model's parameters, one reverse pass per
+/// output, each parameter's columns in registration order: (R, P).
+torch::Tensor jacobian(ResidualTransformerImpl& model, const torch::Tensor& X) {
+  auto params = model.parameters();
+  for (auto& p : params) p.requires_grad_(true);
+  const auto y = model.forward(X).flatten();
+  std::vector<torch::Tensor> rows;
+  for (int64_t r = 0; r < y.numel(); ++r) {
+    const auto grads = torch::autograd::grad({y[r]}, params, {}, /*retain_graph=*/true, false, /*allow_unused=*/true);
+    std::vector<torch::Tensor> parts;
+    for (size_t i = 0; i < grads.size(); ++i)
+      parts.push_back(grads[i].defined() ? grads[i].flatten() : torch::zeros({params[i].numel()}, torch::kFloat64));
+    rows.push_back(torch::cat(parts));
+  }
+  for (auto& p : params) p.requires_grad_(false);
+  return torch::stack(rows);
+}
+
+ExperimentConfig small() {
+  ExperimentConfig c;
+  c.data.num_samples = 3;
+  c.data.seq_len = 4;
+  c.data.dim = 6;
+  c.data.target_dim = 2;
+  c.model.ffn_width = 16;
+  c.model.layers = 2;
+  c.model.heads = 2;
+  c.model.residual_ffn.value = 0.5;
+  c.train.lr = 0.02;
+  c.train.max_iters = 12;
+  c.train.rel_tolerance = 0;
+  c.diagnostics.every = 0;
+  c.diagnostics.linearized = true;
+  return c;
+}
+
+TEST(Linearized, LossLinIsGdOnTheModelLinearizedAtInitialization) {
+  // theta_{t+1} = theta_t - lr c J^T (f_0 + J (theta_t - theta_0) - Y), J fixed at theta_0,
+  // with flat vectors: no eigendecomposition, no kernel. Both losses, both readouts.
+  for (const auto& [loss, readout] : {std::pair{Loss::sum, Readout::tokens}, {Loss::mean, Readout::mean}}) {
+    ExperimentConfig c = small();
+    c.train.loss = loss;
+    c.model.readout = readout;
+    const Trajectory run = train_config(c);
+    ASSERT_EQ(run.rows.size(), 13u);
+
+    const Dataset data = make_dataset(c, torch::kCPU, torch::kFloat64);
+    ResidualTransformer model(model_options(c));  // theta_0: the same seed
+    model->to(torch::kFloat64);
+    const torch::Tensor J = jacobian(*model, data.X);
+    torch::NoGradGuard no_grad;
+    const torch::Tensor f0 = model->forward(data.X).flatten(), y = data.Y.flatten();
+    const double scale = loss == Loss::mean ? 1.0 / double(c.data.num_samples) : 1.0;
+    torch::Tensor delta = torch::zeros({J.size(1)}, torch::kFloat64);  // theta_t - theta_0
+    for (int64_t t = 0; t <= c.train.max_iters; ++t) {
+      const torch::Tensor r = f0 + J.matmul(delta) - y;
+      const double expected = 0.5 * scale * r.pow(2).sum().item<double>();
+      const double got = run.rows[static_cast<size_t>(t)].loss_lin.value();
+      EXPECT_NEAR(got, expected, 1e-10 * expected) << "iteration " << t;
+      delta -= c.train.lr * scale * J.t().matmul(r);
+    }
+    // At iteration 0 the linearized model is the model.
+    EXPECT_NEAR(run.rows[0].loss_lin.value(), run.rows[0].loss, 1e-12 * run.rows[0].loss);
+    EXPECT_NEAR(*run.result.ntk_lambda_max, torch::linalg::eigvalsh(J.matmul(J.t()), "L").max().item<double>(),
+                1e-10 * *run.result.ntk_lambda_max);
+  }
+}
+
+TEST(Linearized, AtAHundredthOfTheFlagshipsStepTheRealLossFollowsIt) {
+  ExperimentConfig c;
+  c.data.num_samples = 8;
+  c.data.seq_len = 8;
+  c.data.dim = 64;
+  c.data.target = Target::teacher;
+  c.data.target_dim = 1;
+  c.model.ffn_width = 512;
+  c.train.lr = 0.015 / 100;
+  c.train.max_iters = 100;
+  c.train.rel_tolerance = 0;
+  c.diagnostics.every = 0;
+  c.diagnostics.linearized = true;
+  const Trajectory run = train_config(c);
+  ASSERT_EQ(run.rows.size(), 101u);
+  double worst = 0;
+  for (const auto& row : run.rows) worst = std::max(worst, std::abs(row.loss - *row.loss_lin) / row.loss);
+  EXPECT_LT(worst, 1e-3);
+  EXPECT_LT(run.rows.back().loss, 0.99 * run.rows.front().loss) << "the loss moves: the agreement is not trivial";
+}
+
+TEST(Linearized, AKernelTooLargeIsRefusedWithTheSizeItWouldNeed) {
+  ExperimentConfig c;
+  c.data.num_samples = 4096;
+  c.data.seq_len = 8;
+  c.data.target_dim = 1;  // R = 32768 outputs
+  c.diagnostics.linearized = true;
+  c.origins["diagnostics.linearized"] = Origin{"exp.yaml", 3, 16};
+  testing::expect_error<ConfigError>([&] { check_linearized(c); },
+                                     "exp.yaml:3:16: diagnostics.linearized: its kernel K would be 32768 x 32768");
+  c.data.num_samples = 64;  // R = 512, but J of 512 x 5M entries
+  c.model.ffn_width = 100'000;
+  testing::expect_error<ConfigError>([&] { check_linearized(c); }, "above diagnostics.ntk_max_entries");
+  c.model.ffn_width = 16;
+  EXPECT_NO_THROW(check_linearized(c));
+  c.diagnostics.linearized = false;
+  c.data.num_samples = 4096;
+  EXPECT_NO_THROW(check_linearized(c)) << "nothing to check where it is off";
+}
+
+}  // namespace
+}  // namespace resgd
