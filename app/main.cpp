@@ -28,6 +28,8 @@
 #include "resgd/gradcheck.h"
 #include "resgd/io.h"
 #include "resgd/report.h"
+#include "resgd/slurm.h"
+#include "resgd/summary.h"
 #include "resgd/reproduce.h"
 #include "resgd/runner.h"
 #include "resgd/version.h"
@@ -158,6 +160,24 @@ void print_estimate(const resgd::ExperimentConfig& config, int jobs) {
   if (const auto warning = resgd::diagnostics_warning(estimate, config)) std::cout << *warning << "\n";
 }
 
+/// One point of a sweep that `resgd submit` prepared: what each array task runs.
+int run_point_command(const ExperimentArgs& args, const std::string& out, size_t point, bool verbose) {
+  if (out.empty()) throw resgd::ConfigError("--point needs the --out directory that resgd submit prepared");
+  resgd::ExperimentConfig config = args.load();
+  resgd::forget_tensors_sizes(config);
+  resgd::resolve_device(config);
+  set_up_compute(config, verbose, std::cout);
+  resgd::RunOptions options;
+  options.out = out;
+  options.stop_requested = &g_stop_requested;
+  install_stop_handlers();
+  const auto record = resgd::run_point(config, point, options);
+  std::cout << resgd::format_run_line(record, point + 1, std::max<size_t>(1, resgd::expand_sweep(config).size()))
+            << std::endl;
+  if (record.summary.value("status", "") == "interrupted") return 128 + g_signal.load();
+  return 0;
+}
+
 int run_command(const ExperimentArgs& args, const std::string& out, bool force, bool resume, bool resume_or_start,
                 int jobs, bool verbose, const resgd::PlotFormats& formats) {
   const resgd::ExperimentConfig config = args.load();
@@ -170,7 +190,7 @@ int run_command(const ExperimentArgs& args, const std::string& out, bool force, 
   options.force = force;
   options.resume = resume || resume_or_start;
   options.start_if_missing = resume_or_start;
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int cores = resgd::compute::usable_cores();
   options.jobs = jobs > 0 ? jobs : config.compute.backend == resgd::Backend::tuned ? cores : 1;
   print_estimate(config, options.jobs);
   options.log = &std::cout;
@@ -230,9 +250,49 @@ int main(int argc, char** argv) {
   auto* resume_flag =
       run->add_flag("--resume", resume, "continue an interrupted run or sweep in --out; finished runs are skipped")
           ->excludes(force_flag);
-  run->add_flag("--resume-or-start", resume_or_start, "as --resume, but start a new run where --out does not exist")
+  auto* resume_or_start_flag =
+      run->add_flag("--resume-or-start", resume_or_start, "as --resume, but start a new run where --out does not exist")
+          ->excludes(force_flag)
+          ->excludes(resume_flag);
+  int64_t point = -1;
+  run->add_option("--point", point,
+                  "train only this point (0-based) of the sweep that `resgd submit` prepared in --out; resumes it "
+                  "where it stopped")
+      ->check(CLI::NonNegativeNumber)
       ->excludes(force_flag)
-      ->excludes(resume_flag);
+      ->excludes(resume_flag)
+      ->excludes(resume_or_start_flag);
+
+  ExperimentArgs submit_args;
+  resgd::SubmitOptions submit_options;
+  std::string submit_out, submit_resgd;
+  auto* submit = app.add_subcommand(
+      "submit", "queue a sweep on a Slurm cluster: one array task per point, then the report (docs/cluster.md)");
+  submit_args.add_to(*submit, /*file_required=*/true);  // an experiment file, or DIR with --resume
+  submit->add_option("--out", submit_out, "the sweep directory, shared with the nodes (with --resume: DIR alone will do)");
+  submit->add_option("--partition", submit_options.partition, "sbatch --partition");
+  submit->add_option("--time", submit_options.time, "sbatch --time, each task's limit (e.g. 2:00:00)");
+  submit->add_option("--cpus-per-task", submit_options.cpus_per_task, "sbatch --cpus-per-task")
+      ->check(CLI::Range(1, 4096));
+  submit->add_option("--gpus-per-task", submit_options.gpus_per_task,
+                     "sbatch --gpus-per-task; tasks run with device: auto unless the file says otherwise")
+      ->check(CLI::Range(1, 64));
+  submit->add_option("--max-parallel", submit_options.max_parallel, "tasks running at once at most (the array's %K)")
+      ->check(CLI::Range(1, 100000));
+  submit->add_option("--signal-seconds", submit_options.signal_seconds,
+                     "SIGTERM this long before the time limit, so a task checkpoints and requeues itself")
+      ->capture_default_str()
+      ->check(CLI::Range(10, 86400));
+  submit->add_option("--sbatch-arg", submit_options.sbatch_args, "one more sbatch argument for the array (repeatable)")
+      ->allow_extra_args(false);
+  submit->add_flag("--dry-run", submit_options.dry_run, "write the scripts, submit nothing");
+  submit->add_flag("--resume", submit_options.resume,
+                   "queue the points of --out's sweep that have not finished (the same configuration only)");
+  submit->add_option("--resgd", submit_resgd, "the resgd the tasks run (default: this one)");
+
+  std::string status_dir;
+  auto* status = app.add_subcommand("status", "where each point of a submitted or local sweep stands; exit 0 when all finished");
+  status->add_option("dir", status_dir, "the sweep (or run) directory")->required();
 
   ExperimentArgs validate_args;
   auto* validate = app.add_subcommand("validate", "check an experiment file and print its resolved configuration");
@@ -345,7 +405,10 @@ int main(int argc, char** argv) {
     if (*report) {
       // Not while a run writes there: a run or sweep directory is locked as a run locks it.
       std::optional<resgd::DirectoryLock> lock;
-      if (std::filesystem::exists(std::filesystem::path(report_dir) / "config.yaml")) lock.emplace(report_dir);
+      if (std::filesystem::exists(std::filesystem::path(report_dir) / "config.yaml")) {
+        lock.emplace(report_dir);
+        resgd::complete_sweep_table(report_dir);  // a sweep whose points ran apart (resgd submit)
+      }
       const auto written = resgd::write_report(report_dir, std::cerr, formats);  // before any output: it may throw
       std::cout << "report: " << written.string() << std::endl;
       return 0;
@@ -371,7 +434,7 @@ int main(int argc, char** argv) {
       reproduce_options.out = !reproduce_out.empty()       ? std::filesystem::path(reproduce_out)
                               : reproduce_options.quick ? std::filesystem::path("results/reproduce-quick")
                                                         : std::filesystem::path("results/reproduce");
-      reproduce_options.jobs = reproduce_jobs > 0 ? reproduce_jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+      reproduce_options.jobs = reproduce_jobs > 0 ? reproduce_jobs : resgd::compute::usable_cores();
       reproduce_options.formats = formats;
       reproduce_options.log = &std::cout;
       reproduce_options.stop_requested = &g_stop_requested;
@@ -380,12 +443,29 @@ int main(int argc, char** argv) {
       if (const int signal_number = g_signal.load(); signal_number != 0) return 128 + signal_number;
       return all_shown ? 0 : kExitFailure;
     }
+    if (*submit) {
+      if (submit_args.file.empty() || std::filesystem::is_directory(submit_args.file)) {
+        // `resgd submit DIR --resume`: the directory's own configuration.
+        if (submit_out.empty()) submit_out = submit_args.file;
+        submit_args.file = (std::filesystem::path(submit_out) / "config.yaml").string();
+      }
+      if (submit_out.empty()) throw resgd::ConfigError("submit: --out DIR is required: the sweep directory");
+      const auto config = submit_args.load();
+      submit_options.out = submit_out;
+      submit_options.resgd = submit_resgd.empty() ? resgd::this_executable() : std::filesystem::path(submit_resgd);
+      if (!submit_resgd.empty()) submit_options.resgd = std::filesystem::absolute(submit_options.resgd);
+      submit_options.log = &std::cout;
+      resgd::submit(config, submit_options);
+      return 0;
+    }
+    if (*status) return resgd::print_status(status_dir, std::cout) ? 0 : kExitFailure;
     if (*config_cmd) {
       std::cout << resgd::dump_yaml(resgd::ExperimentConfig{});
       return 0;
     }
     if ((resume || resume_or_start) && out.empty())
       throw resgd::ConfigError("--resume needs the --out directory of the run to continue");
+    if (point >= 0) return run_point_command(run_args, out, static_cast<size_t>(point), verbose);
     // `resgd` alone: the flagship
     return run_command(run_args, out, force, resume, resume_or_start, jobs, verbose, formats);
   } catch (const resgd::ConfigError& e) {

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "resgd/files.h"
 #include "resgd/io.h"
 #include "resgd/model.h"
 
@@ -174,6 +175,11 @@ void require_data_file(const ExperimentConfig& config) {
 
 }  // namespace
 
+void forget_tensors_sizes(ExperimentConfig& config) {
+  if (config.data.kind != DataKind::tensors) return;
+  for (const char* key : {"data.num_samples", "data.seq_len", "data.dim", "data.target_dim"}) config.origins.erase(key);
+}
+
 void read_data_sizes(ExperimentConfig& config) {
   DataConfig& data = config.data;
   require_data_file(config);
@@ -200,9 +206,9 @@ void read_data_sizes(ExperimentConfig& config) {
 }
 
 fs::path bundled_data_dir() {
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? fs::path("share/resgd") : (exe.parent_path().parent_path() / "share" / "resgd").lexically_normal();
+  const fs::path exe = this_executable();
+  return exe.has_parent_path() ? (exe.parent_path().parent_path() / "share" / "resgd").lexically_normal()
+                               : fs::path("share/resgd");
 }
 
 fs::path digits_path(const DataConfig& data) {

@@ -38,6 +38,10 @@ struct Dataset {
 /// experiment set that the file contradicts), so a run refuses it before writing anything.
 /// Other kinds are left as they are.
 void read_data_sizes(ExperimentConfig& config);
+/// A configuration read back from a sweep directory's config.yaml (resgd run --point)
+/// holds the sizes of the base configuration, not those of its tensors files, which may
+/// differ from point to point: they count as unset, to be read from the files again.
+void forget_tensors_sizes(ExperimentConfig& config);
 
 /// A fingerprint of the data a run trains on: FNV-1a (64 bit) over the shapes, the dtype
 /// and the bytes of X and Y. A resumed run compares it with its checkpoint's, so that a

@@ -141,4 +141,10 @@ DirectoryLock::~DirectoryLock() {
   if (fd_ >= 0) ::close(fd_);  // releases the lock; the file stays, as another may hold it open
 }
 
+std::filesystem::path this_executable() {
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::filesystem::path("resgd") : exe;
+}
+
 }  // namespace resgd

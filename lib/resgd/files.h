@@ -57,4 +57,7 @@ class DirectoryLock {
   int fd_ = -1;
 };
 
+/// The absolute path of the running executable (/proc/self/exe); "resgd" where unreadable.
+std::filesystem::path this_executable();
+
 }  // namespace resgd

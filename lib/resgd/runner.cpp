@@ -451,4 +451,82 @@ std::vector<RunRecord> run_experiment(const ExperimentConfig& config, const RunO
   }
 }
 
+RunRecord run_point(const ExperimentConfig& config, size_t index, const RunOptions& options) {
+  const fs::path& out = options.out;
+  if (!fs::exists(out / "config.yaml"))
+    throw IoError(fmt::format("{}: no config.yaml; a point runs in a sweep directory that `resgd submit` prepared",
+                              out.string()));
+  require_same_config(out, dump_yaml(config));
+  RunOptions point_options = options;
+  point_options.resume = true;  // a requeued or resubmitted task continues where it stopped
+  if (config.sweep.empty()) {
+    if (index != 0) throw ConfigError(fmt::format("--point {}: the experiment has no sweep, only point 0", index));
+    ExperimentConfig resolved = config;
+    read_data_sizes(resolved);
+    const DirectoryLock lock(out);
+    RunRecord record{SweepPoint{{}, config.seed}, out, {}};
+    record.summary = run_single(resolved, out, point_options, record.point);
+    return record;
+  }
+  const auto points = expand_sweep(config);
+  if (index >= points.size())
+    throw ConfigError(fmt::format("--point {}: the sweep has {} points, 0 to {}", index, points.size(),
+                                  points.size() - 1));
+  ExperimentConfig point_config = config_for_point(config, points[index]);  // its own data only: others may fail
+  read_data_sizes(point_config);
+  RunRecord record{points[index], out / "runs" / points[index].dir_name(), {}};
+  const auto created = create_directories_tracked(record.dir);
+  try {
+    const DirectoryLock run_lock(record.dir);
+    record.summary = run_single(point_config, record.dir, point_options, record.point);
+  } catch (...) {
+    if (!created.empty()) remove_failed_run(record.dir, /*remove_dir=*/true);
+    throw;
+  }
+  return record;
+}
+
+std::vector<size_t> prepare_sweep_directory(const ExperimentConfig& config, const fs::path& out, bool resume) {
+  std::error_code ec;
+  if (resume) {
+    if (!fs::exists(out, ec))
+      throw IoError(fmt::format("{}: no such directory to resume; check the path", out.string()));
+    require_ours(out);
+  }
+  fs::create_directories(out, ec);
+  if (ec) throw IoError(fmt::format("{}: cannot create output directory: {}", out.string(), ec.message()));
+  const DirectoryLock lock(out);
+  if (!resume && !holds_nothing(out))
+    throw IoError(fmt::format("{}: output directory exists and is not empty; choose another --out, or pass "
+                              "--resume to queue the points of its sweep that have not finished",
+                              out.string()));
+  if (resume) require_same_config(out, dump_yaml(config));
+  write_file_atomic(out / "config.yaml", dump_yaml(config));
+  std::vector<size_t> unfinished;
+  if (config.sweep.empty()) {
+    if (finished_summary(out).is_null()) unfinished.push_back(0);
+    return unfinished;
+  }
+  const auto points = expand_sweep(config);
+  for (size_t i = 0; i < points.size(); ++i)
+    if (finished_summary(out / "runs" / points[i].dir_name()).is_null()) unfinished.push_back(i);
+  return unfinished;
+}
+
+bool complete_sweep_table(const fs::path& out) {
+  const fs::path table = out / "sweep.csv";
+  if (fs::exists(table)) return true;
+  if (!fs::exists(out / "config.yaml")) return false;
+  const ExperimentConfig config = load_config_file((out / "config.yaml").string());
+  if (config.sweep.empty()) return false;
+  std::vector<RunRecord> records;
+  for (const auto& point : expand_sweep(config)) {
+    RunRecord record{point, out / "runs" / point.dir_name(), finished_summary(out / "runs" / point.dir_name())};
+    if (record.summary.is_null()) return false;
+    records.push_back(std::move(record));
+  }
+  write_sweep_csv(table, config, records);
+  return true;
+}
+
 }  // namespace resgd

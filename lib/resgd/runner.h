@@ -58,4 +58,23 @@ std::vector<ExperimentConfig> sweep_point_configs(const ExperimentConfig& config
 /// from the elapsed_s column).
 std::vector<RunRecord> run_experiment(const ExperimentConfig& config, const RunOptions& options);
 
+/// Trains point `index` (expand_sweep's order) of the sweep prepared in `options.out` (its
+/// config.yaml, which must be `config`'s: `resgd submit` writes it), into the same
+/// runs/<point>/seed=<s>/ directory a local sweep uses, holding only that run's lock, so
+/// that the points of one sweep may run at once in separate processes (a cluster's array
+/// tasks). An experiment without a sweep has the one point 0, trained into `out` itself.
+/// Resumes an interrupted point from its checkpoint and returns a finished one as it is.
+RunRecord run_point(const ExperimentConfig& config, size_t index, const RunOptions& options);
+
+/// Prepares `out` for run_point: refuses a directory that holds anything unless `resume`,
+/// where it must be a sweep directory of this same configuration; writes config.yaml. The
+/// indices of the points not finished yet (all, for a new directory).
+std::vector<size_t> prepare_sweep_directory(const ExperimentConfig& config, const std::filesystem::path& out,
+                                            bool resume);
+
+/// Where every point of the sweep in `out` has finished and sweep.csv is missing (points
+/// trained by run_point), writes it as a local sweep does; returns whether sweep.csv exists
+/// now. A single run (no sweep) has none: false.
+bool complete_sweep_table(const std::filesystem::path& out);
+
 }  // namespace resgd

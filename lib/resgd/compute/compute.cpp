@@ -3,10 +3,12 @@
 #include "resgd/compute/compute.h"
 
 #include <dlfcn.h>
+#include <sched.h>
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <thread>
 
@@ -86,13 +88,24 @@ std::string to_string(Tuning tuning) {
   return "?";
 }
 
+int usable_cores() {
+  int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) cores = std::max(1, CPU_COUNT(&set));
+  if (const char* slurm = std::getenv("SLURM_CPUS_PER_TASK")) {
+    char* end = nullptr;
+    const long granted = std::strtol(slurm, &end, 10);
+    if (end != slurm && *end == '\0' && granted > 0) cores = std::min(cores, static_cast<int>(granted));
+  }
+  return cores;
+}
+
 Policy policy_for(const ExperimentConfig& config, int runs_at_once) {
   Policy p;
   p.backend = config.compute.backend;
   // A run alone in the process spreads its products over the cores; for steps below a
   // quarter GFLOP the parts cost more than they save.
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  p.threads = runs_at_once == 1 && gd_step_flops(config) >= kThreadedStepFlops ? cores : 1;
+  p.threads = runs_at_once == 1 && gd_step_flops(config) >= kThreadedStepFlops ? usable_cores() : 1;
   return p;
 }
 

@@ -50,6 +50,10 @@ struct Policy {
   bool uses(Tuning tuning) const { return backend == Backend::tuned && use[static_cast<size_t>(tuning)]; }
 };
 
+/// The cores this process may use: its CPU affinity (what a cluster's scheduler or taskset
+/// grants), at most SLURM_CPUS_PER_TASK where Slurm set it.
+int usable_cores();
+
 /// The policy of a run of `config` with `runs_at_once` runs side by side in the process.
 Policy policy_for(const ExperimentConfig& config, int runs_at_once);
 

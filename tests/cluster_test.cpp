@@ -1,0 +1,127 @@
+// resgd submit, run --point and status without a scheduler: the scripts a submission
+// writes, its refusals, and the points of a prepared sweep trained one process each (what
+// the array's tasks do) giving the local sweep's results. tests/slurm_test.sh runs the same
+// against a real Slurm (label slurm).
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "test_util.h"
+
+namespace resgd {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::run_resgd;
+using testing::slurp;
+using testing::TempDir;
+using testing::write_text;
+
+const char* const kSweep =
+    "name: four\n"
+    "data: {num_samples: 8, seq_len: 4, dim: 8, target_dim: 2}\n"
+    "model: {ffn_width: 16}\n"
+    "train: {max_iters: 40, lr: 0.05}\n"
+    "sweep:\n  model.residual.attention: [true, false]\n  seeds: [0, 1]\n";
+
+/// A CSV file's text without the columns that time the run.
+std::string untimed(const fs::path& csv) {
+  std::stringstream in(slurp(csv)), out;
+  std::vector<bool> keep;
+  for (std::string line; std::getline(in, line);) {
+    std::stringstream cells(line);
+    std::vector<std::string> row;
+    for (std::string cell; std::getline(cells, cell, ',');) row.push_back(cell);
+    if (keep.empty())
+      for (const auto& name : row) keep.push_back(name != "elapsed_s" && name != "wall_time_s" && name != "steps_per_s");
+    for (size_t i = 0; i < row.size() && i < keep.size(); ++i)
+      if (keep[i]) out << row[i] << ',';
+    out << '\n';
+  }
+  return out.str();
+}
+
+TEST(Cluster, ADryRunWritesAThrottledArrayThatForwardsTheTimeLimitsSignalAndSubmitsNothing) {
+  TempDir dir;
+  write_text(dir / "exp.yaml", kSweep);
+  const auto r = run_resgd(dir, "submit exp.yaml --out sweep --dry-run --max-parallel 2 --time 1:00:00 "
+                                "--partition short --cpus-per-task 2 --sbatch-arg=--mem=1G",
+                           "PATH=/nonexistent");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("submitted nothing (--dry-run)"), std::string::npos) << r.out;
+  const std::string script = slurp(dir / "sweep" / "slurm" / "sweep.sbatch");
+  for (const std::string& line : std::vector<std::string>{"#SBATCH --array=0-3%2\n", "#SBATCH --signal=B:TERM@120\n", "#SBATCH --requeue\n",
+                                 "#SBATCH --time=1:00:00\n", "#SBATCH --partition=short\n",
+                                 "#SBATCH --cpus-per-task=2\n", "#SBATCH --mem=1G\n", "run '" + (dir / "sweep" / "config.yaml").string() + "'",
+                                 "--point \"$SLURM_ARRAY_TASK_ID\"", "'" RESGD_BINARY "' run",
+                                 "#SBATCH --output=" + (dir / "sweep" / "slurm" / "logs" / "%A_%a.out").string()})
+    EXPECT_NE(script.find(line), std::string::npos) << line << " not in\n" << script;
+  EXPECT_NE(slurp(dir / "sweep" / "slurm" / "report.sbatch").find("report '" + (dir / "sweep").string() + "'"),
+            std::string::npos);
+  EXPECT_EQ(slurp(dir / "sweep" / "config.yaml"), run_resgd(dir, "validate exp.yaml").out);
+  EXPECT_FALSE(fs::exists(dir / "sweep" / "slurm" / "jobs"));  // no job was queued
+  // Nothing has run: four points not started, exit 1.
+  const auto status = run_resgd(dir, "status sweep");
+  EXPECT_EQ(status.exit_code, 1);
+  EXPECT_NE(status.out.find("4 points: 4 not started"), std::string::npos) << status.out;
+}
+
+TEST(Cluster, WithoutSbatchABadPointOrAChangedConfigurationNothingIsQueuedOrLeftBehind) {
+  TempDir dir;
+  write_text(dir / "exp.yaml", kSweep);
+  const auto missing = run_resgd(dir, "submit exp.yaml --out sweep", "PATH=/nonexistent");
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("sbatch was not found on PATH"), std::string::npos) << missing.err;
+  EXPECT_FALSE(fs::exists(dir / "sweep"));
+  // A point that cannot run (3 heads do not divide d = 8): exit 2, before any file.
+  const auto bad = run_resgd(dir, "submit exp.yaml --out sweep --dry-run --set 'sweep.model.attention.heads=[1, 3]'");
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_NE(bad.err.find("heads"), std::string::npos) << bad.err;
+  EXPECT_FALSE(fs::exists(dir / "sweep"));
+  // Resubmitting the directory under another configuration is refused.
+  ASSERT_EQ(run_resgd(dir, "submit exp.yaml --out sweep --dry-run").exit_code, 0);
+  const auto changed = run_resgd(dir, "submit exp.yaml --out sweep --dry-run --resume --set train.lr=0.1");
+  EXPECT_EQ(changed.exit_code, 1);
+  EXPECT_NE(changed.err.find("different configuration"), std::string::npos) << changed.err;
+  const auto again = run_resgd(dir, "submit exp.yaml --out sweep --dry-run");
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_NE(again.err.find("not empty"), std::string::npos) << again.err;
+}
+
+TEST(Cluster, PointsTrainedOneProcessEachGiveTheLocalSweepsResultsBitForBit) {
+  TempDir dir;
+  write_text(dir / "exp.yaml", kSweep);
+  ASSERT_EQ(run_resgd(dir, "run exp.yaml --out local --jobs 1").exit_code, 0);
+  ASSERT_EQ(run_resgd(dir, "submit exp.yaml --out sweep --dry-run").exit_code, 0);
+  for (int point : {3, 1, 0, 2}) {  // in any order, as a scheduler starts them
+    const auto r = run_resgd(dir, "run sweep/config.yaml --out sweep --point " + std::to_string(point));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_FALSE(fs::exists(dir / "sweep" / "sweep.csv")) << "sweep.csv is the report's to write";
+  }
+  const auto past = run_resgd(dir, "run sweep/config.yaml --out sweep --point 4");
+  EXPECT_EQ(past.exit_code, 2);
+  EXPECT_NE(past.err.find("the sweep has 4 points, 0 to 3"), std::string::npos) << past.err;
+  // A finished point run again is returned as it is.
+  const auto metrics = dir / "sweep" / "runs" / "model.residual.attention=false" / "seed=1" / "metrics.csv";
+  const std::string before = slurp(metrics);
+  ASSERT_EQ(run_resgd(dir, "run sweep/config.yaml --out sweep --point 3").exit_code, 0);
+  EXPECT_EQ(slurp(metrics), before);
+
+  ASSERT_EQ(run_resgd(dir, "report sweep").exit_code, 0);
+  EXPECT_EQ(untimed(dir / "sweep" / "sweep.csv"), untimed(dir / "local" / "sweep.csv"));
+  for (const auto& entry : fs::recursive_directory_iterator(dir / "local" / "runs")) {
+    const auto relative = entry.path().lexically_relative(dir / "local");
+    if (entry.path().filename() == "final.pt")
+      EXPECT_EQ(slurp(dir / "sweep" / relative), slurp(entry.path())) << relative;
+    if (entry.path().filename() == "metrics.csv")
+      EXPECT_EQ(untimed(dir / "sweep" / relative), untimed(entry.path())) << relative;
+  }
+  const auto status = run_resgd(dir, "status sweep");
+  EXPECT_EQ(status.exit_code, 0) << status.out;
+  EXPECT_NE(status.out.find("model.residual.attention=false/seed=1  finished (max_iters)"), std::string::npos)
+      << status.out;
+  EXPECT_NE(status.out.find("4 points: 4 finished"), std::string::npos) << status.out;
+}
+
+}  // namespace
+}  // namespace resgd
