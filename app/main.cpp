@@ -20,6 +20,7 @@
 #include "resgd/compute/process.h"
 #include "resgd/config.h"
 #include "resgd/cost.h"
+#include "resgd/columns.h"
 #include "resgd/data.h"
 #include "resgd/device.h"
 #include "resgd/estimate.h"
@@ -324,9 +325,16 @@ int main(int argc, char** argv) {
   bench->add_option("--rounds", bench_options.rounds, "with --variants: rounds of every variant (median reported)")
       ->check(CLI::Range(1, 100));
 
-  bool defaults = false;
-  auto* config_cmd = app.add_subcommand("config", "print configuration information");
-  config_cmd->add_flag("--defaults", defaults, "print every key with its default value")->required();
+  bool defaults = false, explain_config = false, explain_metrics = false;
+  std::string config_key, metric_name;
+  auto* config_cmd = app.add_subcommand("config", "print every experiment key with its default, or explain them");
+  auto* defaults_flag = config_cmd->add_flag("--defaults", defaults, "print every key with its default value (YAML)");
+  config_cmd->add_flag("--explain", explain_config, "each key's type, default, allowed values and meaning")
+      ->excludes(defaults_flag);
+  config_cmd->add_option("key", config_key, "with --explain: this key only (e.g. train.lr)");
+  auto* metrics_cmd = app.add_subcommand("metrics", "explain the columns of metrics.csv, summary.json and sweep.csv");
+  metrics_cmd->add_flag("--explain", explain_metrics, "each column's files and meaning, with its formula")->required();
+  metrics_cmd->add_option("name", metric_name, "this column only (e.g. cond_g2, pl_ratio)");
 
   std::string report_dir;
   auto* report = app.add_subcommand("report", "write report.md and plots/ for a run, a sweep or a folder of them");
@@ -460,7 +468,24 @@ int main(int argc, char** argv) {
     }
     if (*status) return resgd::print_status(status_dir, std::cout) ? 0 : kExitFailure;
     if (*config_cmd) {
-      std::cout << resgd::dump_yaml(resgd::ExperimentConfig{});
+      if (!explain_config) {
+        if (!config_key.empty()) throw resgd::ConfigError("config: a key goes with --explain (resgd config --explain KEY)");
+        std::cout << resgd::dump_yaml(resgd::ExperimentConfig{});
+        return 0;
+      }
+      const std::string text = resgd::explain_keys(config_key);
+      if (text.empty())
+        throw resgd::ConfigError(fmt::format("config --explain: unknown key '{}'; resgd config --explain lists them all",
+                                             config_key));
+      std::cout << text;
+      return 0;
+    }
+    if (*metrics_cmd) {
+      const std::string text = resgd::explain_columns(metric_name);
+      if (text.empty())
+        throw resgd::ConfigError(fmt::format("metrics --explain: unknown column '{}'; resgd metrics --explain lists "
+                                             "them all", metric_name));
+      std::cout << text;
       return 0;
     }
     if ((resume || resume_or_start) && out.empty())

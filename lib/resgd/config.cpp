@@ -787,6 +787,91 @@ void require_distinct_run_directories(const SweepConfig& sweep) {
 
 }  // namespace
 
+namespace {
+
+std::string type_of(const std::string&) { return "text"; }
+std::string type_of(int64_t) { return "integer"; }
+std::string type_of(double) { return "number"; }
+std::string type_of(bool) { return "true or false"; }
+std::string type_of(const Gain&) { return "gain: true (1), false (0) or a number"; }
+template <class E, class = decltype(EnumNames<E>::names)>
+std::string type_of(E) {
+  return fmt::format("one of {}", fmt::join(EnumNames<E>::names, ", "));
+}
+template <class T>
+std::string type_of(const std::optional<T>& v) {
+  return type_of(v.value_or(T{})) + " or null";
+}
+
+// The values validate() accepts, where the type alone does not say: numeric bounds as
+// "> x" or ">= x" (a test probes each at its edge) and the rules that are not bounds.
+const std::map<std::string, std::string>& allowed_values() {
+  static const std::map<std::string, std::string> allowed = {
+      {"name", "not empty, no '/'"},
+      {"seed", ">= 0"},
+      {"device", "cpu, cuda, cuda:N or auto"},
+      {"data.num_samples", "> 0"},
+      {"data.seq_len", "> 0 (8 for digits)"},
+      {"data.dim", "> 0 (8 for digits)"},
+      {"data.target", "random only unless data.kind is gaussian"},
+      {"data.target_dim", "> 0 (10 or 1 for digits)"},
+      {"data.target_std", ">= 0"},
+      {"data.noise", ">= 0"},
+      {"data.path", "needed for tensors; a relative path is read from the experiment file's folder"},
+      {"model.layers", "> 0"},
+      {"model.key_dim", "> 0"},
+      {"model.ffn_width", "> 0"},
+      {"model.attention.heads", "> 0, dividing d_k and d"},
+      {"model.attention.temperature", "> 0"},
+      {"model.init.W_Q", ">= 0"},
+      {"model.init.W_K", ">= 0"},
+      {"model.init.W_V", ">= 0"},
+      {"model.init.W_1", ">= 0"},
+      {"model.init.W_2", ">= 0"},
+      {"train.lr", "> 0"},
+      {"train.max_iters", ">= 0"},
+      {"train.tolerance", ">= 0"},
+      {"train.rel_tolerance", ">= 0"},
+      {"train.divergence_factor", "> 1"},
+      {"train.log_every", ">= 1"},
+      {"train.checkpoint_every", ">= 0"},
+      {"diagnostics.every", ">= 0"},
+      {"diagnostics.ntk_every", ">= 0"},
+      {"diagnostics.ntk_max_entries", "> 0"},
+      {"diagnostics.sharpness_every", ">= 0"},
+  };
+  return allowed;
+}
+
+}  // namespace
+
+std::vector<KeyInfo> key_infos() {
+  std::vector<KeyInfo> out;
+  const ExperimentConfig defaults;
+  visit_fields(defaults, [&](const char* key, const auto& field, const char* meaning) {
+    const auto allowed = allowed_values().find(key);
+    out.push_back({key, type_of(field), to_text(field), allowed == allowed_values().end() ? "" : allowed->second,
+                   meaning});
+  });
+  return out;
+}
+
+std::string explain_keys(const std::string& key) {
+  std::string out;
+  for (const auto& info : key_infos()) {
+    if (!key.empty() && info.key != key) continue;
+    out += fmt::format("{}\n  {}; default {}{}\n  {}\n", info.key, info.type, info.default_value,
+                       info.allowed.empty() ? "" : "; allowed " + info.allowed, info.meaning);
+  }
+  const std::pair<const char*, const char*> sweep[] = {
+      {"sweep.<key>", "a list of values of <key>; the runs are the product of the lists, the first slowest"},
+      {"sweep.zip.<key>", "lists of one length that move together: their i-th values form one point"},
+      {"sweep.seeds", "a list of seeds: every point once per seed (without it, seed)"}};
+  for (const auto& [name, meaning] : sweep)
+    if (key.empty() || key == name) out += fmt::format("{}\n  list; default none\n  {}\n", name, meaning);
+  return out;
+}
+
 void validate(const ExperimentConfig& c) {
   require(!c.name.empty(), c, "name", "must not be empty");
   require(c.name.find('/') == std::string::npos, c, "name", "must not contain '/'");

@@ -236,6 +236,16 @@ std::string config_hash(const ExperimentConfig& config);
 /// The dotted keys of every option, in declaration order.
 std::vector<std::string> known_keys();
 
+/// One key as `resgd config --explain` shows it: its type, default (as dumped), the values
+/// validate accepts where the type does not say, and what it means.
+struct KeyInfo {
+  std::string key, type, default_value, allowed, meaning;
+};
+/// Every key, in declaration order.
+std::vector<KeyInfo> key_infos();
+/// The reference text of `key` (every key for ""; "" for an unknown one).
+std::string explain_keys(const std::string& key = "");
+
 /// One point of a sweep: the values of the swept keys, and the seed.
 struct SweepPoint {
   std::vector<std::pair<std::string, std::string>> values;  // (key, YAML text)
