@@ -1,13 +1,13 @@
 // The `resgd` command: run, validate and inspect experiments. The one place that catches:
 // configuration errors exit 2, other failures exit 1, a diverged run is a result (exit 0).
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
+#include <unistd.h>
 #include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
-#include <unistd.h>
 
 #include <chrono>
 #include <iostream>
@@ -16,23 +16,23 @@
 #include <thread>
 
 #include "resgd/bench.h"
+#include "resgd/columns.h"
 #include "resgd/compute/compute.h"
 #include "resgd/compute/process.h"
 #include "resgd/config.h"
 #include "resgd/cost.h"
-#include "resgd/columns.h"
 #include "resgd/data.h"
 #include "resgd/device.h"
 #include "resgd/estimate.h"
-#include "resgd/flagship.h"
 #include "resgd/files.h"
+#include "resgd/flagship.h"
 #include "resgd/gradcheck.h"
 #include "resgd/io.h"
 #include "resgd/report.h"
-#include "resgd/slurm.h"
-#include "resgd/summary.h"
 #include "resgd/reproduce.h"
 #include "resgd/runner.h"
+#include "resgd/slurm.h"
+#include "resgd/summary.h"
 #include "resgd/version.h"
 
 namespace {
@@ -83,7 +83,8 @@ struct ExperimentArgs {
     // `validate` prints, and gradcheck uses, a tensors file's own sizes; a sweep's points
     // read theirs again when the sweep replaces the file.
     const auto& axes = config.sweep.axes;
-    if (std::none_of(axes.begin(), axes.end(), [](const auto& a) { return a.key == "data.path" || a.key == "data.kind"; }))
+    if (std::none_of(axes.begin(), axes.end(),
+                     [](const auto& a) { return a.key == "data.path" || a.key == "data.kind"; }))
       resgd::read_data_sizes(config);
     return config;
   }
@@ -130,8 +131,8 @@ class TerminalProgress : public std::streambuf {
 /// Refuses, before anything is written, a run (or any point of a sweep) that would need
 /// more memory than this machine has; the largest run's estimate, in bytes.
 double check_memory_of_every_run(const resgd::ExperimentConfig& config) {
-  const auto runs = config.sweep.empty() ? std::vector<resgd::ExperimentConfig>{config}
-                                         : resgd::sweep_point_configs(config);
+  const auto runs =
+      config.sweep.empty() ? std::vector<resgd::ExperimentConfig>{config} : resgd::sweep_point_configs(config);
   double largest = 0;
   for (const auto& run : runs) {
     resgd::check_memory(run, resgd::resolve_device(run).is_cpu());
@@ -154,8 +155,8 @@ void set_up_compute(const resgd::ExperimentConfig& config, bool verbose, std::os
 /// The sweep's time, measured on one step and one diagnosis of each size of run, and a
 /// warning where the diagnostics would cost more than the training.
 void print_estimate(const resgd::ExperimentConfig& config, int jobs) {
-  const auto runs = config.sweep.empty() ? std::vector<resgd::ExperimentConfig>{config}
-                                         : resgd::sweep_point_configs(config);
+  const auto runs =
+      config.sweep.empty() ? std::vector<resgd::ExperimentConfig>{config} : resgd::sweep_point_configs(config);
   const auto estimate = resgd::estimate_time(runs, jobs);
   std::cout << resgd::describe(estimate) << "\n";
   if (const auto warning = resgd::diagnostics_warning(estimate, config)) std::cout << *warning << "\n";
@@ -200,7 +201,9 @@ int run_command(const ExperimentArgs& args, const std::string& out, bool force, 
   std::ostream progress_log(&progress);
   if (isatty(STDOUT_FILENO) && total_runs > 1) {
     options.log = &progress_log;
-    options.on_row = [&](const resgd::SweepPoint& point, const resgd::IterationRow& row) { progress.on_row(point, row); };
+    options.on_row = [&](const resgd::SweepPoint& point, const resgd::IterationRow& row) {
+      progress.on_row(point, row);
+    };
   }
   options.stop_requested = &g_stop_requested;
   install_stop_handlers();
@@ -228,8 +231,9 @@ int main(int argc, char** argv) {
   // A file size limit (ulimit -f, a quota) makes a write fail with EFBIG, reported with the
   // path like a full disk, instead of killing the process mid-file.
   std::signal(SIGXFSZ, SIG_IGN);
-  CLI::App app{"ResGD: gradient descent on Transformers with residual connections.\n"
-               "With no command, runs the flagship experiment (residual vs plain)."};
+  CLI::App app{
+      "ResGD: gradient descent on Transformers with residual connections.\n"
+      "With no command, runs the flagship experiment (residual vs plain)."};
   app.require_subcommand(0, 1);
 
   ExperimentArgs run_args;
@@ -270,18 +274,21 @@ int main(int argc, char** argv) {
   auto* submit = app.add_subcommand(
       "submit", "queue a sweep on a Slurm cluster: one array task per point, then the report (docs/cluster.md)");
   submit_args.add_to(*submit, /*file_required=*/true);  // an experiment file, or DIR with --resume
-  submit->add_option("--out", submit_out, "the sweep directory, shared with the nodes (with --resume: DIR alone will do)");
+  submit->add_option("--out", submit_out,
+                     "the sweep directory, shared with the nodes (with --resume: DIR alone will do)");
   submit->add_option("--partition", submit_options.partition, "sbatch --partition");
   submit->add_option("--time", submit_options.time, "sbatch --time, each task's limit (e.g. 2:00:00)");
   submit->add_option("--cpus-per-task", submit_options.cpus_per_task, "sbatch --cpus-per-task")
       ->check(CLI::Range(1, 4096));
-  submit->add_option("--gpus-per-task", submit_options.gpus_per_task,
-                     "sbatch --gpus-per-task; tasks run with device: auto unless the file says otherwise")
+  submit
+      ->add_option("--gpus-per-task", submit_options.gpus_per_task,
+                   "sbatch --gpus-per-task; tasks run with device: auto unless the file says otherwise")
       ->check(CLI::Range(1, 64));
   submit->add_option("--max-parallel", submit_options.max_parallel, "tasks running at once at most (the array's %K)")
       ->check(CLI::Range(1, 100000));
-  submit->add_option("--signal-seconds", submit_options.signal_seconds,
-                     "SIGTERM this long before the time limit, so a task checkpoints and requeues itself")
+  submit
+      ->add_option("--signal-seconds", submit_options.signal_seconds,
+                   "SIGTERM this long before the time limit, so a task checkpoints and requeues itself")
       ->capture_default_str()
       ->check(CLI::Range(10, 86400));
   submit->add_option("--sbatch-arg", submit_options.sbatch_args, "one more sbatch argument for the array (repeatable)")
@@ -292,7 +299,8 @@ int main(int argc, char** argv) {
   submit->add_option("--resgd", submit_resgd, "the resgd the tasks run (default: this one)");
 
   std::string status_dir;
-  auto* status = app.add_subcommand("status", "where each point of a submitted or local sweep stands; exit 0 when all finished");
+  auto* status =
+      app.add_subcommand("status", "where each point of a submitted or local sweep stands; exit 0 when all finished");
   status->add_option("dir", status_dir, "the sweep (or run) directory")->required();
 
   ExperimentArgs validate_args;
@@ -306,21 +314,22 @@ int main(int argc, char** argv) {
 
   resgd::BenchOptions bench_options;
   auto* bench = app.add_subcommand("bench", "time GD steps at fixed sizes against this machine's GEMM ceiling");
-  bench->add_option("--sizes", bench_options.sizes, "comma-separated: small, medium, large, flagship")
-      ->delimiter(',');
+  bench->add_option("--sizes", bench_options.sizes, "comma-separated: small, medium, large, flagship")->delimiter(',');
   bench->add_option("--dtype", bench_options.dtype, "float32 or float64 (default: each size's own)");
   bench->add_option("--device", bench_options.device, "cpu, cuda or cuda:N");
   bench->add_option("--repeats", bench_options.repeats, "timed repetitions per measurement (median reported)")
       ->check(CLI::Range(1, 1000));
   std::string bench_backend = "tuned";
   bench->add_option("--backend", bench_backend, "tuned or reference")->check(CLI::IsMember({"tuned", "reference"}));
-  bench->add_option("--without", bench_options.without,
-                    "comma-separated tunings the tuned backend leaves out: " +
-                        fmt::format("{}", fmt::join(resgd::tuning_names(), ", ")))
+  bench
+      ->add_option("--without", bench_options.without,
+                   "comma-separated tunings the tuned backend leaves out: " +
+                       fmt::format("{}", fmt::join(resgd::tuning_names(), ", ")))
       ->delimiter(',');
-  bench->add_option("--variants", bench_options.variants,
-                    "compare these, each in a process of its own, in turns: tuned, reference, tuned-without-NAME "
-                    "(comma-separated; ratios are to the first)")
+  bench
+      ->add_option("--variants", bench_options.variants,
+                   "compare these, each in a process of its own, in turns: tuned, reference, tuned-without-NAME "
+                   "(comma-separated; ratios are to the first)")
       ->delimiter(',');
   bench->add_option("--rounds", bench_options.rounds, "with --variants: rounds of every variant (median reported)")
       ->check(CLI::Range(1, 100));
@@ -338,7 +347,8 @@ int main(int argc, char** argv) {
 
   std::string report_dir;
   auto* report = app.add_subcommand("report", "write report.md and plots/ for a run, a sweep or a folder of them");
-  report->add_option("dir", report_dir, "a run or sweep directory of `resgd run`, or a folder holding such")->required();
+  report->add_option("dir", report_dir, "a run or sweep directory of `resgd run`, or a folder holding such")
+      ->required();
 
   std::vector<std::string> compare_dirs;
   std::string compare_out;
@@ -362,7 +372,8 @@ int main(int argc, char** argv) {
   int reproduce_jobs = 0;
   auto* reproduce = app.add_subcommand(
       "reproduce", "rerun every experiment file and check its claims: results.md with a verdict per claim");
-  reproduce->add_option("--out", reproduce_out, "where to write (default: results/reproduce, or results/reproduce-quick)");
+  reproduce->add_option("--out", reproduce_out,
+                        "where to write (default: results/reproduce, or results/reproduce-quick)");
   reproduce->add_flag("--quick", reproduce_options.quick, "each file's claims.quick: fewer seeds and steps, minutes");
   reproduce->add_option("--only", reproduce_options.only, "these experiments only (file stems, comma-separated)")
       ->delimiter(',');
@@ -376,7 +387,7 @@ int main(int argc, char** argv) {
         ->capture_default_str();
 
   app.set_version_flag("--version", fmt::format("resgd {} (commit {}), LibTorch {}", resgd::resgd_version(),
-                                                 resgd::resgd_commit(), resgd::libtorch_version()));
+                                                resgd::resgd_commit(), resgd::libtorch_version()));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -393,8 +404,7 @@ int main(int argc, char** argv) {
       const auto available = resgd::available_memory();
       std::cout << resgd::dump_yaml(config);
       std::cerr << fmt::format("{}: valid; {} run{}; {} about {:.3g} GiB of memory{}\n", validate_args.file, runs,
-                               runs == 1 ? "" : "s", runs == 1 ? "it needs" : "the largest needs",
-                               memory / (1 << 30),
+                               runs == 1 ? "" : "s", runs == 1 ? "it needs" : "the largest needs", memory / (1 << 30),
                                available ? fmt::format(" ({:.3g} GiB available)", *available / (1 << 30)) : "");
       return 0;
     }
@@ -439,7 +449,7 @@ int main(int argc, char** argv) {
       resgd::compute::configure_process(resgd::Backend::tuned);
       reproduce_options.experiments =
           experiments_dir.empty() ? resgd::bundled_experiments() : std::filesystem::path(experiments_dir);
-      reproduce_options.out = !reproduce_out.empty()       ? std::filesystem::path(reproduce_out)
+      reproduce_options.out = !reproduce_out.empty()    ? std::filesystem::path(reproduce_out)
                               : reproduce_options.quick ? std::filesystem::path("results/reproduce-quick")
                                                         : std::filesystem::path("results/reproduce");
       reproduce_options.jobs = reproduce_jobs > 0 ? reproduce_jobs : resgd::compute::usable_cores();
@@ -469,22 +479,25 @@ int main(int argc, char** argv) {
     if (*status) return resgd::print_status(status_dir, std::cout) ? 0 : kExitFailure;
     if (*config_cmd) {
       if (!explain_config) {
-        if (!config_key.empty()) throw resgd::ConfigError("config: a key goes with --explain (resgd config --explain KEY)");
+        if (!config_key.empty())
+          throw resgd::ConfigError("config: a key goes with --explain (resgd config --explain KEY)");
         std::cout << resgd::dump_yaml(resgd::ExperimentConfig{});
         return 0;
       }
       const std::string text = resgd::explain_keys(config_key);
       if (text.empty())
-        throw resgd::ConfigError(fmt::format("config --explain: unknown key '{}'; resgd config --explain lists them all",
-                                             config_key));
+        throw resgd::ConfigError(
+            fmt::format("config --explain: unknown key '{}'; resgd config --explain lists them all", config_key));
       std::cout << text;
       return 0;
     }
     if (*metrics_cmd) {
       const std::string text = resgd::explain_columns(metric_name);
       if (text.empty())
-        throw resgd::ConfigError(fmt::format("metrics --explain: unknown column '{}'; resgd metrics --explain lists "
-                                             "them all", metric_name));
+        throw resgd::ConfigError(
+            fmt::format("metrics --explain: unknown column '{}'; resgd metrics --explain lists "
+                        "them all",
+                        metric_name));
       std::cout << text;
       return 0;
     }
@@ -501,7 +514,8 @@ int main(int argc, char** argv) {
     return kExitFailure;
   } catch (const std::bad_alloc&) {
     std::cerr << "resgd: error: out of memory; the run's directory was not kept (see `resgd validate` for the "
-                 "estimate)" << std::endl;
+                 "estimate)"
+              << std::endl;
     return kExitFailure;
   } catch (const c10::Error& e) {
     const std::string what = e.what_without_backtrace();

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The baseline ResGD is measured against: the DESIGN.md model and full-batch GD written
+"""The baseline ResGD is measured against: the docs/design.md model and full-batch GD written
 the natural way in Python PyTorch (autograd, `p -= lr * g`, the loss read every step),
 at the sizes of `resgd bench`. Prints one line per size: median ms per GD step.
 

@@ -28,11 +28,12 @@ int main(int argc, char** argv) {
   torch::manual_seed(0);
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
   // What data.kind tensors reads: X (N, n, d) and Y (N, n, d_y), small.
-  resgd::save_tensors(dir / "xy_float64.pt", {{"X", torch::randn({2, 3, 4}, f64)}, {"Y", torch::randn({2, 3, 1}, f64)}});
+  resgd::save_tensors(dir / "xy_float64.pt",
+                      {{"X", torch::randn({2, 3, 4}, f64)}, {"Y", torch::randn({2, 3, 1}, f64)}});
   resgd::save_tensors(dir / "xy_float32_mean.pt", {{"X", torch::randn({3, 2, 2})}, {"Y", torch::randn({3, 1})}});
-  resgd::save_tensors(dir / "params.pt", {{"blocks.0.W_Q", torch::randn({4, 4}, f64)},
-                                          {"labels", torch::arange(5)},
-                                          {"scalar", torch::tensor(1.5)}});
+  resgd::save_tensors(
+      dir / "params.pt",
+      {{"blocks.0.W_Q", torch::randn({4, 4}, f64)}, {"labels", torch::arange(5)}, {"scalar", torch::tensor(1.5)}});
   resgd::save_tensors(dir / "empty_dict.pt", {});
   c10::Dict<std::string, std::string> strings;
   strings.insert("X", "not a tensor");

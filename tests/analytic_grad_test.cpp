@@ -25,10 +25,12 @@ namespace {
 
 constexpr int64_t kSamples = 3, kSeqLen = 4, kDim = 5, kKeyDim = 3, kWidth = 7, kTargetDim = 2;
 const auto kF64 = torch::TensorOptions().dtype(torch::kFloat64);
-const std::vector<std::pair<std::string, Activation>> kActivations = {
-    {"Relu", Activation::relu},          {"Gelu", Activation::gelu},
-    {"Softplus", Activation::softplus},  {"Tanh", Activation::tanh},
-    {"LeakyRelu", Activation::leaky_relu}, {"Identity", Activation::identity}};
+const std::vector<std::pair<std::string, Activation>> kActivations = {{"Relu", Activation::relu},
+                                                                      {"Gelu", Activation::gelu},
+                                                                      {"Softplus", Activation::softplus},
+                                                                      {"Tanh", Activation::tanh},
+                                                                      {"LeakyRelu", Activation::leaky_relu},
+                                                                      {"Identity", Activation::identity}};
 
 /// One model setting of the grid; `label` names it in failure messages.
 struct Case {
@@ -75,7 +77,7 @@ Problem make_problem(const Case& c, const ModelOptions& options) {
   auto gen = make_generator(0, "test.data");
   auto X = torch::randn({kSamples, c.seq_len, kDim}, gen, kF64);
   auto Y = c.readout == Readout::mean ? torch::randn({kSamples, c.target_dim}, gen, kF64)
-                               : torch::randn({kSamples, c.seq_len, c.target_dim}, gen, kF64);
+                                      : torch::randn({kSamples, c.seq_len, c.target_dim}, gen, kF64);
   return {ResidualTransformer(options), X, Y};
 }
 Problem make_problem(const Case& c) { return make_problem(c, options_for(c)); }
@@ -115,17 +117,15 @@ TEST(AnalyticGrad, BlockBackwardMatchesAutogradOfRandomProjection) {
       auto R = torch::randn({kSamples, kSeqLen, out_dim}, gen, kF64);
 
       auto H = H_in.clone().requires_grad_(true);
-      auto reference = torch::autograd::grad(
-          {(block->forward(H) * R).sum()},
-          {block->W_Q, block->W_K, block->W_V, block->W_1, block->W_2, H});
+      auto reference = torch::autograd::grad({(block->forward(H) * R).sum()},
+                                             {block->W_Q, block->W_K, block->W_V, block->W_1, block->W_2, H});
       BlockGradients g;
       {
         torch::NoGradGuard no_grad;
         g = block_backward(*block, block_forward(*block, H_in), R);
       }
       const std::vector<std::pair<std::string, torch::Tensor>> analytic = {
-          {"dW_Q", g.dW_Q}, {"dW_K", g.dW_K}, {"dW_V", g.dW_V},
-          {"dW_1", g.dW_1}, {"dW_2", g.dW_2}, {"dH_in", g.dH_in}};
+          {"dW_Q", g.dW_Q}, {"dW_K", g.dW_K}, {"dW_V", g.dW_V}, {"dW_1", g.dW_1}, {"dW_2", g.dW_2}, {"dH_in", g.dH_in}};
       for (size_t i = 0; i < analytic.size(); ++i) {
         const double error = relative_error(analytic[i].second, reference[i]);
         EXPECT_LE(error, kAnalyticTolerance)
@@ -154,9 +154,11 @@ TEST(AnalyticGrad, LayerNormMatchesPytorchsForwardAndBackward) {
 // x depth x residual switches x (readout, loss, shape) variants, looped inside.
 
 std::vector<Case> grid_cases(Activation activation) {
-  const std::vector<std::pair<std::string, std::pair<double, double>>> residuals = {
-      {"NoResidual", {0.0, 0.0}},    {"AttnResidual", {1.0, 0.0}}, {"FfnResidual", {0.0, 1.0}},
-      {"BothResiduals", {1.0, 1.0}}, {"HalfResiduals", {0.5, 0.5}}};
+  const std::vector<std::pair<std::string, std::pair<double, double>>> residuals = {{"NoResidual", {0.0, 0.0}},
+                                                                                    {"AttnResidual", {1.0, 0.0}},
+                                                                                    {"FfnResidual", {0.0, 1.0}},
+                                                                                    {"BothResiduals", {1.0, 1.0}},
+                                                                                    {"HalfResiduals", {0.5, 0.5}}};
   std::vector<Case> cases;
   for (const int64_t layers : {1, 2, 3}) {
     for (const auto& [residual, gammas] : residuals) {
@@ -208,32 +210,33 @@ std::vector<Case> grid_cases(Activation activation) {
 class AnalyticGradGrid : public ::testing::TestWithParam<std::pair<std::string, Activation>> {};
 
 TEST_P(AnalyticGradGrid, AnalyticMatchesAutogradToRoundoff) {
-  for (const Case& c : grid_cases(GetParam().second)) for (const Backend backend : {Backend::reference, Backend::tuned}) {
-    SCOPED_TRACE(c.label + " " + to_string(backend));
-    compute::Policy policy;
-    policy.backend = backend;
-    const compute::Scope scope(policy);
-    auto p = make_problem(c);
-    const auto analytic = analytic_gradients(*p.model, p.X, p.Y, c.loss);
-    const auto autograd = autograd_gradients(*p.model, p.X, p.Y, c.loss);
-    // With the tuned backend the two forward passes differ in how the attention products
-    // sum (the loop without autograd, BLAS with it): the losses agree to rounding.
-    EXPECT_NEAR(analytic.loss.item<double>(), autograd.loss.item<double>(), 1e-13 * autograd.loss.item<double>());
-    const auto names = p.model->parameter_names();
-    const auto parameters = p.model->parameters();
-    ASSERT_EQ(analytic.grads.size(), names.size());
-    // gradcheck's yardstick: a parameter carrying under a thousandth of the gradient (W_Q of
-    // a third block whose tokens the blocks below have nearly collapsed: 1e-6 of it under
-    // pre-LN) is judged on that scale, where its rounding lives.
-    double total = 0;
-    for (const auto& g : autograd.grads) total += g.pow(2).sum().item<double>();
-    for (size_t i = 0; i < names.size(); ++i) {
-      ASSERT_EQ(analytic.grads[i].sizes(), parameters[i].sizes()) << names[i];
-      EXPECT_LE(relative_error(analytic.grads[i], autograd.grads[i], kGradientFloor * std::sqrt(total)),
-                kAnalyticTolerance)
-          << names[i];
+  for (const Case& c : grid_cases(GetParam().second))
+    for (const Backend backend : {Backend::reference, Backend::tuned}) {
+      SCOPED_TRACE(c.label + " " + to_string(backend));
+      compute::Policy policy;
+      policy.backend = backend;
+      const compute::Scope scope(policy);
+      auto p = make_problem(c);
+      const auto analytic = analytic_gradients(*p.model, p.X, p.Y, c.loss);
+      const auto autograd = autograd_gradients(*p.model, p.X, p.Y, c.loss);
+      // With the tuned backend the two forward passes differ in how the attention products
+      // sum (the loop without autograd, BLAS with it): the losses agree to rounding.
+      EXPECT_NEAR(analytic.loss.item<double>(), autograd.loss.item<double>(), 1e-13 * autograd.loss.item<double>());
+      const auto names = p.model->parameter_names();
+      const auto parameters = p.model->parameters();
+      ASSERT_EQ(analytic.grads.size(), names.size());
+      // gradcheck's yardstick: a parameter carrying under a thousandth of the gradient (W_Q of
+      // a third block whose tokens the blocks below have nearly collapsed: 1e-6 of it under
+      // pre-LN) is judged on that scale, where its rounding lives.
+      double total = 0;
+      for (const auto& g : autograd.grads) total += g.pow(2).sum().item<double>();
+      for (size_t i = 0; i < names.size(); ++i) {
+        ASSERT_EQ(analytic.grads[i].sizes(), parameters[i].sizes()) << names[i];
+        EXPECT_LE(relative_error(analytic.grads[i], autograd.grads[i], kGradientFloor * std::sqrt(total)),
+                  kAnalyticTolerance)
+            << names[i];
+      }
     }
-  }
 }
 
 TEST_P(AnalyticGradGrid, AutogradMatchesFiniteDifferences) {

@@ -31,14 +31,38 @@ RunCollection four_runs() {
   RunCollection c;
   c.keys = {"model.residual.attention"};
   c.zipped = {false};
-  c.runs = {run(true, 0, {{"status", "converged"}, {"cond_g", {2.0}}, {"final_loss", 1e-9}, {"initial_loss", 1.0},
-                          {"linear_rate", 0.97}, {"converges_linearly", true}, {"sigma_min_g", {0.5}}}),
-            run(true, 1, {{"status", "converged"}, {"cond_g", {4.0}}, {"final_loss", 2e-9}, {"initial_loss", 1.0},
-                          {"linear_rate", 0.96}, {"converges_linearly", true}, {"sigma_min_g", {0.6}}}),
-            run(false, 0, {{"status", "max_iters"}, {"cond_g", {3e4}}, {"final_loss", 0.4}, {"initial_loss", 1.0},
-                           {"linear_rate", 0.9999}, {"converges_linearly", false}, {"sigma_min_g", {1e-4}}}),
-            run(false, 1, {{"status", "max_iters"}, {"cond_g", {nullptr}}, {"final_loss", 0.5}, {"initial_loss", 1.0},
-                           {"linear_rate", 0.9998}, {"converges_linearly", false}, {"sigma_min_g", {0.0}}})};
+  c.runs = {run(true, 0,
+                {{"status", "converged"},
+                 {"cond_g", {2.0}},
+                 {"final_loss", 1e-9},
+                 {"initial_loss", 1.0},
+                 {"linear_rate", 0.97},
+                 {"converges_linearly", true},
+                 {"sigma_min_g", {0.5}}}),
+            run(true, 1,
+                {{"status", "converged"},
+                 {"cond_g", {4.0}},
+                 {"final_loss", 2e-9},
+                 {"initial_loss", 1.0},
+                 {"linear_rate", 0.96},
+                 {"converges_linearly", true},
+                 {"sigma_min_g", {0.6}}}),
+            run(false, 0,
+                {{"status", "max_iters"},
+                 {"cond_g", {3e4}},
+                 {"final_loss", 0.4},
+                 {"initial_loss", 1.0},
+                 {"linear_rate", 0.9999},
+                 {"converges_linearly", false},
+                 {"sigma_min_g", {1e-4}}}),
+            run(false, 1,
+                {{"status", "max_iters"},
+                 {"cond_g", {nullptr}},
+                 {"final_loss", 0.5},
+                 {"initial_loss", 1.0},
+                 {"linear_rate", 0.9998},
+                 {"converges_linearly", false},
+                 {"sigma_min_g", {0.0}}})};
   return c;
 }
 
@@ -82,7 +106,8 @@ TEST(Claims, AFitIsALeastSquaresLineOfTheLogarithmsOverTheUsableRuns) {
   // y = 2 x^1.5 exactly over three runs; a diverged run off the line is left out.
   RunCollection c;
   for (double x : {0.1, 0.3, 1.0})
-    c.runs.push_back(run(true, 0, {{"status", "max_iters"}, {"sigma_min_g", {x}}, {"pl_ratio_median", 2 * std::pow(x, 1.5)}}));
+    c.runs.push_back(
+        run(true, 0, {{"status", "max_iters"}, {"sigma_min_g", {x}}, {"pl_ratio_median", 2 * std::pow(x, 1.5)}}));
   c.runs.push_back(run(true, 1, {{"status", "diverged"}, {"sigma_min_g", {0.5}}, {"pl_ratio_median", 100.0}}));
   const auto claims = claims_of(
       "    - claim: power law\n      fit: {y: pl_ratio_median, x: sigma_min_g1, slope: {min: 1.49, max: 1.51}, "
@@ -94,7 +119,8 @@ TEST(Claims, AFitIsALeastSquaresLineOfTheLogarithmsOverTheUsableRuns) {
 }
 
 TEST(Claims, AClaimWithNoRunToSpeakOfIsNotShown) {
-  const auto claims = claims_of("    - claim: deep\n      where: {model.layers: 3}\n      every: {status: converged}\n");
+  const auto claims =
+      claims_of("    - claim: deep\n      where: {model.layers: 3}\n      every: {status: converged}\n");
   const Verdict v = check(claims[0], four_runs());
   EXPECT_FALSE(v.shown);
   EXPECT_NE(v.measured.find("no run with model.layers=3"), std::string::npos) << v.measured;
@@ -109,8 +135,9 @@ TEST(Claims, MalformedClaimsAreRefusedAtTheirLine) {
     }
     return std::string("no error");
   };
-  EXPECT_NE(error("    - claim: x\n      every: {stauts: converged}\n").find("exp.yaml:3:7: claims.expect: 'x': unknown "
-                                                                        "metric 'stauts'"),
+  EXPECT_NE(error("    - claim: x\n      every: {stauts: converged}\n")
+                .find("exp.yaml:3:7: claims.expect: 'x': unknown "
+                      "metric 'stauts'"),
             std::string::npos);
   EXPECT_NE(error("    - every: {status: converged}\n").find("needs its statement"), std::string::npos);
   EXPECT_NE(error("    - claim: x\n      where: {model.depth: 2}\n      every: {status: converged}\n")
@@ -155,9 +182,10 @@ TEST(Reproduce, QuickPassesOnTheFlagshipAndFailsWhereTheResidualIsScaledAway) {
 
   // The residual scaled almost to 0: the claim that it converges no longer holds.
   std::string broken = slurp(dir / "good" / "residual_vs_plain.yaml");
-  for (const auto& [from, to] : {std::pair<std::string, std::string>{"attention: [true, false]", "attention: [1.0e-4, false]"},
-                                 {"where: {model.residual.attention: true}", "where: {model.residual.attention: 1.0e-4}"},
-                                 {"over: {model.residual.attention: true}", "over: {model.residual.attention: 1.0e-4}"}}) {
+  for (const auto& [from, to] :
+       {std::pair<std::string, std::string>{"attention: [true, false]", "attention: [1.0e-4, false]"},
+        {"where: {model.residual.attention: true}", "where: {model.residual.attention: 1.0e-4}"},
+        {"over: {model.residual.attention: true}", "over: {model.residual.attention: 1.0e-4}"}}) {
     const size_t at = broken.find(from);
     ASSERT_NE(at, std::string::npos) << from;
     broken.replace(at, from.size(), to);

@@ -57,8 +57,8 @@ TEST(Cli, TheReferenceAndTheTunedBackendGiveTheSameRunAndBothPassGradcheck) {
   for (const std::string dtype : {"float64", "float32"}) {
     const double tolerance = dtype == "float64" ? 1e-12 : 1e-5;
     for (const std::string backend : {"tuned", "reference"}) {
-      const auto result = run_resgd(dir, "run exp.yaml --out " + dtype + backend + " --set dtype=" + dtype +
-                                             " --set compute.backend=" + backend);
+      const auto result = run_resgd(
+          dir, "run exp.yaml --out " + dtype + backend + " --set dtype=" + dtype + " --set compute.backend=" + backend);
       ASSERT_EQ(result.exit_code, 0) << result.err;
       EXPECT_EQ(nlohmann::json::parse(read_file(dir / (dtype + backend) / "summary.json"))["compute_backend"], backend);
     }
@@ -103,9 +103,9 @@ TEST(Cli, RunWritesEveryDesignedFile) {
               (std::vector<std::string>{"iter", "loss", "grad_norm", "elapsed_s"}));
     EXPECT_EQ(metrics.rows.size(), 21u);
     const auto summary = nlohmann::json::parse(read_file(run / "summary.json"));
-    for (const char* key : {"status", "initial_loss", "final_loss", "iters", "iters_to_tol", "linear_rate",
-                            "sigma_min_g", "sigma_max_g", "cond_g", "wall_time_s", "steps_per_s", "device",
-                            "dtype", "seed", "libtorch_version", "config_hash"})
+    for (const char* key :
+         {"status", "initial_loss", "final_loss", "iters", "iters_to_tol", "linear_rate", "sigma_min_g", "sigma_max_g",
+          "cond_g", "wall_time_s", "steps_per_s", "device", "dtype", "seed", "libtorch_version", "config_hash"})
       EXPECT_TRUE(summary.contains(key)) << key;
     EXPECT_EQ(summary["status"], "max_iters");
     EXPECT_EQ(summary["iters"], 20);
@@ -126,8 +126,9 @@ TEST(Cli, RunWritesEveryDesignedFile) {
 
 TEST(Cli, ExistingOutputDirectoryIsNeverOverwrittenSilently) {
   TempDir dir;
-  testing::write_text(dir / "exp.yaml", "data: {num_samples: 2, seq_len: 2, dim: 3, target_dim: 1}\n"
-                                        "model: {ffn_width: 4}\ntrain: {max_iters: 2}\n");
+  testing::write_text(dir / "exp.yaml",
+                      "data: {num_samples: 2, seq_len: 2, dim: 3, target_dim: 1}\n"
+                      "model: {ffn_width: 4}\ntrain: {max_iters: 2}\n");
   ASSERT_EQ(run_resgd(dir, "run exp.yaml --out out").exit_code, 0);
   const auto again = run_resgd(dir, "run exp.yaml --out out");
   EXPECT_EQ(again.exit_code, 1);
@@ -233,7 +234,8 @@ TEST(Cli, ValidatePrintsTheResolvedConfiguration) {
 
 TEST(Cli, ATensorsFileSetsTheSizesAndAContradictionStopsBeforeAnyOutput) {
   TempDir dir;
-  save_tensors(dir / "data.pt", {{"X", torch::randn({5, 3, 4}, torch::kFloat64)}, {"Y", torch::randn({5, 3, 2}, torch::kFloat64)}});
+  save_tensors(dir / "data.pt",
+               {{"X", torch::randn({5, 3, 4}, torch::kFloat64)}, {"Y", torch::randn({5, 3, 2}, torch::kFloat64)}});
   testing::write_text(dir / "exp.yaml", "data: {kind: tensors, path: data.pt}\n");
   const auto validate = run_resgd(dir, "validate exp.yaml");
   ASSERT_EQ(validate.exit_code, 0) << validate.err;
@@ -291,7 +293,8 @@ TEST(Cli, SweepValuesSpelledApartButReadAlikeAreRefused) {
 TEST(Cli, HeadsAreCheckedAgainstTheTokenSizeOfATensorsFile) {
   // d = 12 comes from the file, not the default 16: 3 heads split it, 8 do not.
   TempDir dir;
-  save_tensors(dir / "data.pt", {{"X", torch::randn({4, 3, 12}, torch::kFloat64)}, {"Y", torch::randn({4, 3, 2}, torch::kFloat64)}});
+  save_tensors(dir / "data.pt",
+               {{"X", torch::randn({4, 3, 12}, torch::kFloat64)}, {"Y", torch::randn({4, 3, 2}, torch::kFloat64)}});
   testing::write_text(dir / "exp.yaml", "data: {kind: tensors, path: data.pt}\ntrain: {max_iters: 2}\n");
   const auto three = run_resgd(dir, "run exp.yaml --out three --set model.attention.heads=3");
   EXPECT_EQ(three.exit_code, 0) << three.err;

@@ -33,7 +33,8 @@ std::string untimed(const fs::path& csv) {
     std::vector<std::string> row;
     for (std::string cell; std::getline(cells, cell, ',');) row.push_back(cell);
     if (keep.empty())
-      for (const auto& name : row) keep.push_back(name != "elapsed_s" && name != "wall_time_s" && name != "steps_per_s");
+      for (const auto& name : row)
+        keep.push_back(name != "elapsed_s" && name != "wall_time_s" && name != "steps_per_s");
     for (size_t i = 0; i < row.size() && i < keep.size(); ++i)
       if (keep[i]) out << row[i] << ',';
     out << '\n';
@@ -44,17 +45,19 @@ std::string untimed(const fs::path& csv) {
 TEST(Cluster, ADryRunWritesAThrottledArrayThatForwardsTheTimeLimitsSignalAndSubmitsNothing) {
   TempDir dir;
   write_text(dir / "exp.yaml", kSweep);
-  const auto r = run_resgd(dir, "submit exp.yaml --out sweep --dry-run --max-parallel 2 --time 1:00:00 "
-                                "--partition short --cpus-per-task 2 --sbatch-arg=--mem=1G",
+  const auto r = run_resgd(dir,
+                           "submit exp.yaml --out sweep --dry-run --max-parallel 2 --time 1:00:00 "
+                           "--partition short --cpus-per-task 2 --sbatch-arg=--mem=1G",
                            "PATH=/nonexistent");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("submitted nothing (--dry-run)"), std::string::npos) << r.out;
   const std::string script = slurp(dir / "sweep" / "slurm" / "sweep.sbatch");
-  for (const std::string& line : std::vector<std::string>{"#SBATCH --array=0-3%2\n", "#SBATCH --signal=B:TERM@120\n", "#SBATCH --requeue\n",
-                                 "#SBATCH --time=1:00:00\n", "#SBATCH --partition=short\n",
-                                 "#SBATCH --cpus-per-task=2\n", "#SBATCH --mem=1G\n", "run '" + (dir / "sweep" / "config.yaml").string() + "'",
-                                 "--point \"$SLURM_ARRAY_TASK_ID\"", "'" RESGD_BINARY "' run",
-                                 "#SBATCH --output=" + (dir / "sweep" / "slurm" / "logs" / "%A_%a.out").string()})
+  for (const std::string& line : std::vector<std::string>{
+           "#SBATCH --array=0-3%2\n", "#SBATCH --signal=B:TERM@120\n", "#SBATCH --requeue\n",
+           "#SBATCH --time=1:00:00\n", "#SBATCH --partition=short\n", "#SBATCH --cpus-per-task=2\n",
+           "#SBATCH --mem=1G\n", "run '" + (dir / "sweep" / "config.yaml").string() + "'",
+           "--point \"$SLURM_ARRAY_TASK_ID\"", "'" RESGD_BINARY "' run",
+           "#SBATCH --output=" + (dir / "sweep" / "slurm" / "logs" / "%A_%a.out").string()})
     EXPECT_NE(script.find(line), std::string::npos) << line << " not in\n" << script;
   EXPECT_NE(slurp(dir / "sweep" / "slurm" / "report.sbatch").find("report '" + (dir / "sweep").string() + "'"),
             std::string::npos);

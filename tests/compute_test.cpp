@@ -73,11 +73,15 @@ TEST(Compute, EveryRouteOfTheTunedBackendIsTheProductToRounding) {
   for (const auto dtype : {torch::kFloat32, torch::kFloat64}) {
     for (const int64_t tokens : {96, 257}) {  // 257 x 16 x 256: just above OpenBLAS's small-kernel limit
       const auto G = draw({tokens, 16}, 1, dtype), W_1 = draw({16, 256}, 2, dtype);
-      const auto Phi = draw({tokens, 256}, 3, dtype), W_2 = draw({256, 16}, 4, dtype), dH = draw({tokens, 16}, 5, dtype);
+      const auto Phi = draw({tokens, 256}, 3, dtype), W_2 = draw({256, 16}, 4, dtype),
+                 dH = draw({tokens, 16}, 5, dtype);
       const auto wide = draw({tokens, 40}, 6, dtype), every_other = draw({16, 2 * tokens}, 7, dtype);
       const std::vector<std::tuple<std::string, torch::Tensor, torch::Tensor>> products = {
-          {"G W_1", G, W_1},       {"Phi W_2", Phi, W_2},         {"dH W_2^T", dH, W_2.t()},
-          {"Phi^T dH", Phi.t(), dH}, {"column slice", wide.narrow(1, 3, 16), W_1},
+          {"G W_1", G, W_1},
+          {"Phi W_2", Phi, W_2},
+          {"dH W_2^T", dH, W_2.t()},
+          {"Phi^T dH", Phi.t(), dH},
+          {"column slice", wide.narrow(1, 3, 16), W_1},
           {"strided", every_other.slice(1, 0, 2 * tokens, 2).t(), W_1}};
       const compute::Policy policy = tuned(2);
       const compute::Scope scope(policy);
@@ -100,8 +104,13 @@ TEST(Compute, EveryRouteOfTheTunedBackendIsTheProductToRounding) {
 TEST(Compute, SmallBatchedProductsInOneLoopAreBmmsToRoundingInEveryLayout) {
   const compute::Policy policy = tuned();
   const compute::Scope scope(policy);
-  for (const auto& [batch, rows, inner, cols] : {std::array<int64_t, 4>{32, 8, 16, 8}, {32, 8, 8, 16}, {3, 1, 1, 1},
-                                                 {5, 7, 3, 13}, {256, 16, 64, 16}, {4, 5, 37, 6}, {0, 4, 4, 4}}) {
+  for (const auto& [batch, rows, inner, cols] : {std::array<int64_t, 4>{32, 8, 16, 8},
+                                                 {32, 8, 8, 16},
+                                                 {3, 1, 1, 1},
+                                                 {5, 7, 3, 13},
+                                                 {256, 16, 64, 16},
+                                                 {4, 5, 37, 6},
+                                                 {0, 4, 4, 4}}) {
     for (const auto dtype : {torch::kFloat64, torch::kFloat32}) {
       const double tolerance = dtype == torch::kFloat64 ? 1e-14 : 1e-5;
       const auto A = draw({batch, rows, inner}, 1, dtype), B = draw({batch, inner, cols}, 2, dtype);
@@ -120,7 +129,8 @@ TEST(Compute, SmallBatchedProductsInOneLoopAreBmmsToRoundingInEveryLayout) {
     }
   }
   // Larger products and other dtypes go to torch::bmm.
-  EXPECT_FALSE(compute::loop_multiplies(draw({2, 128, 128}, 5, torch::kFloat64), draw({2, 128, 128}, 6, torch::kFloat64)));
+  EXPECT_FALSE(
+      compute::loop_multiplies(draw({2, 128, 128}, 5, torch::kFloat64), draw({2, 128, 128}, 6, torch::kFloat64)));
   EXPECT_FALSE(compute::loop_multiplies(draw({2, 4, 4}, 5, torch::kFloat16), draw({2, 4, 4}, 6, torch::kFloat16)));
 }
 
@@ -169,7 +179,7 @@ TEST(Compute, AProductsNumbersDoNotFollowItsThreads) {
     return std::pair{compute::mm(A, B), compute::mm(A.t(), W)};  // split by rows, then by columns
   };
   const auto [whole, gradient_whole] = products(1);
-  for (const int threads : {2, 3, 5}) {  // more parts than cores, and uneven parts
+  for (const int threads : {2, 3, 5}) {            // more parts than cores, and uneven parts
     for (int repeat = 0; repeat < 10; ++repeat) {  // the helpers wait awake and asleep alike
       const auto [split, gradient_split] = products(threads);
       ASSERT_TRUE(torch::equal(split, whole)) << threads << " threads";
@@ -203,10 +213,12 @@ TEST(Compute, RowBlocksAreTheWholeProductToRounding) {
 
 TEST(Compute, OnednnRefusesWhatItCannotMultiply) {
   if (!compute::onednn_available()) GTEST_SKIP() << "oneDNN's sgemm is not loaded in this process";
-  EXPECT_THROW(compute::onednn_addmm({}, draw({4, 3}, 1, torch::kFloat32), draw({4, 3}, 2, torch::kFloat32), 0.0, 1.0, 1),
-               c10::Error);
-  EXPECT_THROW(compute::onednn_addmm({}, draw({4, 3}, 1, torch::kFloat64), draw({3, 4}, 2, torch::kFloat64), 0.0, 1.0, 1),
-               c10::Error);
+  EXPECT_THROW(
+      compute::onednn_addmm({}, draw({4, 3}, 1, torch::kFloat32), draw({4, 3}, 2, torch::kFloat32), 0.0, 1.0, 1),
+      c10::Error);
+  EXPECT_THROW(
+      compute::onednn_addmm({}, draw({4, 3}, 1, torch::kFloat64), draw({3, 4}, 2, torch::kFloat64), 0.0, 1.0, 1),
+      c10::Error);
   EXPECT_THROW(compute::onednn_addmm(draw({4, 5}, 3, torch::kFloat32), draw({4, 3}, 1, torch::kFloat32),
                                      draw({3, 4}, 2, torch::kFloat32), 1.0, 1.0, 1),
                c10::Error);

@@ -4,8 +4,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "resgd/flagship.h"
 #include "resgd/device.h"
+#include "resgd/flagship.h"
 
 namespace resgd {
 namespace {
@@ -145,7 +145,8 @@ INSTANTIATE_TEST_SUITE_P(
         ImpossibleValue{"model: {key_dim: 0}", "model.key_dim: must be a positive integer"},
         ImpossibleValue{"model: {activation: swish}", "unknown value 'swish'; expected one of: relu, gelu"},
         ImpossibleValue{"model: {readout: max}", "model.readout: unknown value 'max'"},
-        ImpossibleValue{"model: {layer_norm: post}", "model.layer_norm: unknown value 'post'; expected one of: none, pre"},
+        ImpossibleValue{"model: {layer_norm: post}",
+                        "model.layer_norm: unknown value 'post'; expected one of: none, pre"},
         ImpossibleValue{"model: {attention: {temperature: 0}}", "model.attention.temperature: must be > 0"},
         ImpossibleValue{"model: {attention: {heads: 0}}", "model.attention.heads: must be a positive integer, got 0"},
         ImpossibleValue{"model: {attention: {heads: 3}}",
@@ -171,8 +172,7 @@ TEST(Config, CudaWithoutGpuIsAConfigErrorWithPosition) {
     FAIL() << "expected a ConfigError";
   } catch (const ConfigError& e) {
     const std::string message = e.what();
-    EXPECT_NE(message.find("exp.yaml:2:9: device: 'cuda' was asked for, but no usable CUDA device"),
-              std::string::npos)
+    EXPECT_NE(message.find("exp.yaml:2:9: device: 'cuda' was asked for, but no usable CUDA device"), std::string::npos)
         << message;
   }
   EXPECT_EQ(resolve_device(load_config_text("device: auto", "exp.yaml")), torch::Device(torch::kCPU));
@@ -257,8 +257,9 @@ TEST(Config, SetDropsTheSweepWholeAndNamesTheKeysOfASection) {
             std::string::npos)
       << section;
   EXPECT_EQ(section.find("did you mean"), std::string::npos) << section;
-  EXPECT_NE(error_of("model.residual=1").find("'model.residual' is a section, not a key: set one of its keys "
-                                              "(attention, ffn), e.g. --set model.residual.attention=..."),
+  EXPECT_NE(error_of("model.residual=1")
+                .find("'model.residual' is a section, not a key: set one of its keys "
+                      "(attention, ffn), e.g. --set model.residual.attention=..."),
             std::string::npos);
 }
 
@@ -294,8 +295,8 @@ TEST(Config, ZippedKeysMoveTogetherAsOneAxis) {
   }
   // The dump keeps the pairing, so a sweep directory's config.yaml expands to the same points.
   const std::string dumped = dump_yaml(c);
-  EXPECT_NE(dumped.find("  zip:\n    model.layers: [1, 2, 3]\n    train.lr: [0.03, 0.012, 0.005]\n"),
-            std::string::npos) << dumped;
+  EXPECT_NE(dumped.find("  zip:\n    model.layers: [1, 2, 3]\n    train.lr: [0.03, 0.012, 0.005]\n"), std::string::npos)
+      << dumped;
   const auto again = expand_sweep(load_config_text(dumped, "dumped.yaml"));
   ASSERT_EQ(again.size(), points.size());
   for (size_t i = 0; i < points.size(); ++i) EXPECT_EQ(again[i].dir_name(), points[i].dir_name());
@@ -306,14 +307,16 @@ TEST(Config, ZippedKeysMoveTogetherAsOneAxis) {
     lrs += (i > 1 ? ", " : "") + std::to_string(0.001 * i);
   }
   EXPECT_EQ(expand_sweep(load_config_text("sweep: {zip: {model.layers: [" + layers + "], train.lr: [" + lrs + "]}}\n",
-                                          "exp.yaml")).size(),
+                                          "exp.yaml"))
+                .size(),
             150u);
 }
 
 TEST(Config, ZippedListsOfDifferentLengthsAreRefusedWhereTheyStand) {
   const std::string lengths = load_error("sweep:\n  zip:\n    model.layers: [1, 2, 3]\n    train.lr: [0.1, 0.01]\n");
   EXPECT_NE(lengths.find("exp.yaml:4:15: sweep.zip.train.lr: 2 values, but sweep.zip.model.layers has 3"),
-            std::string::npos) << lengths;
+            std::string::npos)
+      << lengths;
   EXPECT_NE(load_error("sweep: {train.lr: [0.1], zip: {train.lr: [0.2]}}").find("duplicate key 'sweep.train.lr'"),
             std::string::npos);
   EXPECT_NE(load_error("sweep: {zip: {seeds: [0, 1]}}").find("'seeds' cannot be zipped"), std::string::npos);
@@ -329,14 +332,17 @@ TEST(Config, TwoPointsThatWouldShareARunDirectoryAreRefused) {
   // Each would train into runs/<name>/seed=<s> at once (with --jobs 2, into the same files).
   const std::string twice = load_error("sweep:\n  train.lr: [0.1, 0.2, 0.1]\n");
   EXPECT_NE(twice.find("exp.yaml:2:24: sweep.train.lr: 0.1 is listed twice; each run needs a directory of its own"),
-            std::string::npos) << twice;
+            std::string::npos)
+      << twice;
   // A data file names a run by its file name alone.
   const std::string renamed = load_error("data: {kind: tensors, path: a.pt}\nsweep: {data.path: [x/a.pt, y/a.pt]}\n");
-  EXPECT_NE(renamed.find("exp.yaml:2:29: sweep.data.path: x/a.pt and y/a.pt give one directory name"), std::string::npos)
+  EXPECT_NE(renamed.find("exp.yaml:2:29: sweep.data.path: x/a.pt and y/a.pt give one directory name"),
+            std::string::npos)
       << renamed;
   const std::string pair = load_error("sweep:\n  zip: {model.layers: [1, 2, 1], train.lr: [0.1, 0.2, 0.1]}\n");
   EXPECT_NE(pair.find("exp.yaml:2:30: sweep.zip: entries 1 and 3 (model.layers=1, train.lr=0.1) are one point"),
-            std::string::npos) << pair;
+            std::string::npos)
+      << pair;
   EXPECT_NE(load_error("sweep: {seeds: [0, 1, 0]}").find("sweep.seeds: seed 0 is listed twice"), std::string::npos);
   // A zipped value may repeat where its partners differ; different points, different directories.
   const auto points =
@@ -364,7 +370,8 @@ TEST(Config, SetReplacesTheZipWholeOrMovesOneKeyOutOfIt) {
     FAIL() << "expected a ConfigError";
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("zipped lists are set together: --set sweep.zip={KEY: [...], KEY: [...]}"),
-              std::string::npos) << e.what();
+              std::string::npos)
+        << e.what();
   }
 }
 

@@ -24,10 +24,9 @@ TEST(Cost, EverySizeEntersTheEstimate) {
   const ExperimentConfig base = load_config_text(
       "data: {num_samples: 16, seq_len: 8, dim: 16, target_dim: 4}\nmodel: {ffn_width: 64, layers: 2}\n", "e.yaml");
   const double before = estimate_memory(base).bytes();
-  for (const std::string assignment :
-       {"data.num_samples=32", "data.seq_len=16", "data.dim=32", "model.key_dim=32", "model.attention.heads=4",
-        "model.ffn_width=128", "data.target_dim=8", "model.layers=3", "diagnostics.ntk=true",
-        "diagnostics.sharpness=true"}) {
+  for (const std::string assignment : {"data.num_samples=32", "data.seq_len=16", "data.dim=32", "model.key_dim=32",
+                                       "model.attention.heads=4", "model.ffn_width=128", "data.target_dim=8",
+                                       "model.layers=3", "diagnostics.ntk=true", "diagnostics.sharpness=true"}) {
     ExperimentConfig grown = base;
     apply_override(grown, assignment);
     EXPECT_GT(estimate_memory(grown).bytes(), before) << assignment;
@@ -68,8 +67,9 @@ TEST(Cost, TheEstimateGrowsAsARunsMeasuredPeakGrows) {
   // reference backend, whose diagnoses run in step: with the worker the peak depends on
   // whether a diagnosis overlaps a step. The estimate errs on the safe side, by 1.5 at most.
   TempDir dir;
-  for (const std::string sizes : {"seq_len: 16, dim: 64, target_dim: 4}\nmodel: {ffn_width: 512}\n",
-                                  "seq_len: 64, dim: 32, target_dim: 4}\nmodel: {ffn_width: 64, attention: {heads: 8}}\n"}) {
+  for (const std::string sizes :
+       {"seq_len: 16, dim: 64, target_dim: 4}\nmodel: {ffn_width: 512}\n",
+        "seq_len: 64, dim: 32, target_dim: 4}\nmodel: {ffn_width: 64, attention: {heads: 8}}\n"}) {
     double measured[2], estimated[2];
     for (int k = 0; k < 2; ++k) {
       const std::string yaml = "data: {num_samples: " + std::to_string(k == 0 ? 64 : 256) + ", " + sizes +

@@ -15,15 +15,15 @@
 #include <vector>
 
 #include "resgd/analytic_grad.h"
+#include "resgd/compute/compute.h"
 #include "resgd/config.h"
 #include "resgd/data.h"
+#include "resgd/device.h"
 #include "resgd/diagnostics.h"
 #include "resgd/gradcheck.h"
 #include "resgd/io.h"
 #include "resgd/model.h"
 #include "resgd/runner.h"
-#include "resgd/compute/compute.h"
-#include "resgd/device.h"
 #include "resgd/training.h"
 #include "test_util.h"
 
@@ -188,7 +188,8 @@ TEST_F(Cuda, AutogradAndAnalyticGradientsMatchCpuInFloat64) {
     const auto names = cpu->parameter_names();
     const LossAndGradients reference = autograd_gradients(*cpu, p.X, p.Y, Loss::sum);
     const std::vector<std::pair<std::string, LossAndGradients>> on_cuda = {
-        {"autograd", autograd_gradients(*gpu, X, Y, Loss::sum)}, {"analytic", analytic_gradients(*gpu, X, Y, Loss::sum)}};
+        {"autograd", autograd_gradients(*gpu, X, Y, Loss::sum)},
+        {"analytic", analytic_gradients(*gpu, X, Y, Loss::sum)}};
     for (const auto& [method, g] : on_cuda) {
       EXPECT_TRUE(g.loss.is_cuda()) << s.label << " " << method;
       EXPECT_LE(relative_to_cpu(g.loss, reference.loss), kOnePassTolerance) << s.label << " " << method << ": loss";
@@ -242,11 +243,10 @@ TEST_F(Cuda, DatasetOnCudaEqualsTheCpuOneMoved) {
     Target target;
     Readout readout;
   };
-  for (const auto& [kind, target, readout] :
-       std::vector<Data>{{DataKind::gaussian, Target::random, Readout::tokens},
-                         {DataKind::gaussian, Target::teacher, Readout::tokens},
-                         {DataKind::gaussian, Target::linear, Readout::mean},
-                         {DataKind::digits, Target::random, Readout::mean}}) {
+  for (const auto& [kind, target, readout] : std::vector<Data>{{DataKind::gaussian, Target::random, Readout::tokens},
+                                                               {DataKind::gaussian, Target::teacher, Readout::tokens},
+                                                               {DataKind::gaussian, Target::linear, Readout::mean},
+                                                               {DataKind::digits, Target::random, Readout::mean}}) {
     ExperimentConfig c;
     c.data.kind = kind;
     c.data.target = target;
@@ -257,7 +257,8 @@ TEST_F(Cuda, DatasetOnCudaEqualsTheCpuOneMoved) {
       c.data.target_dim = 10;
     }
     for (const auto dtype : {torch::kFloat64, torch::kFloat32}) {
-      const std::string label = to_string(kind) + "/" + to_string(target) + "/" + to_string(readout) + "/" + c10::toString(dtype);
+      const std::string label =
+          to_string(kind) + "/" + to_string(target) + "/" + to_string(readout) + "/" + c10::toString(dtype);
       const Dataset gpu = make_dataset(c, kCuda, dtype), cpu = make_dataset(c, torch::kCPU, dtype);
       EXPECT_TRUE(gpu.X.is_cuda() && gpu.Y.is_cuda()) << label;
       EXPECT_EQ(gpu.X.scalar_type(), dtype) << label;
@@ -297,8 +298,7 @@ TEST_F(Cuda, DiagnosticsMatchCpu) {
         const double a = gpu_cells[k].value(), b = cpu_cells[k].value();
         // dist_init is exactly 0 at iteration 0 on both; the rest are O(1) or inf.
         EXPECT_LE(relative_difference(a, b), kDiagnosticsTolerance)
-            << label << ", iteration " << cpu.rows[r].iter << ", " << columns[k] << ": cuda " << a
-            << " cpu " << b;
+            << label << ", iteration " << cpu.rows[r].iter << ", " << columns[k] << ": cuda " << a << " cpu " << b;
       }
     }
     EXPECT_EQ(diagnosed, 5) << "iterations 0, 5, 10, 15, 20";
@@ -338,8 +338,7 @@ TEST_F(Cuda, RunOnCudaRecordsItsDeviceAndLeavesCpuReadableTensors) {
   EXPECT_EQ(gpu["iters"], cpu["iters"]);
   for (const char* key : {"initial_loss", "final_loss"})
     EXPECT_LE(relative_difference(gpu[key].get<double>(), cpu[key].get<double>()), kTrajectoryTolerance) << key;
-  EXPECT_LE(relative_difference(gpu["cond_g"][0].get<double>(), cpu["cond_g"][0].get<double>()),
-            kDiagnosticsTolerance);
+  EXPECT_LE(relative_difference(gpu["cond_g"][0].get<double>(), cpu["cond_g"][0].get<double>()), kDiagnosticsTolerance);
   for (const char* file : {"init.pt", "final.pt"}) {
     const auto g = load_tensors(dir / "gpu" / "tensors" / file), k = load_tensors(dir / "cpu" / "tensors" / file);
     ASSERT_EQ(g.size(), k.size()) << file;

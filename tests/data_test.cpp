@@ -63,10 +63,9 @@ TEST(Data, ShapesScalesAndTargetKindsFollowTheConfig) {
 }
 
 ExperimentConfig digits_config(int64_t target_dim, const std::string& readout) {
-  ExperimentConfig c = load_config_text(
-      "data: {kind: digits, num_samples: 50, seq_len: 8, dim: 8, target_dim: " + std::to_string(target_dim) +
-          "}\nmodel: {readout: " + readout + "}\n",
-      "digits.yaml");
+  ExperimentConfig c = load_config_text("data: {kind: digits, num_samples: 50, seq_len: 8, dim: 8, target_dim: " +
+                                            std::to_string(target_dim) + "}\nmodel: {readout: " + readout + "}\n",
+                                        "digits.yaml");
   return c;
 }
 
@@ -75,7 +74,7 @@ TEST(Data, DigitsAreEightRowsOfEightPixelsInTheUnitIntervalWithOneHotOrNumericLa
   EXPECT_EQ(d.X.sizes(), torch::IntArrayRef({50, 8, 8}));
   EXPECT_EQ(d.Y.sizes(), torch::IntArrayRef({50, 10}));
   EXPECT_EQ(d.X.min().item<double>(), 0.0);
-  EXPECT_EQ(d.X.max().item<double>(), 1.0);  // pixel 16 / 16
+  EXPECT_EQ(d.X.max().item<double>(), 1.0);                 // pixel 16 / 16
   EXPECT_TRUE(torch::equal(d.X * 16, (d.X * 16).round()));  // integer pixels / 16
   EXPECT_TRUE(torch::equal(d.Y.sum(1), torch::ones({50}, torch::kFloat64)));
   const auto labels = d.Y.argmax(1);
@@ -90,12 +89,15 @@ TEST(Data, DigitsAreEightRowsOfEightPixelsInTheUnitIntervalWithOneHotOrNumericLa
 }
 
 TEST(Data, DigitsShapeMistakesNameTheKeyAndItsPosition) {
-  testing::expect_error<ConfigError>([] { load_config_text("data:\n  kind: digits\n  dim: 16\n  target_dim: 10\n", "d.yaml"); },
-                            "d.yaml:3:8: data.dim: must be 8 for digits");
-  testing::expect_error<ConfigError>([] { load_config_text("data: {kind: digits, dim: 8, target_dim: 3}\n", "d.yaml"); },
-                            "data.target_dim: must be 10 (one-hot label) or 1");
-  testing::expect_error<ConfigError>([] { load_config_text("data: {kind: digits, dim: 8, target_dim: 1, target: teacher}\n", "d.yaml"); },
-                            "data.target: applies to gaussian data only");
+  testing::expect_error<ConfigError>(
+      [] { load_config_text("data:\n  kind: digits\n  dim: 16\n  target_dim: 10\n", "d.yaml"); },
+      "d.yaml:3:8: data.dim: must be 8 for digits");
+  testing::expect_error<ConfigError>(
+      [] { load_config_text("data: {kind: digits, dim: 8, target_dim: 3}\n", "d.yaml"); },
+      "data.target_dim: must be 10 (one-hot label) or 1");
+  testing::expect_error<ConfigError>(
+      [] { load_config_text("data: {kind: digits, dim: 8, target_dim: 1, target: teacher}\n", "d.yaml"); },
+      "data.target: applies to gaussian data only");
   testing::expect_error<ConfigError>([] { load_config_text("data: {kind: tensors}\n", "t.yaml"); }, "data.path");
   ExperimentConfig c = digits_config(10, "mean");
   apply_override(c, "data.num_samples=5000");
@@ -126,9 +128,10 @@ TEST(Data, AMissingOrMalformedDigitsFileNamesThePath) {
   ExperimentConfig c = digits_config(10, "mean");
   c.data.path = (dir / "nowhere.csv.gz").string();
   testing::expect_error<IoError>([&] { make_dataset(c, torch::kCPU, torch::kFloat64); },
-                        (dir / "nowhere.csv.gz").string() + ": cannot read: No such file or directory");
+                                 (dir / "nowhere.csv.gz").string() + ": cannot read: No such file or directory");
   testing::write_text(dir / "bad.csv", "0,0,3\n");  // too few values
-  testing::expect_error<IoError>([&] { load_digits(dir / "bad.csv"); }, (dir / "bad.csv").string() + ":1: expected 65 integers");
+  testing::expect_error<IoError>([&] { load_digits(dir / "bad.csv"); },
+                                 (dir / "bad.csv").string() + ":1: expected 65 integers");
 }
 
 TEST(Data, TensorsComeFromAPtFileCheckedAgainstTheConfig) {
@@ -143,8 +146,9 @@ TEST(Data, TensorsComeFromAPtFileCheckedAgainstTheConfig) {
   EXPECT_TRUE(torch::equal(d.Y, Y.slice(0, 0, 4).to(torch::kFloat64)));
 
   apply_override(c, "data.dim=7");
-  testing::expect_error<ConfigError>([&] { make_dataset(c, torch::kCPU, torch::kFloat64); },
-                            "--set data.dim=7: data.dim: is 7, but " + (dir / "data.pt").string() + " has d = 5");
+  testing::expect_error<ConfigError>(
+      [&] { make_dataset(c, torch::kCPU, torch::kFloat64); },
+      "--set data.dim=7: data.dim: is 7, but " + (dir / "data.pt").string() + " has d = 5");
   apply_override(c, "data.dim=5");
   apply_override(c, "model.readout=mean");  // needs Y of shape (N, d_y)
   testing::expect_error<IoError>([&] { make_dataset(c, torch::kCPU, torch::kFloat64); }, "Y has shape [6, 3, 2]");
@@ -161,7 +165,7 @@ TEST(Data, TensorsComeFromAPtFileCheckedAgainstTheConfig) {
   }
   testing::write_text(dir / "data.pt", "not a tensor file");
   testing::expect_error<IoError>([&] { make_dataset(c, torch::kCPU, torch::kFloat64); },
-                        (dir / "data.pt").string() + ": not a readable tensor file");
+                                 (dir / "data.pt").string() + ": not a readable tensor file");
 }
 
 TEST(Data, ATensorsFileGivesTheSizesTheExperimentLeavesUnset) {
@@ -181,7 +185,7 @@ TEST(Data, ATensorsFileGivesTheSizesTheExperimentLeavesUnset) {
   // What the experiment sets stays set: a mismatch is its error, a smaller N takes a prefix.
   ExperimentConfig mismatch = load_config_text(file + ", num_samples: 4, dim: 7}\n", "t.yaml");
   testing::expect_error<ConfigError>([&] { read_data_sizes(mismatch); },
-                            ": data.dim: is 7, but " + (dir / "data.pt").string() + " has d = 5");
+                                     ": data.dim: is 7, but " + (dir / "data.pt").string() + " has d = 5");
   ExperimentConfig prefix = load_config_text(file + ", num_samples: 4}\n", "t.yaml");
   read_data_sizes(prefix);
   EXPECT_EQ(prefix.data.num_samples, 4);

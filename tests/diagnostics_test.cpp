@@ -56,8 +56,8 @@ struct Probe {
     auto state = autograd_gradients(*model, X, Y, Loss::sum);
     torch::NoGradGuard no_grad;
     std::vector<double> values;
-    for (const auto& cell : to_cells(compute_diagnostics({*model, X, Y, Loss::sum, state, theta_0, config, &run_state}),
-                                     config))
+    for (const auto& cell :
+         to_cells(compute_diagnostics({*model, X, Y, Loss::sum, state, theta_0, config, &run_state}), config))
       values.push_back(cell.value());  // every value is measured: all are due
     return values;
   }
@@ -89,8 +89,8 @@ TEST(Diagnostics, ColumnsComeInDesignOrderAndMatchValues) {
   Probe probe(make_model([](ModelOptions& o) { o.layers = 2; }), randn({3, 4, 6}, 1));
   probe.config = every_column;
   auto state = autograd_gradients(*probe.model, probe.X, probe.Y, Loss::sum);
-  const Diagnosis d = compute_diagnostics({*probe.model, probe.X, probe.Y, Loss::sum, state, probe.theta_0,
-                                           probe.config, &probe.run_state});
+  const Diagnosis d = compute_diagnostics(
+      {*probe.model, probe.X, probe.Y, Loss::sum, state, probe.theta_0, probe.config, &probe.run_state});
   const auto cells = to_cells(d, every_column);
   ASSERT_EQ(cells.size(), columns.size());
   ASSERT_EQ(d.blocks.size(), 2u);
@@ -131,7 +131,7 @@ TEST(Diagnostics, UniformAttentionHasFullEntropyAndRankOneAttentionPart) {
   Probe probe(make_model(zero_qk), X);
   const auto values = probe.run();
   EXPECT_NEAR(probe.value(values, "attn_entropy1"), 1.0, 1e-14);
-  EXPECT_EQ(probe.value(values, "cond_a1"), kInf);  // A = 1 xbar^T W_V has rank 1
+  EXPECT_EQ(probe.value(values, "cond_a1"), kInf);    // A = 1 xbar^T W_V has rank 1
   EXPECT_GT(probe.value(values, "rank1_res1"), 0.1);  // the residual keeps G away from it
   EXPECT_LT(rank1_residual(probe.model->trace(X).blocks[0].A).item<double>(), 1e-14);
 
@@ -212,17 +212,18 @@ TEST(Diagnostics, NtkGramMatchesClosedFormUnderUniformAttention) {
   torch::NoGradGuard no_grad;
   const auto& b = model->blocks->at<ResidualBlockImpl>(0);
   const auto t = model->trace(X).blocks[0];
-  const auto xbar = X.mean(1);                  // (N, d)
-  const auto M = b.W_1.matmul(b.W_2);           // (d, d_y)
-  const auto eye = torch::eye(2, kF64);         // d_y = 2
+  const auto xbar = X.mean(1);           // (N, d)
+  const auto M = b.W_1.matmul(b.W_2);    // (d, d_y)
+  const auto eye = torch::eye(2, kF64);  // d_y = 2
   auto expected = torch::einsum("ita,jsa,kl->itkjsl", {t.Phi, t.Phi, eye}) +
                   torch::einsum("ita,jsa,kl->itkjsl", {t.G, t.G, b.W_2.t().matmul(b.W_2)}) +
                   torch::einsum("ia,ja,kl->ikjl", {xbar, xbar, M.t().matmul(M)})
-                      .view({2, 1, 2, 2, 1, 2}).expand({2, 3, 2, 2, 3, 2});
+                      .view({2, 1, 2, 2, 1, 2})
+                      .expand({2, 3, 2, 2, 3, 2});
   expected = (c * c) * expected.reshape({12, 12});
   EXPECT_LT((K - expected).abs().max().item<double>(), 1e-12 * expected.abs().max().item<double>());
-  EXPECT_NEAR(ntk_lambda_min(*model, X).item<double>(),
-              torch::linalg_eigvalsh(expected).min().item<double>(), 1e-10 * expected.abs().max().item<double>());
+  EXPECT_NEAR(ntk_lambda_min(*model, X).item<double>(), torch::linalg_eigvalsh(expected).min().item<double>(),
+              1e-10 * expected.abs().max().item<double>());
 }
 
 TEST(Diagnostics, NtkGramMatchesFiniteDifferences) {
@@ -297,8 +298,8 @@ torch::Tensor gradient_difference(ResidualTransformerImpl& model, const torch::T
 
 /// H v by Richardson's extrapolation of two central differences, which cancels their h^2
 /// term: what is left, O(h^4) and O(eps / h), is about 1e-12 of |H v| for the model below.
-torch::Tensor differenced_hessian_times(ResidualTransformerImpl& model, const torch::Tensor& X,
-                                        const torch::Tensor& Y, const torch::Tensor& v) {
+torch::Tensor differenced_hessian_times(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
+                                        const torch::Tensor& v) {
   return (4 * gradient_difference(model, X, Y, v, 5e-5) - gradient_difference(model, X, Y, v, 1e-4)) / 3;
 }
 
@@ -335,9 +336,11 @@ TEST(Diagnostics, SharpnessIsTheLargestEigenvalueOfTheHessian) {
   const int64_t P = parameter_count(*model);
   std::vector<torch::Tensor> columns;
   for (int64_t k = 0; k < P; ++k)
-    columns.push_back(differenced_hessian_times(*model, X, Y, torch::zeros({P}, kF64).index_fill_(0, torch::tensor({k}), 1.0)));
+    columns.push_back(
+        differenced_hessian_times(*model, X, Y, torch::zeros({P}, kF64).index_fill_(0, torch::tensor({k}), 1.0)));
   auto H = torch::stack(columns, 1);
-  EXPECT_LT((H - H.t()).abs().max().item<double>(), 1e-10 * H.abs().max().item<double>());  // symmetric: a check of the differences
+  EXPECT_LT((H - H.t()).abs().max().item<double>(),
+            1e-10 * H.abs().max().item<double>());                // symmetric: a check of the differences
   const auto lambda = torch::linalg_eigvalsh(0.5 * (H + H.t()));  // ascending
   const double top = lambda[-1].item<double>(), bottom = lambda[0].item<double>();
   ASSERT_LT(bottom, 0.0);  // indefinite: the largest eigenvalue is not the largest in size by accident
@@ -384,8 +387,8 @@ TEST(Diagnostics, GdNearAMinimumIsStableJustBelowTwoOverTheSharpnessAndNotJustAb
     }
     return autograd_gradients(*model, X, Y, Loss::sum).loss.item<double>() / start;
   };
-  EXPECT_LT(loss_ratio_after(1.9 / lambda_max, 100), 1.0);     // 0.012 here
-  EXPECT_GT(loss_ratio_after(2.1 / lambda_max, 100), 100.0);   // 6.6e6 here
+  EXPECT_LT(loss_ratio_after(1.9 / lambda_max, 100), 1.0);    // 0.012 here
+  EXPECT_GT(loss_ratio_after(2.1 / lambda_max, 100), 100.0);  // 6.6e6 here
 }
 
 TEST(Diagnostics, SharpnessColumnIsTheSharpnessAndConvergesWithoutAWarning) {

@@ -3,10 +3,10 @@
 #include "resgd/files.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <csignal>
 #include <fstream>
@@ -51,8 +51,9 @@ TEST(Files, ASecondWriterOfADirectoryIsRefusedNamingTheHolder) {
       ADD_FAILURE() << "a second lock was taken";
     } catch (const IoError& e) {
       EXPECT_EQ(std::string(e.what()), dir.path().string() + ": in use by another resgd process (pid " +
-                                           std::to_string(getpid()) + "); wait for it to end, or choose another "
-                                                                      "directory");
+                                           std::to_string(getpid()) +
+                                           "); wait for it to end, or choose another "
+                                           "directory");
     }
   }
   EXPECT_NO_THROW(DirectoryLock again(dir.path())) << "released with its holder";

@@ -17,10 +17,10 @@ namespace resgd::testing {
 
 /// One tensor of a forged dictionary, as its pickle describes it.
 struct ForgedTensor {
-  std::string name;                          // the dictionary key ("X", "Y")
-  int64_t storage_numel = 0;                 // the element count the pickle claims for the storage
-  int64_t record_elements = 0;               // float64 elements actually written in its record
-  int64_t offset = 0;                        // storage offset
+  std::string name;             // the dictionary key ("X", "Y")
+  int64_t storage_numel = 0;    // the element count the pickle claims for the storage
+  int64_t record_elements = 0;  // float64 elements actually written in its record
+  int64_t offset = 0;           // storage offset
   std::vector<int64_t> sizes, strides;
 };
 
@@ -72,8 +72,10 @@ inline std::string forged_tensor_file(const std::vector<ForgedTensor>& tensors) 
     put_int(pickle, t.offset);
     put_int_tuple(pickle, t.sizes);
     put_int_tuple(pickle, t.strides);
-    pickle += "\x89" "ccollections\nOrderedDict\n)R";  // requires_grad False; backward hooks OrderedDict()
-    pickle += "tR";  // TUPLE of the arguments, REDUCE
+    pickle +=
+        "\x89"
+        "ccollections\nOrderedDict\n)R";  // requires_grad False; backward hooks OrderedDict()
+    pickle += "tR";                       // TUPLE of the arguments, REDUCE
   }
   pickle += "u.";  // SETITEMS, STOP
 
@@ -127,12 +129,21 @@ inline std::vector<ForgedFile> forged_files() {
   add("StridesWhoseReachOverflows", [](ForgedTensor& x) { x.strides = {int64_t{1} << 62, 2, 1}; });
   // LibTorch replaces a negative stride by a contiguous one as it builds the tensor, so a
   // forged negative stride reads nothing it should not; these it refuses itself.
-  add("NegativeStorageSize", [](ForgedTensor& x) { x.storage_numel = -1; }, true);
-  add("SizesWhoseProductOverflows", [](ForgedTensor& x) {
-    x.sizes = {int64_t{1} << 40, int64_t{1} << 40, 2};
-    x.strides = {2, 1, 1};
-  }, true);
-  add("SizesAndStridesOfDifferentLengths", [](ForgedTensor& x) { x.strides = {2, 1}; }, true);
+  add(
+      "NegativeStorageSize", [](ForgedTensor& x) { x.storage_numel = -1; }, true);
+  add(
+      "SizesWhoseProductOverflows",
+      [](ForgedTensor& x) {
+        x.sizes = {int64_t{1} << 40, int64_t{1} << 40, 2};
+        x.strides = {2, 1, 1};
+      },
+      true);
+  add(
+      "SizesAndStridesOfDifferentLengths",
+      [](ForgedTensor& x) {
+        x.strides = {2, 1};
+      },
+      true);
   return files;
 }
 

@@ -185,8 +185,10 @@ INSTANTIATE_TEST_SUITE_P(
         HostileFile{"SweepOfTenMillionRuns", huge_sweep(), "exp.yaml",
                     "exp.yaml:1:26: sweep: the product of the swept values gives 1e+07 runs, more than 10000"},
         // Not a YAML text file at all.
-        HostileFile{"BinaryGarbageWithNul", "\x7f" "ELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0>\0"s, "exp.yaml",
-                    "exp.yaml:1:8: not a text file (NUL byte)"},
+        HostileFile{"BinaryGarbageWithNul",
+                    "\x7f"
+                    "ELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0>\0"s,
+                    "exp.yaml", "exp.yaml:1:8: not a text file (NUL byte)"},
         HostileFile{"BinaryGarbage", "\x89PNG\r\n\x1a\n\xff\xfe\xfd\x01\x02\x03: \"\\q\x80\x81\"\n", "exp.yaml",
                     "exp.yaml:"},
         HostileFile{"Directory", "{}\n", "adir",
@@ -194,16 +196,15 @@ INSTANTIATE_TEST_SUITE_P(
         HostileFile{"MissingFile", "{}\n", "missing.yaml", "missing.yaml: cannot read: No such file or directory"},
         HostileFile{"CharacterDevice", "{}\n", "/dev/zero", "/dev/zero: is a character device, not a regular file"},
         // --set.
-        HostileFile{"SetEmptyValueForNumber", "{}\n", "exp.yaml --set train.lr=",
-                    "--set train.lr=: train.lr: expected a number, got null"},
+        HostileFile{"SetEmptyValueForNumber", "{}\n",
+                    "exp.yaml --set train.lr=", "--set train.lr=: train.lr: expected a number, got null"},
         HostileFile{"SetUnknownKey", "{}\n", "exp.yaml --set train.lrr=0.1",
                     "--set train.lrr=0.1: unknown key 'lrr' in section 'train' (did you mean 'lr'?)"},
         HostileFile{"SetUnknownSection", "{}\n", "exp.yaml --set optimizer.lr=0.1",
                     "--set optimizer.lr=0.1: unknown section 'optimizer'"},
         HostileFile{"SetNan", "{}\n", "exp.yaml --set train.lr=.nan",
                     "--set train.lr=.nan: train.lr: must be a finite number"},
-        HostileFile{"SetWithoutEquals", "{}\n", "exp.yaml --set train.lr",
-                    "--set train.lr: expected key=value"},
+        HostileFile{"SetWithoutEquals", "{}\n", "exp.yaml --set train.lr", "--set train.lr: expected key=value"},
         HostileFile{"SetDeepNesting", "{}\n", "exp.yaml --set 'train.lr=" + repeat("[", 3000) + "'",
                     "--set train.lr=" + repeat("[", 3000) +
                         ": cannot parse the value as YAML: nesting too deep for the parser"}),
@@ -332,8 +333,7 @@ std::vector<HostileTensorFile> forged_tensor_cases() {
        "not a readable tensor file (torch.save / pickle format): its zip entry 'archive/data/0' declares 4294967280 "
        "bytes"}};
   for (const auto& file : testing::forged_files())
-    cases.push_back({file.name,
-                     [file](const fs::path& p) { testing::write_text(p, testing::forged_file_bytes(file)); },
+    cases.push_back({file.name, [file](const fs::path& p) { testing::write_text(p, testing::forged_file_bytes(file)); },
                      std::string("not a readable tensor file (torch.save / pickle format): ") +
                          (file.refused_by_libtorch ? "" : "tensor 'X'")});
   return cases;
@@ -347,8 +347,7 @@ INSTANTIATE_TEST_SUITE_P(Forged, HostileDataFile, ::testing::ValuesIn(forged_ten
 INSTANTIATE_TEST_SUITE_P(
     Hostile, HostileDataFile,
     ::testing::Values(
-        HostileTensorFile{"Empty", [](const fs::path& p) { testing::write_text(p, ""); },
-                          "not a readable tensor file"},
+        HostileTensorFile{"Empty", [](const fs::path& p) { testing::write_text(p, ""); }, "not a readable tensor file"},
         HostileTensorFile{"TruncatedToHalf", truncated(0.5), "not a readable tensor file"},
         HostileTensorFile{"TruncatedToTenPercent", truncated(0.1), "not a readable tensor file"},
         HostileTensorFile{"LastByteMissing", truncated(0.999), "not a readable tensor file"},
@@ -373,8 +372,8 @@ INSTANTIATE_TEST_SUITE_P(
                           "4294967289 bytes"},
         HostileTensorFile{"PickleMemoIndexBeyondItsLength",  // found by fuzz/tensors_fuzz: a memo of 1.6e9 entries
                           [](const fs::path& p) {
-                            fs::copy_file(RESGD_SOURCE_DIR "/fuzz/regressions/tensors-pickle-memo-index-beyond-pickle.pt",
-                                          p);
+                            fs::copy_file(
+                                RESGD_SOURCE_DIR "/fuzz/regressions/tensors-pickle-memo-index-beyond-pickle.pt", p);
                           },
                           "not a readable tensor file (torch.save / pickle format): its pickle names memo entry"},
         HostileTensorFile{"MangledTypeTag",  // found by fuzz/tensors_fuzz: LibTorch's type parser throws
@@ -394,7 +393,10 @@ INSTANTIATE_TEST_SUITE_P(
         HostileTensorFile{"ListOfTensors",
                           [](const fs::path& p) { save_ivalue(p, c10::List<torch::Tensor>({torch::ones({2})})); },
                           "expected a dictionary of tensors, found GenericList"},
-        HostileTensorFile{"BareTensor", [](const fs::path& p) { save_ivalue(p, torch::ones({4, 3, 2})); },
+        HostileTensorFile{"BareTensor",
+                          [](const fs::path& p) {
+                            save_ivalue(p, torch::ones({4, 3, 2}));
+                          },
                           "expected a dictionary of tensors, found Tensor"},
         HostileTensorFile{"IntegerKeys",
                           [](const fs::path& p) {
@@ -403,19 +405,23 @@ INSTANTIATE_TEST_SUITE_P(
                             save_ivalue(p, dict);
                           },
                           "expected a dictionary of name -> tensor, found Int -> Tensor"},
-        HostileTensorFile{"MissingY", [](const fs::path& p) { save_tensors(p, {{"X", torch::ones({4, 3, 2})}}); },
+        HostileTensorFile{"MissingY",
+                          [](const fs::path& p) {
+                            save_tensors(p, {{"X", torch::ones({4, 3, 2})}});
+                          },
                           "no tensor 'Y'"},
-        HostileTensorFile{"IntegerX",
-                          [](const fs::path& p) {
-                            save_tensors(p, {{"X", torch::ones({4, 3, 2}, torch::kInt64)}, {"Y", torch::ones({4, 3, 1})}});
-                          },
-                          "X has dtype Long, not a floating-point type"},
-        HostileTensorFile{"NanInY",
-                          [](const fs::path& p) {
-                            save_tensors(p, {{"X", torch::ones({4, 3, 2})},
-                                             {"Y", torch::full({4, 3, 1}, std::nan(""))}});
-                          },
-                          "Y contains NaN or inf"}),
+        HostileTensorFile{
+            "IntegerX",
+            [](const fs::path& p) {
+              save_tensors(p, {{"X", torch::ones({4, 3, 2}, torch::kInt64)}, {"Y", torch::ones({4, 3, 1})}});
+            },
+            "X has dtype Long, not a floating-point type"},
+        HostileTensorFile{
+            "NanInY",
+            [](const fs::path& p) {
+              save_tensors(p, {{"X", torch::ones({4, 3, 2})}, {"Y", torch::full({4, 3, 1}, std::nan(""))}});
+            },
+            "Y contains NaN or inf"}),
     [](const ::testing::TestParamInfo<HostileTensorFile>& param_info) { return param_info.param.name; });
 
 }  // namespace

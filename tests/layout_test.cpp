@@ -70,8 +70,9 @@ TEST(Layout, NoModuleIncludesItselfThroughAnother) {
 TEST(Layout, TheSciencePathHoldsNoMachineTuning) {
   // The model, its hand-derived backward, the GD loop and the diagnostics multiply through
   // the compute seam (resgd/compute/) and know nothing of kernels, threads or allocators.
-  const std::regex tuning("dlsym|openblas|dnnl|onednn|mallopt|setpriority|set_num_threads|omp_|std::thread|"
-                          "compute/(process|onednn|loops|row_blocks)\\.h");
+  const std::regex tuning(
+      "dlsym|openblas|dnnl|onednn|mallopt|setpriority|set_num_threads|omp_|std::thread|"
+      "compute/(process|onednn|loops|row_blocks)\\.h");
   for (const char* module : {"model", "analytic_grad", "training", "diagnostics", "spectra", "data", "schedule"}) {
     for (const char* extension : {".h", ".cpp"}) {
       const fs::path file = kLib / "resgd" / (std::string(module) + extension);

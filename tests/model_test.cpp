@@ -7,7 +7,6 @@
 #include <utility>
 #include <vector>
 
-
 namespace resgd {
 namespace {
 
@@ -68,8 +67,8 @@ TEST(Model, InitializationFollowsPerMatrixStd) {
   ResidualTransformer default_q(small_model(1, 5));
   o.block.ffn_width = 7;
   ResidualTransformer zero_q_small(o);
-  EXPECT_TRUE(torch::equal(zero_q_small->named_parameters()["blocks.0.W_1"],
-                           default_q->named_parameters()["blocks.0.W_1"]));
+  EXPECT_TRUE(
+      torch::equal(zero_q_small->named_parameters()["blocks.0.W_1"], default_q->named_parameters()["blocks.0.W_1"]));
 }
 
 /// One sample through one block, written out with explicit loops over heads and tokens:
@@ -217,7 +216,7 @@ TEST(Model, UniformAttentionMapsEveryTokenToTheMeanToken) {
   const BlockTrace t = model->trace(X).blocks[0];
   EXPECT_TRUE(torch::allclose(t.S, torch::full_like(t.S, 1.0 / 6.0), 0, 1e-15));
   const torch::Tensor W_V = model->named_parameters()["blocks.0.W_V"];  // a copy: the dict is a temporary
-  const auto expected_row = X.mean(1).matmul(W_V);  // (N, d): mean(X) W_V
+  const auto expected_row = X.mean(1).matmul(W_V);                      // (N, d): mean(X) W_V
   for (int64_t i = 0; i < 6; ++i)
     EXPECT_TRUE(torch::allclose(t.A.select(1, i), expected_row, 1e-13, 1e-13)) << "token " << i;
 }
@@ -235,7 +234,7 @@ TEST(Model, ResidualSwitchesChangeTheOutputExactlyAsTheEquationsSay) {
   const auto t1 = plain->trace(X).blocks[0];
   const auto t0 = no_attention_residual->trace(X).blocks[0];
   const auto tf = both->trace(X).blocks[0];
-  EXPECT_TRUE(torch::allclose(t1.G - t0.G, X, 1e-14, 1e-14));            // G = gamma_a H + A
+  EXPECT_TRUE(torch::allclose(t1.G - t0.G, X, 1e-14, 1e-14));             // G = gamma_a H + A
   EXPECT_TRUE(torch::allclose(tf.H_out - t1.H_out, t1.G, 1e-14, 1e-14));  // + gamma_f G
   // The last block changes the width to d_y: no FFN residual there, whatever gamma_f says.
   o.out_dim = 2;

@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cctype>
 #include <cstdio>
+#include <regex>
 #include <sstream>
 
 #include "resgd/columns.h"
@@ -42,7 +44,8 @@ TEST(Reference, EveryKeyHasATypeADefaultAndAMeaning) {
   }
   const auto one = run_resgd(TempDir(), "config --explain model.ffn_width");
   EXPECT_EQ(one.exit_code, 0);
-  EXPECT_EQ(one.out, "model.ffn_width\n  integer; default 256; allowed > 0\n  m, the FFN's hidden width (W_1 is d x m)\n");
+  EXPECT_EQ(one.out,
+            "model.ffn_width\n  integer; default 256; allowed > 0\n  m, the FFN's hidden width (W_1 is d x m)\n");
   const auto unknown = run_resgd(TempDir(), "config --explain model.width");
   EXPECT_EQ(unknown.exit_code, 2);
   EXPECT_NE(unknown.err.find("unknown key 'model.width'"), std::string::npos) << unknown.err;
@@ -101,12 +104,75 @@ TEST(Reference, EveryColumnARunWritesIsExplainedForTheFileItIsIn) {
   for (const auto& [name, file] : written) {
     const ColumnInfo* info = find_column(name);
     ASSERT_NE(info, nullptr) << name << " (" << file << ") has no explanation in columns.cpp";
-    EXPECT_NE(info->files.find(file), std::string::npos) << name << " is in " << file << ", its entry says " << info->files;
+    EXPECT_NE(info->files.find(file), std::string::npos)
+        << name << " is in " << file << ", its entry says " << info->files;
   }
   EXPECT_EQ(find_column("cond_g0"), nullptr);  // blocks count from 1
   EXPECT_EQ(find_column("no_such_column"), nullptr);
   const auto unknown = run_resgd(dir, "metrics --explain no_such_column");
   EXPECT_EQ(unknown.exit_code, 2);
+}
+
+}  // namespace
+}  // namespace resgd
+
+namespace resgd {
+namespace {
+
+/// GitHub's anchor for a heading: lower case, punctuation dropped but - and _, spaces to -.
+std::string anchor_of(const std::string& heading) {
+  std::string out;
+  for (const char c : heading) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')
+      out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    else if (c == ' ')
+      out += '-';
+  }
+  return out;
+}
+
+TEST(Docs, EveryRelativeLinkAndDocumentReferenceResolves) {
+  const fs::path root = RESGD_SOURCE_DIR;
+  std::vector<fs::path> pages = {root / "README.md", root / "CHANGELOG.md"};
+  for (const auto& entry : fs::directory_iterator(root / "docs"))
+    if (entry.path().extension() == ".md") pages.push_back(entry.path());
+  const std::regex link(R"(\]\(([^)\s]+)\))");
+  size_t checked = 0;
+  for (const auto& page : pages) {
+    ASSERT_TRUE(fs::exists(page)) << page;
+    const std::string text = slurp(page);
+    for (std::sregex_iterator it(text.begin(), text.end(), link), end; it != end; ++it) {
+      const std::string target = (*it)[1];
+      if (target.rfind("http://", 0) == 0 || target.rfind("https://", 0) == 0 || target.rfind("mailto:", 0) == 0)
+        continue;
+      const size_t hash = target.find('#');
+      const fs::path file = hash == 0 ? page : page.parent_path() / target.substr(0, hash);
+      EXPECT_TRUE(fs::exists(file)) << page.filename() << " links to " << target << ", which does not exist";
+      if (hash != std::string::npos && fs::exists(file) && file.extension() == ".md") {
+        std::stringstream lines(slurp(file));
+        bool found = false;
+        for (std::string line; std::getline(lines, line);)
+          if (line.rfind('#', 0) == 0)
+            found = found || anchor_of(line.substr(line.find_first_not_of('#') + 1)) == target.substr(hash + 1);
+        EXPECT_TRUE(found) << page.filename() << " links to " << target << ": no such heading";
+      }
+      ++checked;
+    }
+    // The source files a page names exist.
+    const std::regex source(R"((lib/resgd|tests|scripts|bench|fuzz|app)/[A-Za-z_/]+\.(cpp|h|sh|py))");
+    for (std::sregex_iterator it(text.begin(), text.end(), source), end; it != end; ++it)
+      EXPECT_TRUE(fs::exists(root / it->str())) << page.filename() << " names " << it->str();
+  }
+  EXPECT_GT(checked, 30u);
+  // Every docs/<page>.md named in the code, scripts and experiment files exists.
+  const std::regex reference(R"(docs/[A-Za-z_]+\.md)");
+  for (const char* folder : {"lib", "app", "tests", "scripts", "bench", "experiments", "fuzz"})
+    for (const auto& entry : fs::recursive_directory_iterator(root / folder)) {
+      if (!entry.is_regular_file() || entry.path().extension() == ".pt" || entry.path().extension() == ".gz") continue;
+      const std::string text = slurp(entry.path());
+      for (std::sregex_iterator it(text.begin(), text.end(), reference), end; it != end; ++it)
+        EXPECT_TRUE(fs::exists(root / it->str())) << entry.path() << " names " << it->str();
+    }
 }
 
 }  // namespace

@@ -7,8 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <map>
 #include <cstdlib>
+#include <map>
 #include <numeric>
 #include <sstream>
 
@@ -105,8 +105,8 @@ TEST_F(SweepReport, EightRunsAndAReportWhoseNumbersMatchTheRunFiles) {
       // Tables show on and off, and each value as the resolved configuration writes it.
       const std::string attention = row[0] == "on" ? "true" : "false";
       const std::string lr = row[1] == "2" ? "2.0" : row[1];  // as the sweep spells it
-      const fs::path run = out() / "runs" /
-                           fmt::format("model.residual.attention={},train.lr={}/seed={}", attention, lr, seed);
+      const fs::path run =
+          out() / "runs" / fmt::format("model.residual.attention={},train.lr={}/seed={}", attention, lr, seed);
       const CsvTable metrics = read_csv(run / "metrics.csv");
       const auto summary = nlohmann::json::parse(slurp(run / "summary.json"));
       converged += summary["status"] == "converged";
@@ -253,13 +253,14 @@ TEST_F(SweepReport, PlotsDrawnSideBySideAreReportedInDrawingOrderWithTheirFailur
   TempDir copy;
   fs::copy(out(), copy / "sweep", fs::copy_options::recursive);
   fs::remove_all(copy / "sweep" / "plots");
-  testing::write_text(copy / "fake-gnuplot",
-                      "#!/bin/sh\nname=\"plots/$(basename \"$1\" .gp)\"\n"
-                      "case \"$1\" in *cond_g*) echo \"cannot draw $1\"; exit 1;; esac\n"
-                      "case \"$1\" in *sigma_min*) printf '\\211PNG' > \"$name.png\"; printf '<svg>' > \"$name.svg\"; exit 0;; "
-                      "esac\n"
-                      "sleep 0.1\nprintf '\\211PNG\\0\\0\\0\\0IEND\\256\\102\\140\\202' > \"$name.png\"\n"
-                      "printf '<svg>\\n</svg>\\n' > \"$name.svg\"\n");
+  testing::write_text(
+      copy / "fake-gnuplot",
+      "#!/bin/sh\nname=\"plots/$(basename \"$1\" .gp)\"\n"
+      "case \"$1\" in *cond_g*) echo \"cannot draw $1\"; exit 1;; esac\n"
+      "case \"$1\" in *sigma_min*) printf '\\211PNG' > \"$name.png\"; printf '<svg>' > \"$name.svg\"; exit 0;; "
+      "esac\n"
+      "sleep 0.1\nprintf '\\211PNG\\0\\0\\0\\0IEND\\256\\102\\140\\202' > \"$name.png\"\n"
+      "printf '<svg>\\n</svg>\\n' > \"$name.svg\"\n");
   fs::permissions(copy / "fake-gnuplot", fs::perms::owner_all);
   std::vector<PlotRun> runs;
   for (const auto& point : expand_sweep(load_config_text(kSweep, "sweep.yaml")))
@@ -351,7 +352,8 @@ TEST(Report, SharpnessGivesEachStepSizeItsQuadraticEdgeAndAPlot) {
   const auto table = markdown_table(slurp(options.out / "report.md"), "## Step sizes");
   ASSERT_EQ(table.size(), 3u);
   EXPECT_EQ(table[0].back(), "2 / sharpness at init");
-  for (size_t row = 1; row < table.size(); ++row) EXPECT_EQ(table[row].back(), expected_cell(stable_steps.at(table[row][0])));
+  for (size_t row = 1; row < table.size(); ++row)
+    EXPECT_EQ(table[row].back(), expected_cell(stable_steps.at(table[row][0])));
   if (find_gnuplot()) {
     EXPECT_TRUE(is_png(options.out / "plots" / "sharpness.png"));
   }
@@ -393,7 +395,8 @@ TEST(Report, RateAndItsBoundsAreFittedAgainstSigmaMinG1) {
     sxy += (log_sigma[i] - mx) * (log_ntk[i] - my);
   }
   const auto table = markdown_table(slurp(options.out / "report.md"), "## Against sigma_min_g1");
-  const auto row = std::find_if(table.begin(), table.end(), [](const auto& r) { return r[0] == "ntk_lambda_min (init)"; });
+  const auto row =
+      std::find_if(table.begin(), table.end(), [](const auto& r) { return r[0] == "ntk_lambda_min (init)"; });
   ASSERT_NE(row, table.end());
   EXPECT_EQ((*row)[1], "6");
   EXPECT_EQ((*row)[2], fmt::format("{:.3f}", sxy / sxx));
@@ -433,7 +436,8 @@ TEST(Report, ZippedKeysAreOneAxisOfTheSweepAndOfItsPlots) {
   }
   const std::string report = slurp(options.out / "report.md");
   EXPECT_NE(report.find("4 settings of `model.layers` with `train.lr` (zipped), `model.residual.attention`"),
-            std::string::npos) << report.substr(0, 400);
+            std::string::npos)
+      << report.substr(0, 400);
   EXPECT_EQ(report.find("## Step sizes"), std::string::npos) << "a zipped lr is no grid of step sizes";
   if (find_gnuplot()) {  // against the depth, one line per residual setting: the lr moves with the depth
     const std::string script = slurp(options.out / "plots" / "final_loss_vs_layers.gp");
@@ -454,8 +458,9 @@ TEST(Report, ConsoleTablesShowFourDigitsOfEveryRealAndEveryDigitOfACount) {
   // A diverged loss can be a whole number (3282354725369853 in float64); it is still a loss.
   const ExperimentConfig config = load_config_text("sweep: {train.lr: [0.1]}\n", "exp.yaml");
   RunRecord record{expand_sweep(config).front(), "runs/x", {}};
-  record.summary = {{"status", "diverged"},  {"iters", 1234567},       {"initial_loss", 2.0},
-                    {"final_loss", 3282354725369853.0}, {"linear_rate", 48.187654}, {"cond_g", {2.79411}},
+  record.summary = {{"status", "diverged"},      {"iters", 1234567},
+                    {"initial_loss", 2.0},       {"final_loss", 3282354725369853.0},
+                    {"linear_rate", 48.187654},  {"cond_g", {2.79411}},
                     {"pl_ratio_median", nullptr}};
   const std::string table = format_summary_table(config, {record});
   // A diverged run has no rate to show, whatever its fit says.

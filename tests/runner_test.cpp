@@ -1,9 +1,9 @@
 // Runs that survive interruption: checkpoints, resume, signals (bitwise on the CPU).
 #include "resgd/runner.h"
 
+#include <dlfcn.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <dlfcn.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,8 +18,8 @@
 #include "resgd/compute/compute.h"
 #include "resgd/compute/process.h"
 #include "resgd/cost.h"
-#include "resgd/io.h"
 #include "resgd/device.h"
+#include "resgd/io.h"
 #include "test_util.h"
 
 namespace resgd {
@@ -130,8 +130,10 @@ TEST(Runner, EachTensorsFileOfASweepGivesItsRunsItsOwnSizes) {
   // Two data files of different shapes, no sizes in the experiment: each run trains on, and
   // its config.yaml records, its own file's N, n, d and d_y; a resume reads them again.
   TempDir dir;
-  save_tensors(dir / "a.pt", {{"X", torch::randn({3, 4, 5}, torch::kFloat64)}, {"Y", torch::randn({3, 4, 2}, torch::kFloat64)}});
-  save_tensors(dir / "b.pt", {{"X", torch::randn({2, 6, 3}, torch::kFloat64)}, {"Y", torch::randn({2, 6, 1}, torch::kFloat64)}});
+  save_tensors(dir / "a.pt",
+               {{"X", torch::randn({3, 4, 5}, torch::kFloat64)}, {"Y", torch::randn({3, 4, 2}, torch::kFloat64)}});
+  save_tensors(dir / "b.pt",
+               {{"X", torch::randn({2, 6, 3}, torch::kFloat64)}, {"Y", torch::randn({2, 6, 1}, torch::kFloat64)}});
   const ExperimentConfig config = load_config_text(
       fmt::format("data: {{kind: tensors, path: {}}}\nmodel: {{ffn_width: 8}}\ntrain: {{max_iters: 3}}\n"
                   "sweep: {{data.path: [{}, {}]}}\n",
@@ -145,7 +147,8 @@ TEST(Runner, EachTensorsFileOfASweepGivesItsRunsItsOwnSizes) {
   for (size_t i = 0; i < records.size(); ++i) {
     const ExperimentConfig run = load_config_file((records[i].dir / "config.yaml").string());
     EXPECT_EQ((std::vector<int64_t>{run.data.num_samples, run.data.seq_len, run.data.dim, run.data.target_dim}),
-              expected[i]) << records[i].dir;
+              expected[i])
+        << records[i].dir;
     EXPECT_EQ(records[i].summary["status"], "max_iters");
     const auto init = load_tensors(records[i].dir / "tensors" / "init.pt");
     EXPECT_EQ(init.at("blocks.0.W_2").size(1), expected[i][3]);
@@ -220,8 +223,10 @@ TEST(Runner, ALoneRunTakesTheCoresAndRunsSideBySideOneThreadEach) {
   RunOptions options;
   options.on_row = [&](const SweepPoint&, const IterationRow&) {  // on the thread that trains
     const int threads = compute::policy().threads;
-    for (int seen = fewest; threads < seen && !fewest.compare_exchange_weak(seen, threads);) {}
-    for (int seen = most; threads > seen && !most.compare_exchange_weak(seen, threads);) {}
+    for (int seen = fewest; threads < seen && !fewest.compare_exchange_weak(seen, threads);) {
+    }
+    for (int seen = most; threads > seen && !most.compare_exchange_weak(seen, threads);) {
+    }
   };
   options.out = dir / "single";
   run_experiment(config, options);
@@ -302,8 +307,7 @@ TEST(Runner, ResumeRefusesADifferentConfiguration) {
   apply_override(config, "train.lr=0.01");
   options.resume = true;
   fs::remove(options.out / "summary.json");  // as if it had been killed
-  testing::expect_error<IoError>([&] { run_experiment(config, options); },
-                                 "different configuration");
+  testing::expect_error<IoError>([&] { run_experiment(config, options); }, "different configuration");
 }
 
 TEST(Runner, ResumeAcceptsAConfigurationWrittenBeforeAKeyExisted) {
@@ -507,8 +511,7 @@ TEST(Runner, ResumeTouchesNothingInADirectoryItDidNotWrite) {
   }
   // A directory that does not exist: said so, unless told to start.
   options.out = dir / "typo";
-  testing::expect_error<IoError>([&] { run_experiment(config, options); },
-                                 "typo: no such directory to resume");
+  testing::expect_error<IoError>([&] { run_experiment(config, options); }, "typo: no such directory to resume");
   EXPECT_FALSE(fs::exists(options.out));
   options.start_if_missing = true;
   EXPECT_EQ(run_experiment(config, options).front().summary["status"], "max_iters");

@@ -9,9 +9,9 @@
 #include <limits>
 #include <thread>
 
+#include "resgd/compute/process.h"
 #include "resgd/model.h"
 #include "resgd/spectra.h"
-#include "resgd/compute/process.h"
 
 namespace resgd {
 namespace {
@@ -213,13 +213,14 @@ TEST(Spectra, Float32SpectraAreTheFloat32MatricesOwnToFloat32Rounding) {
     EXPECT_EQ(found.scalar_type(), torch::kFloat32);
     EXPECT_TRUE(torch::allclose(found.to(torch::kFloat64), truth, /*rtol=*/2e-7, /*atol=*/0)) << found;
   }
-  const double svd32_error = ((torch::linalg_svdvals(M).to(torch::kFloat64) - truth).abs() / truth).max().item<double>();
+  const double svd32_error =
+      ((torch::linalg_svdvals(M).to(torch::kFloat64) - truth).abs() / truth).max().item<double>();
   EXPECT_GT(svd32_error, 1e-5);  // the route this replaces: several digits fewer
 
   // sigma_min_phi's matrix, tall and square, and one whose long side takes several pieces.
-  for (const auto& features32 : {features(256, 16, 256, 60).to(torch::kFloat32),
-                                 features(4096, 16, 96, 62).to(torch::kFloat32),
-                                 features(12000, 24, 400, 63).to(torch::kFloat32)}) {
+  for (const auto& features32 :
+       {features(256, 16, 256, 60).to(torch::kFloat32), features(4096, 16, 96, 62).to(torch::kFloat32),
+        features(12000, 24, 400, 63).to(torch::kFloat32)}) {
     const double exact = svd_sigma_min(features32.to(torch::kFloat64));
     const auto found = smallest_singular_value(features32);
     EXPECT_EQ(found.value.scalar_type(), torch::kFloat32);
@@ -318,7 +319,7 @@ TEST(Spectra, LanczosFindsTheLargestAlgebraicEigenvalueNotTheLargestInSize) {
   const auto top = largest_eigenvalue([&](const torch::Tensor& v) { return A.mv(v); }, randn({200}, 81), 100, 1e-8);
   ASSERT_TRUE(top.converged);
   EXPECT_EQ(top.value, top.ritz_value);
-  EXPECT_LE(top.value, 3.0 + 1e-12);  // a Ritz value never exceeds the largest eigenvalue
+  EXPECT_LE(top.value, 3.0 + 1e-12);   // a Ritz value never exceeds the largest eigenvalue
   EXPECT_NEAR(top.value, 3.0, 1e-12);  // residual^2 / gap
   EXPECT_LE(top.residual, 1e-8 * 10.0 * 1.0000001);
   EXPECT_LT(top.iterations, 100);
@@ -339,7 +340,8 @@ TEST(Spectra, LanczosIsExactOnceTheKrylovSpaceIsInvariant) {
   EXPECT_EQ(found.iterations, 2);
   EXPECT_NEAR(found.value, 7.0, 1e-13);
   // The zero operator: 0 after one product, no division by its zero norm.
-  const auto zero = largest_eigenvalue([](const torch::Tensor& v) { return torch::zeros_like(v); }, randn({4}, 86), 10, 1e-8);
+  const auto zero =
+      largest_eigenvalue([](const torch::Tensor& v) { return torch::zeros_like(v); }, randn({4}, 86), 10, 1e-8);
   ASSERT_TRUE(zero.converged);
   EXPECT_EQ(zero.value, 0.0);
 }

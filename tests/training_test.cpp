@@ -1,10 +1,10 @@
 // Plain GD: the loss falls, stop rules give their statuses, runs are reproducible (also
 // across thread counts and diagnosis schedules), and the two backends agree.
+#include "resgd/training.h"
 #include "resgd/analytic_grad.h"
 #include "resgd/compute/process.h"
-#include "resgd/diagnostics.h"
 #include "resgd/device.h"
-#include "resgd/training.h"
+#include "resgd/diagnostics.h"
 
 #include <gtest/gtest.h>
 #include <sys/resource.h>
@@ -361,7 +361,8 @@ TEST(Training, NoNumberFollowsTheThreadsOrTheDiagnosisSchedule) {
       c.train.gradients = gradients;
       const std::string name = std::string(dtype == torch::kFloat64 ? "float64, " : "float32, ") + to_string(gradients);
       const Trajectory alone = train_tiny(c, dtype, tuned_without(compute::Tuning::worker, 2));
-      expect_same_rows(train_tiny(c, dtype, tuned_without(compute::Tuning::worker, 1)), alone, name + ", 1 vs 2 threads");
+      expect_same_rows(train_tiny(c, dtype, tuned_without(compute::Tuning::worker, 1)), alone,
+                       name + ", 1 vs 2 threads");
       compute::Policy with_worker = tuned_without(compute::Tuning::worker, 2);
       with_worker.use[static_cast<size_t>(compute::Tuning::worker)] = true;
       expect_same_rows(train_tiny(c, dtype, with_worker), alone, name + ", worker vs in step");
@@ -401,7 +402,8 @@ TEST(Training, TheTwoBackendsGiveTheSameRunToRounding) {
       ASSERT_EQ(a.rows.size(), b.rows.size()) << name;
       for (size_t i = 0; i < a.rows.size(); ++i)
         EXPECT_LE(std::abs(a.rows[i].loss - b.rows[i].loss), tolerance * a.result.initial_loss) << name << " " << i;
-      EXPECT_LE((theta_reference - theta_tuned).norm().item<double>(), tolerance * theta_reference.norm().item<double>())
+      EXPECT_LE((theta_reference - theta_tuned).norm().item<double>(),
+                tolerance * theta_reference.norm().item<double>())
           << name;
       EXPECT_LT(a.result.final_loss, 0.1 * a.result.initial_loss) << name << ": 200 steps that do train";
     }
@@ -451,7 +453,7 @@ TEST(Training, OneWorkerThreadServesEveryDiagnosisOfARunAtALowerPriority) {
   ExperimentConfig c = tiny_experiment();
   c.train.max_iters = 30;
   c.diagnostics.every = 2;  // 15 diagnoses on the worker
-  train_tiny(c);             // the pools LibTorch and the BLAS start on first use
+  train_tiny(c);            // the pools LibTorch and the BLAS start on first use
   const std::set<long> before = thread_ids();
   const int own_nice = getpriority(PRIO_PROCESS, 0);
   std::set<long> seen;  // threads alive at some row that were not there before the run

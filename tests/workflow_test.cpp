@@ -17,8 +17,8 @@ namespace resgd {
 namespace {
 
 namespace fs = std::filesystem;
-using testing::run_resgd;
 using testing::markdown_table;
+using testing::run_resgd;
 using testing::slurp;
 using testing::TempDir;
 using testing::write_text;
@@ -64,9 +64,9 @@ TEST(Workflow, AnOverrideOfASweptKeyIsRefusedNamingBothPlacesAndTheWayOut) {
   EXPECT_FALSE(fs::exists(dir / "out"));
 
   // The ways out it names both work: one run with the value asked for.
-  for (const auto& [way, shown] : {std::pair{"--set sweep.model.residual.attention=[false]",
-                                             "model.residual.attention: [false]"},
-                                   {"--set sweep={} --set model.residual.attention=false", "attention: false"}}) {
+  for (const auto& [way, shown] :
+       {std::pair{"--set sweep.model.residual.attention=[false]", "model.residual.attention: [false]"},
+        {"--set sweep={} --set model.residual.attention=false", "attention: false"}}) {
     const auto ok = run_resgd(dir, std::string("validate exp.yaml ") + way);
     EXPECT_EQ(ok.exit_code, 0) << way << ": " << ok.err;
     EXPECT_NE(ok.err.find("1 run;"), std::string::npos) << ok.err;
@@ -133,9 +133,10 @@ class LrGrid : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir;
-    write_text(*dir_ / "grid.yaml",
-               std::string(kTiny) +
-                   "sweep: {model.residual.attention: [true, false], train.lr: [0.001, 0.01, 0.1, 5.0], seeds: [0, 1]}\n");
+    write_text(
+        *dir_ / "grid.yaml",
+        std::string(kTiny) +
+            "sweep: {model.residual.attention: [true, false], train.lr: [0.001, 0.01, 0.1, 5.0], seeds: [0, 1]}\n");
     const auto result = run_resgd(*dir_, "run grid.yaml --out grid --format png,pdf");
     ASSERT_EQ(result.exit_code, 0) << result.err;
     output_ = new std::string(result.out);
@@ -271,7 +272,8 @@ TEST(Workflow, CompareMergesACoarseAndAFineLrGridIntoOneSweepWithTheBestStableLr
 
 TEST(Workflow, PlotDrawsAnyColumnByNameColouredByAKey) {
   TempDir dir;
-  write_text(dir / "exp.yaml", std::string(kTiny) + "sweep: {model.residual.attention: [true, false], seeds: [0, 1]}\n");
+  write_text(dir / "exp.yaml",
+             std::string(kTiny) + "sweep: {model.residual.attention: [true, false], seeds: [0, 1]}\n");
   ASSERT_EQ(run_resgd(dir, "run exp.yaml --out sweep").exit_code, 0);
   const auto result = run_resgd(dir, "plot sweep --y cond_g1 --by model.residual.attention --logy");
   ASSERT_EQ(result.exit_code, 0) << result.err;
@@ -283,8 +285,9 @@ TEST(Workflow, PlotDrawsAnyColumnByNameColouredByAKey) {
   EXPECT_NE(script.find("set logscale y"), std::string::npos);
 
   // Any column against any other, into a file of one's own; a column no run has is named.
-  const auto chosen = run_resgd(dir, "plot sweep/runs/model.residual.attention=true/seed=0 --y grad_norm --x elapsed_s "
-                                     "--out figures/grad.svg");
+  const auto chosen = run_resgd(dir,
+                                "plot sweep/runs/model.residual.attention=true/seed=0 --y grad_norm --x elapsed_s "
+                                "--out figures/grad.svg");
   ASSERT_EQ(chosen.exit_code, 0) << chosen.err;
   EXPECT_NE(slurp(dir / "figures" / "grad.svg").find("</svg>"), std::string::npos);
   const auto unknown = run_resgd(dir, "plot sweep --y cond_g7");
@@ -325,7 +328,8 @@ TEST(Workflow, TheRunEstimatesItsTimeAndWarnsWhereDiagnosticsWouldDominate) {
   EXPECT_NE(result.out.find("estimate: at most"), std::string::npos) << result.out;
   EXPECT_EQ(result.out.find("warning: the diagnostics"), std::string::npos) << result.out;
 
-  result = run_resgd(dir, "run exp.yaml --out heavy " + long_run + "--set diagnostics.sharpness=true --set diagnostics.every=1");
+  result = run_resgd(
+      dir, "run exp.yaml --out heavy " + long_run + "--set diagnostics.sharpness=true --set diagnostics.every=1");
   ASSERT_EQ(result.exit_code, 0) << result.err;
   EXPECT_NE(result.out.find("warning: the diagnostics would take"), std::string::npos) << result.out;
   EXPECT_NE(result.out.find("a larger diagnostics.sharpness_every"), std::string::npos) << result.out;
@@ -333,8 +337,9 @@ TEST(Workflow, TheRunEstimatesItsTimeAndWarnsWhereDiagnosticsWouldDominate) {
   EXPECT_EQ(result.out.find("warning:"), result.out.rfind("warning:"));
 
   // The sharpness measured every 50 steps only: its cells are empty in between.
-  result = run_resgd(dir, "run exp.yaml --out light " + long_run + "--set diagnostics.sharpness=true "
-                          "--set diagnostics.every=10 --set diagnostics.sharpness_every=50");
+  result = run_resgd(dir, "run exp.yaml --out light " + long_run +
+                              "--set diagnostics.sharpness=true "
+                              "--set diagnostics.every=10 --set diagnostics.sharpness_every=50");
   ASSERT_EQ(result.exit_code, 0) << result.err;
   const CsvTable metrics = read_csv(dir / "light" / "metrics.csv");
   std::vector<std::string> measured;
@@ -425,8 +430,8 @@ TEST(Workflow, ThePythonSnippetRebuildsTheFinalLossFromFinalPtAlone) {
     const std::string out = fmt::format("run{}", v);
     const auto run = run_resgd(dir, fmt::format("run exp.yaml --out {} {}", out, variants[v]));
     ASSERT_EQ(run.exit_code, 0) << run.err;
-    const std::string command = fmt::format("cd '{}' && {} rebuild.py {} >'{}' 2>&1", dir.path().string(), *python,
-                                            out, (dir / "python.log").string());
+    const std::string command = fmt::format("cd '{}' && {} rebuild.py {} >'{}' 2>&1", dir.path().string(), *python, out,
+                                            (dir / "python.log").string());
     ASSERT_EQ(std::system(command.c_str()), 0) << slurp(dir / "python.log");
     const std::string printed = slurp(dir / "python.log");
     ASSERT_EQ(printed.rfind("loss ", 0), 0u) << printed;

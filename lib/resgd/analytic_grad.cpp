@@ -51,9 +51,7 @@ torch::Tensor layer_norm_backward(const torch::Tensor& dY, const LayerNormed& Y)
   return (dY - dY_mean - Y.value * dY_Y_mean) * Y.rstd;
 }
 
-BlockTrace block_forward(ResidualBlockImpl& block, const torch::Tensor& H_in) {
-  return block.trace(H_in);
-}
+BlockTrace block_forward(ResidualBlockImpl& block, const torch::Tensor& H_in) { return block.trace(H_in); }
 
 torch::Tensor& activation_backward_(torch::Tensor& dPhi, const torch::Tensor& U, Activation activation,
                                     double leaky_slope) {
@@ -63,12 +61,13 @@ torch::Tensor& activation_backward_(torch::Tensor& dPhi, const torch::Tensor& U,
   return dPhi.mul_(activation_derivative(U, activation, leaky_slope));
 }
 
-BlockGradients block_backward(const ResidualBlockImpl& block, const BlockTrace& cache,
-                              const torch::Tensor& dH_out, bool need_dH_in) {
+// clang-format off: the backward pass, its shapes aligned beside it
+BlockGradients block_backward(const ResidualBlockImpl& block, const BlockTrace& cache, const torch::Tensor& dH_out,
+                              bool need_dH_in) {
   const BlockOptions& o = block.options;
   const BlockTrace& t = cache;
-  TORCH_CHECK(dH_out.sizes() == t.H_out.sizes(), "dH_out must have H_out's shape ",
-              t.H_out.sizes(), ", got ", dH_out.sizes());
+  TORCH_CHECK(dH_out.sizes() == t.H_out.sizes(), "dH_out must have H_out's shape ", t.H_out.sizes(), ", got ",
+              dH_out.sizes());
   const double c = o.output_scale, tau = o.temperature, gamma_f = block.ffn_residual();
   const int64_t N = dH_out.size(0), n = dH_out.size(1);
   auto tokens = [&](const torch::Tensor& M) { return M.reshape({N * n, M.size(-1)}); };  // (N n, .)
@@ -76,55 +75,57 @@ BlockGradients block_backward(const ResidualBlockImpl& block, const BlockTrace& 
   BlockGradients g;
 
   // H_out = c Phi W_2 + gamma_f G
-  g.dW_2 = batch_outer(t.Phi, dH_out);                                     // (m, out_dim)
+  g.dW_2 = batch_outer(t.Phi, dH_out);                                 // (m, out_dim)
   auto dPhi = per_sample(compute::mm(tokens(dH_out), block.W_2.t()));  // (N, n, m)
   if (c != 1.0) g.dW_2.mul_(c), dPhi.mul_(c);
   // Phi = sigma(U)
   const auto& dU = activation_backward_(dPhi, t.U, o.activation, o.leaky_slope);  // (N, n, m)
   // U = F W_1, F the FFN's input: G, or LN(G) under pre-LN
   const bool pre_ln = o.pre_layer_norm;
-  g.dW_1 = batch_outer(t.ffn_input.value, dU);                             // (d, m)
+  g.dW_1 = batch_outer(t.ffn_input.value, dU);  // (d, m)
   // dG = dF + gamma_f dH_out: without LN, dF = dU W_1^T and one product does both terms
-  auto dG = per_sample(gamma_f != 0.0 && !pre_ln
-                           ? compute::addmm(tokens(dH_out), tokens(dU), block.W_1.t(), gamma_f, 1.0)
-                           : compute::mm(tokens(dU), block.W_1.t()));  // (N, n, d)
-  if (pre_ln) {  // F = LN(G)
+  auto dG =
+      per_sample(gamma_f != 0.0 && !pre_ln ? compute::addmm(tokens(dH_out), tokens(dU), block.W_1.t(), gamma_f, 1.0)
+                                           : compute::mm(tokens(dU), block.W_1.t()));  // (N, n, d)
+  if (pre_ln) {                                                                        // F = LN(G)
     dG = layer_norm_backward(dG, t.ffn_input);
     if (gamma_f != 0.0) dG.add_(dH_out, gamma_f);
   }
   // G = gamma_a H_in + A; A = the heads' S_j V_j side by side, so head j's dA_j is its
   // columns of dA (per-head tensors: (N h, ., .), see BlockTrace)
   const int64_t h = o.heads;
-  const auto dA = split_heads(dG, h);                                      // (N h, n, d/h)
+  const auto dA = split_heads(dG, h);  // (N h, n, d/h)
   // A_j = S_j V_j
-  auto dS = compute::bmm(dA, t.V.transpose(1, 2));                       // (N h, n, n)
-  auto dV = merge_heads(compute::bmm(t.S.transpose(1, 2), dA), h);       // (N, n, d)
+  auto dS = compute::bmm(dA, t.V.transpose(1, 2));                  // (N h, n, n)
+  auto dV = merge_heads(compute::bmm(t.S.transpose(1, 2), dA), h);  // (N, n, d)
   // V = E W_V, E the attention's input: H_in, or LN(H_in) under pre-LN
-  const auto& E = t.attention_input.value;                                 // (N, n, d)
-  g.dW_V = batch_outer(E, dV);                                             // (d, d)
+  const auto& E = t.attention_input.value;  // (N, n, d)
+  g.dW_V = batch_outer(E, dV);              // (d, d)
   // S = softmax_rows(Z): dZ = S * (dS - rowsum(dS * S)), PyTorch's own kernel. Masked
   // (future) entries have S = 0, so dZ = 0 there and the mask needs no branch.
-  auto dZ = at::_softmax_backward_data(dS, t.S, -1, t.S.scalar_type());   // (N h, n, n)
+  auto dZ = at::_softmax_backward_data(dS, t.S, -1, t.S.scalar_type());  // (N h, n, n)
   // Z = Q K^T / tau
   dZ.div_(tau);
-  auto dQ = merge_heads(compute::bmm(dZ, t.K), h);                       // (N, n, d_k)
-  auto dK = merge_heads(compute::bmm(dZ.transpose(1, 2), t.Q), h);       // (N, n, d_k)
+  auto dQ = merge_heads(compute::bmm(dZ, t.K), h);                  // (N, n, d_k)
+  auto dK = merge_heads(compute::bmm(dZ.transpose(1, 2), t.Q), h);  // (N, n, d_k)
   // Q = E W_Q, K = E W_K: dW_Q = sum_i E_i^T dZ_i K_i / tau = dP W_K, as in docs/design.md
-  g.dW_Q = batch_outer(E, dQ);                                             // (d, d_k)
-  g.dW_K = batch_outer(E, dK);                                             // (d, d_k)
-  if (need_dH_in) {  // dH_in = gamma_a dG + dE, dE = dV W_V^T + dQ W_Q^T + dK W_K^T, accumulated
+  g.dW_Q = batch_outer(E, dQ);  // (d, d_k)
+  g.dW_K = batch_outer(E, dK);  // (d, d_k)
+  if (need_dH_in) {             // dH_in = gamma_a dG + dE, dE = dV W_V^T + dQ W_Q^T + dK W_K^T, accumulated
     // Without LN, E = H_in and the product starts from gamma_a dG; under pre-LN, dE goes
     // through LN's backward first and gamma_a dG is added after.
-    auto dE = pre_ln ? compute::mm(tokens(dV), block.W_V.t()) : compute::addmm(tokens(dG), tokens(dV), block.W_V.t(), o.gamma_a, 1.0);
+    auto dE = pre_ln ? compute::mm(tokens(dV), block.W_V.t())
+                     : compute::addmm(tokens(dG), tokens(dV), block.W_V.t(), o.gamma_a, 1.0);
     compute::addmm_(compute::addmm_(dE, tokens(dQ), block.W_Q.t()), tokens(dK), block.W_K.t());
     g.dH_in = pre_ln ? layer_norm_backward(per_sample(dE), t.attention_input).add_(dG, o.gamma_a)
-                     : per_sample(dE);                                     // (N, n, d)
+                     : per_sample(dE);  // (N, n, d)
   }
   return g;
 }
+// clang-format on
 
-LossAndGradients analytic_gradients(ResidualTransformerImpl& model, const torch::Tensor& X,
-                                    const torch::Tensor& Y, Loss loss) {
+LossAndGradients analytic_gradients(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
+                                    Loss loss) {
   torch::NoGradGuard no_grad;  // the forward pass only fills the cache; nothing is taped
   LossAndGradients out;
   out.trace = model.trace(X);
@@ -132,33 +133,31 @@ LossAndGradients analytic_gradients(ResidualTransformerImpl& model, const torch:
   out.loss = objective(Yhat, Y, loss);
 
   // L = 0.5 sum ||Yhat - Y||^2 (/ N for the mean loss)
-  auto R = Yhat - Y;                                                       // Yhat's shape
+  auto R = Yhat - Y;  // Yhat's shape
   if (loss == Loss::mean) R = R / static_cast<double>(Y.size(0));
   // Yhat = H^L (tokens) or mean_tokens(H^L): the mean spreads R / n over every token.
-  const auto& H_L = out.trace.blocks.back().H_out;                         // (N, n, d_y)
-  torch::Tensor dH = model.options.readout == Readout::mean
-                         ? (R / static_cast<double>(H_L.size(1))).unsqueeze(1).expand_as(H_L)
-                         : R;
+  const auto& H_L = out.trace.blocks.back().H_out;  // (N, n, d_y)
+  torch::Tensor dH =
+      model.options.readout == Readout::mean ? (R / static_cast<double>(H_L.size(1))).unsqueeze(1).expand_as(H_L) : R;
 
   const auto num_blocks = static_cast<int64_t>(model.blocks->size());
   std::vector<BlockGradients> per_block(static_cast<size_t>(num_blocks));
   for (int64_t l = num_blocks - 1; l >= 0; --l) {
     const auto idx = static_cast<size_t>(l);
-    per_block[idx] = block_backward(*model.blocks[idx]->as<ResidualBlockImpl>(),
-                                    out.trace.blocks[idx], dH, /*need_dH_in=*/l > 0);
+    per_block[idx] =
+        block_backward(*model.blocks[idx]->as<ResidualBlockImpl>(), out.trace.blocks[idx], dH, /*need_dH_in=*/l > 0);
     dH = per_block[idx].dH_in;  // the block below receives dL/dH^{l-1}
   }
   for (auto& g : per_block) {  // registration order: W_Q, W_K, W_V, W_1, W_2 per block
     for (auto* dW : {&g.dW_Q, &g.dW_K, &g.dW_V, &g.dW_1, &g.dW_2}) out.grads.push_back(*dW);
   }
-  TORCH_CHECK(out.grads.size() == model.parameters().size(), "analytic gradients cover ",
-              out.grads.size(), " tensors but the model has ", model.parameters().size(),
-              " parameters");
+  TORCH_CHECK(out.grads.size() == model.parameters().size(), "analytic gradients cover ", out.grads.size(),
+              " tensors but the model has ", model.parameters().size(), " parameters");
   return out;
 }
 
-LossAndGradients autograd_gradients(ResidualTransformerImpl& model, const torch::Tensor& X,
-                                    const torch::Tensor& Y, Loss loss) {
+LossAndGradients autograd_gradients(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
+                                    Loss loss) {
   LossAndGradients out;
   out.trace = model.trace(X);
   out.loss = objective(out.trace.output, Y, loss);

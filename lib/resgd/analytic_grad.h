@@ -43,15 +43,15 @@ BlockTrace block_forward(ResidualBlockImpl& block, const torch::Tensor& H_in);
 
 /// Backward pass of one block from its forward cache. dH_out: (N, n, out_dim).
 /// The first block skips dH_in (`need_dH_in` false): X takes no gradient.
-BlockGradients block_backward(const ResidualBlockImpl& block, const BlockTrace& cache,
-                              const torch::Tensor& dH_out, bool need_dH_in = true);
+BlockGradients block_backward(const ResidualBlockImpl& block, const BlockTrace& cache, const torch::Tensor& dH_out,
+                              bool need_dH_in = true);
 
 /// Loss and gradients by the hand-derived backward pass. X: (N, n, d); Y as the output.
-LossAndGradients analytic_gradients(ResidualTransformerImpl& model, const torch::Tensor& X,
-                                    const torch::Tensor& Y, Loss loss);
+LossAndGradients analytic_gradients(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
+                                    Loss loss);
 
 /// Loss and gradients by autograd (the reference).
-LossAndGradients autograd_gradients(ResidualTransformerImpl& model, const torch::Tensor& X,
-                                    const torch::Tensor& Y, Loss loss);
+LossAndGradients autograd_gradients(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
+                                    Loss loss);
 
 }  // namespace resgd

@@ -129,7 +129,9 @@ double seconds_per_diagnosis(const ExperimentConfig& config, torch::Device devic
   std::vector<double> times;
   for (int r = 0; r <= repeats; ++r) {  // r = 0 warms up
     const auto start = std::chrono::steady_clock::now();
-    compute_diagnostics({*model, data.X, data.Y, config.train.loss, state, theta_0, config.diagnostics, nullptr, {}});  // reads back: synchronises
+    compute_diagnostics(
+        {*model, data.X, data.Y, config.train.loss, state, theta_0, config.diagnostics, nullptr, {}});  // reads back:
+                                                                                                        // synchronises
     if (r > 0) times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   return median_of_finite(times);
@@ -227,16 +229,18 @@ int time_sizes(const BenchOptions& options, std::ostream& out) {
   out << fmt::format("backend {}{}; {}\n", to_string(options.backend),
                      options.without.empty() ? "" : fmt::format(" without {}", fmt::join(options.without, ", ")),
                      compute::process_summary());
-  out << fmt::format("device {}; median of {} repetitions; GFLOP counts the matrix products of forward, "
-                     "backward and update exactly; mm and seam: a 1024^3 product through torch::mm and "
-                     "through compute::mm (the route the step's own products take), of best: GFLOP/s over the "
-                     "faster of the two; diagnosis ms: one diagnosis in step; threads: a product's parts\n\n",
-                     device.str(), options.repeats);
+  out << fmt::format(
+      "device {}; median of {} repetitions; GFLOP counts the matrix products of forward, "
+      "backward and update exactly; mm and seam: a 1024^3 product through torch::mm and "
+      "through compute::mm (the route the step's own products take), of best: GFLOP/s over the "
+      "faster of the two; diagnosis ms: one diagnosis in step; threads: a product's parts\n\n",
+      device.str(), options.repeats);
   out << fmt::format("{:<9} {:<7} {:<8} {:<9} {:>12} {:>10} {:>9} {:>10} {:>10} {:>8} {:>9} {:>12} {:>7}\n", "size",
-                     "dtype", "grads", "diag", "ms/step", "GFLOP/step", "GFLOP/s", "mm GFLOP/s", "seam GF/s",
-                     "of best", "diag cost", "diagnosis ms", "threads");
+                     "dtype", "grads", "diag", "ms/step", "GFLOP/step", "GFLOP/s", "mm GFLOP/s", "seam GF/s", "of best",
+                     "diag cost", "diagnosis ms", "threads");
   for (const auto& name : options.sizes) {
-    BenchSize size = *std::find_if(bench_sizes().begin(), bench_sizes().end(), [&](const BenchSize& s) { return s.name == name; });
+    BenchSize size =
+        *std::find_if(bench_sizes().begin(), bench_sizes().end(), [&](const BenchSize& s) { return s.name == name; });
     if (!options.dtype.empty()) size.dtype = *parse_enum<Dtype>(options.dtype);
     ExperimentConfig base = bench_config(size);
     base.device = options.device;
@@ -256,14 +260,14 @@ int time_sizes(const BenchOptions& options, std::ostream& out) {
       for (const bool with_diagnostics : {false, true}) {
         const double seconds = with_diagnostics ? timing.diagnosed : timing.plain;
         const double gflops = flops / seconds / 1e9;
-        out << fmt::format("{:<9} {:<7} {:<8} {:<9} {:>12.3f} {:>10.3f} {:>9.1f} {:>10.1f} {:>10.1f} {:>7.0f}% {:>9} "
-                           "{:>12} {:>7}\n",
-                           size.name, to_string(size.dtype), to_string(gradients),
-                           with_diagnostics ? "every 10" : "off", seconds * 1e3, flops / 1e9, gflops, mm, seam,
-                           100.0 * gflops / ceiling,
-                           with_diagnostics ? fmt::format("{:+.1f}%", 100.0 * timing.cost) : std::string("-"),
-                           with_diagnostics ? fmt::format("{:.3f}", diagnosis * 1e3) : std::string("-"),
-                           policy.backend == Backend::tuned ? policy.threads : 0);
+        out << fmt::format(
+            "{:<9} {:<7} {:<8} {:<9} {:>12.3f} {:>10.3f} {:>9.1f} {:>10.1f} {:>10.1f} {:>7.0f}% {:>9} "
+            "{:>12} {:>7}\n",
+            size.name, to_string(size.dtype), to_string(gradients), with_diagnostics ? "every 10" : "off",
+            seconds * 1e3, flops / 1e9, gflops, mm, seam, 100.0 * gflops / ceiling,
+            with_diagnostics ? fmt::format("{:+.1f}%", 100.0 * timing.cost) : std::string("-"),
+            with_diagnostics ? fmt::format("{:.3f}", diagnosis * 1e3) : std::string("-"),
+            policy.backend == Backend::tuned ? policy.threads : 0);
       }
       out.flush();
     }
@@ -301,9 +305,10 @@ std::string variant_arguments(const std::string& variant) {
   if (variant == "tuned" || variant == "reference") return "--backend " + variant;
   const std::string prefix = "tuned-without-";
   if (variant.rfind(prefix, 0) == 0) return "--backend tuned --without " + variant.substr(prefix.size());
-  throw ConfigError(fmt::format("--variants: unknown variant '{}'; expected tuned, reference or tuned-without-NAME "
-                                "(NAME one of: {})",
-                                variant, fmt::join(tuning_names(), ", ")));
+  throw ConfigError(
+      fmt::format("--variants: unknown variant '{}'; expected tuned, reference or tuned-without-NAME "
+                  "(NAME one of: {})",
+                  variant, fmt::join(tuning_names(), ", ")));
 }
 
 int compare_variants(const BenchOptions& options, std::ostream& out) {
@@ -316,7 +321,8 @@ int compare_variants(const BenchOptions& options, std::ostream& out) {
     // Each round starts at the next variant, so that neither a drift in the machine's
     // speed nor the first process's extra cost falls on one variant.
     std::vector<std::string> order = options.variants;
-    std::rotate(order.begin(), order.begin() + static_cast<long>(static_cast<size_t>(round) % order.size()), order.end());
+    std::rotate(order.begin(), order.begin() + static_cast<long>(static_cast<size_t>(round) % order.size()),
+                order.end());
     for (const auto& variant : order) {
       const std::string command =
           fmt::format("'{}' bench --sizes {} --repeats {} --device {} {}{} 2>&1", std::string(self, length),
@@ -343,7 +349,8 @@ int compare_variants(const BenchOptions& options, std::ostream& out) {
   const std::string& base = options.variants.front();
   out << fmt::format("\nmedians over {} rounds, ms per GD step (ratio: the variant over {})\n", options.rounds, base);
   out << fmt::format("{:<9} {:<8} {:<8}", "size", "grads", "diag");
-  for (const auto& variant : options.variants) out << fmt::format(" {:>{}}", variant, std::max<size_t>(variant.size(), 14));
+  for (const auto& variant : options.variants)
+    out << fmt::format(" {:>{}}", variant, std::max<size_t>(variant.size(), 14));
   out << "\n";
   for (const auto& size : options.sizes) {
     for (const char* grads : {"autograd", "analytic"})
@@ -360,7 +367,8 @@ int compare_variants(const BenchOptions& options, std::ostream& out) {
       }
     out << fmt::format("{:<9} {:<17}", size, "diagnosis ms");
     for (const auto& variant : options.variants)
-      out << fmt::format(" {:>{}}", fmt::format("{:.3f}", median(variant, size, true)), std::max<size_t>(variant.size(), 14));
+      out << fmt::format(" {:>{}}", fmt::format("{:.3f}", median(variant, size, true)),
+                         std::max<size_t>(variant.size(), 14));
     out << "\n";
   }
   return 0;

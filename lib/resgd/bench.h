@@ -31,9 +31,9 @@ ExperimentConfig bench_config(const BenchSize& size);
 
 struct BenchOptions {
   std::vector<std::string> sizes = {"small", "medium"};
-  std::string dtype;          // empty = each size's own
+  std::string dtype;  // empty = each size's own
   std::string device = "cpu";
-  int repeats = 5;            // timed repetitions; the median is reported
+  int repeats = 5;  // timed repetitions; the median is reported
   Backend backend = Backend::tuned;
   /// Tunings left out (compute.h's Tuning and process.h's ProcessSetup, by name).
   std::vector<std::string> without;

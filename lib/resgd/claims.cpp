@@ -26,7 +26,8 @@ bool is_metric(const std::string& metric) {
 }
 
 [[noreturn]] void fail(const Expectation& e, const std::string& what) {
-  throw ConfigError(fmt::format("{}: claims.expect: {}{}", e.at.str(), e.claim.empty() ? "" : "'" + e.claim + "': ", what));
+  throw ConfigError(
+      fmt::format("{}: claims.expect: {}{}", e.at.str(), e.claim.empty() ? "" : "'" + e.claim + "': ", what));
 }
 
 Bound read_bound(const Expectation& e, const YAML::Node& node, const std::string& what) {
@@ -44,9 +45,12 @@ Bound read_bound(const Expectation& e, const YAML::Node& node, const std::string
     } catch (const YAML::Exception&) {
       fail(e, fmt::format("{}.{}: expected a number", what, key));
     }
-    if (key == "min") b.min = value;
-    else if (key == "max") b.max = value;
-    else fail(e, fmt::format("{}: unknown key '{}'; expected min, max", what, key));
+    if (key == "min")
+      b.min = value;
+    else if (key == "max")
+      b.max = value;
+    else
+      fail(e, fmt::format("{}: unknown key '{}'; expected min, max", what, key));
   }
   return b;
 }
@@ -58,7 +62,8 @@ std::vector<std::pair<std::string, std::string>> read_where(const Expectation& e
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& item : node) {
     const std::string key = item.first.Scalar();
-    if (std::find(known.begin(), known.end(), key) == known.end()) fail(e, fmt::format("{}: unknown key '{}'", what, key));
+    if (std::find(known.begin(), known.end(), key) == known.end())
+      fail(e, fmt::format("{}: unknown key '{}'", what, key));
     out.emplace_back(key, item.second.Scalar());
   }
   return out;
@@ -81,12 +86,12 @@ bool same_value(const std::string& a, const std::string& b) {
 }
 
 /// The runs a claim speaks of.
-std::vector<const FoundRun*> select(const RunCollection& runs, const std::vector<std::pair<std::string, std::string>>& where) {
+std::vector<const FoundRun*> select(const RunCollection& runs,
+                                    const std::vector<std::pair<std::string, std::string>>& where) {
   std::vector<const FoundRun*> out;
   for (const auto& run : runs.runs)
-    if (std::all_of(where.begin(), where.end(), [&](const auto& kv) {
-          return same_value(value_text(run.config, kv.first), kv.second);
-        }))
+    if (std::all_of(where.begin(), where.end(),
+                    [&](const auto& kv) { return same_value(value_text(run.config, kv.first), kv.second); }))
       out.push_back(&run);
   return out;
 }
@@ -154,14 +159,20 @@ MetricValue metric_value(const nlohmann::json& summary, const std::string& metri
     const auto a = number(top), b = number(bottom);
     return a && b && *b > 0 ? std::optional<double>(*a / *b) : std::nullopt;
   };
-  if (metric == "status") v.text = summary.value("status", "");
-  else if (metric == "converges_linearly") v.text = rate_if_linear(summary) ? "true" : "false";
-  else if (metric == "final_over_initial") v.number = ratio("final_loss", "initial_loss");
-  else if (metric == "final_over_within_sequence") v.number = ratio("final_loss", "within_sequence_loss");
-  else if (metric == "loss_max_over_initial") v.number = ratio("loss_max", "initial_loss");
+  if (metric == "status")
+    v.text = summary.value("status", "");
+  else if (metric == "converges_linearly")
+    v.text = rate_if_linear(summary) ? "true" : "false";
+  else if (metric == "final_over_initial")
+    v.number = ratio("final_loss", "initial_loss");
+  else if (metric == "final_over_within_sequence")
+    v.number = ratio("final_loss", "within_sequence_loss");
+  else if (metric == "loss_max_over_initial")
+    v.number = ratio("loss_max", "initial_loss");
   else if (metric == "one_minus_rate") {
     if (const auto rate = rate_if_linear(summary)) v.number = 1 - *rate;
-  } else v.number = number(metric);
+  } else
+    v.number = number(metric);
   return v;
 }
 
@@ -186,11 +197,13 @@ std::vector<Expectation> parse_expectations(const ExperimentConfig& config) {
         e.kind = key == "every" ? Expectation::Kind::every : Expectation::Kind::median;
         if (!value.IsMap()) fail(e, key + ": expected a map of metrics to bounds");
         for (const auto& m : value)
-          e.metrics.emplace_back(require_metric(e, m.first.Scalar()), read_bound(e, m.second, key + "." + m.first.Scalar()));
+          e.metrics.emplace_back(require_metric(e, m.first.Scalar()),
+                                 read_bound(e, m.second, key + "." + m.first.Scalar()));
       } else if (key == "ratio") {
         ++kinds;
         e.kind = Expectation::Kind::ratio;
-        if (!value.IsMap() || !value["of"] || !value["over"]) fail(e, "ratio: expected {of: METRIC, over: {...}, min/max}");
+        if (!value.IsMap() || !value["of"] || !value["over"])
+          fail(e, "ratio: expected {of: METRIC, over: {...}, min/max}");
         e.of = require_metric(e, value["of"].Scalar());
         e.over = read_where(e, value["over"], "ratio.over");
         YAML::Node bound;
@@ -200,7 +213,8 @@ std::vector<Expectation> parse_expectations(const ExperimentConfig& config) {
       } else if (key == "fit") {
         ++kinds;
         e.kind = Expectation::Kind::fit;
-        if (!value.IsMap() || !value["x"] || !value["y"]) fail(e, "fit: expected {x: KEY or METRIC, y: METRIC, slope, correlation}");
+        if (!value.IsMap() || !value["x"] || !value["y"])
+          fail(e, "fit: expected {x: KEY or METRIC, y: METRIC, slope, correlation}");
         e.of = require_metric(e, value["y"].Scalar());
         e.x = value["x"].Scalar();
         const auto known = known_keys();
@@ -253,8 +267,8 @@ Verdict check(const Expectation& e, const RunCollection& collection) {
         const auto m = median(numbers(runs, metric));
         const MetricValue value{m, std::nullopt};
         v.shown = v.shown && holds(bound, value);
-        parts.push_back(fmt::format("median {} = {} over {} runs ({})", metric, shown_value(value), runs.size(),
-                                    bound.str()));
+        parts.push_back(
+            fmt::format("median {} = {} over {} runs ({})", metric, shown_value(value), runs.size(), bound.str()));
       }
       v.measured = fmt::format("{}", fmt::join(parts, "; "));
       return v;
@@ -263,7 +277,8 @@ Verdict check(const Expectation& e, const RunCollection& collection) {
       const auto below = select(collection, e.over);
       const auto top = median(numbers(runs, e.of)), bottom = median(numbers(below, e.of));
       if (!top || !bottom || below.empty()) {
-        v.measured = fmt::format("no value of {} for {} or for {}", e.of, describe_where(e.where), describe_where(e.over));
+        v.measured =
+            fmt::format("no value of {} for {} or for {}", e.of, describe_where(e.where), describe_where(e.over));
         return v;
       }
       const double r = *top / *bottom;

@@ -46,12 +46,12 @@ struct Expectation {
   Origin at;
   std::vector<std::pair<std::string, std::string>> where;  // key, YAML value: the runs it speaks of
   Kind kind = Kind::every;
-  std::vector<std::pair<std::string, Bound>> metrics;      // every, median
-  std::string of;                                          // ratio: the metric; fit: y
-  std::vector<std::pair<std::string, std::string>> over;   // ratio: the runs of the denominator
-  std::string x;                                           // fit: a key or a metric
-  Bound bound;                                             // ratio: the ratio's; fit: the slope's
-  Bound correlation;                                       // fit
+  std::vector<std::pair<std::string, Bound>> metrics;     // every, median
+  std::string of;                                         // ratio: the metric; fit: y
+  std::vector<std::pair<std::string, std::string>> over;  // ratio: the runs of the denominator
+  std::string x;                                          // fit: a key or a metric
+  Bound bound;                                            // ratio: the ratio's; fit: the slope's
+  Bound correlation;                                      // fit
 };
 
 /// The experiment's claims, read: ConfigError at the claim's line for an unknown kind, key or

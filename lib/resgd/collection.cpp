@@ -26,7 +26,8 @@ FoundRun read_run(const fs::path& dir) {
   run.dir = fs::absolute(dir).lexically_normal();
   run.config = load_config_file((dir / "config.yaml").string());
   run.summary = read_json(dir / "summary.json");
-  if (!run.summary.is_object()) throw IoError(fmt::format("{}: not a summary of a run", (dir / "summary.json").string()));
+  if (!run.summary.is_object())
+    throw IoError(fmt::format("{}: not a summary of a run", (dir / "summary.json").string()));
   return run;
 }
 
@@ -164,9 +165,10 @@ RunCollection collect_runs(const fs::path& dir) {
   if (c.runs.empty()) {
     std::string found;
     for (const auto& note : c.notes) found += fmt::format("; {}: {}", note.path.filename().string(), note.why);
-    throw IoError(fmt::format("{}: neither a run or sweep directory of `resgd run` (no config.yaml) nor a folder "
-                              "holding finished ones{}",
-                              dir.string(), found));
+    throw IoError(
+        fmt::format("{}: neither a run or sweep directory of `resgd run` (no config.yaml) nor a folder "
+                    "holding finished ones{}",
+                    dir.string(), found));
   }
   return c;
 }

@@ -15,8 +15,8 @@ namespace resgd {
 
 /// One finished run: where it lives, its resolved configuration and its summary.json.
 struct FoundRun {
-  std::filesystem::path dir;        // absolute
-  ExperimentConfig config;          // its config.yaml
+  std::filesystem::path dir;  // absolute
+  ExperimentConfig config;    // its config.yaml
   nlohmann::json summary;
   std::vector<std::string> values;  // the collection's keys' values (value_text), in key order
 };

@@ -5,10 +5,10 @@
 #include "resgd/files.h"
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -56,8 +56,7 @@ void visit_fields(Config& c, Visitor&& v) {
   v("data.target_dim", c.data.target_dim, "d_y, the features of a target");
   v("data.target_std", c.data.target_std, "the std of random targets; null means 1/sqrt(d_y)");
   v("data.noise", c.data.noise, "std of the noise added to teacher and linear targets");
-  v("data.path", c.data.path,
-    "the .pt file of kind tensors, or the digits file; relative to the experiment file");
+  v("data.path", c.data.path, "the .pt file of kind tensors, or the digits file; relative to the experiment file");
   v("model.layers", c.model.layers, "L, the blocks (attention then FFN, each with its residual)");
   v("model.key_dim", c.model.key_dim, "d_k, the columns of W_Q and W_K over all heads; null means d");
   v("model.ffn_width", c.model.ffn_width, "m, the FFN's hidden width (W_1 is d x m)");
@@ -166,8 +165,7 @@ std::string join(const std::vector<std::string>& items, const std::string& sep) 
   throw ConfigError(fmt::format("{}: {}", where.str(), what));
 }
 
-[[noreturn]] void fail_unknown(const Origin& where, const std::string& section,
-                               const std::string& name) {
+[[noreturn]] void fail_unknown(const Origin& where, const std::string& section, const std::string& name) {
   const auto known = children_of(section);
   std::string hint;
   size_t best = 3;  // suggest only close matches: typos, not different words
@@ -278,8 +276,7 @@ void parse(const YAML::Node& node, std::optional<T>& out, const std::string& key
 }
 
 /// Sets the field at `path` from `node`. Returns false if there is no such field.
-bool set_field(ExperimentConfig& config, const std::string& path, const YAML::Node& node,
-               const Origin& at) {
+bool set_field(ExperimentConfig& config, const std::string& path, const YAML::Node& node, const Origin& at) {
   bool found = false;
   visit_fields(config, [&](const char* key, auto& field, const char*) {
     if (found || path != key) return;
@@ -293,14 +290,11 @@ bool set_field(ExperimentConfig& config, const std::string& path, const YAML::No
 // ---------------------------------------------------------------------------------------
 // Dump: every key, nested by section, numbers in their shortest exact form.
 std::string quote_if_needed(const std::string& s) {
-  static const std::set<std::string> keywords = {"null", "~", "true", "false", "yes", "no",
-                                                 "on",   "off", "y", "n", ""};
+  static const std::set<std::string> keywords = {"null", "~", "true", "false", "yes", "no", "on", "off", "y", "n", ""};
   std::string lower = s;
   std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
-  bool plain = !keywords.count(lower) && !std::isdigit(static_cast<unsigned char>(s[0])) &&
-               s[0] != '-' && s[0] != '.';
-  for (char ch : s)
-    plain = plain && (std::isalnum(static_cast<unsigned char>(ch)) || std::strchr("_-./:", ch));
+  bool plain = !keywords.count(lower) && !std::isdigit(static_cast<unsigned char>(s[0])) && s[0] != '-' && s[0] != '.';
+  for (char ch : s) plain = plain && (std::isalnum(static_cast<unsigned char>(ch)) || std::strchr("_-./:", ch));
   if (plain) return s;
   return nlohmann::json(s).dump();  // a JSON string is a valid YAML double-quoted scalar
 }
@@ -357,21 +351,24 @@ SweepAxis read_axis(const ExperimentConfig& config, const std::string& key, cons
       if (sweepable_key(k)) sweepable.push_back(k);
     const char* why = key == "seed"              ? " (use 'seeds' to repeat runs)"
                       : key == "compute.backend" ? " (it sets up the process: compare the backends with two runs)"
-                      : key.rfind("zip.", 0) == 0 ? " (zipped lists are set together: --set sweep.zip={KEY: [...], KEY: [...]})"
-                                                   : "";
-    fail(key_at, fmt::format("sweep: '{}' is not a key that can be swept{}; sweepable keys: {}",
-                             key, why, join(sweepable, ", ")));
+                      : key.rfind("zip.", 0) == 0
+                          ? " (zipped lists are set together: --set sweep.zip={KEY: [...], KEY: [...]})"
+                          : "";
+    fail(key_at, fmt::format("sweep: '{}' is not a key that can be swept{}; sweepable keys: {}", key, why,
+                             join(sweepable, ", ")));
   }
   if (!values.IsSequence() || values.size() == 0)
-    fail(origin_of(values, file), fmt::format("sweep.{}{}: expected a non-empty list, got {}", zipped ? "zip." : "",
-                                              key, describe(values)));
+    fail(origin_of(values, file),
+         fmt::format("sweep.{}{}: expected a non-empty list, got {}", zipped ? "zip." : "", key, describe(values)));
   SweepAxis axis{key, {}, {}, zipped};
   for (const auto& value : values) {
     const Origin at = origin_of(value, file);
     ExperimentConfig probe = config;
     set_field(probe, key, value, at);
     // A quoted scalar ('[x', "true") stays quoted, so config_for_point reads back the same string.
-    axis.values.push_back(value.IsNull() ? "null" : value.Tag() == "!" ? quote_if_needed(value.Scalar()) : value.Scalar());
+    axis.values.push_back(value.IsNull()       ? "null"
+                          : value.Tag() == "!" ? quote_if_needed(value.Scalar())
+                                               : value.Scalar());
     axis.origins.push_back(at);
   }
   return axis;
@@ -387,11 +384,11 @@ void put_axis(SweepConfig& sweep, SweepAxis axis) {
 /// sweep.zip: keys whose lists are read in step (the i-th values form one point), e.g. a
 /// depth with the step size that suits it. It replaces any earlier zip as a whole; an empty
 /// one (--set sweep.zip={}) drops it.
-void load_zip(ExperimentConfig& config, const YAML::Node& node, std::set<std::string>& seen,
-              const std::string& file) {
+void load_zip(ExperimentConfig& config, const YAML::Node& node, std::set<std::string>& seen, const std::string& file) {
   if (!node.IsMap())
     fail(origin_of(node, file), fmt::format("sweep.zip: expected a map of dotted keys to lists of one length, "
-                                            "moved together, got {}", describe(node)));
+                                            "moved together, got {}",
+                                            describe(node)));
   auto zipped = [](const SweepAxis& a) { return a.zipped; };
   config.sweep.axes.erase(std::remove_if(config.sweep.axes.begin(), config.sweep.axes.end(), zipped),
                           config.sweep.axes.end());
@@ -410,16 +407,15 @@ void load_zip(ExperimentConfig& config, const YAML::Node& node, std::set<std::st
     } else if (axis.values.size() != length) {
       fail(origin_of(item.second, file),
            fmt::format("sweep.zip.{}: {} value{}, but sweep.zip.{} has {}; zipped lists are read in step, so they "
-                       "must be of one length", key, axis.values.size(), axis.values.size() == 1 ? "" : "s", first,
-                       length));
+                       "must be of one length",
+                       key, axis.values.size(), axis.values.size() == 1 ? "" : "s", first, length));
     }
     put_axis(config.sweep, std::move(axis));
   }
 }
 
 void load_sweep(ExperimentConfig& config, const YAML::Node& node, const std::string& file) {
-  if (!node.IsMap())
-    fail(origin_of(node, file), "sweep: expected a map of dotted keys to lists of values");
+  if (!node.IsMap()) fail(origin_of(node, file), "sweep: expected a map of dotted keys to lists of values");
   std::set<std::string> seen;
   for (const auto& item : node) {
     const Origin key_at = origin_of(item.first, file);
@@ -440,7 +436,8 @@ void load_sweep(ExperimentConfig& config, const YAML::Node& node, const std::str
         if (seed < 0) fail(origin_of(value, file), "sweep.seeds: seeds must be >= 0");
         if (std::count(config.sweep.seeds.begin(), config.sweep.seeds.end(), seed))
           fail(origin_of(value, file), fmt::format("sweep.seeds: seed {} is listed twice; each run needs a directory "
-                                                   "of its own", seed));
+                                                   "of its own",
+                                                   seed));
         config.sweep.seeds.push_back(seed);
       }
       continue;
@@ -456,7 +453,8 @@ void load_sweep(ExperimentConfig& config, const YAML::Node& node, const std::str
 /// `quick:` as key=value assignments, `figure:` a plot's name.
 void load_claims(ExperimentConfig& config, const YAML::Node& node, const std::string& file) {
   if (!node.IsMap())
-    fail(origin_of(node, file), fmt::format("claims: expected a map with keys expect, quick, figure, got {}", describe(node)));
+    fail(origin_of(node, file),
+         fmt::format("claims: expected a map with keys expect, quick, figure, got {}", describe(node)));
   for (const auto& item : node) {
     const Origin key_at = origin_of(item.first, file);
     const std::string name = item.first.IsScalar() ? item.first.Scalar() : "";
@@ -471,7 +469,8 @@ void load_claims(ExperimentConfig& config, const YAML::Node& node, const std::st
       }
     } else if (name == "quick") {
       if (!value.IsMap())
-        fail(origin_of(value, file), fmt::format("claims.quick: expected a map of keys to values, got {}", describe(value)));
+        fail(origin_of(value, file),
+             fmt::format("claims.quick: expected a map of keys to values, got {}", describe(value)));
       config.claims.quick.clear();
       config.claims.quick_at = origin_of(value, file).str();
       for (const auto& setting : value) {
@@ -508,9 +507,8 @@ void load_map(ExperimentConfig& config, const YAML::Node& map, const std::string
       set_field(config, path, item.second, origin_of(item.second, file));
     } else if (is_section(path)) {
       if (!item.second.IsMap())
-        fail(origin_of(item.second, file),
-             fmt::format("'{}' is a section: expected a map with keys {}, got {}", path,
-                         join(children_of(path), ", "), describe(item.second)));
+        fail(origin_of(item.second, file), fmt::format("'{}' is a section: expected a map with keys {}, got {}", path,
+                                                       join(children_of(path), ", "), describe(item.second)));
       load_map(config, item.second, path, file, keys_at);
     } else {
       fail_unknown(key_at, section, name);
@@ -518,8 +516,7 @@ void load_map(ExperimentConfig& config, const YAML::Node& map, const std::string
   }
 }
 
-void require(bool ok, const ExperimentConfig& config, const std::string& key,
-             const std::string& what) {
+void require(bool ok, const ExperimentConfig& config, const std::string& key, const std::string& what) {
   if (ok) return;
   auto it = config.origins.find(key);
   const Origin at = it == config.origins.end() ? Origin{"default"} : it->second;
@@ -556,7 +553,8 @@ ExperimentConfig load_config_text(const std::string& yaml_text, const std::strin
   // yaml-cpp stops reading at a NUL byte, which would silently drop the rest of the file.
   if (const size_t nul = yaml_text.find('\0'); nul != std::string::npos) {
     const size_t line_start = yaml_text.rfind('\n', nul);
-    const auto line = static_cast<int>(std::count(yaml_text.begin(), yaml_text.begin() + static_cast<std::ptrdiff_t>(nul), '\n'));
+    const auto line =
+        static_cast<int>(std::count(yaml_text.begin(), yaml_text.begin() + static_cast<std::ptrdiff_t>(nul), '\n'));
     fail(Origin{source, line + 1, static_cast<int>(line_start == std::string::npos ? nul + 1 : nul - line_start)},
          "not a text file (NUL byte); an experiment file is YAML text");
   }
@@ -577,9 +575,8 @@ ExperimentConfig load_config_text(const std::string& yaml_text, const std::strin
   ExperimentConfig config;
   if (root.IsNull()) return config;  // an empty file means all defaults
   if (!root.IsMap())
-    fail(origin_of(root, source),
-         fmt::format("an experiment file must be a map of sections (known keys: {}), got {}",
-                     join(children_of(""), ", "), describe(root)));
+    fail(origin_of(root, source), fmt::format("an experiment file must be a map of sections (known keys: {}), got {}",
+                                              join(children_of(""), ", "), describe(root)));
   std::map<std::string, Origin> keys_at;
   load_map(config, root, "", source, keys_at);
   fill_kind_defaults(config);
@@ -635,8 +632,7 @@ namespace {
 void set_from_assignment(ExperimentConfig& config, const std::string& assignment) {
   const Origin at{"--set " + assignment};
   const auto eq = assignment.find('=');
-  if (eq == std::string::npos || eq == 0)
-    fail(at, "expected key=value, e.g. --set model.residual.attention=false");
+  if (eq == std::string::npos || eq == 0) fail(at, "expected key=value, e.g. --set model.residual.attention=false");
   const std::string key = assignment.substr(0, eq);
   YAML::Node value;
   try {
@@ -650,8 +646,9 @@ void set_from_assignment(ExperimentConfig& config, const std::string& assignment
     // Dropping the file's sweep runs one point of it (with --set on the swept keys); axes
     // are set one by one, so a whole sweep here would be a second syntax for them.
     if (!value.IsNull() && !(value.IsMap() && value.size() == 0))
-      fail(at, "only sweep={} (or sweep=null) is accepted whole: it drops the file's sweep; set an axis with "
-               "--set sweep.KEY=[...], e.g. --set sweep.train.lr=[0.1,0.01]");
+      fail(at,
+           "only sweep={} (or sweep=null) is accepted whole: it drops the file's sweep; set an axis with "
+           "--set sweep.KEY=[...], e.g. --set sweep.train.lr=[0.1,0.01]");
     config.sweep = SweepConfig{};
   } else if (key.rfind("sweep.", 0) == 0) {
     YAML::Node sweep;
@@ -682,8 +679,8 @@ void apply_overrides(ExperimentConfig& config, const std::vector<std::string>& a
     const std::string value = value_text(config, key);
     const auto [first, fresh] = set_to.emplace(key, std::pair{value, assignment});
     if (!fresh && first->second.first != value)
-      fail(Origin{"--set " + assignment}, fmt::format("{} is also set by --set {}, to another value; set it once",
-                                                      key, first->second.second));
+      fail(Origin{"--set " + assignment},
+           fmt::format("{} is also set by --set {}, to another value; set it once", key, first->second.second));
   }
   for (const auto& [key, setting] : set_to) {
     if (key == "seed" && !config.sweep.seeds.empty())
@@ -696,17 +693,15 @@ void apply_overrides(ExperimentConfig& config, const std::vector<std::string>& a
       fail(Origin{"--set " + setting.second},
            fmt::format("{} is swept by {} (sweep.{}{}: [{}]), which sets it for every run, so this value would "
                        "vanish; to run it alone use --set sweep.{}=[{}], or drop the sweep with --set sweep={{}}",
-                       key, axis.origins.front().str(), axis.zipped ? "zip." : "", key, join(axis.values, ", "),
-                       key, setting.first));
+                       key, axis.origins.front().str(), axis.zipped ? "zip." : "", key, join(axis.values, ", "), key,
+                       setting.first));
     }
   }
   fill_kind_defaults(config);
   validate(config);
 }
 
-void apply_override(ExperimentConfig& config, const std::string& assignment) {
-  apply_overrides(config, {assignment});
-}
+void apply_override(ExperimentConfig& config, const std::string& assignment) { apply_overrides(config, {assignment}); }
 
 namespace {
 
@@ -775,12 +770,14 @@ void require_distinct_run_directories(const SweepConfig& sweep) {
              fmt::format("sweep.{}: {}; each run needs a directory of its own", first.key,
                          a == b ? fmt::format("{} is listed twice", a)
                                 : fmt::format("{} and {} give one directory name (characters other than letters, "
-                                              "digits and '._-' become '_')", a, b)));
+                                              "digits and '._-' become '_')",
+                                              a, b)));
       }
       std::string pairs;
       for (const SweepAxis* axis : axes) pairs += (pairs.empty() ? "" : ", ") + axis->key + "=" + axis->values[j];
       fail(first.origins[j], fmt::format("sweep.zip: entries {} and {} ({}) are one point; each run needs a "
-                                         "directory of its own", it->second + 1, j + 1, pairs));
+                                         "directory of its own",
+                                         it->second + 1, j + 1, pairs));
     }
   }
 }
@@ -850,8 +847,8 @@ std::vector<KeyInfo> key_infos() {
   const ExperimentConfig defaults;
   visit_fields(defaults, [&](const char* key, const auto& field, const char* meaning) {
     const auto allowed = allowed_values().find(key);
-    out.push_back({key, type_of(field), to_text(field), allowed == allowed_values().end() ? "" : allowed->second,
-                   meaning});
+    out.push_back(
+        {key, type_of(field), to_text(field), allowed == allowed_values().end() ? "" : allowed->second, meaning});
   });
   return out;
 }
@@ -916,13 +913,15 @@ void validate(const ExperimentConfig& c) {
   if (d.kind != DataKind::tensors || c.origins.count("data.dim")) {
     const int64_t key_dim = m.key_dim.value_or(d.dim);
     require(key_dim % m.heads == 0 && d.dim % m.heads == 0, c, "model.attention.heads",
-            fmt::format("{} heads must divide the key size d_k = {} and the token size d = {} evenly", m.heads,
-                        key_dim, d.dim));
+            fmt::format("{} heads must divide the key size d_k = {} and the token size d = {} evenly", m.heads, key_dim,
+                        d.dim));
   }
   require(!m.temperature || *m.temperature > 0, c, "model.attention.temperature", "must be > 0 or null");
-  const std::pair<const char*, const std::optional<double>*> stds[] = {
-      {"model.init.W_Q", &m.init.W_Q}, {"model.init.W_K", &m.init.W_K}, {"model.init.W_V", &m.init.W_V},
-      {"model.init.W_1", &m.init.W_1}, {"model.init.W_2", &m.init.W_2}};
+  const std::pair<const char*, const std::optional<double>*> stds[] = {{"model.init.W_Q", &m.init.W_Q},
+                                                                       {"model.init.W_K", &m.init.W_K},
+                                                                       {"model.init.W_V", &m.init.W_V},
+                                                                       {"model.init.W_1", &m.init.W_1},
+                                                                       {"model.init.W_2", &m.init.W_2}};
   for (const auto& [key, std] : stds) require(!*std || **std >= 0, c, key, "an init std must be >= 0 or null");
   const TrainConfig& t = c.train;
   require(t.lr > 0, c, "train.lr", fmt::format("must be > 0, got {}", t.lr));
@@ -955,8 +954,7 @@ std::string dump_yaml(const ExperimentConfig& config, bool include_sweep) {
     auto parts = split_path(key);
     size_t common = 0;
     while (common < open.size() && common + 1 < parts.size() && open[common] == parts[common]) ++common;
-    for (size_t i = common; i + 1 < parts.size(); ++i)
-      out += std::string(2 * i, ' ') + parts[i] + ":\n";
+    for (size_t i = common; i + 1 < parts.size(); ++i) out += std::string(2 * i, ' ') + parts[i] + ":\n";
     out += std::string(2 * (parts.size() - 1), ' ') + parts.back() + ": " + to_text(field) + "\n";
     open.assign(parts.begin(), parts.end() - 1);
   });

@@ -106,12 +106,12 @@ std::optional<E> parse_enum(const std::string& name) {
 
 struct DataConfig {
   DataKind kind = DataKind::gaussian;
-  int64_t num_samples = 32;       // N
-  int64_t seq_len = 8;            // n
-  int64_t dim = 16;               // d
-  bool normalize_tokens = false;  // scale each token to unit norm
-  Target target = Target::random;  // gaussian only
-  int64_t target_dim = 16;        // d_y
+  int64_t num_samples = 32;          // N
+  int64_t seq_len = 8;               // n
+  int64_t dim = 16;                  // d
+  bool normalize_tokens = false;     // scale each token to unit norm
+  Target target = Target::random;    // gaussian only
+  int64_t target_dim = 16;           // d_y
   std::optional<double> target_std;  // random targets' std; null = 1/sqrt(d_y)
   double noise = 0.0;                // std of noise added to teacher/linear targets
   std::optional<std::string> path;   // .pt file for tensors; data file for digits
@@ -123,19 +123,19 @@ struct InitConfig {
 };
 
 struct ModelConfig {
-  int64_t layers = 1;                // L
-  std::optional<int64_t> key_dim;    // d_k; null = d
-  int64_t ffn_width = 256;           // m
+  int64_t layers = 1;              // L
+  std::optional<int64_t> key_dim;  // d_k; null = d
+  int64_t ffn_width = 256;         // m
   Activation activation = Activation::relu;
   double leaky_slope = 0.01;
   Readout readout = Readout::tokens;
   LayerNorm layer_norm = LayerNorm::none;  // pre: each token normalized before attention and FFN
-  Gain residual_attention{1.0};      // gamma_a
-  Gain residual_ffn{0.0};            // gamma_f (the paper's single-layer model has none)
-  int64_t heads = 1;                 // attention heads: d_k and d split evenly between them
-  std::optional<double> temperature; // tau; null = sqrt(d_k / heads), the key size of one head
+  Gain residual_attention{1.0};            // gamma_a
+  Gain residual_ffn{0.0};                  // gamma_f (the paper's single-layer model has none)
+  int64_t heads = 1;                       // attention heads: d_k and d split evenly between them
+  std::optional<double> temperature;       // tau; null = sqrt(d_k / heads), the key size of one head
   bool causal = false;
-  double output_scale = 1.0;         // c; 1/sqrt(m) is the NTK parametrization
+  double output_scale = 1.0;  // c; 1/sqrt(m) is the NTK parametrization
   InitConfig init;
 };
 
@@ -147,8 +147,8 @@ struct TrainConfig {
   double divergence_factor = 1.0e6;
   Loss loss = Loss::sum;
   Gradients gradients = Gradients::autograd;
-  int64_t log_every = 1;              // metrics.csv row cadence
-  int64_t checkpoint_every = 0;       // 0 = off
+  int64_t log_every = 1;         // metrics.csv row cadence
+  int64_t checkpoint_every = 0;  // 0 = off
 };
 
 /// How a run multiplies: `tuned` (the routes that pay on this machine) or `reference`
@@ -158,13 +158,13 @@ struct ComputeConfig {
 };
 
 struct DiagnosticsConfig {
-  int64_t every = 10;  // 0 = only at the first and last iteration
-  bool ntk = false;    // smallest eigenvalue of J J^T (small problems only)
-  std::optional<int64_t> ntk_every;  // null = every
+  int64_t every = 10;                    // 0 = only at the first and last iteration
+  bool ntk = false;                      // smallest eigenvalue of J J^T (small problems only)
+  std::optional<int64_t> ntk_every;      // null = every
   int64_t ntk_max_entries = 50'000'000;  // refuse the NTK above this many Jacobian entries
   bool sharpness = false;  // largest eigenvalue of the loss's Hessian (Lanczos on Hessian-vector products)
   std::optional<int64_t> sharpness_every;  // null = every
-  bool linearized = false;  // loss_lin: GD on the model linearized at initialization (linearized.h)
+  bool linearized = false;                 // loss_lin: GD on the model linearized at initialization (linearized.h)
 };
 
 /// One swept key and its values, each kept as YAML text with its position in the file.
@@ -176,8 +176,8 @@ struct SweepAxis {
 };
 
 struct SweepConfig {
-  std::vector<SweepAxis> axes;   // Cartesian product, in file order; the zipped ones count as one
-  std::vector<int64_t> seeds;    // repetitions of every point; empty = the run's seed
+  std::vector<SweepAxis> axes;  // Cartesian product, in file order; the zipped ones count as one
+  std::vector<int64_t> seeds;   // repetitions of every point; empty = the run's seed
   bool empty() const { return axes.empty() && seeds.empty(); }
 };
 
@@ -189,15 +189,15 @@ struct ClaimsConfig {
     Origin origin;
   };
   std::vector<Entry> expect;
-  std::vector<std::string> quick;  // `quick:` overrides for --quick, as key=value assignments
+  std::vector<std::string> quick;         // `quick:` overrides for --quick, as key=value assignments
   std::string quick_at = "claims.quick";  // where `quick:` stands, for its errors
-  std::string figure = "loss";     // the report plot results.md shows
+  std::string figure = "loss";            // the report plot results.md shows
 };
 
 struct ExperimentConfig {
   std::string name = "example";
   int64_t seed = 0;
-  std::string device = "auto";   // cpu | cuda | cuda:N | auto
+  std::string device = "auto";  // cpu | cuda | cuda:N | auto
   Dtype dtype = Dtype::float64;
   DataConfig data;
   ModelConfig model;

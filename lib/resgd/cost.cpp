@@ -76,14 +76,16 @@ void check_linearized(const ExperimentConfig& c) {
   const std::string at = origin == c.origins.end() ? "default" : origin->second.str();
   const double R = output_count(c), P = parameter_count(c);
   if (R > kLinearizedMaxOutputs)
-    throw ConfigError(fmt::format("{}: diagnostics.linearized: its kernel K would be {:.0f} x {:.0f} (R = {} outputs: "
-                                  "N n d_y, or N d_y with the mean readout), {:.3g} GiB, more than the {:.0f} outputs "
-                                  "it takes; fewer samples, tokens or target features, or the mean readout",
-                                  at, R, R, R, gib(8 * R * R * 3), kLinearizedMaxOutputs));
+    throw ConfigError(
+        fmt::format("{}: diagnostics.linearized: its kernel K would be {:.0f} x {:.0f} (R = {} outputs: "
+                    "N n d_y, or N d_y with the mean readout), {:.3g} GiB, more than the {:.0f} outputs "
+                    "it takes; fewer samples, tokens or target features, or the mean readout",
+                    at, R, R, R, gib(8 * R * R * 3), kLinearizedMaxOutputs));
   if (R * P > double(c.diagnostics.ntk_max_entries))
-    throw ConfigError(fmt::format("{}: diagnostics.linearized: its Jacobian would have {:.3g} entries ({:.0f} outputs x "
-                                  "{:.0f} parameters, {:.3g} GiB), above diagnostics.ntk_max_entries = {}",
-                                  at, R * P, R, P, gib(8 * R * P), c.diagnostics.ntk_max_entries));
+    throw ConfigError(
+        fmt::format("{}: diagnostics.linearized: its Jacobian would have {:.3g} entries ({:.0f} outputs x "
+                    "{:.0f} parameters, {:.3g} GiB), above diagnostics.ntk_max_entries = {}",
+                    at, R * P, R, P, gib(8 * R * P), c.diagnostics.ntk_max_entries));
 }
 
 double MemoryEstimate::bytes() const {
@@ -110,18 +112,24 @@ MemoryEstimate estimate_memory(const ExperimentConfig& c) {
   // Activations: each block's trace and the gradients of its tensors; x 2 with the tuned
   // backend, whose diagnosis worker holds one step's trace while the next step makes its own.
   const double traces = (c.compute.backend == Backend::tuned ? 2 : 1) * L * item;
-  e.terms.push_back({"the attention scores and their gradients (3 N h n^2 per block)", traces * 3 * heads * N * n * n,
+  e.terms.push_back({"the attention scores and their gradients (3 N h n^2 per block)",
+                     traces * 3 * heads * N * n * n,
                      {N_key, n_key, "model.attention.heads", "model.layers"}});
-  e.terms.push_back({"the queries and keys and their gradients (4 N n d_k per block)", traces * 4 * tokens * d_k,
+  e.terms.push_back({"the queries and keys and their gradients (4 N n d_k per block)",
+                     traces * 4 * tokens * d_k,
                      {"model.key_dim", N_key, n_key, "model.layers"}});
-  e.terms.push_back({"the values, attention outputs and their gradients (6 N n d per block)", traces * 6 * tokens * d,
+  e.terms.push_back({"the values, attention outputs and their gradients (6 N n d per block)",
+                     traces * 6 * tokens * d,
                      {"data.dim", N_key, n_key, "model.layers"}});
-  e.terms.push_back({"the FFN's activations and their gradient (3 N n m per block)", traces * 3 * tokens * m,
+  e.terms.push_back({"the FFN's activations and their gradient (3 N n m per block)",
+                     traces * 3 * tokens * m,
                      {"model.ffn_width", N_key, n_key, "model.layers"}});
-  e.terms.push_back({"the data and the outputs (N n (d + 2 d_y))", item * tokens * (d + 2 * d_y),
+  e.terms.push_back({"the data and the outputs (N n (d + 2 d_y))",
+                     item * tokens * (d + 2 * d_y),
                      {N_key, n_key, "data.dim", "data.target_dim"}});
   // theta, its gradient, theta_0, the update's and a checkpoint's copies
-  e.terms.push_back({"the parameters, their gradients and copies (5 P)", 5 * item * params,
+  e.terms.push_back({"the parameters, their gradients and copies (5 P)",
+                     5 * item * params,
                      {"model.ffn_width", "data.dim", "model.key_dim", "model.layers", "data.target_dim"}});
   // The spectra of G, A and the stacked G, and of the features Phi, in float64, with a
   // QR's triangle of the features.

@@ -22,7 +22,7 @@ namespace fs = std::filesystem;
 namespace {
 
 const auto kFloat64 = torch::TensorOptions().dtype(torch::kFloat64);
-constexpr int64_t kDigitsSide = 8;     // 8 rows (tokens) of 8 pixels (features)
+constexpr int64_t kDigitsSide = 8;  // 8 rows (tokens) of 8 pixels (features)
 constexpr int64_t kDigitsMaxPixel = 16;
 constexpr int64_t kDigitsClasses = 10;
 
@@ -77,8 +77,8 @@ Dataset gaussian_dataset(const ExperimentConfig& config) {
     if (data.target == Target::teacher) {
       Y = teacher_targets(config, X);
     } else {  // linear: X B, B of shape (d, d_y), entries N(0, 1/d)
-      auto B = torch::randn({data.dim, data.target_dim}, noise, kFloat64)
-                   .div_(std::sqrt(static_cast<double>(data.dim)));
+      auto B =
+          torch::randn({data.dim, data.target_dim}, noise, kFloat64).div_(std::sqrt(static_cast<double>(data.dim)));
       Y = X.matmul(B);
       if (pooled) Y = Y.mean(1);
     }
@@ -95,8 +95,9 @@ Dataset gaussian_dataset(const ExperimentConfig& config) {
 
 void check_num_samples(const ExperimentConfig& config, int64_t available, const fs::path& path) {
   if (config.data.num_samples > available)
-    config_mismatch(config, "data.num_samples",
-                    fmt::format("{} requested, but {} holds only {}", config.data.num_samples, path.string(), available));
+    config_mismatch(
+        config, "data.num_samples",
+        fmt::format("{} requested, but {} holds only {}", config.data.num_samples, path.string(), available));
 }
 
 /// The first num_samples digits; targets one-hot (d_y 10) or the label (d_y 1), per token
@@ -111,8 +112,9 @@ Dataset digits_dataset(const ExperimentConfig& config) {
   // validate() admits only these two target widths for digits.
   torch::Tensor Y = data.target_dim == kDigitsClasses
                         ? torch::one_hot(labels, kDigitsClasses).to(torch::kFloat64)  // (N, 10)
-                        : labels.to(torch::kFloat64).unsqueeze(1);                   // (N, 1)
-  if (config.model.readout == Readout::tokens) Y = Y.unsqueeze(1).expand({N, kDigitsSide, data.target_dim}).contiguous();
+                        : labels.to(torch::kFloat64).unsqueeze(1);                    // (N, 1)
+  if (config.model.readout == Readout::tokens)
+    Y = Y.unsqueeze(1).expand({N, kDigitsSide, data.target_dim}).contiguous();
   return {digits.images.slice(0, 0, N), Y};
 }
 
@@ -121,15 +123,17 @@ Dataset checked_tensors(const ExperimentConfig& config, const std::map<std::stri
   const DataConfig& data = config.data;
   const fs::path path = data.path.value_or("");  // validate() requires data.path for tensors
   auto fail = [&](const std::string& what) {
-    throw IoError(fmt::format("{}: {}; expected a file written by torch.save({{'X': X, 'Y': Y}}) with X of shape "
-                              "(N, n, d) and Y of shape (N, n, d_y) for the tokens readout or (N, d_y) for mean",
-                              path.string(), what));
+    throw IoError(
+        fmt::format("{}: {}; expected a file written by torch.save({{'X': X, 'Y': Y}}) with X of shape "
+                    "(N, n, d) and Y of shape (N, n, d_y) for the tokens readout or (N, d_y) for mean",
+                    path.string(), what));
   };
   auto get = [&](const char* name) {
     const auto it = tensors.find(name);
     if (it == tensors.end()) fail(fmt::format("no tensor '{}'", name));
     const torch::Tensor& t = it->second;
-    if (!t.is_floating_point()) fail(fmt::format("{} has dtype {}, not a floating-point type", name, c10::toString(t.scalar_type())));
+    if (!t.is_floating_point())
+      fail(fmt::format("{} has dtype {}, not a floating-point type", name, c10::toString(t.scalar_type())));
     if (!torch::isfinite(t).all().item<bool>()) fail(fmt::format("{} contains NaN or inf", name));
     return t.to(torch::kFloat64);
   };
@@ -137,16 +141,17 @@ Dataset checked_tensors(const ExperimentConfig& config, const std::map<std::stri
   const bool pooled = config.model.readout == Readout::mean;
   if (X.dim() != 3) fail(fmt::format("X has shape {}", c10::str(X.sizes())));
   if (Y.dim() != (pooled ? 2 : 3) || Y.size(0) != X.size(0) || (!pooled && Y.size(1) != X.size(1)))
-    fail(fmt::format("Y has shape {} with X of shape {} and model.readout {}", c10::str(Y.sizes()),
-                     c10::str(X.sizes()), to_string(config.model.readout)));
+    fail(fmt::format("Y has shape {} with X of shape {} and model.readout {}", c10::str(Y.sizes()), c10::str(X.sizes()),
+                     to_string(config.model.readout)));
   const std::tuple<const char*, int64_t, int64_t, const char*> sizes[] = {
-      {"data.seq_len", data.seq_len, X.size(1), "n"}, {"data.dim", data.dim, X.size(2), "d"},
+      {"data.seq_len", data.seq_len, X.size(1), "n"},
+      {"data.dim", data.dim, X.size(2), "d"},
       {"data.target_dim", data.target_dim, Y.size(-1), "d_y"}};
   for (const auto& [key, configured, found, symbol] : sizes)
     if (configured != found)
-      config_mismatch(config, key, fmt::format("is {}, but {} has {} = {} (X {}, Y {}); set {}: {}", configured,
-                                               path.string(), symbol, found, c10::str(X.sizes()),
-                                               c10::str(Y.sizes()), key, found));
+      config_mismatch(config, key,
+                      fmt::format("is {}, but {} has {} = {} (X {}, Y {}); set {}: {}", configured, path.string(),
+                                  symbol, found, c10::str(X.sizes()), c10::str(Y.sizes()), key, found));
   check_num_samples(config, X.size(0), path);
   return {X.slice(0, 0, data.num_samples), Y.slice(0, 0, data.num_samples)};
 }
@@ -193,15 +198,17 @@ void read_data_sizes(ExperimentConfig& config) {
   const auto X = tensors.find("X"), Y = tensors.find("Y");
   if (X != tensors.end() && Y != tensors.end() && X->second.dim() == 3 && Y->second.dim() >= 2) {
     const std::tuple<const char*, int64_t&, int64_t> sizes[] = {
-        {"data.num_samples", data.num_samples, X->second.size(0)}, {"data.seq_len", data.seq_len, X->second.size(1)},
-        {"data.dim", data.dim, X->second.size(2)}, {"data.target_dim", data.target_dim, Y->second.size(-1)}};
+        {"data.num_samples", data.num_samples, X->second.size(0)},
+        {"data.seq_len", data.seq_len, X->second.size(1)},
+        {"data.dim", data.dim, X->second.size(2)},
+        {"data.target_dim", data.target_dim, Y->second.size(-1)}};
     for (const auto& [key, size, found] : sizes) {
       if (config.origins.count(key) || found <= 0) continue;  // an empty file is checked_tensors' error
       size = found;
       config.origins[key] = Origin{*data.path};  // set now, by the file
     }
   }
-  validate(config);                 // the size limits, now with the file's sizes
+  validate(config);                  // the size limits, now with the file's sizes
   checked_tensors(config, tensors);  // and a file the run would refuse, refused now
 }
 
@@ -215,8 +222,10 @@ fs::path digits_path(const DataConfig& data) {
   if (data.path) return *data.path;
   const fs::path bundled = bundled_data_dir() / "digits.csv.gz";
   if (fs::exists(bundled)) return bundled;
-  throw IoError(fmt::format("{}: the bundled digits file is not there (data.path is null); set data.path to a copy "
-                            "of data/digits.csv.gz, or reinstall resgd", bundled.string()));
+  throw IoError(
+      fmt::format("{}: the bundled digits file is not there (data.path is null); set data.path to a copy "
+                  "of data/digits.csv.gz, or reinstall resgd",
+                  bundled.string()));
 }
 
 Digits load_digits(const fs::path& path) {

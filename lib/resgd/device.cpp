@@ -16,14 +16,16 @@ torch::Device resolve_device(const ExperimentConfig& config) {
     return it == config.origins.end() ? std::string("--device") : it->second.str();
   };
   if (!have_cuda)
-    throw ConfigError(fmt::format("{}: device: '{}' was asked for, but no usable CUDA device exists "
-                                  "(no GPU, no driver, or a CPU-only LibTorch such as Debian's); use cpu or auto",
-                                  where(), name));
+    throw ConfigError(
+        fmt::format("{}: device: '{}' was asked for, but no usable CUDA device exists "
+                    "(no GPU, no driver, or a CPU-only LibTorch such as Debian's); use cpu or auto",
+                    where(), name));
   const int64_t index = name == "cuda" ? 0 : std::stoll(name.substr(5));
   const auto count = static_cast<int64_t>(torch::cuda::device_count());
   if (index >= count)
-    throw ConfigError(fmt::format("{}: device: '{}' does not exist; this machine has {} CUDA device(s) (cuda:0..cuda:{})",
-                                  where(), name, count, count - 1));
+    throw ConfigError(
+        fmt::format("{}: device: '{}' does not exist; this machine has {} CUDA device(s) (cuda:0..cuda:{})", where(),
+                    name, count, count - 1));
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
 }
 

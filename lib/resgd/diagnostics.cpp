@@ -30,9 +30,7 @@ constexpr std::pair<const char*, double BlockDiagnosis::*> kBlockColumns[] = {
     {"attn_entropy", &BlockDiagnosis::attn_entropy},
     {"rank1_res", &BlockDiagnosis::rank1_res}};
 
-torch::Tensor scalar_like(double value, const torch::Tensor& like) {
-  return torch::full({}, value, like.options());
-}
+torch::Tensor scalar_like(double value, const torch::Tensor& like) { return torch::full({}, value, like.options()); }
 
 /// One diagnostic value: a detached 0-d float64 tensor, still on the run's device.
 torch::Tensor as_value(const torch::Tensor& v) { return v.detach().to(torch::kFloat64).reshape({}); }
@@ -54,8 +52,8 @@ struct RequireGrad {
 /// parameters and v a flat vector over all parameters in registration order: double
 /// backward, the gradient taken once with its graph and differentiated again per product.
 template <class Use>
-auto with_hessian_products(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
-                           Loss loss, Use&& use) {
+auto with_hessian_products(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y, Loss loss,
+                           Use&& use) {
   torch::AutoGradMode grad_mode(true);  // the training loop calls us under NoGradGuard
   auto params = model.parameters();
   RequireGrad require_grad(params);
@@ -94,8 +92,8 @@ void warn_once(bool* run_flag, std::atomic<bool>& process_flag, const std::strin
 
 LinearConvergence linear_convergence(const std::vector<int64_t>& iters, const std::vector<double>& losses,
                                      std::optional<int64_t> iters_to_tol, bool diverged) {
-  TORCH_CHECK(iters.size() == losses.size(), "linear_rate: ", iters.size(), " iterations but ",
-              losses.size(), " losses");
+  TORCH_CHECK(iters.size() == losses.size(), "linear_rate: ", iters.size(), " iterations but ", losses.size(),
+              " losses");
   LinearConvergence verdict;
   if (iters.empty()) return verdict;
   const int64_t end = iters_to_tol.value_or(iters.back());
@@ -142,8 +140,7 @@ std::optional<LineFit> fit_line(const std::vector<double>& xs, const std::vector
 }
 
 double median_of_finite(std::vector<double> values) {
-  values.erase(std::remove_if(values.begin(), values.end(), [](double v) { return !std::isfinite(v); }),
-               values.end());
+  values.erase(std::remove_if(values.begin(), values.end(), [](double v) { return !std::isfinite(v); }), values.end());
   if (values.empty()) return kNaN;
   std::sort(values.begin(), values.end());
   const size_t mid = values.size() / 2;
@@ -171,8 +168,8 @@ std::vector<std::optional<double>> to_cells(const Diagnosis& diagnosis, const Di
 }
 
 Diagnosis from_cells(const std::vector<std::optional<double>>& cells, int64_t layers, const DiagnosticsConfig& config) {
-  TORCH_CHECK(cells.size() == diagnostic_columns(layers, config).size(), "from_cells: ", cells.size(),
-              " cells for ", diagnostic_columns(layers, config).size(), " columns");
+  TORCH_CHECK(cells.size() == diagnostic_columns(layers, config).size(), "from_cells: ", cells.size(), " cells for ",
+              diagnostic_columns(layers, config).size(), " columns");
   Diagnosis diagnosis;
   auto cell = cells.begin();
   auto value = [&] { return (cell++)->value_or(kNaN); };  // a required cell left empty reads NaN
@@ -210,8 +207,7 @@ bool diagnoses_between(const DiagnosticsConfig& config) {
 
 // ---------------------------------------------------------------------------------------
 torch::Tensor attention_entropy(const torch::Tensor& S, bool causal) {
-  TORCH_CHECK(S.dim() == 3 && S.size(1) == S.size(2), "attention_entropy needs S (N, n, n), got ",
-              S.sizes());
+  TORCH_CHECK(S.dim() == 3 && S.size(1) == S.size(2), "attention_entropy needs S (N, n, n), got ", S.sizes());
   const int64_t n = S.size(2);
   // A single key leaves softmax no choice: uniform and one-hot coincide, so call it 1
   // (uniform) rather than 0 / 0.
@@ -222,14 +218,14 @@ torch::Tensor attention_entropy(const torch::Tensor& S, bool causal) {
   // Query 0 under the mask has one key and no choice; averaging it in as 1 would only
   // dilute the others, so it is left out.
   if (!causal) return entropy.mean() / std::log(static_cast<double>(n));
-  auto keys = torch::arange(2, n + 1, S.options());       // (n - 1,): keys of queries 1..n-1
+  auto keys = torch::arange(2, n + 1, S.options());  // (n - 1,): keys of queries 1..n-1
   return (entropy.narrow(1, 1, n - 1) / keys.log()).mean();
 }
 
 torch::Tensor rank1_residual(const torch::Tensor& M) {
   TORCH_CHECK(M.dim() == 3, "rank1_residual needs (N, n, d), got ", M.sizes());
   auto residual = (M - M.mean(1, /*keepdim=*/true)).flatten(1).norm(2, 1);  // (N,)
-  auto norm = M.flatten(1).norm(2, 1);                                       // (N,)
+  auto norm = M.flatten(1).norm(2, 1);                                      // (N,)
   return torch::where(norm > 0, residual / norm, scalar_like(0.0, norm)).mean();
 }
 
@@ -303,8 +299,7 @@ double sharpness_tolerance(torch::ScalarType dtype) {
                                             : std::numeric_limits<float>::epsilon());
 }
 
-LargestEigenvalue sharpness(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
-                            Loss loss) {
+LargestEigenvalue sharpness(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y, Loss loss) {
   const auto options = X.options();
   // A fixed start vector, so a diagnosis never draws from (or moves) the run's random
   // streams; drawn on the CPU in float64, so every device and dtype starts from the same one.
@@ -403,9 +398,9 @@ std::function<Diagnosis()> begin_diagnosis(const DiagnosticsInput& input) {
               "diagnostics: the trace has ", input.state.trace.blocks.size(), " blocks, the model ",
               input.model.options.layers);
   auto theta_values = parameter_values(input);  // theta_t is about to change
-  return [trace = input.state.trace, causal = input.model.options.block.causal, config = input.config,
-          due = input.due, theta_values = std::move(theta_values)] {
-    torch::NoGradGuard no_grad;  // grad mode is per thread
+  return [trace = input.state.trace, causal = input.model.options.block.causal, config = input.config, due = input.due,
+          theta_values = std::move(theta_values)] {
+    torch::NoGradGuard no_grad;                 // grad mode is per thread
     auto values = trace_values(trace, causal);  // the columns up to sigma_min_phi, then the rest
     values.insert(values.end(), theta_values.begin(), theta_values.end());
     const std::vector<double> measured = read_back(values);

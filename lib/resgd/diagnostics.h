@@ -153,8 +153,7 @@ double sharpness_tolerance(torch::ScalarType dtype);
 /// by Lanczos on hessian_vector_product (largest_eigenvalue, spectra.h) from a fixed
 /// start vector. GD with step lr is stable on a quadratic whose sharpness is below 2 / lr,
 /// so 2 / sharpness is the largest step the local curvature allows.
-LargestEigenvalue sharpness(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
-                            Loss loss);
+LargestEigenvalue sharpness(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y, Loss loss);
 
 // --- One diagnosed iteration ------------------------------------------------------------------
 
@@ -174,8 +173,8 @@ struct DiagnosticsInput {
   const LossAndGradients& state;              // loss, grads and forward trace at theta_t
   const std::vector<torch::Tensor>& theta_0;  // the initial parameters
   const DiagnosticsConfig& config;
-  DiagnosticsRunState* run_state = nullptr;   // one per run; null: warn once per process
-  DiagnosisDue due = {};                      // the opt-in values measured now; default all
+  DiagnosticsRunState* run_state = nullptr;  // one per run; null: warn once per process
+  DiagnosisDue due = {};                     // the opt-in values measured now; default all
 };
 
 /// A diagnosis of theta_t, begun: what reads theta_t and its gradient (pl_ratio,

@@ -47,8 +47,9 @@ Measured measure(const ExperimentConfig& config, int runs_at_once) {
   ResidualTransformer model(model_options(config));
   model->to(device, dtype);
   auto gradients = [&] {
-    return config.train.gradients == Gradients::analytic ? analytic_gradients(*model, data.X, data.Y, config.train.loss)
-                                                         : autograd_gradients(*model, data.X, data.Y, config.train.loss);
+    return config.train.gradients == Gradients::analytic
+               ? analytic_gradients(*model, data.X, data.Y, config.train.loss)
+               : autograd_gradients(*model, data.X, data.Y, config.train.loss);
   };
   gradients();  // the first step pays for allocations and kernel choice
   Measured m;
@@ -60,7 +61,9 @@ Measured measure(const ExperimentConfig& config, int runs_at_once) {
   plain.ntk = plain.sharpness = false;
   torch::NoGradGuard no_grad;
   DiagnosticsRunState quiet;
-  m.diagnosis_s = seconds([&] { compute_diagnostics({*model, data.X, data.Y, config.train.loss, state, theta_0, plain, &quiet, {}}); });
+  m.diagnosis_s = seconds([&] {
+    compute_diagnostics({*model, data.X, data.Y, config.train.loss, state, theta_0, plain, &quiet, {}});
+  });
   if (config.diagnostics.ntk && ntk_jacobian_entries(*model, data.X) <= config.diagnostics.ntk_max_entries)
     m.ntk_s = seconds([&] { ntk_lambda_min(*model, data.X); });
   if (config.diagnostics.sharpness)
@@ -92,8 +95,13 @@ TimeEstimate estimate_time(const std::vector<ExperimentConfig>& runs, int jobs) 
   using Shape = std::tuple<std::string, double, bool, bool, int, int, int64_t>;
   std::map<Shape, Measured> measured;
   for (const auto& run : runs) {
-    const Shape shape{run.device, gd_step_flops(run), run.diagnostics.ntk, run.diagnostics.sharpness,
-                      static_cast<int>(run.dtype), static_cast<int>(run.train.gradients), run.model.ffn_width};
+    const Shape shape{run.device,
+                      gd_step_flops(run),
+                      run.diagnostics.ntk,
+                      run.diagnostics.sharpness,
+                      static_cast<int>(run.dtype),
+                      static_cast<int>(run.train.gradients),
+                      run.model.ffn_width};
     auto it = measured.find(shape);
     if (it == measured.end()) it = measured.emplace(shape, measure(run, runs_at_once)).first;
     const Measured& m = it->second;
@@ -103,9 +111,9 @@ TimeEstimate estimate_time(const std::vector<ExperimentConfig>& runs, int jobs) 
     e.diagnosis_total_s += m.diagnosis_s * count_on(d.every, steps);
     e.ntk_total_s += m.ntk_s * count_on(d.ntk_every.value_or(d.every), steps);
     e.sharpness_total_s += m.sharpness_s * count_on(d.sharpness_every.value_or(d.every), steps);
-    if (m.step_s + m.diagnosis_s + m.ntk_s + m.sharpness_s >
-        e.step_s + e.diagnosis_s + e.ntk_s + e.sharpness_s)
-      std::tie(e.step_s, e.diagnosis_s, e.ntk_s, e.sharpness_s) = std::tie(m.step_s, m.diagnosis_s, m.ntk_s, m.sharpness_s);
+    if (m.step_s + m.diagnosis_s + m.ntk_s + m.sharpness_s > e.step_s + e.diagnosis_s + e.ntk_s + e.sharpness_s)
+      std::tie(e.step_s, e.diagnosis_s, e.ntk_s, e.sharpness_s) =
+          std::tie(m.step_s, m.diagnosis_s, m.ntk_s, m.sharpness_s);
   }
   return e;
 }
@@ -114,8 +122,10 @@ std::string describe(const TimeEstimate& e) {
   std::string parts = fmt::format("a step {}, a diagnosis {}", duration(e.step_s), duration(e.diagnosis_s));
   if (e.ntk_s > 0) parts += fmt::format(", the NTK {}", duration(e.ntk_s));
   if (e.sharpness_s > 0) parts += fmt::format(", the sharpness {}", duration(e.sharpness_s));
-  const std::string runs = e.runs == 1 ? "the run" : fmt::format("{} runs, {} at once", e.runs, std::min<size_t>(e.runs, e.jobs));
-  return fmt::format("estimate: at most {} for {} ({}; every run to train.max_iters)", duration(e.wall_s()), runs, parts);
+  const std::string runs =
+      e.runs == 1 ? "the run" : fmt::format("{} runs, {} at once", e.runs, std::min<size_t>(e.runs, e.jobs));
+  return fmt::format("estimate: at most {} for {} ({}; every run to train.max_iters)", duration(e.wall_s()), runs,
+                     parts);
 }
 
 std::optional<std::string> diagnostics_warning(const TimeEstimate& e, const ExperimentConfig& config) {
@@ -132,7 +142,8 @@ std::optional<std::string> diagnostics_warning(const TimeEstimate& e, const Expe
       "warning: the diagnostics would take {:.3g} times as long as the training ({} {}: {}); a larger {} "
       "measures it less often",
       e.diagnostics_s() / std::max(e.training_s, 1e-12), what,
-      every > 0 ? fmt::format("every {} steps", every) : std::string("at the first and last step"), duration(cost), key);
+      every > 0 ? fmt::format("every {} steps", every) : std::string("at the first and last step"), duration(cost),
+      key);
 }
 
 }  // namespace resgd

@@ -16,7 +16,7 @@ namespace resgd {
 /// (an upper bound: a run that converges or diverges stops early).
 struct TimeEstimate {
   double step_s = 0, diagnosis_s = 0, ntk_s = 0, sharpness_s = 0;  // of the costliest run measured
-  double training_s = 0;                   // every step of every run
+  double training_s = 0;                                           // every step of every run
   double diagnosis_total_s = 0, ntk_total_s = 0, sharpness_total_s = 0;
   size_t runs = 0;
   int jobs = 1;  // runs trained at once

@@ -21,7 +21,7 @@ int open_regular_file(const fs::path& path) {
   if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
     const int saved = errno;
     ::close(fd);
-    const char* what = S_ISDIR(info.st_mode)   ? "a directory"
+    const char* what = S_ISDIR(info.st_mode)    ? "a directory"
                        : S_ISFIFO(info.st_mode) ? "a FIFO (named pipe)"
                        : S_ISCHR(info.st_mode)  ? "a character device"
                        : S_ISBLK(info.st_mode)  ? "a block device"
@@ -104,9 +104,8 @@ void write_file_atomic_with(const fs::path& path, const std::function<bool(std::
 }
 
 void write_file_atomic(const fs::path& path, const std::string& content) {
-  write_file_atomic_with(path, [&](std::FILE* file) {
-    return std::fwrite(content.data(), 1, content.size(), file) == content.size();
-  });
+  write_file_atomic_with(
+      path, [&](std::FILE* file) { return std::fwrite(content.data(), 1, content.size(), file) == content.size(); });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -120,14 +119,15 @@ DirectoryLock::DirectoryLock(const fs::path& dir) {
     const ssize_t got = ::pread(fd_, holder, sizeof holder - 1, 0);
     ::close(fd_);
     fd_ = -1;
-    if (saved != EWOULDBLOCK)
-      throw IoError(fmt::format("{}: cannot lock: {}", path.string(), std::strerror(saved)));
+    if (saved != EWOULDBLOCK) throw IoError(fmt::format("{}: cannot lock: {}", path.string(), std::strerror(saved)));
     const std::string pid = got > 0 ? std::string(holder, static_cast<size_t>(got)) : std::string();
-    throw IoError(fmt::format("{}: in use by another resgd process{}; wait for it to end, or choose another "
-                              "directory",
-                              dir.string(), pid.find_first_not_of("0123456789\n") == std::string::npos && !pid.empty()
-                                                ? fmt::format(" (pid {})", pid.substr(0, pid.find('\n')))
-                                                : std::string()));
+    throw IoError(
+        fmt::format("{}: in use by another resgd process{}; wait for it to end, or choose another "
+                    "directory",
+                    dir.string(),
+                    pid.find_first_not_of("0123456789\n") == std::string::npos && !pid.empty()
+                        ? fmt::format(" (pid {})", pid.substr(0, pid.find('\n')))
+                        : std::string()));
   }
   const std::string pid = std::to_string(::getpid()) + "\n";
   if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {

@@ -55,9 +55,8 @@ double relative_error(const torch::Tensor& a, const torch::Tensor& b, double flo
   return scale == 0.0 ? 0.0 : diff / scale;
 }
 
-double finite_difference(ResidualTransformerImpl& model, torch::Tensor& parameter,
-                         const torch::Tensor& direction, const torch::Tensor& X,
-                         const torch::Tensor& Y, Loss loss, double h) {
+double finite_difference(ResidualTransformerImpl& model, torch::Tensor& parameter, const torch::Tensor& direction,
+                         const torch::Tensor& X, const torch::Tensor& Y, Loss loss, double h) {
   torch::NoGradGuard no_grad;
   const auto saved = parameter.clone();
   const bool kinked = has_kink(model);
@@ -113,8 +112,8 @@ HessianCheck compare_hessian_products(ResidualTransformerImpl& model, const torc
 }
 
 std::vector<GradcheckRow> compare_gradients(ResidualTransformerImpl& model, const torch::Tensor& X,
-                                            const torch::Tensor& Y, Loss loss,
-                                            torch::Generator& generator, int directions) {
+                                            const torch::Tensor& Y, Loss loss, torch::Generator& generator,
+                                            int directions) {
   const auto analytic = analytic_gradients(model, X, Y, loss);
   const auto autograd = autograd_gradients(model, X, Y, loss);
   const auto names = model.parameter_names();
@@ -136,7 +135,8 @@ std::vector<GradcheckRow> compare_gradients(ResidualTransformerImpl& model, cons
       v = (v / v.norm()).to(g.options());
       const double fd = finite_difference(model, parameters[i], v, X, Y, loss);
       const double exact = (g * v).sum().item<double>();
-      row.finite_difference_error = std::max(row.finite_difference_error, std::abs(fd - exact) / (scale > 0 ? scale : 1.0));
+      row.finite_difference_error =
+          std::max(row.finite_difference_error, std::abs(fd - exact) / (scale > 0 ? scale : 1.0));
     }
     rows.push_back(row);
   }
@@ -152,9 +152,9 @@ int run_gradcheck(const ExperimentConfig& config, torch::Device device, std::ost
   auto generator = make_generator(config.seed, "gradcheck.directions");
   const auto rows = compare_gradients(*model, data.X, data.Y, config.train.loss, generator);
 
-  out << fmt::format("gradcheck '{}': L = {}, N = {}, n = {}, d = {}, loss {}, on {}, float64\n",
-                     config.name, config.model.layers, data.X.size(0), data.X.size(1),
-                     data.X.size(2), to_string(config.train.loss), device.str());
+  out << fmt::format("gradcheck '{}': L = {}, N = {}, n = {}, d = {}, loss {}, on {}, float64\n", config.name,
+                     config.model.layers, data.X.size(0), data.X.size(1), data.X.size(2), to_string(config.train.loss),
+                     device.str());
   double total = 0;
   for (const auto& row : rows) total += row.grad_norm * row.grad_norm;
   out << fmt::format(
@@ -165,16 +165,15 @@ int run_gradcheck(const ExperimentConfig& config, torch::Device device, std::ost
       "       (h shrinks tenfold, to {:.0e}, while a ReLU would change sign within the stencil)\n",
       kGradientFloor, std::sqrt(total), kAnalyticTolerance, kFiniteDifferenceDirections, kFiniteDifferenceTolerance,
       kFiniteDifferenceStep, kFiniteDifferenceMinStep);
-  out << fmt::format("{:<16} {:>14} {:>12} {:>12}  {}\n", "parameter", "||g_p||", "analytic",
-                     "fd", "status");
+  out << fmt::format("{:<16} {:>14} {:>12} {:>12}  {}\n", "parameter", "||g_p||", "analytic", "fd", "status");
   int failures = 0;
   for (const auto& row : rows) {
     // Written with <= so that a NaN error fails.
-    const bool ok = row.analytic_error <= kAnalyticTolerance &&
-                    row.finite_difference_error <= kFiniteDifferenceTolerance;
+    const bool ok =
+        row.analytic_error <= kAnalyticTolerance && row.finite_difference_error <= kFiniteDifferenceTolerance;
     failures += ok ? 0 : 1;
-    out << fmt::format("{:<16} {:>14.6e} {:>12.3e} {:>12.3e}  {}\n", row.name, row.grad_norm,
-                       row.analytic_error, row.finite_difference_error, ok ? "ok" : "FAIL");
+    out << fmt::format("{:<16} {:>14.6e} {:>12.3e} {:>12.3e}  {}\n", row.name, row.grad_norm, row.analytic_error,
+                       row.finite_difference_error, ok ? "ok" : "FAIL");
   }
 
   // The products behind diagnostics.sharpness, on the same model and data.

@@ -33,16 +33,14 @@ double relative_error(const torch::Tensor& a, const torch::Tensor& b, double flo
 
 /// dL/dt of L(p + t v) at t = 0 for one parameter p of `model` along `direction` (p's
 /// shape), by Richardson-extrapolated central differences; p is restored bit for bit.
-double finite_difference(ResidualTransformerImpl& model, torch::Tensor& parameter,
-                         const torch::Tensor& direction, const torch::Tensor& X,
-                         const torch::Tensor& Y, Loss loss,
-                         double h = kFiniteDifferenceStep);
+double finite_difference(ResidualTransformerImpl& model, torch::Tensor& parameter, const torch::Tensor& direction,
+                         const torch::Tensor& X, const torch::Tensor& Y, Loss loss, double h = kFiniteDifferenceStep);
 
 /// One row of the gradient check, for one parameter.
 struct GradcheckRow {
-  std::string name;            // blocks.<l>.W_Q, ...
-  double grad_norm = 0;        // ||g_p||_F, autograd's
-  double analytic_error = 0;   // ||g_analytic - g_autograd||_F / scale
+  std::string name;           // blocks.<l>.W_Q, ...
+  double grad_norm = 0;       // ||g_p||_F, autograd's
+  double analytic_error = 0;  // ||g_analytic - g_autograd||_F / scale
   // max over unit directions v of |finite_difference - <g_autograd, v>| / scale, where
   // scale = max(||g_p||_F, kGradientFloor ||g||_F); <g, v> is at most ||g_p|| for unit v.
   double finite_difference_error = 0;
@@ -51,8 +49,7 @@ struct GradcheckRow {
 /// Runs the three-way comparison on `model` (X: (N, n, d), Y as the output), with unit
 /// random directions drawn from `generator` (CPU), one row per parameter in order.
 std::vector<GradcheckRow> compare_gradients(ResidualTransformerImpl& model, const torch::Tensor& X,
-                                            const torch::Tensor& Y, Loss loss,
-                                            torch::Generator& generator,
+                                            const torch::Tensor& Y, Loss loss, torch::Generator& generator,
                                             int directions = kFiniteDifferenceDirections);
 
 /// H v by Richardson-extrapolated central differences of autograd's gradient along v

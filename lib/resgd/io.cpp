@@ -86,10 +86,14 @@ CsvTable parse_csv(const std::string& text, const std::string& source) {
     bool quoted = false;
     for (size_t i = 0; i < line.size(); ++i) {
       const char ch = line[i];
-      if (ch == '"' && quoted && i + 1 < line.size() && line[i + 1] == '"') cells.back() += '"', ++i;
-      else if (ch == '"') quoted = !quoted;
-      else if (ch == ',' && !quoted) cells.emplace_back();
-      else cells.back() += ch;
+      if (ch == '"' && quoted && i + 1 < line.size() && line[i + 1] == '"')
+        cells.back() += '"', ++i;
+      else if (ch == '"')
+        quoted = !quoted;
+      else if (ch == ',' && !quoted)
+        cells.emplace_back();
+      else
+        cells.back() += ch;
     }
     return cells;
   };
@@ -104,14 +108,16 @@ CsvTable parse_csv(const std::string& text, const std::string& source) {
 void save_tensors(const fs::path& path, const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
                   const std::vector<std::pair<std::string, std::string>>& texts) {
   try {
-    const c10::TypePtr values = texts.empty() ? c10::TypePtr(c10::TensorType::get()) : c10::TypePtr(c10::AnyType::get());
+    const c10::TypePtr values =
+        texts.empty() ? c10::TypePtr(c10::TensorType::get()) : c10::TypePtr(c10::AnyType::get());
     c10::impl::GenericDict dict(c10::StringType::get(), values);
     for (const auto& [name, tensor] : tensors) dict.insert(name, tensor.detach().to(torch::kCPU).contiguous());
     for (const auto& [name, text] : texts) dict.insert(name, text);
     // What torch::pickle_save does, with the archive streamed into the file instead of
     // gathered in memory: the pickle (small), then each tensor's bytes as a record.
     std::vector<char> pickle;
-    torch::jit::Pickler pickler([&](const char* bytes, size_t size) { pickle.insert(pickle.end(), bytes, bytes + size); });
+    torch::jit::Pickler pickler(
+        [&](const char* bytes, size_t size) { pickle.insert(pickle.end(), bytes, bytes + size); });
     pickler.protocol();
     pickler.pushIValue(dict);
     pickler.stop();
@@ -120,7 +126,8 @@ void save_tensors(const fs::path& path, const std::vector<std::pair<std::string,
       // terminate the process) on one. A failure is kept here and reported after.
       int write_errno = 0;
       caffe2::serialize::PyTorchStreamWriter writer([&](const void* bytes, size_t size) {
-        if (write_errno == 0 && size > 0 && std::fwrite(bytes, 1, size, file) != size) write_errno = errno ? errno : EIO;
+        if (write_errno == 0 && size > 0 && std::fwrite(bytes, 1, size, file) != size)
+          write_errno = errno ? errno : EIO;
         return size;
       });
       torch::jit::writeArchiveAndTensors("data", pickle.data(), pickle.size(), pickler.tensorData(), writer);
@@ -207,7 +214,8 @@ std::string outside_its_storage(const torch::Tensor& t, const std::map<const voi
   const auto sizes = t.sizes(), strides = t.strides();
   if (sizes.size() != strides.size()) return "has sizes and strides of different lengths";
   for (size_t i = 0; i < sizes.size(); ++i)
-    if (sizes[i] < 0 || strides[i] < 0) return fmt::format("has sizes {} and strides {}", c10::str(sizes), c10::str(strides));
+    if (sizes[i] < 0 || strides[i] < 0)
+      return fmt::format("has sizes {} and strides {}", c10::str(sizes), c10::str(strides));
   if (std::find(sizes.begin(), sizes.end(), 0) != sizes.end()) return "";  // no element to read
   // The byte past the last element read, (offset + sum (size_i - 1) stride_i + 1) x the
   // element size, checked for overflow at every step so that no forged value can wrap.

@@ -60,8 +60,7 @@ CsvTable parse_csv(const std::string& text, const std::string& source);
 /// naming the path, and nothing is left at `path`.
 /// `texts` go into the same dictionary as strings: final.pt's kConfigEntry, which
 /// load_tensors passes over.
-void save_tensors(const std::filesystem::path& path,
-                  const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+void save_tensors(const std::filesystem::path& path, const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
                   const std::vector<std::pair<std::string, std::string>>& texts = {});
 /// Loads a dictionary of tensors written by save_tensors or by torch.save in Python (a
 /// string under kConfigEntry passed over).

@@ -45,7 +45,7 @@ LayerNormed layer_norm(const torch::Tensor& X) {
 torch::Tensor activate(const torch::Tensor& U, Activation activation, double leaky_slope) {
   switch (activation) {
     case Activation::relu: return torch::relu(U);
-    case Activation::gelu: return torch::gelu(U);  // exact erf form
+    case Activation::gelu: return torch::gelu(U);          // exact erf form
     case Activation::softplus: return torch::softplus(U);  // beta 1, threshold 20
     case Activation::tanh: return torch::tanh(U);
     case Activation::leaky_relu: return torch::leaky_relu(U, leaky_slope);
@@ -85,6 +85,7 @@ void ResidualBlockImpl::initialize(torch::Generator& generator) {
   draw(W_2, options.init.W_2);
 }
 
+// clang-format off: the block's equations, their shapes aligned beside them
 BlockTrace ResidualBlockImpl::trace(const torch::Tensor& H_in) {
   TORCH_CHECK(H_in.dim() == 3 && H_in.size(2) == options.dim, "block input must be (N, n, ", options.dim, "), got ",
               H_in.sizes());
@@ -93,31 +94,32 @@ BlockTrace ResidualBlockImpl::trace(const torch::Tensor& H_in) {
   auto tokens = [&](const torch::Tensor& M) { return M.reshape({N * n, M.size(-1)}); };
   auto per_sample = [&](const torch::Tensor& M) { return M.view({N, n, M.size(-1)}); };
   BlockTrace t;
-  t.H_in = H_in;                                                                 // (N, n, d)
+  t.H_in = H_in;  // (N, n, d)
   t.attention_input = options.pre_layer_norm ? layer_norm(H_in) : LayerNormed{H_in, {}};
-  const auto& E = t.attention_input.value;                                       // H, or LN(H)
-  t.Q = split_heads(per_sample(compute::mm(tokens(E), W_Q)), h);                 // (N h, n, d_k/h)
-  t.K = split_heads(per_sample(compute::mm(tokens(E), W_K)), h);                 // (N h, n, d_k/h)
-  auto Z = compute::bmm(t.Q, t.K.transpose(1, 2)).div_(options.temperature);     // (N h, n, n)
+  const auto& E = t.attention_input.value;                                    // H, or LN(H)
+  t.Q = split_heads(per_sample(compute::mm(tokens(E), W_Q)), h);              // (N h, n, d_k/h)
+  t.K = split_heads(per_sample(compute::mm(tokens(E), W_K)), h);              // (N h, n, d_k/h)
+  auto Z = compute::bmm(t.Q, t.K.transpose(1, 2)).div_(options.temperature);  // (N h, n, n)
   if (options.causal) {
     auto future = torch::ones({n, n}, torch::TensorOptions().dtype(torch::kBool).device(H_in.device())).triu(1);
     Z = Z.masked_fill(future, -std::numeric_limits<double>::infinity());
   }
-  t.S = torch::softmax(Z, -1);                                                   // (N h, n, n)
-  t.V = split_heads(per_sample(compute::mm(tokens(E), W_V)), h);                 // (N h, n, d/h)
-  t.A = merge_heads(compute::bmm(t.S, t.V), h);                                  // (N, n, d)
+  t.S = torch::softmax(Z, -1);                                                  // (N h, n, n)
+  t.V = split_heads(per_sample(compute::mm(tokens(E), W_V)), h);                // (N h, n, d/h)
+  t.A = merge_heads(compute::bmm(t.S, t.V), h);                                 // (N, n, d)
   t.G = options.gamma_a == 0.0 ? t.A : torch::add(t.A, H_in, options.gamma_a);  // gamma_a H + A
   t.ffn_input = options.pre_layer_norm ? layer_norm(t.G) : LayerNormed{t.G, {}};
-  t.U = per_sample(compute::mm(tokens(t.ffn_input.value), W_1));                 // (N, n, m)
-  t.Phi = activate(t.U, options.activation, options.leaky_slope);                // (N, n, m)
+  t.U = per_sample(compute::mm(tokens(t.ffn_input.value), W_1));   // (N, n, m)
+  t.Phi = activate(t.U, options.activation, options.leaky_slope);  // (N, n, m)
   // H_out = gamma_f G + c Phi W_2: one product that accumulates onto gamma_f G
   const double c = options.output_scale, gamma_f = ffn_residual();
-  auto out = gamma_f != 0.0 ? compute::addmm(tokens(t.G), tokens(t.Phi), W_2, gamma_f, c)
-                            : compute::mm(tokens(t.Phi), W_2);
+  auto out =
+      gamma_f != 0.0 ? compute::addmm(tokens(t.G), tokens(t.Phi), W_2, gamma_f, c) : compute::mm(tokens(t.Phi), W_2);
   if (gamma_f == 0.0 && c != 1.0) out.mul_(c);
-  t.H_out = per_sample(out);                                                     // (N, n, out_dim)
+  t.H_out = per_sample(out);  // (N, n, out_dim)
   return t;
 }
+// clang-format on
 
 // ---------------------------------------------------------------------------------------
 ModelOptions model_options(const ExperimentConfig& config) {
@@ -146,9 +148,7 @@ ModelOptions model_options(const ExperimentConfig& config) {
   return o;
 }
 
-ResidualTransformerImpl::ResidualTransformerImpl(const ModelOptions& options_) : options(options_) {
-  reset();
-}
+ResidualTransformerImpl::ResidualTransformerImpl(const ModelOptions& options_) : options(options_) { reset(); }
 
 void ResidualTransformerImpl::reset() {
   TORCH_CHECK(options.layers >= 1, "a model needs at least one block, got ", options.layers);
@@ -181,8 +181,7 @@ std::vector<std::string> ResidualTransformerImpl::parameter_names() const {
 }
 
 torch::Tensor objective(const torch::Tensor& Yhat, const torch::Tensor& Y, Loss loss) {
-  TORCH_CHECK(Yhat.sizes() == Y.sizes(), "prediction ", Yhat.sizes(), " and target ", Y.sizes(),
-              " differ in shape");
+  TORCH_CHECK(Yhat.sizes() == Y.sizes(), "prediction ", Yhat.sizes(), " and target ", Y.sizes(), " differ in shape");
   auto value = (Yhat - Y).pow(2).sum().mul(0.5);
   if (loss == Loss::mean) value = value.div(static_cast<double>(Y.size(0)));
   return value;

@@ -46,27 +46,27 @@ LayerNormed layer_norm(const torch::Tensor& X);
 torch::Tensor activate(const torch::Tensor& U, Activation activation, double leaky_slope);
 
 struct BlockOptions {
-  int64_t dim = 16;         // d
-  int64_t key_dim = 16;     // d_k, over all heads
-  int64_t heads = 1;        // h: divides d_k and d
-  int64_t ffn_width = 256;  // m
-  int64_t out_dim = 16;     // width of W_2's output: d, or d_y in the last block
-  double gamma_a = 1.0;     // attention residual
-  double gamma_f = 0.0;     // FFN residual; forced to 0 when out_dim != dim
-  double temperature = 4.0; // tau
+  int64_t dim = 16;           // d
+  int64_t key_dim = 16;       // d_k, over all heads
+  int64_t heads = 1;          // h: divides d_k and d
+  int64_t ffn_width = 256;    // m
+  int64_t out_dim = 16;       // width of W_2's output: d, or d_y in the last block
+  double gamma_a = 1.0;       // attention residual
+  double gamma_f = 0.0;       // FFN residual; forced to 0 when out_dim != dim
+  double temperature = 4.0;   // tau
   double output_scale = 1.0;  // c
   Activation activation = Activation::relu;
   double leaky_slope = 0.01;
   bool causal = false;
   bool pre_layer_norm = false;  // LN(H) into the attention, LN(G) into the FFN
-  InitConfig init;  // per-matrix std; null = 1/sqrt(fan_in)
+  InitConfig init;              // per-matrix std; null = 1/sqrt(fan_in)
 };
 
 /// Every intermediate of one block's forward pass, in docs/design.md's symbols.
 struct BlockTrace {
   // Per-head tensors hold head j of sample i at index i h + j (see split_heads); with one
   // head they are simply (N, ., .).
-  torch::Tensor H_in;   // (N, n, d)
+  torch::Tensor H_in;  // (N, n, d)
   // What the attention and the FFN read: LN(H_in) and LN(G) under pre-LayerNorm (with
   // their rstd), otherwise H_in and G themselves (rstd undefined).
   LayerNormed attention_input, ffn_input;
@@ -102,8 +102,8 @@ TORCH_MODULE(ResidualBlock);
 
 struct ModelOptions {
   int64_t layers = 1;
-  BlockOptions block;       // shared by every block; the last gets out_dim = d_y
-  int64_t out_dim = 16;     // d_y
+  BlockOptions block;    // shared by every block; the last gets out_dim = d_y
+  int64_t out_dim = 16;  // d_y
   Readout readout = Readout::tokens;
   int64_t init_seed = 0;
   std::string init_stream = "model.init";  // the random stream of the initialization

@@ -1,7 +1,7 @@
 // Precompiled header: the heavy third-party headers every ResGD translation unit uses.
 #pragma once
-#include <torch/torch.h>
 #include <fmt/format.h>
+#include <torch/torch.h>
 #include <yaml-cpp/yaml.h>
 #include <nlohmann/json.hpp>
 

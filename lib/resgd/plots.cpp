@@ -133,7 +133,9 @@ bool image_complete(const fs::path& image) {
 class GnuplotQueue {
  public:
   GnuplotQueue(fs::path gnuplot, fs::path dir, fs::path log)
-      : gnuplot_(std::move(gnuplot)), dir_(std::move(dir)), log_(std::move(log)),
+      : gnuplot_(std::move(gnuplot)),
+        dir_(std::move(dir)),
+        log_(std::move(log)),
         at_once_(std::max(1u, std::thread::hardware_concurrency())) {}
   GnuplotQueue(const GnuplotQueue&) = delete;
   GnuplotQueue& operator=(const GnuplotQueue&) = delete;
@@ -242,8 +244,8 @@ std::vector<std::string> seed_legend(const std::vector<PlotRun>& runs) {
   std::vector<std::string> clauses;
   if (seeds.size() < 2) return clauses;
   for (const auto& [index, seed] : seeds)
-    clauses.push_back(fmt::format("NaN with lines lw 1.5 dt {} lc rgb 'black' title {}", index % 5 + 1,
-                                  quoted("seed " + seed)));
+    clauses.push_back(
+        fmt::format("NaN with lines lw 1.5 dt {} lc rgb 'black' title {}", index % 5 + 1, quoted("seed " + seed)));
   return clauses;
 }
 
@@ -279,21 +281,20 @@ std::string metrics_body(const std::vector<PlotRun>& runs, const std::vector<Csv
     const bool drawable = options.log_y ? has_positive_value(tables[r], column) : !values.empty();
     if (!drawable || !tables[r].has_column(options.x)) {
       if (left_out.insert(runs[r].label).second)
-        notes.push_back(fmt::format("{}: no finite{} value for {} (not drawn)", column, options.log_y ? " positive" : "",
-                                    runs[r].label));
+        notes.push_back(fmt::format("{}: no finite{} value for {} (not drawn)", column,
+                                    options.log_y ? " positive" : "", runs[r].label));
       continue;
     }
     // Columns by name: metrics.csv's columns differ with depth and with the diagnostics on.
-    const std::string y = options.times_lr ? fmt::format("(column({})*{})", quoted(column), format_number(runs[r].lr))
-                                           : quoted(column);
-    clauses.push_back(fmt::format("{} using {}:{} with lines lw 1.5 dt {} lc rgb {} {}",
-                                  quoted((runs[r].dir / "metrics.csv").string()), quoted(options.x), y,
-                                  runs[r].seed_index % 5 + 1, quoted(colour(runs[r].group)),
-                                  title_once(runs[r], titled)));
+    const std::string y =
+        options.times_lr ? fmt::format("(column({})*{})", quoted(column), format_number(runs[r].lr)) : quoted(column);
+    clauses.push_back(fmt::format(
+        "{} using {}:{} with lines lw 1.5 dt {} lc rgb {} {}", quoted((runs[r].dir / "metrics.csv").string()),
+        quoted(options.x), y, runs[r].seed_index % 5 + 1, quoted(colour(runs[r].group)), title_once(runs[r], titled)));
     if (!runs[r].diverged || options.times_lr) continue;
     if (const auto left = where_it_left(tables[r], options.x, column, options.y_top)) {
-      blocks += fmt::format("$left{} << EOD\nx,y\n{},{}\nEOD\n", r, format_number(left->first),
-                            format_number(left->second));
+      blocks +=
+          fmt::format("$left{} << EOD\nx,y\n{},{}\nEOD\n", r, format_number(left->first), format_number(left->second));
       clauses.push_back(fmt::format("$left{} using 1:2 with points pt 2 ps 2 lw 2 lc rgb {} notitle", r,
                                     quoted(colour(runs[r].group))));
       any_diverged = true;
@@ -355,7 +356,7 @@ std::string singular_values_body(const std::vector<PlotRun>& runs,
     std::vector<std::vector<double>> rows;
     for (int64_t i = 0; i < s.size(0); ++i) {
       if (!torch::isfinite(s[i]).all().item<bool>()) continue;  // a non-finite G: nothing to draw
-      if (!rows.empty()) rows.emplace_back();  // blank line: one line per sample
+      if (!rows.empty()) rows.emplace_back();                   // blank line: one line per sample
       for (int64_t k = 0; k < s.size(1); ++k)
         rows.push_back({double(k + 1), std::max(s[i][k].item<double>(), floor * s[i][0].item<double>())});
     }
@@ -452,8 +453,8 @@ PlotFormats parse_plot_formats(const std::string& list) {
   std::stringstream items(list);
   for (std::string format; std::getline(items, format, ',');) {
     if (format != "png" && format != "svg" && format != "pdf")
-      throw ConfigError(fmt::format("--format: unknown image format '{}'; expected png, svg or pdf, comma-separated",
-                                    format));
+      throw ConfigError(
+          fmt::format("--format: unknown image format '{}'; expected png, svg or pdf, comma-separated", format));
     if (std::find(formats.begin(), formats.end(), format) == formats.end()) formats.push_back(format);
   }
   if (formats.empty()) throw ConfigError("--format: no image format; expected png, svg or pdf, comma-separated");
@@ -479,8 +480,7 @@ PlotResult draw_plots(const fs::path& gnuplot, const fs::path& dir, const std::v
 
   PlotResult result;
   GnuplotQueue gnuplots(gnuplot, dir, dir / "plots" / "gnuplot.log");
-  auto draw = [&](const std::string& name, const std::string& title, const std::string& body,
-                  const std::string& key) {
+  auto draw = [&](const std::string& name, const std::string& title, const std::string& body, const std::string& key) {
     if (body.empty()) {
       result.notes.push_back(fmt::format("{}: nothing to draw (no finite positive value in any run)", name));
       return;
@@ -491,19 +491,20 @@ PlotResult draw_plots(const fs::path& gnuplot, const fs::path& dir, const std::v
   };
   const auto loss_top = loss_axis_top(runs, tables);
   if (loss_top)
-    result.notes.push_back(fmt::format("loss: the axis ends at {:.3g}, ten times the largest loss of a run that did "
-                                       "not diverge; the diverged runs are marked where they leave it",
-                                       *loss_top));
+    result.notes.push_back(
+        fmt::format("loss: the axis ends at {:.3g}, ten times the largest loss of a run that did "
+                    "not diverge; the diverged runs are marked where they leave it",
+                    *loss_top));
   CurveOptions loss_options;
   loss_options.y_top = loss_top;
-  draw("loss", "training loss (one line per run)", metrics_body(runs, tables, "loss", "loss", result.notes, loss_options),
-       run_key);
+  draw("loss", "training loss (one line per run)",
+       metrics_body(runs, tables, "loss", "loss", result.notes, loss_options), run_key);
   for (size_t l = 1; l <= blocks; ++l) {
     const std::string cond = fmt::format("cond_g{}", l), sigma = fmt::format("sigma_min_g{}", l);
     draw(cond, fmt::format("condition number of G{} (inf values not drawn)", l),
          metrics_body(runs, tables, cond, cond, result.notes), run_key);
-    draw(sigma, fmt::format("smallest singular value of G{}", l), metrics_body(runs, tables, sigma, sigma, result.notes),
-         run_key);
+    draw(sigma, fmt::format("smallest singular value of G{}", l),
+         metrics_body(runs, tables, sigma, sigma, result.notes), run_key);
     draw(fmt::format("svals_g{}", l),
          fmt::format("singular values of G{} at init, one line per sample (zeros drawn at the zero tolerance)", l),
          singular_values_body(runs, spectra, l - 1), run_key);
@@ -542,8 +543,9 @@ PlotResult draw_plots(const fs::path& gnuplot, const fs::path& dir, const std::v
     size_t longest_label = 0;
     for (const auto& series : plot.series) longest_label = std::max(longest_label, series.label.size());
     draw(plot.name,
-         plot.title.empty() ? fmt::format("{} against {} (mean, bars min to max over seeds)", plot.y_label, plot.x_label)
-                            : plot.title,
+         plot.title.empty()
+             ? fmt::format("{} against {} (mean, bars min to max over seeds)", plot.y_label, plot.x_label)
+             : plot.title,
          metric_body(plot), key_placement(longest_label));
   }
   for (const auto& [name, drawn] : gnuplots.results()) {

@@ -13,7 +13,8 @@ namespace {
 uint64_t le(const std::string& bytes, size_t at, int width) {
   if (at + static_cast<size_t>(width) > bytes.size()) return 0;
   uint64_t value = 0;
-  for (int i = width - 1; i >= 0; --i) value = (value << 8) | static_cast<unsigned char>(bytes[at + static_cast<size_t>(i)]);
+  for (int i = width - 1; i >= 0; --i)
+    value = (value << 8) | static_cast<unsigned char>(bytes[at + static_cast<size_t>(i)]);
   return value;
 }
 
@@ -68,7 +69,8 @@ std::string oversized_zip_entry(const std::string& bytes) {
 std::string oversized_pickle_claim(const char* pickle, size_t size) {
   const std::string bytes(pickle, size);
   auto past_end = [&](size_t at, uint64_t length, const char* what) {
-    return fmt::format("its pickle declares {} of {} bytes at byte {}, past its end ({} bytes)", what, length, at, size);
+    return fmt::format("its pickle declares {} of {} bytes at byte {}, past its end ({} bytes)", what, length, at,
+                       size);
   };
   size_t at = 0;
   while (at < size) {
@@ -88,19 +90,29 @@ std::string oversized_pickle_claim(const char* pickle, size_t size) {
       return index > size ? fmt::format("its pickle names memo entry {} in {} bytes", index, size) : "";
     };
     std::string why;
+    // clang-format off: one pickle opcode a line, its name aligned beside it
     switch (op) {
-      case 'X': case 'B': case 'T': why = counted(4, "a string"); break;  // BINUNICODE, BINBYTES, BINSTRING
-      case 0x8c: case 'C': case 'U': why = counted(1, "a string"); break;  // SHORT_BINUNICODE, _BINBYTES, _BINSTRING
-      case 0x8d: case 0x8e: why = counted(8, "a string"); break;           // BINUNICODE8, BINBYTES8
-      case 0x8a: why = counted(1, "an integer"); break;                    // LONG1
-      case 0x8b: why = counted(4, "an integer"); break;                    // LONG4
-      case 'q': case 'h': why = memo(1); break;                            // BINPUT, BINGET
-      case 'r': case 'j': why = memo(4); break;                            // LONG_BINPUT, LONG_BINGET
-      case 'J': at += 4; break;                                            // BININT
-      case 'K': case 0x80: at += 1; break;                                 // BININT1, PROTO
-      case 'M': at += 2; break;                                            // BININT2
-      case 'G': case 0x95: at += 8; break;                                 // BINFLOAT, FRAME
-      case 'c': {                                                          // GLOBAL module\nname\n
+      case 'X':
+      case 'B':
+      case 'T': why = counted(4, "a string"); break;  // BINUNICODE, BINBYTES, BINSTRING
+      case 0x8c:
+      case 'C':
+      case 'U': why = counted(1, "a string"); break;  // SHORT_BINUNICODE, _BINBYTES, _BINSTRING
+      case 0x8d:
+      case 0x8e: why = counted(8, "a string"); break;    // BINUNICODE8, BINBYTES8
+      case 0x8a: why = counted(1, "an integer"); break;  // LONG1
+      case 0x8b: why = counted(4, "an integer"); break;  // LONG4
+      case 'q':
+      case 'h': why = memo(1); break;  // BINPUT, BINGET
+      case 'r':
+      case 'j': why = memo(4); break;  // LONG_BINPUT, LONG_BINGET
+      case 'J': at += 4; break;        // BININT
+      case 'K':
+      case 0x80: at += 1; break;  // BININT1, PROTO
+      case 'M': at += 2; break;   // BININT2
+      case 'G':
+      case 0x95: at += 8; break;  // BINFLOAT, FRAME
+      case 'c': {                 // GLOBAL module\nname\n
         for (int line = 0; line < 2 && at != std::string::npos; ++line) {
           at = bytes.find('\n', at);
           if (at != std::string::npos) ++at;
@@ -108,13 +120,33 @@ std::string oversized_pickle_claim(const char* pickle, size_t size) {
         if (at == std::string::npos) return "";  // cut short: LibTorch's to refuse
         break;
       }
-      case '(': case '.': case '0': case '1': case '2': case 'Q': case 0x81: case ']': case ')': case '}':
-      case 't': case 0x85: case 0x86: case 0x87: case 'a': case 'e': case 's': case 'u': case 'b': case 'R':
-      case 0x88: case 0x89: case 'N': case 0x94:
-        break;  // no argument
-      default:
-        return "";  // an opcode LibTorch refuses itself
+      case '(':
+      case '.':
+      case '0':
+      case '1':
+      case '2':
+      case 'Q':
+      case 0x81:
+      case ']':
+      case ')':
+      case '}':
+      case 't':
+      case 0x85:
+      case 0x86:
+      case 0x87:
+      case 'a':
+      case 'e':
+      case 's':
+      case 'u':
+      case 'b':
+      case 'R':
+      case 0x88:
+      case 0x89:
+      case 'N':
+      case 0x94: break;    // no argument
+      default: return "";  // an opcode LibTorch refuses itself
     }
+    // clang-format on
     if (!why.empty()) return why;
     if (op == '.') return "";  // STOP
   }

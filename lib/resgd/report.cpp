@@ -39,10 +39,12 @@ std::string format_summary_table(const ExperimentConfig& config, const std::vect
     std::vector<std::string> row;
     for (const auto& [key, value] : record.point.values) row.push_back(display_value(value));
     row.push_back(std::to_string(record.point.seed));
-    for (const char* key : {"status", "iters", "final_loss"}) row.push_back(or_dash(summary_cell(s, key, CellDigits::four)));
+    for (const char* key : {"status", "iters", "final_loss"})
+      row.push_back(or_dash(summary_cell(s, key, CellDigits::four)));
     const auto rate = rate_if_linear(s);  // 1 - rate: 0.0297 reads better than 0.9703
     row.push_back(rate ? fmt::format("{:.4g}", 1 - *rate) : "-");
-    for (const char* key : {"cond_g1", "pl_ratio_median"}) row.push_back(or_dash(summary_cell(s, key, CellDigits::four)));
+    for (const char* key : {"cond_g1", "pl_ratio_median"})
+      row.push_back(or_dash(summary_cell(s, key, CellDigits::four)));
     if (config.diagnostics.sharpness) row.push_back(or_dash(summary_cell(s, "sharpness", CellDigits::four)));
     rows.push_back(std::move(row));
   }
@@ -113,10 +115,12 @@ std::vector<Metric> report_metrics(size_t blocks, bool sharpness, bool within_se
       {"1 - rate", one_minus_rate}};
   for (size_t l = 0; l < blocks; ++l)
     for (const char* key : {"cond_g", "cond_g_final"})
-      metrics.push_back({fmt::format("cond_g{} {}", l + 1, key == std::string("cond_g") ? "init" : "end"),
-                         [key = std::string(key), l](const nlohmann::json& s) { return summary_number(s, key, l, true); }});
+      metrics.push_back(
+          {fmt::format("cond_g{} {}", l + 1, key == std::string("cond_g") ? "init" : "end"),
+           [key = std::string(key), l](const nlohmann::json& s) { return summary_number(s, key, l, true); }});
   if (sharpness) {  // opt-in (diagnostics.sharpness): columns only where some run has it
-    for (const auto& [key, title] : {std::pair{"sharpness", "sharpness init"}, {"sharpness_max", "sharpness max"},
+    for (const auto& [key, title] : {std::pair{"sharpness", "sharpness init"},
+                                     {"sharpness_max", "sharpness max"},
                                      {"sharpness_final", "sharpness end"}})
       metrics.push_back({title, [key = std::string(key)](const nlohmann::json& s) { return summary_number(s, key); }});
     // How far the loss rose first: 1 for a run inside the edge of stability, the height of
@@ -148,7 +152,8 @@ struct LogLogFit {
   LineFit line;
 };
 
-std::optional<LogLogFit> log_log_fit(const std::vector<std::pair<std::optional<double>, std::optional<double>>>& pairs) {
+std::optional<LogLogFit> log_log_fit(
+    const std::vector<std::pair<std::optional<double>, std::optional<double>>>& pairs) {
   LogLogFit fit;
   std::vector<double> xs, ys;
   for (const auto& [x, y] : pairs) {
@@ -249,8 +254,7 @@ size_t status_count(const RunCollection& c, const Settings& settings, size_t set
 /// Where train.lr is a key of its own: for each setting of the other keys, the largest
 /// lr at which every run converged and the smallest at which a run diverged, and with the
 /// sharpness the edge 2 / sharpness at initialization; "" for other collections.
-std::string step_size_section(const RunCollection& c, const std::vector<std::string>& names,
-                              const Settings& settings) {
+std::string step_size_section(const RunCollection& c, const std::vector<std::string>& names, const Settings& settings) {
   const auto lr_at = std::find(c.keys.begin(), c.keys.end(), "train.lr");
   if (lr_at == c.keys.end()) return "";
   const auto lr_key = static_cast<size_t>(lr_at - c.keys.begin());
@@ -276,7 +280,8 @@ std::string step_size_section(const RunCollection& c, const std::vector<std::str
       if (sharpness && *sharpness > 0) arm->stable_steps.push_back(2 / *sharpness);
     }
   }
-  const bool with_sharpness = std::any_of(arms.begin(), arms.end(), [](const Arm& a) { return !a.stable_steps.empty(); });
+  const bool with_sharpness =
+      std::any_of(arms.begin(), arms.end(), [](const Arm& a) { return !a.stable_steps.empty(); });
   std::vector<std::string> header;
   for (size_t k = 0; k < names.size(); ++k)
     if (k != lr_key) header.push_back(names[k]);
@@ -297,10 +302,11 @@ std::string step_size_section(const RunCollection& c, const std::vector<std::str
       "the smallest at which a run diverged (`-`: none). The largest stable step lies between them, at the grid's "
       "resolution, where the first is the smaller.";
   if (with_sharpness)
-    text += " `2 / sharpness at init`: the largest step at which GD is stable on the quadratic model of the loss "
-            "at initialization (mean [min, max] over the setting's runs). A run well above it starts beyond the edge "
-            "of stability: its loss grows first, until the sharpness has fallen below 2 / lr (a catapult), or it "
-            "diverges (`loss peak / init` in the tables above).";
+    text +=
+        " `2 / sharpness at init`: the largest step at which GD is stable on the quadratic model of the loss "
+        "at initialization (mean [min, max] over the setting's runs). A run well above it starts beyond the edge "
+        "of stability: its loss grows first, until the sharpness has fallen below 2 / lr (a catapult), or it "
+        "diverges (`loss peak / init` in the tables above).";
   return text + "\n\n" + markdown_table(header, rows) + "\n";
 }
 
@@ -324,16 +330,18 @@ std::vector<MetricPlot> metric_plots(const RunCollection& c, const std::vector<s
       if (along[b] && b != k) partners += (partners.empty() ? " (with " : ", ") + names[b];
     }
     const std::string x_label = names[k] + (partners.empty() ? "" : partners + ")");
-    for (const auto& [title, stem, log_y] : {std::tuple<const char*, const char*, bool>{"final loss", "final_loss", true},
-                                             {"1 - rate", "one_minus_rate", true},
-                                             {"cond_g1 init", "cond_g1_init", true}}) {
+    for (const auto& [title, stem, log_y] :
+         {std::tuple<const char*, const char*, bool>{"final loss", "final_loss", true},
+          {"1 - rate", "one_minus_rate", true},
+          {"cond_g1 init", "cond_g1_init", true}}) {
       if (std::none_of(metrics.begin(), metrics.end(), [&](const Metric& m) { return m.title == title; })) continue;
       const Metric& metric = metric_titled(metrics, title);
       MetricPlot plot{fmt::format("{}_vs_{}", stem, names[k]), x_label, title, log_y, {}, false, ""};
       for (size_t g = 0; g < settings.values.size(); ++g) {
         std::string label = setting_label(names, settings.values[g], along);
         if (label.empty()) label = title;
-        auto series = std::find_if(plot.series.begin(), plot.series.end(), [&](const auto& s) { return s.label == label; });
+        auto series =
+            std::find_if(plot.series.begin(), plot.series.end(), [&](const auto& s) { return s.label == label; });
         if (series == plot.series.end()) series = plot.series.insert(plot.series.end(), MetricSeries{label, {}, {}});
         const double x = *parse_number(settings.values[g][k]);
         std::vector<std::optional<double>> values;
@@ -366,7 +374,12 @@ std::string fits_section(const RunCollection& c, std::vector<MetricPlot>& plots)
       {"sigma_min_phi (init)", [](const nlohmann::json& s) { return summary_number(s, "sigma_min_phi"); }},
       {"ntk_lambda_min (init)", [](const nlohmann::json& s) { return summary_number(s, "ntk_lambda_min"); }}};
   std::vector<std::vector<std::string>> rows;
-  MetricPlot points{"rate_vs_sigma_min_g1", "sigma_min_g1 at initialization", "value", true, {}, true,
+  MetricPlot points{"rate_vs_sigma_min_g1",
+                    "sigma_min_g1 at initialization",
+                    "value",
+                    true,
+                    {},
+                    true,
                     "rate and its bounds against sigma_min_g1, one point per run"};
   for (const auto& [title, read] : quantities) {
     std::vector<std::pair<std::optional<double>, std::optional<double>>> pairs;
@@ -421,7 +434,12 @@ std::string power_laws_section(const RunCollection& c, const std::vector<std::st
   for (size_t k = 0; k < c.keys.size(); ++k) {
     if (!is_scale_key(settings, k)) continue;
     std::vector<std::vector<std::string>> rows;
-    MetricPlot plot{"power_laws_vs_" + names[k], names[k], "value", true, {}, true,
+    MetricPlot plot{"power_laws_vs_" + names[k],
+                    names[k],
+                    "value",
+                    true,
+                    {},
+                    true,
                     "quantities against " + names[k] + ", one point per run (log-log)"};
     for (const auto& [title, read] : quantities) {
       std::vector<std::pair<std::optional<double>, std::optional<double>>> pairs;
@@ -518,7 +536,8 @@ fs::path write_collection_report(const RunCollection& c, const fs::path& report_
   for (const auto& run : runs)
     if (run.summary.contains("cond_g") && run.summary["cond_g"].is_array())
       blocks = std::max(blocks, run.summary["cond_g"].size());
-  const bool sharpness = std::any_of(runs.begin(), runs.end(), [](const FoundRun& r) { return r.summary.contains("sharpness_max"); });
+  const bool sharpness =
+      std::any_of(runs.begin(), runs.end(), [](const FoundRun& r) { return r.summary.contains("sharpness_max"); });
   const bool within_sequence = std::any_of(runs.begin(), runs.end(), [](const FoundRun& run) {
     return summary_number(run.summary, "within_sequence_loss").has_value();
   });
@@ -549,7 +568,8 @@ fs::path write_collection_report(const RunCollection& c, const fs::path& report_
   for (const auto& metric : metrics) run_header.push_back(metric.title);
   std::vector<std::vector<std::string>> run_rows;
   for (const auto& run : runs) {
-    std::vector<std::string> row = {relative(run.dir), std::to_string(run.config.seed), run.summary.value("status", "?"),
+    std::vector<std::string> row = {relative(run.dir), std::to_string(run.config.seed),
+                                    run.summary.value("status", "?"),
                                     run.summary.contains("iters") ? run.summary["iters"].dump() : "-"};
     for (const auto& metric : metrics) {
       const auto v = metric.read(run.summary);
@@ -583,8 +603,10 @@ fs::path write_collection_report(const RunCollection& c, const fs::path& report_
     const auto shown = std::find_if(formats.begin(), formats.end(), [](const std::string& f) { return f != "pdf"; });
     for (const auto& name : drawn.drawn) {
       plots_text += fmt::format("### {}\n\n", name);
-      if (shown != formats.end()) plots_text += fmt::format("![{0}](plots/{0}.{1})\n\n", name, *shown);
-      else plots_text += fmt::format("[{0}.pdf](plots/{0}.pdf)\n\n", name);
+      if (shown != formats.end())
+        plots_text += fmt::format("![{0}](plots/{0}.{1})\n\n", name, *shown);
+      else
+        plots_text += fmt::format("[{0}.pdf](plots/{0}.pdf)\n\n", name);
     }
     for (const auto& note : drawn.notes) plots_text += "- " + note + "\n";
     for (const auto& failure : drawn.failed) {
@@ -618,26 +640,27 @@ fs::path write_collection_report(const RunCollection& c, const fs::path& report_
     const std::string name = source.empty() ? "." : source.string();
     if (std::find(sources.begin(), sources.end(), name) == sources.end()) sources.push_back(name);
   }
-  text += fmt::format(", read from {} summary.json{}.\n\n", runs.size() == 1 ? "its" : "each run's",
-                      sources == std::vector<std::string>{"."} ? ""
-                                                               : fmt::format(" (from `{}`)", fmt::join(sources, "`, `")));
+  text += fmt::format(
+      ", read from {} summary.json{}.\n\n", runs.size() == 1 ? "its" : "each run's",
+      sources == std::vector<std::string>{"."} ? "" : fmt::format(" (from `{}`)", fmt::join(sources, "`, `")));
   if (!c.notes.empty()) {
     text += "Left out:\n\n";
     for (const auto& note : c.notes) text += fmt::format("- `{}`: {}\n", relative(note.path), note.why);
     text += "\n";
   }
-  text += "Each cell: mean over the setting's runs that finished without diverging, then [min, max]; `(k/n)`: only k "
-          "of those n runs have a value (iterations to tolerance count the runs that reached it). The diverged runs "
-          "are counted in their column and kept out of every mean, fit and axis range. `1 - rate`: one minus the "
-          "linear rate, for the runs that converged linearly (their log loss on a line, falling at least a decade); "
-          "`-` where none did. `cond_g<l>`: sigma_max / sigma_min of the attention output matrix G of block l, at "
-          "initialization and at the last iteration; inf where G is rank-deficient." +
-          std::string(within_sequence ? " `final / within-seq loss`: the final loss over `within_sequence_loss`, "
-                                        "the least loss of a prediction that is the same for every token of a "
-                                        "sequence, which is all a model can give whose attention maps the tokens "
-                                        "of a sequence to one vector: about 1 where the loss stalls for that reason."
-                                      : "") +
-          "\n\n";
+  text +=
+      "Each cell: mean over the setting's runs that finished without diverging, then [min, max]; `(k/n)`: only k "
+      "of those n runs have a value (iterations to tolerance count the runs that reached it). The diverged runs "
+      "are counted in their column and kept out of every mean, fit and axis range. `1 - rate`: one minus the "
+      "linear rate, for the runs that converged linearly (their log loss on a line, falling at least a decade); "
+      "`-` where none did. `cond_g<l>`: sigma_max / sigma_min of the attention output matrix G of block l, at "
+      "initialization and at the last iteration; inf where G is rank-deficient." +
+      std::string(within_sequence ? " `final / within-seq loss`: the final loss over `within_sequence_loss`, "
+                                    "the least loss of a prediction that is the same for every token of a "
+                                    "sequence, which is all a model can give whose attention maps the tokens "
+                                    "of a sequence to one vector: about 1 where the loss stalls for that reason."
+                                  : "") +
+      "\n\n";
   text += "## By swept setting\n\n" + markdown_table(header, rows) + "\n";
   text += "## Runs\n\n" + markdown_table(run_header, run_rows) + "\n";
   text += step_size_section(c, names, settings);
@@ -670,7 +693,8 @@ fs::path write_comparison(const std::vector<fs::path>& dirs, const fs::path& out
   // The output holds what compare writes and nothing else: never a run's own directory.
   std::error_code ec;
   if (fs::exists(out / "config.yaml", ec))
-    throw IoError(fmt::format("{}: a run or sweep directory; compare writes into a directory of its own", out.string()));
+    throw IoError(
+        fmt::format("{}: a run or sweep directory; compare writes into a directory of its own", out.string()));
   fs::create_directories(out);
   write_collection_csv(c, out);
   return write_collection_report(c, out, formats, log);
@@ -683,8 +707,9 @@ fs::path plot_column(const fs::path& dir, const ColumnRequest& request) {
   if (!request.by.empty() && std::find(c.keys.begin(), c.keys.end(), request.by) == c.keys.end()) {
     const auto known = known_keys();
     if (std::find(known.begin(), known.end(), request.by) == known.end())
-      throw ConfigError(fmt::format("--by: unknown key '{}'; the runs differ in: {}", request.by,
-                                    c.keys.empty() ? std::string("no key") : fmt::format("{}", fmt::join(c.keys, ", "))));
+      throw ConfigError(
+          fmt::format("--by: unknown key '{}'; the runs differ in: {}", request.by,
+                      c.keys.empty() ? std::string("no key") : fmt::format("{}", fmt::join(c.keys, ", "))));
   }
   fs::path image = request.out;
   if (image.empty()) {

@@ -29,9 +29,8 @@ std::filesystem::path write_report(const std::filesystem::path& dir, std::ostrea
 
 /// `resgd compare`: the runs of several run and sweep directories that differ only in
 /// swept keys (merge_collections) as one sweep in `out`: sweep.csv, report.md, plots/.
-std::filesystem::path write_comparison(const std::vector<std::filesystem::path>& dirs,
-                                       const std::filesystem::path& out, const PlotFormats& formats = {"png", "svg"},
-                                       std::ostream& log = std::cerr);
+std::filesystem::path write_comparison(const std::vector<std::filesystem::path>& dirs, const std::filesystem::path& out,
+                                       const PlotFormats& formats = {"png", "svg"}, std::ostream& log = std::cerr);
 
 /// `resgd plot`: a metrics.csv column of every run under a directory.
 struct ColumnRequest {

@@ -58,9 +58,11 @@ Experiment read_experiment(const fs::path& file, bool quick) {
     }
   }
   const auto& axes = e.config.sweep.axes;
-  if (std::none_of(axes.begin(), axes.end(), [](const auto& a) { return a.key == "data.path" || a.key == "data.kind"; }))
+  if (std::none_of(axes.begin(), axes.end(),
+                   [](const auto& a) { return a.key == "data.path" || a.key == "data.kind"; }))
     read_data_sizes(e.config);
-  for (const auto& run : e.config.sweep.empty() ? std::vector<ExperimentConfig>{e.config} : sweep_point_configs(e.config))
+  for (const auto& run :
+       e.config.sweep.empty() ? std::vector<ExperimentConfig>{e.config} : sweep_point_configs(e.config))
     check_memory(run, resolve_device(run).is_cpu());
   return e;
 }
@@ -79,14 +81,15 @@ bool reproduce(const ReproduceOptions& options) {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(options.experiments, ec))
     if (entry.path().extension() == ".yaml") files.push_back(entry.path());
-  if (ec) throw IoError(fmt::format("{}: cannot list the experiment files: {}", options.experiments.string(), ec.message()));
+  if (ec)
+    throw IoError(fmt::format("{}: cannot list the experiment files: {}", options.experiments.string(), ec.message()));
   std::sort(files.begin(), files.end());
   std::vector<std::string> stems;
   for (const auto& file : files) stems.push_back(file.stem().string());
   for (const auto& name : options.only)
     if (std::find(stems.begin(), stems.end(), name) == stems.end())
-      throw ConfigError(fmt::format("--only: no experiment '{}' in {}; there are: {}", name, options.experiments.string(),
-                                    fmt::join(stems, ", ")));
+      throw ConfigError(fmt::format("--only: no experiment '{}' in {}; there are: {}", name,
+                                    options.experiments.string(), fmt::join(stems, ", ")));
   // Every file read and its claims parsed before the first run: a mistake costs nothing.
   std::vector<Experiment> experiments;
   for (const auto& file : files)
@@ -94,7 +97,8 @@ bool reproduce(const ReproduceOptions& options) {
       experiments.push_back(read_experiment(file, options.quick));
 
   fs::create_directories(options.out / "results", ec);
-  if (ec) throw IoError(fmt::format("{}: cannot create directory: {}", (options.out / "results").string(), ec.message()));
+  if (ec)
+    throw IoError(fmt::format("{}: cannot create directory: {}", (options.out / "results").string(), ec.message()));
   std::ostream& log = options.log ? *options.log : std::cerr;
   size_t shown = 0, total = 0;
   std::string body;
@@ -121,8 +125,8 @@ bool reproduce(const ReproduceOptions& options) {
       shown += verdict.shown;
       ++total;
       log << fmt::format("  {}: {} ({})\n", verdict.shown ? "shown" : "NOT SHOWN", claim.claim, verdict.measured);
-      section += fmt::format("| {} | {} | {} |\n", markdown_cell(claim.claim), verdict.shown ? "shown" : "**not shown**",
-                             markdown_cell(verdict.measured));
+      section += fmt::format("| {} | {} | {} |\n", markdown_cell(claim.claim),
+                             verdict.shown ? "shown" : "**not shown**", markdown_cell(verdict.measured));
     }
     section += "\n```text\n" + format_summary_table(e.config, records) + "```\n\n";
     const fs::path figure = run.out / "plots" / (e.config.claims.figure + ".png");

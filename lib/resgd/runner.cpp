@@ -25,8 +25,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<std::pair<std::string, torch::Tensor>> named_tensors(ResidualTransformerImpl& model,
-                                                                 const Dataset& data) {
+std::vector<std::pair<std::string, torch::Tensor>> named_tensors(ResidualTransformerImpl& model, const Dataset& data) {
   std::vector<std::pair<std::string, torch::Tensor>> out = {{"X", data.X}, {"Y", data.Y}};
   for (const auto& item : model.named_parameters()) out.emplace_back(item.key(), item.value());
   return out;
@@ -61,8 +60,14 @@ bool holds_nothing(const fs::path& dir) {
 }
 
 /// The files a run writes into its directory, for removing a failed one's.
-const char* const kRunFiles[] = {"config.yaml",     "metrics.csv",      "summary.json",           "checkpoint.pt",
-                                 "tensors/init.pt", "tensors/final.pt", "tensors/init_spectra.pt", "tensors"};
+const char* const kRunFiles[] = {"config.yaml",
+                                 "metrics.csv",
+                                 "summary.json",
+                                 "checkpoint.pt",
+                                 "tensors/init.pt",
+                                 "tensors/final.pt",
+                                 "tensors/init_spectra.pt",
+                                 "tensors"};
 
 /// Removes what a failed run wrote into `dir` (empty directories left by it included),
 /// then `dir` itself where it holds nothing else and `remove_dir`. A user's own files stay.
@@ -70,8 +75,10 @@ void remove_failed_run(const fs::path& dir, bool remove_dir) {
   std::error_code ec;
   for (const char* name : kRunFiles) {
     const fs::path path = dir / name;
-    if (fs::is_directory(path, ec)) fs::remove(path, ec);  // only if empty
-    else fs::remove(path, ec);
+    if (fs::is_directory(path, ec))
+      fs::remove(path, ec);  // only if empty
+    else
+      fs::remove(path, ec);
   }
   if (remove_dir && holds_nothing(dir)) fs::remove_all(dir, ec);
 }
@@ -108,13 +115,15 @@ TrainCheckpoint load_checkpoint(const fs::path& path, ResidualTransformerImpl& m
   c.iter = get("iter", {}).item<int64_t>();
   c.elapsed_s = get("elapsed_s", {}).item<double>();
   if (c.iter < 0 || c.iter > config.train.max_iters)
-    throw IoError(fmt::format("{}: checkpoint at iteration {}, outside this run's 0..train.max_iters = {}; it "
-                              "belongs to another run",
-                              path.string(), c.iter, config.train.max_iters));
+    throw IoError(
+        fmt::format("{}: checkpoint at iteration {}, outside this run's 0..train.max_iters = {}; it "
+                    "belongs to another run",
+                    path.string(), c.iter, config.train.max_iters));
   if (tensors.count("data_hash") && static_cast<uint64_t>(get("data_hash", {}).item<int64_t>()) != data_hash)
-    throw IoError(fmt::format("{}: the data changed since this checkpoint (fingerprint {:016x}, now {:016x}); "
-                              "resuming would mix two data sets: start a new run",
-                              path.string(), static_cast<uint64_t>(get("data_hash", {}).item<int64_t>()), data_hash));
+    throw IoError(
+        fmt::format("{}: the data changed since this checkpoint (fingerprint {:016x}, now {:016x}); "
+                    "resuming would mix two data sets: start a new run",
+                    path.string(), static_cast<uint64_t>(get("data_hash", {}).item<int64_t>()), data_hash));
   for (const auto& item : model.named_parameters()) {
     c.params.push_back(get("params." + item.key(), item.value().sizes()).to(device));
     c.theta_0.push_back(get("theta_0." + item.key(), item.value().sizes()).to(device));
@@ -189,20 +198,23 @@ void require_same_config(const fs::path& dir, const std::string& yaml) {
   } catch (const ConfigError&) {  // unreadable now: not the same configuration
   }
   if (!same)
-    throw IoError(fmt::format("{}: was written by a different configuration; resume with the same experiment "
-                              "and --set values, or choose another --out",
-                              path.string()));
+    throw IoError(
+        fmt::format("{}: was written by a different configuration; resume with the same experiment "
+                    "and --set values, or choose another --out",
+                    path.string()));
 }
 
 /// A finished run resumed: returned as it is, once its configuration and data are those
 /// of this command.
 void require_same_data(const fs::path& dir, const nlohmann::json& summary, uint64_t data_hash) {
   const auto written = summary.find("data_hash");
-  if (written == summary.end() || !written->is_string() || written->get<std::string>() == fmt::format("{:016x}", data_hash))
+  if (written == summary.end() || !written->is_string() ||
+      written->get<std::string>() == fmt::format("{:016x}", data_hash))
     return;
-  throw IoError(fmt::format("{}: the data changed since this run finished (fingerprint {}, now {:016x}); choose "
-                            "another --out for a run on the new data",
-                            (dir / "summary.json").string(), written->get<std::string>(), data_hash));
+  throw IoError(
+      fmt::format("{}: the data changed since this run finished (fingerprint {}, now {:016x}); choose "
+                  "another --out for a run on the new data",
+                  (dir / "summary.json").string(), written->get<std::string>(), data_hash));
 }
 
 /// Refuses to resume in a directory that `resgd run` did not write, touching nothing: it
@@ -214,9 +226,10 @@ void require_ours(const fs::path& dir) {
   if (holds_nothing(dir)) return;
   const fs::path config = dir / "config.yaml";
   auto not_ours = [&](const std::string& why) {
-    return IoError(fmt::format("{}: not a run or sweep directory of `resgd run` ({}); --resume continues only "
-                               "those, and nothing here was changed",
-                               dir.string(), why));
+    return IoError(
+        fmt::format("{}: not a run or sweep directory of `resgd run` ({}); --resume continues only "
+                    "those, and nothing here was changed",
+                    dir.string(), why));
   };
   if (!fs::exists(config, ec)) throw not_ours("no config.yaml");
   try {
@@ -237,7 +250,8 @@ fs::path create_default_output_dir(const ExperimentConfig& config) {
   const fs::path base = fs::path("results") / (config.name + "-" + stamp);
   std::error_code ec;
   fs::create_directories(base.parent_path(), ec);
-  if (ec) throw IoError(fmt::format("{}: cannot create output directory: {}", base.parent_path().string(), ec.message()));
+  if (ec)
+    throw IoError(fmt::format("{}: cannot create output directory: {}", base.parent_path().string(), ec.message()));
   for (int k = 1;; ++k) {
     const fs::path dir = k == 1 ? base : fs::path(fmt::format("{}-{}", base.string(), k));
     if (fs::create_directory(dir, ec)) return dir;  // false: it exists, claimed by someone else
@@ -339,10 +353,11 @@ std::vector<ExperimentConfig> sweep_point_configs(const ExperimentConfig& config
     for (size_t k = 0; k < points[i].values.size(); ++k) {
       const auto& [key, value] = points[i].values[k];
       if (value == first.values[k].second) continue;
-      throw ConfigError(fmt::format("{}: sweep.{}: {} gives the same configuration as {} (run {} and run {}); "
-                                    "each setting would train the same runs",
-                                    sweep_value_origin(config.sweep, key, value).str(), key, value, first.values[k].second, first.dir_name(),
-                                    points[i].dir_name()));
+      throw ConfigError(
+          fmt::format("{}: sweep.{}: {} gives the same configuration as {} (run {} and run {}); "
+                      "each setting would train the same runs",
+                      sweep_value_origin(config.sweep, key, value).str(), key, value, first.values[k].second,
+                      first.dir_name(), points[i].dir_name()));
     }
     throw ConfigError(fmt::format("sweep: runs {} and {} have the same configuration", first.dir_name(),
                                   points[i].dir_name()));  // not reached: equal texts are refused on loading
@@ -419,18 +434,20 @@ std::vector<RunRecord> run_experiment(const ExperimentConfig& config, const RunO
   std::error_code ec;
   const bool existed = fs::exists(out, ec) && !options.out_is_new;
   if (options.resume && !existed && !options.start_if_missing)
-    throw IoError(fmt::format("{}: no such directory to resume; check the path, or pass --resume-or-start to "
-                              "start a new run there",
-                              out.string()));
+    throw IoError(
+        fmt::format("{}: no such directory to resume; check the path, or pass --resume-or-start to "
+                    "start a new run there",
+                    out.string()));
   if (options.resume && existed) require_ours(out);  // touching nothing otherwise
   std::vector<fs::path> created = create_directories_tracked(out);
   if (options.out_is_new) created.push_back(out);
   try {
     const DirectoryLock lock(out);  // before anything is written, to the end
     if (!options.force && !options.resume && !holds_nothing(out))
-      throw IoError(fmt::format("{}: output directory exists and is not empty; choose another --out, "
-                                "or pass --force to write into it",
-                                out.string()));
+      throw IoError(
+          fmt::format("{}: output directory exists and is not empty; choose another --out, "
+                      "or pass --force to write into it",
+                      out.string()));
     auto records = run_all(config, options);
     if (options.finish) options.finish(records);  // the report, while the directory is still ours
     return records;
@@ -470,8 +487,8 @@ RunRecord run_point(const ExperimentConfig& config, size_t index, const RunOptio
   }
   const auto points = expand_sweep(config);
   if (index >= points.size())
-    throw ConfigError(fmt::format("--point {}: the sweep has {} points, 0 to {}", index, points.size(),
-                                  points.size() - 1));
+    throw ConfigError(
+        fmt::format("--point {}: the sweep has {} points, 0 to {}", index, points.size(), points.size() - 1));
   ExperimentConfig point_config = config_for_point(config, points[index]);  // its own data only: others may fail
   read_data_sizes(point_config);
   RunRecord record{points[index], out / "runs" / points[index].dir_name(), {}};
@@ -497,9 +514,10 @@ std::vector<size_t> prepare_sweep_directory(const ExperimentConfig& config, cons
   if (ec) throw IoError(fmt::format("{}: cannot create output directory: {}", out.string(), ec.message()));
   const DirectoryLock lock(out);
   if (!resume && !holds_nothing(out))
-    throw IoError(fmt::format("{}: output directory exists and is not empty; choose another --out, or pass "
-                              "--resume to queue the points of its sweep that have not finished",
-                              out.string()));
+    throw IoError(
+        fmt::format("{}: output directory exists and is not empty; choose another --out, or pass "
+                    "--resume to queue the points of its sweep that have not finished",
+                    out.string()));
   if (resume) require_same_config(out, dump_yaml(config));
   write_file_atomic(out / "config.yaml", dump_yaml(config));
   std::vector<size_t> unfinished;

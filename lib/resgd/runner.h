@@ -18,13 +18,13 @@
 namespace resgd {
 
 struct RunOptions {
-  std::filesystem::path out;  // the run (or sweep) directory
-  bool force = false;         // allow writing into an existing, non-empty directory
-  bool resume = false;        // continue interrupted runs from their checkpoints, skip finished ones
+  std::filesystem::path out;      // the run (or sweep) directory
+  bool force = false;             // allow writing into an existing, non-empty directory
+  bool resume = false;            // continue interrupted runs from their checkpoints, skip finished ones
   bool start_if_missing = false;  // with resume: a missing `out` starts a new run instead of an error
-  std::ostream* log = nullptr;  // progress lines; null = quiet
+  std::ostream* log = nullptr;    // progress lines; null = quiet
   const std::atomic<bool>* stop_requested = nullptr;
-  int jobs = 1;  // sweep runs trained at once, each on its own thread
+  int jobs = 1;             // sweep runs trained at once, each on its own thread
   bool out_is_new = false;  // `out` was made for this call (create_default_output_dir): removed if left empty
   /// Called after each metrics.csv row is written (progress display, tests), from the
   /// thread that trains that run.
@@ -42,8 +42,8 @@ std::filesystem::path create_default_output_dir(const ExperimentConfig& config);
 /// Trains one configuration (no sweep) into `dir`, which the caller has created and
 /// locked; returns its summary.json. `runs_at_once`: the runs this process trains side by
 /// side (the policy gives a lone run the cores). A fresh run that fails leaves no file.
-nlohmann::json run_single(const ExperimentConfig& config, const std::filesystem::path& dir,
-                          const RunOptions& options, const SweepPoint& point = {}, int runs_at_once = 1);
+nlohmann::json run_single(const ExperimentConfig& config, const std::filesystem::path& dir, const RunOptions& options,
+                          const SweepPoint& point = {}, int runs_at_once = 1);
 
 /// The configuration of every point of a sweep, in expand_sweep's order, each checked on
 /// its own (settings of different keys that do not go together, a tensors file's sizes read

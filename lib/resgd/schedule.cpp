@@ -97,8 +97,10 @@ void DiagnosisSchedule::add(IterationRow row, DiagnosisJob job, bool last) {
     worker_->start(std::move(row), std::move(job));
     return;
   }
-  if (worker_ && worker_->busy()) worker_->hold(std::move(row));
-  else emit_(row);
+  if (worker_ && worker_->busy())
+    worker_->hold(std::move(row));
+  else
+    emit_(row);
 }
 
 void DiagnosisSchedule::drain() {

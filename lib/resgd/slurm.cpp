@@ -34,7 +34,7 @@ std::string quoted(const std::string& text) {
 }
 
 struct Output {
-  int status = -1;  // the exit status; -1 where the program could not be started
+  int status = -1;   // the exit status; -1 where the program could not be started
   std::string text;  // stdout and stderr together
 };
 
@@ -109,17 +109,19 @@ std::string sweep_script(const ExperimentConfig& config, const SubmitOptions& o,
   if (o.gpus_per_task > 0) text += fmt::format("#SBATCH --gpus-per-task={}\n", o.gpus_per_task);
   for (const auto& arg : o.sbatch_args) text += "#SBATCH " + arg + "\n";
   text += "set -u\n";
-  text += fmt::format("echo \"resgd task $SLURM_ARRAY_TASK_ID on $(hostname), run ${{SLURM_RESTART_COUNT:-0}}, $(date)\"\n");
+  text += fmt::format(
+      "echo \"resgd task $SLURM_ARRAY_TASK_ID on $(hostname), run ${{SLURM_RESTART_COUNT:-0}}, $(date)\"\n");
   text += fmt::format("{} run {} --out {} --point \"$SLURM_ARRAY_TASK_ID\" &\n", quoted(o.resgd.string()),
                       quoted((out / "config.yaml").string()), quoted(out.string()));
-  text += "app=$!\n"
-          "trap 'kill -TERM \"$app\" 2>/dev/null' TERM\n"
-          "while :; do wait \"$app\"; rc=$?; kill -0 \"$app\" 2>/dev/null || break; done\n"
-          "# Checkpointed on SIGTERM: back in the queue if this was the time limit's warning.\n"
-          "if [ \"$rc\" = 143 ] && scontrol show job \"$SLURM_JOB_ID\" 2>/dev/null | grep -q 'JobState=RUNNING'; then\n"
-          "  scontrol requeue \"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"\n"
-          "fi\n"
-          "exit \"$rc\"\n";
+  text +=
+      "app=$!\n"
+      "trap 'kill -TERM \"$app\" 2>/dev/null' TERM\n"
+      "while :; do wait \"$app\"; rc=$?; kill -0 \"$app\" 2>/dev/null || break; done\n"
+      "# Checkpointed on SIGTERM: back in the queue if this was the time limit's warning.\n"
+      "if [ \"$rc\" = 143 ] && scontrol show job \"$SLURM_JOB_ID\" 2>/dev/null | grep -q 'JobState=RUNNING'; then\n"
+      "  scontrol requeue \"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"\n"
+      "fi\n"
+      "exit \"$rc\"\n";
   return text;
 }
 
@@ -144,8 +146,9 @@ std::string sbatch(std::vector<std::string> args, const fs::path& script) {
   std::string id = result.text.substr(0, result.text.find_first_of(";\n"));
   const bool numeric = !id.empty() && std::all_of(id.begin(), id.end(), ::isdigit);
   if (result.status != 0 || !numeric)
-    throw IoError(fmt::format("sbatch {}: {}", script.string(),
-                              result.text.empty() ? "failed" : result.text.substr(0, result.text.find_last_not_of('\n') + 1)));
+    throw IoError(
+        fmt::format("sbatch {}: {}", script.string(),
+                    result.text.empty() ? "failed" : result.text.substr(0, result.text.find_last_not_of('\n') + 1)));
   return id;
 }
 
@@ -165,8 +168,9 @@ void submit(const ExperimentConfig& config, const SubmitOptions& options) {
   for (const auto& point : config.sweep.empty() ? std::vector<ExperimentConfig>{config} : sweep_point_configs(config))
     check_memory(point, /*device_is_cpu=*/false);  // the node's memory is not this machine's: sizes only
   if (!options.dry_run && !on_path("sbatch"))
-    throw IoError("sbatch was not found on PATH: submitting needs Slurm's client commands; --dry-run writes the "
-                  "scripts without submitting");
+    throw IoError(
+        "sbatch was not found on PATH: submitting needs Slurm's client commands; --dry-run writes the "
+        "scripts without submitting");
   const fs::path out = fs::absolute(options.out).lexically_normal();
   std::error_code ec;
   const bool existed = fs::exists(out, ec);
@@ -205,8 +209,8 @@ void submit(const ExperimentConfig& config, const SubmitOptions& options) {
   const fs::path jobs = out / "slurm" / "jobs";
   const std::string previous = fs::exists(jobs) ? read_file(jobs) : "";
   write_file_atomic(jobs, previous + fmt::format("array {} {}\nreport {}\n", array_id, array_list(points), report_id));
-  log << fmt::format("submitted the array job {} ({} task{}) and the report job {} after it\n", array_id,
-                     points.size(), points.size() == 1 ? "" : "s", report_id);
+  log << fmt::format("submitted the array job {} ({} task{}) and the report job {} after it\n", array_id, points.size(),
+                     points.size() == 1 ? "" : "s", report_id);
   log << fmt::format("follow it with: resgd status {}\n", quoted(out.string()));
 }
 
@@ -255,8 +259,8 @@ std::map<std::pair<std::string, size_t>, std::string> scheduler_states(const std
     const Output queue = run_program({"squeue", "-h", "-r", "-j", id, "-o", "%F|%K|%T"});
     if (queue.status == 0) parse(queue.text, '|', false);
   }
-  const Output ended = run_program({"sacct", "-n", "-P", "-X", "-j", fmt::format("{}", fmt::join(ids, ",")), "-o",
-                                    "JobID,State"});
+  const Output ended =
+      run_program({"sacct", "-n", "-P", "-X", "-j", fmt::format("{}", fmt::join(ids, ",")), "-o", "JobID,State"});
   if (ended.status == 0) parse(ended.text, '|', true);
   return states;
 }
@@ -280,9 +284,11 @@ bool print_status(const fs::path& dir, std::ostream& out) {
     throw IoError(fmt::format("{}: no config.yaml; resgd status reads a run or sweep directory", dir.string()));
   const ExperimentConfig config = load_config_file(config_path.string());
   std::vector<std::pair<std::string, fs::path>> points;  // name, run directory
-  if (config.sweep.empty()) points.emplace_back(".", dir);
+  if (config.sweep.empty())
+    points.emplace_back(".", dir);
   else
-    for (const auto& point : expand_sweep(config)) points.emplace_back(point.dir_name(), dir / "runs" / point.dir_name());
+    for (const auto& point : expand_sweep(config))
+      points.emplace_back(point.dir_name(), dir / "runs" / point.dir_name());
   const auto ids = array_ids(dir);
   const auto states = scheduler_states(ids);
   std::map<std::string, size_t> counts;

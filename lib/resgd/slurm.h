@@ -12,8 +12,8 @@
 namespace resgd {
 
 struct SubmitOptions {
-  std::filesystem::path out;  // the sweep directory (absolute in the scripts)
-  std::string partition, time;  // sbatch's --partition and --time, where given
+  std::filesystem::path out;                 // the sweep directory (absolute in the scripts)
+  std::string partition, time;               // sbatch's --partition and --time, where given
   int cpus_per_task = 0, gpus_per_task = 0;  // 0: not asked for
   int max_parallel = 0;                      // the array's %K throttle; 0: none
   int signal_seconds = 120;                  // SIGTERM this long before the time limit

@@ -15,9 +15,7 @@ namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-torch::Tensor scalar_like(double value, const torch::Tensor& like) {
-  return torch::full({}, value, like.options());
-}
+torch::Tensor scalar_like(double value, const torch::Tensor& like) { return torch::full({}, value, like.options()); }
 
 // smallest_singular_value's iteration (see spectra.h).
 constexpr int64_t kMinIteratedSize = 32;  // below this an SVD costs less than the setup
@@ -58,7 +56,7 @@ std::optional<double> iterate_smallest(const torch::Tensor& Rn, int& iterations)
     // overflow; LAPACK's eigh throws on what that leaves.
     if (!torch::isfinite(gram).all().item<bool>()) return std::nullopt;
     auto [ritz, vectors] = torch::linalg_eigh(gram);
-    const double theta_sq = ritz[p - 1].item<double>();  // -> 1 / sigma_min(Rn)^2 from below
+    const double theta_sq = ritz[p - 1].item<double>();                    // -> 1 / sigma_min(Rn)^2 from below
     if (!std::isfinite(theta_sq) || !(theta_sq > 0)) return std::nullopt;  // singular R
     auto w = vectors.select(1, p - 1);
     const double residual = (Y.mv(w) - theta_sq * X.mv(w)).norm().item<double>();
@@ -74,8 +72,7 @@ std::optional<double> iterate_smallest(const torch::Tensor& Rn, int& iterations)
     // where that rate cannot reach tol within the budget.
     if (k >= 3) {
       const double rate = residual / previous_residual;
-      if (!(rate < 1) || k + std::log(tol * theta_sq / residual) / std::log(rate) > kMaxIterations)
-        return std::nullopt;
+      if (!(rate < 1) || k + std::log(tol * theta_sq / residual) / std::log(rate) > kMaxIterations) return std::nullopt;
     }
     previous_residual = residual;
     X = std::get<0>(torch::linalg_qr(Y));
@@ -106,14 +103,15 @@ torch::Tensor thin_to_square(const torch::Tensor& batch) {
 /// give: no copy of the whole batch is made (the large size's features would take 256 MiB
 /// at once in float64).
 torch::Tensor singular_values_by_float64_gram(const torch::Tensor& batch, const torch::Tensor& scale) {
-  constexpr int64_t kPieceEntries = int64_t{1} << 22;  // 32 MiB of float64 per piece
+  constexpr int64_t kPieceEntries = int64_t{1} << 22;                             // 32 MiB of float64 per piece
   const auto M = batch.size(1) <= batch.size(2) ? batch : batch.transpose(1, 2);  // (B, k, l), k <= l
   const int64_t B = M.size(0), k = M.size(1), l = M.size(2);
   const auto scale_64 = scale.to(torch::kFloat64);
   auto gram = torch::zeros({B, k, k}, M.options().dtype(torch::kFloat64));
   const int64_t piece = std::max<int64_t>(1, kPieceEntries / (B * k));
   for (int64_t start = 0; start < l; start += piece) {
-    const auto part = M.narrow(2, start, std::min(piece, l - start)).to(torch::kFloat64).nan_to_num_(0.0, 0.0, 0.0).div_(scale_64);
+    const auto part =
+        M.narrow(2, start, std::min(piece, l - start)).to(torch::kFloat64).nan_to_num_(0.0, 0.0, 0.0).div_(scale_64);
     compute::add_lower_gram_(gram, part);
   }
   // Eigenvalues ascending; a negative one is rounding of an exactly singular matrix.
@@ -137,21 +135,22 @@ torch::Tensor singular_values(const torch::Tensor& batch) {
   // would carry float32's error into every value, whatever route follows.
   // max |entry| from the largest and the least entry: two passes that copy nothing, where
   // batch.abs() would be a copy of the whole batch.
-  auto scale = torch::maximum(batch.amax({1, 2}, /*keepdim=*/true), batch.amin({1, 2}, /*keepdim=*/true).neg());  // (B, 1, 1)
-  auto finite = torch::isfinite(scale).flatten();  // (B,)
+  auto scale =
+      torch::maximum(batch.amax({1, 2}, /*keepdim=*/true), batch.amin({1, 2}, /*keepdim=*/true).neg());  // (B, 1, 1)
+  auto finite = torch::isfinite(scale).flatten();                                                        // (B,)
   scale = torch::where((scale > 0).logical_and_(finite.view_as(scale)), torch::exp2(torch::floor(torch::log2(scale))),
                        scalar_like(1.0, scale));
   const bool by_gram = batch.is_cpu() && batch.scalar_type() == torch::kFloat32;
   auto s = (by_gram ? singular_values_by_float64_gram(batch, scale)
                     : torch::linalg_svdvals(thin_to_square(batch.nan_to_num(0.0, 0.0, 0.0).div_(scale)))) *
-           scale.flatten(1);  // (B, k), descending
-  auto largest = s.narrow(1, 0, 1);                                   // (B, 1)
+           scale.flatten(1);         // (B, k), descending
+  auto largest = s.narrow(1, 0, 1);  // (B, 1)
   s = torch::where(s >= zero_tolerance(s.scalar_type()) * largest, s, scalar_like(0.0, s));
   return torch::where(finite.unsqueeze(1), s, scalar_like(kNaN, s));
 }
 
 SpectrumStats spectrum_stats(const torch::Tensor& batch) {
-  auto s = singular_values(batch);   // (B, k); a NaN row makes every statistic NaN
+  auto s = singular_values(batch);  // (B, k); a NaN row makes every statistic NaN
   SpectrumStats out;
   out.sigma_min = s.select(1, -1).min();
   out.sigma_max = s.select(1, 0).max();
@@ -210,7 +209,7 @@ SmallestSingularValue smallest_singular_value(const torch::Tensor& M) {
   std::frexp(scale, &exponent);
   if (scale == 0 || std::abs(exponent) > 500) return by_svd();
   const auto R = std::get<1>(torch::linalg_qr(A, "r"));  // (c, c)
-  const auto Rn = R / scale;  // largest entry about 1, so the solves stay in range
+  const auto Rn = R / scale;                             // largest entry about 1, so the solves stay in range
   if (auto sigma = iterate_smallest(Rn, out.iterations)) {
     out.value = scalar_like(*sigma * scale, M);
     out.iterated = true;

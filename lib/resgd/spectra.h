@@ -42,9 +42,9 @@ torch::Tensor smallest_psd_eigenvalue(const torch::Tensor& K);
 
 /// The smallest singular value of one matrix, and how it was found.
 struct SmallestSingularValue {
-  torch::Tensor value;     // 0-d, the matrix's dtype and device; as spectrum_stats' sigma_min
-  int iterations = 0;      // inverse subspace iterations run; 0 where none were tried
-  bool iterated = false;   // true: the converged iteration's value; false: an SVD's
+  torch::Tensor value;    // 0-d, the matrix's dtype and device; as spectrum_stats' sigma_min
+  int iterations = 0;     // inverse subspace iterations run; 0 where none were tried
+  bool iterated = false;  // true: the converged iteration's value; false: an SVD's
 };
 
 /// The min(r, c)-th singular value of M (r, c), with spectrum_stats' conventions: 0 below
@@ -63,10 +63,10 @@ SmallestSingularValue smallest_singular_value(const torch::Tensor& M);
 
 /// The largest eigenvalue of a symmetric operator, and how it was found.
 struct LargestEigenvalue {
-  double value = std::numeric_limits<double>::quiet_NaN();  // NaN unless converged
+  double value = std::numeric_limits<double>::quiet_NaN();       // NaN unless converged
   double ritz_value = std::numeric_limits<double>::quiet_NaN();  // the last estimate, converged or not
   double residual = std::numeric_limits<double>::quiet_NaN();    // ||A y - ritz_value y||, y its unit Ritz vector
-  int iterations = 0;  // products with the operator
+  int iterations = 0;                                            // products with the operator
   bool converged = false;
 };
 

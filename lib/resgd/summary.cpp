@@ -57,7 +57,8 @@ nlohmann::json summarize(const ExperimentConfig& config, const TrainResult& resu
   const Diagnosis* first = result.diagnosed.empty() ? nullptr : &result.diagnosed.front().second;
   const Diagnosis* last = result.diagnosed.empty() ? nullptr : &result.diagnosed.back().second;
   for (const auto& [key, field] : {std::pair{"sigma_min_g", &BlockDiagnosis::sigma_min_g},
-                                   {"sigma_max_g", &BlockDiagnosis::sigma_max_g}, {"cond_g", &BlockDiagnosis::cond_g}}) {
+                                   {"sigma_max_g", &BlockDiagnosis::sigma_max_g},
+                                   {"cond_g", &BlockDiagnosis::cond_g}}) {
     for (const auto& [suffix, diagnosis] : {std::pair{"", first}, {"_final", last}}) {
       nlohmann::json list = nlohmann::json::array();
       if (diagnosis)
@@ -65,8 +66,8 @@ nlohmann::json summarize(const ExperimentConfig& config, const TrainResult& resu
       summary[std::string(key) + suffix] = list;
     }
   }
-  summary["diagnosed_final_iter"] = result.diagnosed.empty() ? nlohmann::json(nullptr)
-                                                              : nlohmann::json(result.diagnosed.back().first);
+  summary["diagnosed_final_iter"] =
+      result.diagnosed.empty() ? nlohmann::json(nullptr) : nlohmann::json(result.diagnosed.back().first);
   // What bounds the rate and the step size, at initialization; null where not computed
   // (the NTK and the sharpness are opt-in) or not finite.
   const bool from_start = first && result.diagnosed.front().first == 0;
@@ -80,11 +81,13 @@ nlohmann::json summarize(const ExperimentConfig& config, const TrainResult& resu
     if (std::isfinite(diagnosis.pl_ratio)) pl.push_back(diagnosis.pl_ratio);
     if (diagnosis.sharpness && std::isfinite(*diagnosis.sharpness)) sharpness.push_back(*diagnosis.sharpness);
   }
-  summary["pl_ratio_min"] = pl.empty() ? nlohmann::json(nullptr) : number_or_null(*std::min_element(pl.begin(), pl.end()));
+  summary["pl_ratio_min"] =
+      pl.empty() ? nlohmann::json(nullptr) : number_or_null(*std::min_element(pl.begin(), pl.end()));
   summary["pl_ratio_median"] = number_or_null(median_of_finite(pl));
   if (config.diagnostics.sharpness) {
-    summary["sharpness_max"] = sharpness.empty() ? nlohmann::json(nullptr)
-                                                 : number_or_null(*std::max_element(sharpness.begin(), sharpness.end()));
+    summary["sharpness_max"] = sharpness.empty()
+                                   ? nlohmann::json(nullptr)
+                                   : number_or_null(*std::max_element(sharpness.begin(), sharpness.end()));
     summary["sharpness_final"] = last ? number_or_null(last->sharpness) : nlohmann::json(nullptr);
   }
   // How far the weights moved (relative), and where GD leaves its linearization.
@@ -99,7 +102,8 @@ nlohmann::json summarize(const ExperimentConfig& config, const TrainResult& resu
       gap = std::max(gap, std::abs(loss - lin));
       if (!departs && std::abs(loss - lin) > 0.1 * loss) departs = result.logged_iters[i];
     }
-    summary["lin_gap_max"] = result.initial_loss > 0 ? number_or_null(gap / result.initial_loss) : nlohmann::json(nullptr);
+    summary["lin_gap_max"] =
+        result.initial_loss > 0 ? number_or_null(gap / result.initial_loss) : nlohmann::json(nullptr);
     summary["lin_departure_iter"] = departs ? nlohmann::json(*departs) : nlohmann::json(nullptr);
     summary["ntk_lambda_max"] = number_or_null(result.ntk_lambda_max);
   }
@@ -134,7 +138,8 @@ std::string cell(const nlohmann::json& summary, const std::string& key, int64_t 
   if (value->is_string()) return value->get<std::string>();
   if (value->is_number_integer()) return std::to_string(value->get<int64_t>());
   if (value->is_number())
-    return digits == CellDigits::all ? format_number(value->get<double>()) : fmt::format("{:.4g}", value->get<double>());
+    return digits == CellDigits::all ? format_number(value->get<double>())
+                                     : fmt::format("{:.4g}", value->get<double>());
   return value->dump();
 }
 
@@ -144,9 +149,16 @@ std::string or_dash(const std::string& text) { return text.empty() ? "-" : text;
 }  // namespace
 
 std::vector<std::string> summary_columns(int64_t layers) {
-  std::vector<std::string> columns = {"status",      "initial_loss", "final_loss",  "loss_max",
-                                      "within_sequence_loss", "iters", "iters_to_tol", "linear_rate",
-                                      "linear_fit_correlation", "converges_linearly"};
+  std::vector<std::string> columns = {"status",
+                                      "initial_loss",
+                                      "final_loss",
+                                      "loss_max",
+                                      "within_sequence_loss",
+                                      "iters",
+                                      "iters_to_tol",
+                                      "linear_rate",
+                                      "linear_fit_correlation",
+                                      "converges_linearly"};
   for (const char* stem : {"sigma_min_g", "sigma_max_g", "cond_g"})
     for (int64_t l = 1; l <= layers; ++l) columns.push_back(fmt::format("{}{}", stem, l));
   for (const char* key : {"sigma_min_phi", "ntk_lambda_min", "sharpness", "sharpness_max", "sharpness_final",

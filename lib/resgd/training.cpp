@@ -41,8 +41,8 @@ Start begin(std::vector<torch::Tensor>& params, TrainResult& result, const Train
     for (const auto& p : params) start.theta_0.push_back(p.detach().clone());
     return start;
   }
-  TORCH_CHECK(resume->params.size() == params.size() && resume->theta_0.size() == params.size(),
-              "checkpoint holds ", resume->params.size(), " parameters, the model ", params.size());
+  TORCH_CHECK(resume->params.size() == params.size() && resume->theta_0.size() == params.size(), "checkpoint holds ",
+              resume->params.size(), " parameters, the model ", params.size());
   for (size_t i = 0; i < params.size(); ++i) params[i].copy_(resume->params[i]);
   for (const auto& row : resume->rows) record(result, row);
   return {resume->theta_0, resume->iter, resume->elapsed_s};
@@ -66,7 +66,8 @@ double relative_travel(ResidualTransformerImpl& model, const std::vector<torch::
   const auto params = model.named_parameters();
   for (size_t i = 0; i < params.size(); ++i) {
     const std::string& key = params[i].key();
-    if (std::none_of(names.begin(), names.end(), [&](const char* n) { return key.size() >= 3 && key.substr(key.size() - 3) == n; }))
+    if (std::none_of(names.begin(), names.end(),
+                     [&](const char* n) { return key.size() >= 3 && key.substr(key.size() - 3) == n; }))
       continue;
     const auto start = theta_0[i].to(params[i].value().device());
     moved += (params[i].value() - start).pow(2).sum().item<double>();
@@ -99,7 +100,9 @@ std::optional<Status> stop_rule(const IterationRow& row, double initial_loss, co
 struct Clock {
   double before = 0;
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
-  double seconds() const { return before + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); }
+  double seconds() const {
+    return before + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
 };
 
 /// The linearized trajectory from theta_0, when asked for.
@@ -148,8 +151,8 @@ TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const Exp
       if (status) due = diagnosis_due(config.diagnostics, t, /*last=*/true);
       DiagnosisJob job;  // a non-finite loss leaves nothing a diagnostic could measure
       if (due.any && std::isfinite(row.loss))
-        job = begin_diagnosis(
-            {model, data.X, data.Y, tc.loss, state, start.theta_0, config.diagnostics, &warnings, due});
+        job =
+            begin_diagnosis({model, data.X, data.Y, tc.loss, state, start.theta_0, config.diagnostics, &warnings, due});
       row.elapsed_s = clock.seconds();
       schedule.add(std::move(row), std::move(job), status || !diagnoses_between(config.diagnostics));
       if (status) {

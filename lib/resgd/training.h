@@ -27,8 +27,8 @@ struct TrainResult {
   std::vector<int64_t> logged_iters;  // the iterations whose loss was read
   std::vector<double> logged_losses;
   std::vector<std::pair<int64_t, Diagnosis>> diagnosed;  // every diagnosed iteration, in order
-  std::vector<double> logged_loss_lin;  // with diagnostics.linearized: loss_lin beside logged_losses
-  std::optional<double> ntk_lambda_max;  // with diagnostics.linearized: K's largest eigenvalue at init
+  std::vector<double> logged_loss_lin;                   // with diagnostics.linearized: loss_lin beside logged_losses
+  std::optional<double> ntk_lambda_max;                  // with diagnostics.linearized: K's largest eigenvalue at init
   /// How far the weights moved, ||theta_T - theta_0|| / ||theta_0|| over the attention's
   /// (W_Q, W_K, W_V) and the FFN's (W_1, W_2) parameters of every block.
   double travel_attention = 0, travel_ffn = 0;

@@ -3,8 +3,8 @@
 #include "resgd/compute/compute.h"
 
 #include <dlfcn.h>
-#include <sched.h>
 #include <fmt/format.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <cmath>
@@ -124,8 +124,7 @@ torch::Tensor mm(const torch::Tensor& A, const torch::Tensor& B) {
   return A.mm(B);
 }
 
-torch::Tensor addmm(const torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B, double beta,
-                    double alpha) {
+torch::Tensor addmm(const torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B, double beta, double alpha) {
   const Policy& p = policy();
   if (addend_fits(C, A, B)) {
     if (p.uses(Tuning::onednn) && onednn_multiplies(A, B)) return onednn_addmm(C, A, B, beta, alpha, p.threads);
@@ -147,9 +146,10 @@ torch::Tensor bmm(const torch::Tensor& A, const torch::Tensor& B) {
 }
 
 std::pair<double, double> loss_and_norm(const torch::Tensor& loss, const std::vector<torch::Tensor>& grads) {
-  const bool on_host = loss.device().is_cpu() && std::all_of(grads.begin(), grads.end(), [](const torch::Tensor& g) {
-    return g.device().is_cpu() && (g.scalar_type() == torch::kFloat64 || g.scalar_type() == torch::kFloat32);
-  });
+  const bool on_host =
+      loss.device().is_cpu() && std::all_of(grads.begin(), grads.end(), [](const torch::Tensor& g) {
+        return g.device().is_cpu() && (g.scalar_type() == torch::kFloat64 || g.scalar_type() == torch::kFloat32);
+      });
   if (policy().uses(Tuning::host_norm) && on_host) {  // LibTorch's norm, stack and copy take ~10 calls
     double squares = 0;
     for (const auto& g : grads)

@@ -34,8 +34,8 @@ enum class Tuning {
   host_norm,   // ||grad|| summed on the host from the gradients in place, not by LibTorch's norms
   worker,      // diagnoses on a worker thread, at a lower priority, while GD goes on
 };
-constexpr Tuning kTunings[] = {Tuning::loops, Tuning::row_blocks, Tuning::onednn, Tuning::gram, Tuning::host_norm,
-                               Tuning::worker};
+constexpr Tuning kTunings[] = {Tuning::loops, Tuning::row_blocks, Tuning::onednn,
+                               Tuning::gram,  Tuning::host_norm,  Tuning::worker};
 std::string to_string(Tuning tuning);
 
 /// How one run computes.

@@ -18,8 +18,8 @@ bool loop_multiplies(const torch::Tensor& A, const torch::Tensor& B) {
   const bool needs_autograd = torch::GradMode::is_enabled() && (A.requires_grad() || B.requires_grad());
   const auto dtype = A.scalar_type();
   return !needs_autograd && A.device().is_cpu() && B.device().is_cpu() && A.dim() == 3 && B.dim() == 3 &&
-         dtype == B.scalar_type() && (dtype == torch::kFloat64 || dtype == torch::kFloat32) &&
-         A.size(0) == B.size(0) && A.size(2) == B.size(1) && A.size(1) * A.size(2) * B.size(2) <= kLoopMaxWork;
+         dtype == B.scalar_type() && (dtype == torch::kFloat64 || dtype == torch::kFloat32) && A.size(0) == B.size(0) &&
+         A.size(2) == B.size(1) && A.size(1) * A.size(2) * B.size(2) <= kLoopMaxWork;
 }
 
 torch::Tensor loop_bmm(const torch::Tensor& A, const torch::Tensor& B) {
@@ -33,8 +33,8 @@ torch::Tensor loop_bmm(const torch::Tensor& A, const torch::Tensor& B) {
     kernel::batched_matmul(A.data_ptr<double>(), strides_of(A), b.data_ptr<double>(), strides_of(b),
                            C.data_ptr<double>(), count, rows, inner, cols);
   else
-    kernel::batched_matmul(A.data_ptr<float>(), strides_of(A), b.data_ptr<float>(), strides_of(b),
-                           C.data_ptr<float>(), count, rows, inner, cols);
+    kernel::batched_matmul(A.data_ptr<float>(), strides_of(A), b.data_ptr<float>(), strides_of(b), C.data_ptr<float>(),
+                           count, rows, inner, cols);
   return C;
 }
 

@@ -14,8 +14,8 @@ namespace {
 
 // Inlined into each clone below, so that each gets its own vector width.
 template <class T>
-[[gnu::always_inline]] inline void multiply(const T* a, Strides sa, const T* b, Strides sb, T* __restrict c, int64_t count, int64_t rows,
-              int64_t inner, int64_t cols) {
+[[gnu::always_inline]] inline void multiply(const T* a, Strides sa, const T* b, Strides sb, T* __restrict c,
+                                            int64_t count, int64_t rows, int64_t inner, int64_t cols) {
   for (int64_t s = 0; s < count; ++s) {
     const T* A = a + s * sa.batch;
     const T* B = b + s * sb.batch;
@@ -64,21 +64,23 @@ template <class T>
 template <class T>
 [[gnu::always_inline]] inline void dispatch(const T* a, Strides sa, const T* b, Strides sb, T* __restrict c,
                                             int64_t count, int64_t rows, int64_t inner, int64_t cols) {
-  if (sb.col != 1 && sb.row == 1 && sa.col == 1) multiply_nt(a, sa, b, sb, c, count, rows, inner, cols);
-  else multiply(a, sa, b, sb, c, count, rows, inner, cols);
+  if (sb.col != 1 && sb.row == 1 && sa.col == 1)
+    multiply_nt(a, sa, b, sb, c, count, rows, inner, cols);
+  else
+    multiply(a, sa, b, sb, c, count, rows, inner, cols);
 }
 
 }  // namespace
 
 RESGD_VECTOR_CLONES
-void batched_matmul(const double* a, Strides sa, const double* b, Strides sb, double* c, int64_t count,
-                    int64_t rows, int64_t inner, int64_t cols) {
+void batched_matmul(const double* a, Strides sa, const double* b, Strides sb, double* c, int64_t count, int64_t rows,
+                    int64_t inner, int64_t cols) {
   dispatch(a, sa, b, sb, c, count, rows, inner, cols);
 }
 
 RESGD_VECTOR_CLONES
-void batched_matmul(const float* a, Strides sa, const float* b, Strides sb, float* c, int64_t count,
-                    int64_t rows, int64_t inner, int64_t cols) {
+void batched_matmul(const float* a, Strides sa, const float* b, Strides sb, float* c, int64_t count, int64_t rows,
+                    int64_t inner, int64_t cols) {
   dispatch(a, sa, b, sb, c, count, rows, inner, cols);
 }
 

@@ -17,9 +17,9 @@ struct Strides {
 /// column stride: a transposed view (the attention's K^T and V^T as stored), whose entries
 /// are then dot products of two contiguous rows. Each entry sums over `inner` in order, or
 /// for a dot product in one vector's width of partial sums: equal to BLAS's to rounding.
-void batched_matmul(const double* a, Strides sa, const double* b, Strides sb, double* c, int64_t count,
-                    int64_t rows, int64_t inner, int64_t cols);
-void batched_matmul(const float* a, Strides sa, const float* b, Strides sb, float* c, int64_t count,
-                    int64_t rows, int64_t inner, int64_t cols);
+void batched_matmul(const double* a, Strides sa, const double* b, Strides sb, double* c, int64_t count, int64_t rows,
+                    int64_t inner, int64_t cols);
+void batched_matmul(const float* a, Strides sa, const float* b, Strides sb, float* c, int64_t count, int64_t rows,
+                    int64_t inner, int64_t cols);
 
 }  // namespace resgd::kernel

@@ -201,8 +201,10 @@ void onednn_sgemm_into(torch::Tensor& C, const torch::Tensor& A, const torch::Te
   };
   const int before = o.omp_get_max_threads();
   if (before != 1) o.omp_set_num_threads(1);
-  if (parts == 1) part(0);
-  else ProductThreads::instance().run(parts, part);
+  if (parts == 1)
+    part(0);
+  else
+    ProductThreads::instance().run(parts, part);
   if (before != 1) o.omp_set_num_threads(before);
   TORCH_CHECK(status == 0, "oneDNN's sgemm failed (status ", status.load(), ") on ", A.sizes(), " x ", B.sizes());
 }
@@ -239,8 +241,8 @@ bool parts_change_no_number(int parts) {
   std::lock_guard<std::mutex> lock(mutex);
   if (const auto it = probed.find(parts); it != probed.end()) return it->second;
   bool same = true;
-  for (const auto& [m, k, n] : {std::tuple<int64_t, int64_t, int64_t>{256, 16, 256}, {256, 256, 16}, {512, 64, 512},
-                                {64, 2048, 256}}) {
+  for (const auto& [m, k, n] :
+       {std::tuple<int64_t, int64_t, int64_t>{256, 16, 256}, {256, 256, 16}, {512, 64, 512}, {64, 2048, 256}}) {
     const auto A = torch::sin(torch::arange(m * k, torch::kFloat32).mul_(0.37)).view({m, k});
     const auto B = torch::cos(torch::arange(k * n, torch::kFloat32).mul_(0.53)).view({k, n});
     const auto At = A.t().contiguous().t();  // the same values, column-major: the transposed kernels

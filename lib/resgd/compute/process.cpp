@@ -6,8 +6,8 @@
 #include <malloc.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
-#include <unistd.h>
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -40,8 +40,8 @@ Changes& changes() {
 const char* kernels_for_this_cpu() {
 #if defined(__x86_64__) && defined(__GNUC__)
   __builtin_cpu_init();  // libgcc also checks that the OS saves the AVX/AVX-512 registers
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512dq"))
     return "SkylakeX";
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
   if (__builtin_cpu_supports("avx")) return "SandyBridge";
@@ -132,12 +132,15 @@ std::string process_summary() {
       const auto real = std::filesystem::canonical(info.dli_fname, ec);
       blas = ec ? std::string(info.dli_fname) : real.string();
     }
-    if (blas.find("openblas") != std::string::npos) blas = "OpenBLAS (" + blas + ")";
-    else if (blas.find("/blas/") != std::string::npos) blas = "the reference BLAS, slow: install libopenblas0-pthread (" + blas + ")";
+    if (blas.find("openblas") != std::string::npos)
+      blas = "OpenBLAS (" + blas + ")";
+    else if (blas.find("/blas/") != std::string::npos)
+      blas = "the reference BLAS, slow: install libopenblas0-pthread (" + blas + ")";
   }
   if (auto* core = openblas_function<char*()>("openblas_get_corename"))
     blas += fmt::format(", {} kernels{}", core(), changes().kernels);
-  if (auto* threads = openblas_function<int()>("openblas_get_num_threads")) blas += fmt::format(", {} thread(s)", threads());
+  if (auto* threads = openblas_function<int()>("openblas_get_num_threads"))
+    blas += fmt::format(", {} thread(s)", threads());
   const std::string onednn = onednn_available() ? "; " + onednn_version() + "'s sgemm loaded" : "";
   return fmt::format("{}{}; LibTorch's intra-op pool {} thread(s){}{}", blas, onednn, at::get_num_threads(),
                      changes().threads, changes().heap);
