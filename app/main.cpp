@@ -273,7 +273,8 @@ int main(int argc, char** argv) {
   std::string submit_out, submit_resgd;
   auto* submit = app.add_subcommand(
       "submit", "queue a sweep on a Slurm cluster: one array task per point, then the report (docs/cluster.md)");
-  submit_args.add_to(*submit, /*file_required=*/true);  // an experiment file, or DIR with --resume
+  submit_args.add_to(*submit, /*file_required=*/true);
+  submit->get_option("experiment")->description("experiment YAML file, or with --resume the sweep directory");
   submit->add_option("--out", submit_out,
                      "the sweep directory, shared with the nodes (with --resume: DIR alone will do)");
   submit->add_option("--partition", submit_options.partition, "sbatch --partition");
