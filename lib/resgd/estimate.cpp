@@ -40,7 +40,8 @@ struct Measured {
 };
 
 Measured measure(const ExperimentConfig& config, int runs_at_once) {
-  const compute::Scope scope(compute::policy_for(config, runs_at_once));
+  const compute::Policy policy = compute::policy_for(config, runs_at_once);
+  const compute::Scope scope(policy);
   const torch::Device device = resolve_device(config);
   const torch::Dtype dtype = resolve_dtype(config.dtype);
   const Dataset data = make_dataset(config, device, dtype);

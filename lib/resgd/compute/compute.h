@@ -62,6 +62,7 @@ Policy policy_for(const ExperimentConfig& config, int runs_at_once);
 class Scope {
  public:
   explicit Scope(const Policy& policy);
+  explicit Scope(Policy&&) = delete;  // it keeps a pointer: the policy must outlive it
   ~Scope();
   Scope(const Scope&) = delete;
   Scope& operator=(const Scope&) = delete;
