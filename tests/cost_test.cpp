@@ -86,6 +86,9 @@ TEST(Cost, TheEstimateGrowsAsARunsMeasuredPeakGrows) {
 }
 
 TEST(Cost, ARunBeyondTheMemoryAvailableIsRefusedBeforeAnyFileNamingItsLargestSize) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer cannot map its shadow memory under ulimit -v";
+#endif
   // Under an address-space limit (ulimit -v) the same sizes that fit the machine are
   // refused, at the key that grew, with the estimate and what is available.
   TempDir dir;
