@@ -138,19 +138,26 @@ class LrGrid : public ::testing::Test {
         std::string(kTiny) +
             "sweep: {model.residual.attention: [true, false], train.lr: [0.001, 0.01, 0.1, 5.0], seeds: [0, 1]}\n");
     const auto result = run_resgd(*dir_, "run grid.yaml --out grid --format png,pdf");
-    ASSERT_EQ(result.exit_code, 0) << result.err;
+    exit_code_ = result.exit_code;
     output_ = new std::string(result.out);
+    error_ = new std::string(result.err);
   }
   static void TearDownTestSuite() {
     delete dir_;
     delete output_;
+    delete error_;
   }
+  // Here, not in SetUpTestSuite: a failure there would leave the tests skipped, not failed.
+  void SetUp() override { ASSERT_EQ(exit_code_, 0) << *error_; }
   static fs::path out() { return dir_->path() / "grid"; }
   static TempDir* dir_;
-  static std::string* output_;
+  static std::string *output_, *error_;
+  static int exit_code_;
 };
 TempDir* LrGrid::dir_ = nullptr;
 std::string* LrGrid::output_ = nullptr;
+std::string* LrGrid::error_ = nullptr;
+int LrGrid::exit_code_ = -1;
 
 TEST_F(LrGrid, MeansAndFitsLeaveTheDivergedRunsOutAndCountThem) {
   const std::string report = slurp(out() / "report.md");
