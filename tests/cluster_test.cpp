@@ -63,6 +63,11 @@ TEST(Cluster, ADryRunWritesAThrottledArrayThatForwardsTheTimeLimitsSignalAndSubm
             std::string::npos);
   EXPECT_EQ(slurp(dir / "sweep" / "config.yaml"), run_resgd(dir, "validate exp.yaml").out);
   EXPECT_FALSE(fs::exists(dir / "sweep" / "slurm" / "jobs"));  // no job was queued
+  EXPECT_EQ(script.find("--gpus-per-task"), std::string::npos);
+  // GPU nodes: the directive; the tasks keep the file's device (auto by default).
+  ASSERT_EQ(run_resgd(dir, "submit exp.yaml --out gpu --dry-run --gpus-per-task 1").exit_code, 0);
+  EXPECT_NE(slurp(dir / "gpu" / "slurm" / "sweep.sbatch").find("#SBATCH --gpus-per-task=1\n"), std::string::npos);
+  EXPECT_NE(slurp(dir / "gpu" / "config.yaml").find("device: auto\n"), std::string::npos);
   // Nothing has run: four points not started, exit 1.
   const auto status = run_resgd(dir, "status sweep");
   EXPECT_EQ(status.exit_code, 1);
