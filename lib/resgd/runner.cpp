@@ -367,12 +367,35 @@ std::vector<ExperimentConfig> sweep_point_configs(const ExperimentConfig& config
 
 namespace {
 
+/// The one run of an experiment without a sweep, in `options.out` itself.
+RunRecord run_alone(const ExperimentConfig& config, const RunOptions& options) {
+  ExperimentConfig resolved = config;
+  read_data_sizes(resolved);
+  RunRecord record{SweepPoint{{}, config.seed}, options.out, {}};
+  record.summary = run_single(resolved, options.out, options, record.point, /*runs_at_once=*/1);
+  return record;
+}
+
+/// One point of a sweep in its runs/<point>/ directory, under that run's lock (one writer
+/// per run, as per sweep: a cluster's tasks run the points of one sweep at once). A failed
+/// run leaves nothing it created.
+RunRecord run_sweep_point(const ExperimentConfig& point_config, const SweepPoint& point, const RunOptions& options,
+                          int runs_at_once) {
+  RunRecord record{point, options.out / "runs" / point.dir_name(), {}};
+  const auto created = create_directories_tracked(record.dir);
+  try {
+    const DirectoryLock run_lock(record.dir);
+    record.summary = run_single(point_config, record.dir, options, record.point, runs_at_once);
+  } catch (...) {
+    if (!created.empty()) remove_failed_run(record.dir, /*remove_dir=*/true);
+    throw;
+  }
+  return record;
+}
+
 std::vector<RunRecord> run_all(const ExperimentConfig& config, const RunOptions& options) {
   if (config.sweep.empty()) {
-    ExperimentConfig resolved = config;
-    read_data_sizes(resolved);
-    RunRecord record{SweepPoint{{}, config.seed}, options.out, {}};
-    record.summary = run_single(resolved, options.out, options, record.point, /*runs_at_once=*/1);
+    RunRecord record = run_alone(config, options);
     if (options.log) *options.log << format_run_line(record, 1, 1) << std::endl;
     return {record};
   }
@@ -394,15 +417,7 @@ std::vector<RunRecord> run_all(const ExperimentConfig& config, const RunOptions&
     for (size_t i; (i = next++) < points.size();) {
       if (failed || (options.stop_requested && options.stop_requested->load())) return;
       try {
-        RunRecord record{points[i], options.out / "runs" / points[i].dir_name(), {}};
-        const auto created = create_directories_tracked(record.dir);
-        try {
-          const DirectoryLock run_lock(record.dir);  // one writer per run, as per sweep (a cluster's tasks)
-          record.summary = run_single(point_configs[i], record.dir, options, record.point, static_cast<int>(workers));
-        } catch (...) {
-          if (!created.empty()) remove_failed_run(record.dir, /*remove_dir=*/true);
-          throw;
-        }
+        RunRecord record = run_sweep_point(point_configs[i], points[i], options, static_cast<int>(workers));
         std::lock_guard<std::mutex> lock(mutex);
         if (options.log) *options.log << format_run_line(record, ++done, points.size()) << std::endl;
         slots[i] = std::move(record);
@@ -478,12 +493,8 @@ RunRecord run_point(const ExperimentConfig& config, size_t index, const RunOptio
   point_options.resume = true;  // a requeued or resubmitted task continues where it stopped
   if (config.sweep.empty()) {
     if (index != 0) throw ConfigError(fmt::format("--point {}: the experiment has no sweep, only point 0", index));
-    ExperimentConfig resolved = config;
-    read_data_sizes(resolved);
     const DirectoryLock lock(out);
-    RunRecord record{SweepPoint{{}, config.seed}, out, {}};
-    record.summary = run_single(resolved, out, point_options, record.point);
-    return record;
+    return run_alone(config, point_options);
   }
   const auto points = expand_sweep(config);
   if (index >= points.size())
@@ -491,16 +502,7 @@ RunRecord run_point(const ExperimentConfig& config, size_t index, const RunOptio
         fmt::format("--point {}: the sweep has {} points, 0 to {}", index, points.size(), points.size() - 1));
   ExperimentConfig point_config = config_for_point(config, points[index]);  // its own data only: others may fail
   read_data_sizes(point_config);
-  RunRecord record{points[index], out / "runs" / points[index].dir_name(), {}};
-  const auto created = create_directories_tracked(record.dir);
-  try {
-    const DirectoryLock run_lock(record.dir);
-    record.summary = run_single(point_config, record.dir, point_options, record.point);
-  } catch (...) {
-    if (!created.empty()) remove_failed_run(record.dir, /*remove_dir=*/true);
-    throw;
-  }
-  return record;
+  return run_sweep_point(point_config, points[index], point_options, /*runs_at_once=*/1);
 }
 
 std::vector<size_t> prepare_sweep_directory(const ExperimentConfig& config, const fs::path& out, bool resume) {
