@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -56,6 +57,10 @@ class DirectoryLock {
  private:
   int fd_ = -1;
 };
+
+/// The executable `name` as the shell finds it on PATH (an empty entry is the working
+/// directory); none where it is not there.
+std::optional<std::filesystem::path> find_program(const std::string& name);
 
 /// The absolute path of the running executable (/proc/self/exe); "resgd" where unreadable.
 std::filesystem::path this_executable();

@@ -19,6 +19,7 @@
 
 #include "resgd/config.h"
 #include "resgd/diagnostics.h"
+#include "resgd/files.h"
 #include "resgd/io.h"
 
 extern char** environ;
@@ -429,15 +430,7 @@ std::vector<fs::path> images_of(const std::string& stem, const PlotFormats& form
 
 }  // namespace
 
-std::optional<fs::path> find_gnuplot() {
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path ? path : "");
-  for (std::string d; std::getline(dirs, d, ':');) {
-    const fs::path candidate = fs::path(d.empty() ? "." : d) / "gnuplot";
-    if (access(candidate.c_str(), X_OK) == 0 && !fs::is_directory(candidate)) return candidate;
-  }
-  return std::nullopt;
-}
+std::optional<fs::path> find_gnuplot() { return find_program("gnuplot"); }
 
 std::vector<torch::Tensor> init_singular_values(const fs::path& run_dir) {
   const fs::path file = run_dir / "tensors" / "init_spectra.pt";

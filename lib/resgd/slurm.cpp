@@ -66,14 +66,6 @@ Output run_program(const std::vector<std::string>& argv) {
   return out;
 }
 
-bool on_path(const std::string& program) {
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path ? path : "");
-  for (std::string dir; std::getline(dirs, dir, ':');)
-    if (!dir.empty() && access((fs::path(dir) / program).c_str(), X_OK) == 0) return true;
-  return false;
-}
-
 /// "0-7", or "0,3,5" for the points a resumed sweep still needs.
 std::string array_list(const std::vector<size_t>& points) {
   const bool contiguous = points.back() - points.front() + 1 == points.size();
@@ -167,7 +159,7 @@ void submit(const ExperimentConfig& config, const SubmitOptions& options) {
   // Every point checked before anything is written or queued.
   for (const auto& point : config.sweep.empty() ? std::vector<ExperimentConfig>{config} : sweep_point_configs(config))
     check_memory(point, /*device_is_cpu=*/false);  // the node's memory is not this machine's: sizes only
-  if (!options.dry_run && !on_path("sbatch"))
+  if (!options.dry_run && !find_program("sbatch"))
     throw IoError(
         "sbatch was not found on PATH: submitting needs Slurm's client commands; --dry-run writes the "
         "scripts without submitting");
@@ -300,12 +292,11 @@ bool print_status(const fs::path& dir, std::ostream& out) {
     const fs::path summary_path = run_dir / "summary.json";
     nlohmann::json summary;
     if (fs::exists(summary_path)) summary = nlohmann::json::parse(read_file(summary_path), nullptr, false);
-    std::optional<std::string> state;  // the newest array's word on this point
-    for (auto id = ids.rbegin(); id != ids.rend() && !state; ++id)
-      if (auto it = states.find({*id, i}); it != states.end()) state = it->second;
-    std::optional<std::string> error;
-    for (auto id = ids.rbegin(); id != ids.rend() && !error; ++id)
-      error = last_error(dir / "slurm" / "logs" / fmt::format("{}_{}.out", *id, i));
+    std::optional<std::string> state, error;  // the newest arrays' word on this point, and log
+    for (auto id = ids.rbegin(); id != ids.rend(); ++id) {
+      if (auto it = states.find({*id, i}); !state && it != states.end()) state = it->second;
+      if (!error) error = last_error(dir / "slurm" / "logs" / fmt::format("{}_{}.out", *id, i));
+    }
     if (summary.is_object() && summary.value("status", "") != "interrupted") {
       verdict = "finished";
       detail = summary.value("status", "");
