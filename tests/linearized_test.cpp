@@ -8,6 +8,7 @@
 
 #include "resgd/cost.h"
 #include "resgd/data.h"
+#include "resgd/flagship.h"
 #include "resgd/training.h"
 #include "test_util.h"
 
@@ -99,14 +100,10 @@ TEST(Linearized, LossLinIsGdOnTheModelLinearizedAtInitialization) {
 }
 
 TEST(Linearized, AtAHundredthOfTheFlagshipsStepTheRealLossFollowsIt) {
-  ExperimentConfig c;
-  c.data.num_samples = 8;
-  c.data.seq_len = 8;
-  c.data.dim = 64;
-  c.data.target = Target::teacher;
-  c.data.target_dim = 1;
-  c.model.ffn_width = 512;
-  c.train.lr = 0.015 / 100;
+  ExperimentConfig c = load_config_text(flagship_experiment_yaml(), kFlagshipSource);
+  apply_override(c, "sweep={}");  // its residual arm, seed 0
+  ASSERT_EQ(c.train.lr, 0.015);
+  c.train.lr /= 100;
   c.train.max_iters = 100;
   c.train.rel_tolerance = 0;
   c.diagnostics.every = 0;

@@ -69,6 +69,18 @@ same_as_local() {
   [ "$n" -gt 0 ] || fail "no runs compared"
 }
 
+# exp.yaml: runs long enough to be caught half-way, checkpointed every 200 steps.
+#   long_runs NAME SWEEP
+long_runs() {
+  cat >exp.yaml <<EOF
+name: $1
+data: {num_samples: 16, seq_len: 8, dim: 16, target_dim: 4}
+model: {ffn_width: 64}
+train: {max_iters: 6000, lr: 0.02, rel_tolerance: 0, checkpoint_every: 200}
+sweep: $2
+EOF
+}
+
 # The first array job id of a sweep directory.
 array_id() { awk '$1 == "array" { print $2; exit }' "$1/slurm/jobs"; }
 
@@ -97,15 +109,7 @@ EOF
   ;;
 cancel_and_resume)
   # Cancelled with tasks half-way (checkpoints every 200 steps), then resubmitted.
-  cat >exp.yaml <<'EOF'
-name: slurmcancel
-data: {num_samples: 16, seq_len: 8, dim: 16, target_dim: 4}
-model: {ffn_width: 64}
-train: {max_iters: 6000, lr: 0.02, rel_tolerance: 0, checkpoint_every: 200}
-sweep:
-  model.residual.attention: [true, false]
-  seeds: [0, 1]
-EOF
+  long_runs slurmcancel "{model.residual.attention: [true, false], seeds: [0, 1]}"
   "$resgd" run exp.yaml --out local --jobs 1 >/dev/null
   "$resgd" submit exp.yaml --out cluster --max-parallel 2 >/dev/null
   wait_for_file "cluster/runs/model.residual.attention=true/seed=0/checkpoint.pt"
@@ -133,14 +137,7 @@ EOF
 requeue)
   # Task 0 requeued by Slurm (as a preemption does); task 1 warned of its time limit:
   # SIGTERM to the batch shell only, which requeues the task itself.
-  cat >exp.yaml <<'EOF'
-name: slurmrequeue
-data: {num_samples: 16, seq_len: 8, dim: 16, target_dim: 4}
-model: {ffn_width: 64}
-train: {max_iters: 6000, lr: 0.02, rel_tolerance: 0, checkpoint_every: 200}
-sweep:
-  seeds: [0, 1]
-EOF
+  long_runs slurmrequeue "{seeds: [0, 1]}"
   "$resgd" run exp.yaml --out local --jobs 1 >/dev/null
   "$resgd" submit exp.yaml --out cluster >/dev/null
   id="$(array_id cluster)"
