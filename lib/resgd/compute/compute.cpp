@@ -170,8 +170,8 @@ std::string describe(const Policy& policy, bool verbose) {
   if (policy.backend == Backend::reference) return "compute: reference backend (plain LibTorch operations)";
   std::vector<std::string> routes;
   if (policy.uses(Tuning::onednn) && onednn_available())
-    routes.push_back(fmt::format("float32 products through {}'s sgemm in up to {} part(s)", onednn_version(),
-                                 onednn_parts(policy.threads)));
+    routes.push_back(
+        fmt::format("float32 products through {}'s sgemm on {} thread(s)", onednn_version(), policy.threads));
   if (policy.uses(Tuning::row_blocks) && blas_has_small_matrix_kernels())
     routes.emplace_back("float64 products of 1-2 x 10^6 multiply-adds in two row blocks");
   if (policy.uses(Tuning::loops)) routes.emplace_back("small batched products in one loop");

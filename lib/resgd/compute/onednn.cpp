@@ -146,10 +146,15 @@ class ProductThreads {
   bool stopping_ = false;
 };
 
-/// The least rows (or columns) of C one thread multiplies. oneDNN gave every step-shaped
-/// product, split in parts of 64 or more, the same numbers as whole; one of 7 rows in parts
-/// of 3 it did not.
-constexpr int64_t kMinPartSide = 64;
+/// How a product is cut: into parts of C's longer side of at least kMinPartSide each, at
+/// most kMaxParts of them, a function of the product's shape alone. The threads only share
+/// the parts out, so every entry is the same oneDNN call on the same operands whatever the
+/// thread count: no number depends on --jobs, on the cores a task was given, or on whether
+/// oneDNN's kernels for this CPU would sum a part as they sum the whole (AVX2's did not).
+constexpr int64_t kMinPartSide = 128;
+constexpr int64_t kMaxParts = 16;
+
+int parts_of(int64_t side) { return static_cast<int>(std::clamp<int64_t>(side / kMinPartSide, 1, kMaxParts)); }
 
 /// A 2-D matrix as sgemm reads it: row-major ('N', leading dimension its row stride), the
 /// transpose of a row-major matrix ('T'; K^T and W^T views), or else a row-major copy.
@@ -166,8 +171,9 @@ Operand operand(const torch::Tensor& M) {
   return {'N', std::max<int64_t>(cols, 1), M.contiguous()};
 }
 
-/// C = alpha A B + beta C for a contiguous float32 C of the result's shape, in up to
-/// `threads` parts of C's longer side, each one oneDNN call on one thread.
+/// C = alpha A B + beta C for a contiguous float32 C of the result's shape, in the parts
+/// of C's longer side that its shape sets (parts_of), each one oneDNN call on one thread,
+/// shared out over up to `threads` threads.
 void onednn_sgemm_into(torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B, double alpha, double beta,
                        int threads) {
   const Onednn& o = onednn();
@@ -176,7 +182,7 @@ void onednn_sgemm_into(torch::Tensor& C, const torch::Tensor& A, const torch::Te
   const int64_t M = A.size(0), N = B.size(1), K = A.size(1), ldc = std::max<int64_t>(N, 1);
   const bool by_rows = M >= N;
   const int64_t side = by_rows ? M : N;
-  const int parts = static_cast<int>(std::clamp<int64_t>(side / kMinPartSide, 1, std::max(threads, 1)));
+  const int parts = parts_of(side);
   const int64_t length = (side + parts - 1) / parts;
   std::atomic<int> status{0};
   auto part = [&](int p) {
@@ -201,10 +207,15 @@ void onednn_sgemm_into(torch::Tensor& C, const torch::Tensor& A, const torch::Te
   };
   const int before = o.omp_get_max_threads();
   if (before != 1) o.omp_set_num_threads(1);
-  if (parts == 1)
-    part(0);
+  // Thread w multiplies parts w, w + workers, ...: the same parts, in any order.
+  const int workers = std::min(parts, std::max(threads, 1));
+  auto share = [&](int w) {
+    for (int p = w; p < parts; p += workers) part(p);
+  };
+  if (workers == 1)
+    share(0);
   else
-    ProductThreads::instance().run(parts, part);
+    ProductThreads::instance().run(workers, share);
   if (before != 1) o.omp_set_num_threads(before);
   TORCH_CHECK(status == 0, "oneDNN's sgemm failed (status ", status.load(), ") on ", A.sizes(), " x ", B.sizes());
 }
@@ -229,33 +240,10 @@ torch::Tensor onednn_addmm_on(const torch::Tensor& C, const torch::Tensor& A, co
   return out;
 }
 
-/// Whether products in `parts` parts come out the same, bit for bit, as whole ones, for
-/// products shaped like a GD step's: thin (K = 16, 64), wide, a weight gradient's sum over
-/// 2048 tokens, each also with A transposed. Where they differ, a run's numbers would
-/// depend on how many runs share the process (--jobs); products then run whole. The
-/// entries are fixed (no random stream is drawn from) and inexact. Probed once.
-bool parts_change_no_number(int parts) {
-  if (parts == 1) return true;
-  static std::mutex mutex;
-  static std::map<int, bool> probed;  // parts -> whether they agree
-  std::lock_guard<std::mutex> lock(mutex);
-  if (const auto it = probed.find(parts); it != probed.end()) return it->second;
-  bool same = true;
-  for (const auto& [m, k, n] :
-       {std::tuple<int64_t, int64_t, int64_t>{256, 16, 256}, {256, 256, 16}, {512, 64, 512}, {64, 2048, 256}}) {
-    const auto A = torch::sin(torch::arange(m * k, torch::kFloat32).mul_(0.37)).view({m, k});
-    const auto B = torch::cos(torch::arange(k * n, torch::kFloat32).mul_(0.53)).view({k, n});
-    const auto At = A.t().contiguous().t();  // the same values, column-major: the transposed kernels
-    for (const auto& a : {A, At})
-      same = same && torch::equal(onednn_addmm_on({}, a, B, 0.0, 1.0, 1), onednn_addmm_on({}, a, B, 0.0, 1.0, parts));
-  }
-  return probed[parts] = same;
-}
-
 bool needs_autograd(const torch::Tensor& M) { return torch::GradMode::is_enabled() && M.requires_grad(); }
 
 torch::Tensor onednn_product(const torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B, double beta,
-                             double alpha, int parts);
+                             double alpha, int threads);
 
 /// dA and dB of a product where autograd asks for them; A and B are inputs `first` and
 /// `first` + 1, saved in that order.
@@ -263,10 +251,10 @@ std::pair<torch::Tensor, torch::Tensor> onednn_operand_grads(torch::autograd::Au
                                                              const torch::Tensor& dOut, size_t first) {
   const auto saved = ctx->get_saved_variables();
   const double alpha = ctx->saved_data["alpha"].toDouble();
-  const int parts = static_cast<int>(ctx->saved_data["parts"].toInt());
+  const int threads = static_cast<int>(ctx->saved_data["threads"].toInt());
   torch::Tensor dA, dB;
-  if (ctx->needs_input_grad(first)) dA = onednn_product({}, dOut, saved[1].t(), 0.0, alpha, parts);
-  if (ctx->needs_input_grad(first + 1)) dB = onednn_product({}, saved[0].t(), dOut, 0.0, alpha, parts);
+  if (ctx->needs_input_grad(first)) dA = onednn_product({}, dOut, saved[1].t(), 0.0, alpha, threads);
+  if (ctx->needs_input_grad(first + 1)) dB = onednn_product({}, saved[0].t(), dOut, 0.0, alpha, threads);
   return {dA, dB};
 }
 
@@ -279,11 +267,11 @@ std::pair<torch::Tensor, torch::Tensor> onednn_operand_grads(torch::autograd::Au
 /// inputs must all be defined.
 struct OnednnMm : torch::autograd::Function<OnednnMm> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& A, const torch::Tensor& B,
-                               double alpha, int64_t parts) {
+                               double alpha, int64_t threads) {
     ctx->save_for_backward({A, B});
     ctx->saved_data["alpha"] = alpha;
-    ctx->saved_data["parts"] = parts;
-    return onednn_addmm_on({}, A, B, 0.0, alpha, static_cast<int>(parts));
+    ctx->saved_data["threads"] = threads;
+    return onednn_addmm_on({}, A, B, 0.0, alpha, static_cast<int>(threads));
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
@@ -294,12 +282,12 @@ struct OnednnMm : torch::autograd::Function<OnednnMm> {
 
 struct OnednnAddmm : torch::autograd::Function<OnednnAddmm> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& C, const torch::Tensor& A,
-                               const torch::Tensor& B, double beta, double alpha, int64_t parts) {
+                               const torch::Tensor& B, double beta, double alpha, int64_t threads) {
     ctx->save_for_backward({A, B});
     ctx->saved_data["alpha"] = alpha;
     ctx->saved_data["beta"] = beta;
-    ctx->saved_data["parts"] = parts;
-    return onednn_addmm_on(C, A, B, beta, alpha, static_cast<int>(parts));
+    ctx->saved_data["threads"] = threads;
+    return onednn_addmm_on(C, A, B, beta, alpha, static_cast<int>(threads));
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
@@ -314,11 +302,11 @@ struct OnednnAddmm : torch::autograd::Function<OnednnAddmm> {
 /// beta C + alpha A B on oneDNN (C undefined: alpha A B), recorded for autograd where an
 /// operand needs it.
 torch::Tensor onednn_product(const torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B, double beta,
-                             double alpha, int parts) {
+                             double alpha, int threads) {
   if (!needs_autograd(A) && !needs_autograd(B) && !(C.defined() && needs_autograd(C)))
-    return onednn_addmm_on(C, A, B, beta, alpha, parts);
-  return C.defined() ? OnednnAddmm::apply(C, A, B, beta, alpha, int64_t{parts})
-                     : OnednnMm::apply(A, B, alpha, int64_t{parts});
+    return onednn_addmm_on(C, A, B, beta, alpha, threads);
+  return C.defined() ? OnednnAddmm::apply(C, A, B, beta, alpha, int64_t{threads})
+                     : OnednnMm::apply(A, B, alpha, int64_t{threads});
 }
 
 }  // namespace
@@ -331,18 +319,16 @@ bool onednn_multiplies(const torch::Tensor& A, const torch::Tensor& B) {
          A.numel() > 0 && B.numel() > 0;
 }
 
-int onednn_parts(int threads) { return parts_change_no_number(threads) ? threads : 1; }
-
 torch::Tensor onednn_addmm(const torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B, double beta,
                            double alpha, int threads) {
-  return onednn_product(C, A, B, beta, alpha, onednn_parts(threads));
+  return onednn_product(C, A, B, beta, alpha, threads);
 }
 
 bool onednn_addmm_into(torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B, int threads) {
   if (needs_autograd(C) || needs_autograd(A) || needs_autograd(B) || C.dim() != 2 || !C.is_contiguous() ||
       C.scalar_type() != torch::kFloat32 || C.size(0) != A.size(0) || C.size(1) != B.size(1))
     return false;
-  onednn_sgemm_into(C, A, B, 1.0, 1.0, onednn_parts(threads));
+  onednn_sgemm_into(C, A, B, 1.0, 1.0, threads);
   return true;
 }
 
