@@ -5,6 +5,7 @@
 #include "resgd/compute/process.h"
 #include "resgd/device.h"
 #include "resgd/diagnostics.h"
+#include "resgd/schedule.h"
 
 #include <gtest/gtest.h>
 #include <sys/resource.h>
@@ -367,6 +368,39 @@ TEST(Training, NoNumberFollowsTheThreadsOrTheDiagnosisSchedule) {
       with_worker.use[static_cast<size_t>(compute::Tuning::worker)] = true;
       expect_same_rows(train_tiny(c, dtype, with_worker), alone, name + ", worker vs in step");
     }
+  }
+}
+
+TEST(Training, TheDiagnosisScheduleEmitsRowsInIterationOrder) {
+  // Rows added while a diagnosis runs on the worker are held behind it; one added as the
+  // diagnosis finishes must not pass them. Diagnoses of 0 to ~20 us, a row every few:
+  // the finish lands at every point of add(), many times over.
+  compute::Policy policy;
+  policy.backend = Backend::tuned;
+  for (int trial = 0; trial < 20; ++trial) {
+    std::vector<int64_t> emitted;
+    {
+      DiagnosisSchedule schedule(policy, [&](const IterationRow& row) { emitted.push_back(row.iter); });
+      ASSERT_TRUE(policy.uses(compute::Tuning::worker));
+      for (int64_t t = 0; t < 3000; ++t) {
+        IterationRow row;
+        row.iter = t;
+        DiagnosisJob job;
+        if (t % (2 + trial % 3) == 0) {
+          const int spin = static_cast<int>((t * 7919) % 2000);
+          job = [spin] {
+            volatile double x = 0;
+            for (int i = 0; i < spin; ++i) x = x + 1.0;
+            return Diagnosis{};
+          };
+        }
+        schedule.add(row, job, /*last=*/t == 2999);
+      }
+      schedule.drain();
+    }
+    ASSERT_EQ(emitted.size(), 3000u) << "trial " << trial;
+    for (size_t i = 0; i < emitted.size(); ++i)
+      ASSERT_EQ(emitted[i], static_cast<int64_t>(i)) << "trial " << trial << ": row " << i << " out of order";
   }
 }
 

@@ -47,6 +47,8 @@ class DiagnosisSchedule::Worker {
   }
 
   void hold(IterationRow row) { held_.push_back(std::move(row)); }
+  /// Whether rows wait behind a diagnosis not yet drained (done or not).
+  bool holding() const { return !held_.empty(); }
 
   /// The held rows, the diagnosed one completed, after its job is done.
   std::deque<IterationRow> finish() {
@@ -97,7 +99,9 @@ void DiagnosisSchedule::add(IterationRow row, DiagnosisJob job, bool last) {
     worker_->start(std::move(row), std::move(job));
     return;
   }
-  if (worker_ && worker_->busy())
+  // Whether rows are held, not whether the job still runs: it may finish between two
+  // looks, and a row emitted then would pass the rows held before it.
+  if (worker_ && worker_->holding())
     worker_->hold(std::move(row));
   else
     emit_(row);
