@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-build/fuzz}
-mkdir -p "$out/corpus/config" "$out/corpus/tensors"
+mkdir -p "$out/corpus/config" "$out/corpus/tensors" "$out/corpus/pickle"
 cxx=${CXX_FUZZ:-clang++}
 flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -Ilib -Itests)
 sanitize=(-fsanitize=address,undefined -fno-sanitize-recover=undefined)
@@ -28,6 +28,9 @@ done
 "$cxx" "${flags[@]}" "${torch_includes[@]}" "${sanitize[@]}" -fsanitize=fuzzer fuzz/tensors_fuzz.cpp "$out/io.o" \
   "$out/files.o" "$out/pt_format.o" "${torch_libs[@]}" -lfmt -o "$out/tensors_fuzz" &
 jobs+=($!)
+"$cxx" "${flags[@]}" "${torch_includes[@]}" "${sanitize[@]}" -fsanitize=fuzzer fuzz/pickle_fuzz.cpp "$out/io.o" \
+  "$out/files.o" "$out/pt_format.o" "${torch_libs[@]}" -lfmt -o "$out/pickle_fuzz" &
+jobs+=($!)
 "$cxx" "${flags[@]}" "${torch_includes[@]}" "${sanitize[@]}" fuzz/make_tensor_seeds.cpp "$out/io.o" "$out/files.o" \
   "$out/pt_format.o" \
   "${torch_libs[@]}" -lfmt -o "$out/make_tensor_seeds"
@@ -40,9 +43,9 @@ cp experiments/*.yaml "$out/corpus/config/"
 for file in experiments/*.yaml; do
   { cat "$file"; printf '\0train.lr=0.5\0sweep.seeds=[1,2]'; } >"$out/corpus/config/set-$(basename "$file")"
 done
-ASAN_OPTIONS=detect_leaks=0 "$out/make_tensor_seeds" "$out/corpus/tensors"
+ASAN_OPTIONS=detect_leaks=0 "$out/make_tensor_seeds" "$out/corpus/tensors" "$out/corpus/pickle"
 # Inputs that once crashed a target or made it allocate what they declared (fuzz/regressions/,
 # fixed since) stay in the corpora.
 cp fuzz/regressions/config-* "$out/corpus/config/"
 cp fuzz/regressions/tensors-* "$out/corpus/tensors/"
-echo "fuzz targets in $out: config_fuzz, tensors_fuzz"
+echo "fuzz targets in $out: config_fuzz, tensors_fuzz, pickle_fuzz"

@@ -2,11 +2,15 @@
 // resgd::save_tensors writes them, the wrong-type files the reader must refuse, and the
 // forged files of tests/forged_tensor_files.h (storage offsets, sizes and strides that
 // reach outside their storage).
-// Usage: make_tensor_seeds DIR
+// With a second directory, it also writes each file's data.pkl there, and pickles nested
+// deeper than a tensor file ever is (pickle_fuzz's seeds).
+// Usage: make_tensor_seeds DIR [PICKLE_DIR]
+#include <caffe2/serialize/inline_container.h>
 #include <torch/serialize.h>
 
 #include <filesystem>
 #include <iostream>
+#include <sstream>
 #include <string>
 
 #include "forged_tensor_files.h"
@@ -20,8 +24,8 @@ void write_ivalue(const std::filesystem::path& path, const torch::IValue& value)
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::cerr << "usage: make_tensor_seeds DIR\n";
+  if (argc != 2 && argc != 3) {
+    std::cerr << "usage: make_tensor_seeds DIR [PICKLE_DIR]\n";
     return 2;
   }
   const std::filesystem::path dir = argv[1];
@@ -47,5 +51,24 @@ int main(int argc, char** argv) {
   resgd::write_file_atomic(dir / "honest-hand-written.pt",
                            resgd::testing::forged_tensor_file({resgd::testing::honest_tensor("X", {4, 3, 2}),
                                                                resgd::testing::honest_tensor("Y", {4, 3, 1})}));
+  if (argc == 2) return 0;
+  const std::filesystem::path pickles = argv[2];
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    try {
+      const std::string bytes = resgd::read_file(entry.path());
+      std::istringstream stream(bytes);
+      caffe2::serialize::PyTorchStreamReader reader(&stream);
+      const auto [data, size] = reader.getRecord("data.pkl");
+      resgd::write_file_atomic(pickles / (entry.path().stem().string() + ".pkl"),
+                               std::string(static_cast<const char*>(data.get()), size));
+    } catch (const std::exception&) {  // a forged zip: no pickle to take
+    }
+  }
+  for (const int depth : {3, 99, 150}) {
+    const std::string d = std::to_string(depth);
+    resgd::write_file_atomic(pickles / ("nested-tuples-" + d + ".pkl"), resgd::testing::pickle_of_nested_tuples(depth));
+    resgd::write_file_atomic(pickles / ("nested-lists-" + d + ".pkl"), resgd::testing::pickle_of_nested_lists(depth));
+  }
+  resgd::write_file_atomic(pickles / "growing-a-placed-list.pkl", resgd::testing::pickle_growing_a_placed_list(5));
   return 0;
 }

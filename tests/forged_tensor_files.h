@@ -167,4 +167,38 @@ inline std::string file_with_an_oversized_zip_entry() {
   return file;
 }
 
+/// A .pt file whose data.pkl is `pickle` and which has no tensor records.
+inline std::string file_of_pickle(const std::string& pickle) {
+  std::string file;
+  caffe2::serialize::PyTorchStreamWriter writer([&](const void* bytes, size_t size) {
+    file.append(static_cast<const char*>(bytes), size);
+    return size;
+  });
+  writer.writeRecord("data.pkl", pickle.data(), pickle.size());
+  writer.writeEndOfFile();
+  return file;
+}
+
+/// Pickles whose values nest `depth` deep, each as a forger would write it: tuples of
+/// tuples (TUPLE1), lists appended into lists (APPENDS), and a list nested through the
+/// memo after it was placed in a tuple, so that the tuple's depth never shows it.
+inline std::string pickle_of_nested_tuples(int depth) {
+  return "\x80\x02)" + std::string(static_cast<size_t>(depth), '\x85') + ".";
+}
+inline std::string pickle_of_nested_lists(int depth) {
+  std::string pickle = "\x80\x02";
+  for (int i = 0; i < depth; ++i) pickle += "](";                      // EMPTY_LIST, MARK
+  return pickle + std::string(static_cast<size_t>(depth), 'e') + ".";  // APPENDS: each into the one before
+}
+inline std::string pickle_growing_a_placed_list(int depth) {
+  auto index = [](int i) {
+    const auto value = static_cast<uint32_t>(i);
+    return std::string(reinterpret_cast<const char*>(&value), 4);
+  };
+  std::string pickle = "\x80\x02]r" + index(0) + "\x85";    // L_0 = [], memo 0; the tuple (L_0,)
+  for (int i = 0; i < depth; ++i)                           // L_i.append(L_i+1 = []), memo i + 1; pop L_i
+    pickle += "j" + index(i) + "]r" + index(i + 1) + "a0";  // LONG_BINGET, LONG_BINPUT
+  return pickle + ".";
+}
+
 }  // namespace resgd::testing

@@ -332,6 +332,47 @@ std::vector<HostileTensorFile> forged_tensor_cases() {
        [](const fs::path& p) { testing::write_text(p, testing::file_with_an_oversized_zip_entry()); },
        "not a readable tensor file (torch.save / pickle format): its zip entry 'archive/data/0' declares 4294967280 "
        "bytes"}};
+  // A nesting deeper than any tensor file's: LibTorch builds and frees it recursively, and
+  // 200,000 levels overflowed its stack (a crash, exit 139). Refused before it is built.
+  const std::string too_deep =
+      "not a readable tensor file (torch.save / pickle format): its pickle nests values "
+      "more than 100 deep";
+  cases.push_back({"PickleOfTuplesNested200000Deep",
+                   [](const fs::path& p) {
+                     testing::write_text(p, testing::file_of_pickle(testing::pickle_of_nested_tuples(200000)));
+                   },
+                   too_deep});
+  cases.push_back({"PickleOfListsNested200000Deep",
+                   [](const fs::path& p) {
+                     testing::write_text(p, testing::file_of_pickle(testing::pickle_of_nested_lists(200000)));
+                   },
+                   too_deep});
+  cases.push_back({"PickleOfTuples101Deep",  // one past the limit
+                   [](const fs::path& p) {
+                     testing::write_text(p, testing::file_of_pickle(testing::pickle_of_nested_tuples(100)));
+                   },
+                   too_deep});
+  cases.push_back(
+      {"PickleOfTuples100DeepIsReadAndIsNoDictionary",  // the limit itself passes the scan
+       [](const fs::path& p) { testing::write_text(p, testing::file_of_pickle(testing::pickle_of_nested_tuples(99))); },
+       "expected a dictionary of tensors, found Tuple"});
+  cases.push_back({"PickleNestingThroughTheMemo",
+                   [](const fs::path& p) {
+                     testing::write_text(p, testing::file_of_pickle(testing::pickle_growing_a_placed_list(200000)));
+                   },
+                   "not a readable tensor file (torch.save / pickle format): its pickle changes a value after "
+                   "placing it inside another"});
+  cases.push_back({"PickleLargerThanAnyTensorFilesNames",
+                   [](const fs::path& p) {
+                     std::string pickle = "\x80\x02";
+                     pickle += 'B';  // BINBYTES of 65 MiB: a length it holds, but more than names need
+                     const uint32_t length = 65u << 20;
+                     pickle.append(reinterpret_cast<const char*>(&length), 4);
+                     pickle.append(length, 'x');
+                     testing::write_text(p, testing::file_of_pickle(pickle + "."));
+                   },
+                   "not a readable tensor file (torch.save / pickle format): its pickle is 68157448 bytes, more "
+                   "than the 67108864"});
   for (const auto& file : testing::forged_files())
     cases.push_back({file.name, [file](const fs::path& p) { testing::write_text(p, testing::forged_file_bytes(file)); },
                      std::string("not a readable tensor file (torch.save / pickle format): ") +

@@ -184,7 +184,7 @@ torch::IValue unpickle(const std::string& content, std::map<const void*, size_t>
   size_t pickle_size = 0;
   std::tie(pickle, pickle_size) = reader.getRecord("data.pkl");
   const char* pickle_bytes = static_cast<const char*>(pickle.get());
-  if (const std::string why = oversized_pickle_claim(pickle_bytes, pickle_size); !why.empty()) throw Forged(why);
+  if (const std::string why = refused_pickle(pickle_bytes, pickle_size); !why.empty()) throw Forged(why);
   size_t consumed = 0;
   auto read_pickle = [&](char* buffer, size_t n) -> size_t {
     n = std::min(n, pickle_size - consumed);

@@ -3,8 +3,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include <cstdint>
 #include <cstring>
+#include <optional>
+#include <vector>
 
 namespace resgd {
 namespace {
@@ -66,14 +70,90 @@ std::string oversized_zip_entry(const std::string& bytes) {
   return "";
 }
 
-std::string oversized_pickle_claim(const char* pickle, size_t size) {
+namespace {
+
+/// What the scan knows of one value the pickle builds: how deep it nests, and whether it
+/// has been placed inside another (after which it must not change).
+struct PickleValue {
+  int depth = 0;
+  bool placed = false;
+};
+
+/// The unpickler's stack, followed value by value for their depths (refused_pickle).
+class NestingTracker {
+ public:
+  /// A new value holding `children` (by their ids), one deeper than the deepest.
+  void push_holding(const std::vector<uint32_t>& children) {
+    values_.push_back({1 + deepest(children), false});
+    place(children);
+    stack_.push_back(static_cast<uint32_t>(values_.size() - 1));
+  }
+  void push_leaf() {
+    values_.push_back({0, false});
+    stack_.push_back(static_cast<uint32_t>(values_.size() - 1));
+  }
+  void push_container() { push_holding({}); }
+  void push_existing(uint32_t id) { stack_.push_back(id); }
+
+  /// The top `count` values, popped; false where the stack holds fewer.
+  bool pop(size_t count, std::vector<uint32_t>& out) {
+    out.clear();
+    if (stack_.size() < count) return false;
+    out.assign(stack_.end() - static_cast<std::ptrdiff_t>(count), stack_.end());
+    stack_.resize(stack_.size() - count);
+    return true;
+  }
+  /// The values above the last mark, popped with it; false where there is no mark.
+  bool pop_to_mark(std::vector<uint32_t>& out) {
+    if (marks_.empty() || marks_.back() > stack_.size()) return false;
+    const size_t count = stack_.size() - marks_.back();
+    marks_.pop_back();
+    return pop(count, out);
+  }
+  void mark() { marks_.push_back(stack_.size()); }
+  std::optional<uint32_t> top() const { return stack_.empty() ? std::nullopt : std::optional<uint32_t>(stack_.back()); }
+
+  /// `children` go into the value `into` (APPEND, SETITEM, BUILD); why that is refused, or "".
+  std::string add_to(uint32_t into, const std::vector<uint32_t>& children) {
+    if (values_[into].placed) return "its pickle changes a value after placing it inside another";
+    values_[into].depth = std::max(values_[into].depth, 1 + deepest(children));
+    place(children);
+    return "";
+  }
+  int depth(uint32_t id) const { return values_[id].depth; }
+
+ private:
+  int deepest(const std::vector<uint32_t>& ids) const {
+    int d = 0;
+    for (uint32_t id : ids) d = std::max(d, values_[id].depth);
+    return d;
+  }
+  void place(const std::vector<uint32_t>& ids) {
+    for (uint32_t id : ids) values_[id].placed = true;
+  }
+
+  std::vector<PickleValue> values_;
+  std::vector<uint32_t> stack_;
+  std::vector<size_t> marks_;
+};
+
+}  // namespace
+
+std::string refused_pickle(const char* pickle, size_t size) {
+  if (size > kMaxPickleBytes)
+    return fmt::format("its pickle is {} bytes, more than the {} a tensor file's names and sizes need", size,
+                       kMaxPickleBytes);
   const std::string bytes(pickle, size);
   auto past_end = [&](size_t at, uint64_t length, const char* what) {
     return fmt::format("its pickle declares {} of {} bytes at byte {}, past its end ({} bytes)", what, length, at,
                        size);
   };
+  NestingTracker values;
+  std::vector<uint32_t> memo;  // LibTorch's memo table: entry i is the value it stored
+  std::vector<uint32_t> popped, held;
   size_t at = 0;
   while (at < size) {
+    const size_t op_at = at;
     const auto op = static_cast<unsigned char>(bytes[at++]);
     // An argument of `width` bytes holding a length, then that many bytes.
     auto counted = [&](int width, const char* what) -> std::string {
@@ -81,16 +161,19 @@ std::string oversized_pickle_claim(const char* pickle, size_t size) {
       if (at + static_cast<size_t>(width) > size || length > size - at - static_cast<size_t>(width))
         return past_end(at, length, what);
       at += static_cast<size_t>(width) + length;
+      values.push_leaf();
       return "";
     };
     // A memo index of `width` bytes: a genuine pickle's are below its count of opcodes.
-    auto memo = [&](int width) -> std::string {
-      const uint64_t index = le(bytes, at, width);
+    auto memo_index = [&](int width, uint64_t& index) -> std::string {
+      index = le(bytes, at, width);
       at += static_cast<size_t>(width);
       return index > size ? fmt::format("its pickle names memo entry {} in {} bytes", index, size) : "";
     };
+    bool followed = true;  // false: the stack is past following; LibTorch's to refuse
     std::string why;
-    // clang-format off: one pickle opcode a line, its name aligned beside it
+    uint64_t index = 0;
+    // clang-format off: one pickle opcode a line, its name beside it
     switch (op) {
       case 'X':
       case 'B':
@@ -102,53 +185,101 @@ std::string oversized_pickle_claim(const char* pickle, size_t size) {
       case 0x8e: why = counted(8, "a string"); break;    // BINUNICODE8, BINBYTES8
       case 0x8a: why = counted(1, "an integer"); break;  // LONG1
       case 0x8b: why = counted(4, "an integer"); break;  // LONG4
-      case 'q':
-      case 'h': why = memo(1); break;  // BINPUT, BINGET
-      case 'r':
-      case 'j': why = memo(4); break;  // LONG_BINPUT, LONG_BINGET
-      case 'J': at += 4; break;        // BININT
+      case 'J':
+        at += 4;
+        values.push_leaf();
+        break;  // BININT
       case 'K':
-      case 0x80: at += 1; break;  // BININT1, PROTO
-      case 'M': at += 2; break;   // BININT2
+        at += 1;
+        values.push_leaf();
+        break;  // BININT1
+      case 'M':
+        at += 2;
+        values.push_leaf();
+        break;  // BININT2
       case 'G':
-      case 0x95: at += 8; break;  // BINFLOAT, FRAME
-      case 'c': {                 // GLOBAL module\nname\n
+        at += 8;
+        values.push_leaf();
+        break;  // BINFLOAT
+      case 'N':
+      case 0x88:
+      case 0x89: values.push_leaf(); break;  // NONE, NEWTRUE, NEWFALSE
+      case 0x80: at += 1; break;             // PROTO
+      case 0x95: at += 8; break;             // FRAME
+      case 'c': {                            // GLOBAL module\nname\n
         for (int line = 0; line < 2 && at != std::string::npos; ++line) {
           at = bytes.find('\n', at);
           if (at != std::string::npos) ++at;
         }
         if (at == std::string::npos) return "";  // cut short: LibTorch's to refuse
+        values.push_leaf();
         break;
       }
-      case '(':
-      case '.':
-      case '0':
-      case '1':
-      case '2':
-      case 'Q':
-      case 0x81:
       case ']':
       case ')':
-      case '}':
-      case 't':
+      case '}': values.push_container(); break;                // EMPTY_LIST, _TUPLE, _DICT
+      case '(': values.mark(); break;                          // MARK
+      case 't': followed = values.pop_to_mark(popped); break;  // TUPLE
       case 0x85:
       case 0x86:
-      case 0x87:
-      case 'a':
-      case 'e':
-      case 's':
-      case 'u':
-      case 'b':
+      case 0x87: followed = values.pop(op - 0x84, popped); break;  // TUPLE1, 2, 3
       case 'R':
-      case 0x88:
-      case 0x89:
-      case 'N':
-      case 0x94: break;    // no argument
-      default: return "";  // an opcode LibTorch refuses itself
+      case 0x81: followed = values.pop(2, popped); break;  // REDUCE, NEWOBJ
+      case 'Q': followed = values.pop(1, popped); break;   // BINPERSID
+      case 'a':
+      case 's':
+      case 'b':  // APPEND, SETITEM, BUILD
+        followed = values.pop(op == 's' ? 2 : 1, held);
+        break;
+      case 'e':
+      case 'u': followed = values.pop_to_mark(held); break;    // APPENDS, SETITEMS
+      case '0': followed = values.pop(1, popped); break;       // POP
+      case '1': followed = values.pop_to_mark(popped); break;  // POP_MARK
+      case '2':
+        followed = values.top().has_value();  // DUP
+        if (followed) values.push_existing(*values.top());
+        break;
+      case 'q':
+      case 'r':
+      case 0x94:  // BINPUT, LONG_BINPUT, MEMOIZE
+        if (op != 0x94)
+          why = memo_index(op == 'q' ? 1 : 4, index);
+        else
+          index = memo.size();
+        // A pickler numbers its entries in order; a gap would make LibTorch copy the value
+        // into every entry it skips.
+        if (why.empty() && index > memo.size())
+          why = fmt::format("its pickle stores memo entry {} where it has {}", index, memo.size());
+        followed = values.top().has_value();
+        if (!why.empty() || !followed) break;
+        if (index == memo.size())
+          memo.push_back(*values.top());
+        else
+          memo[index] = *values.top();
+        break;
+      case 'h':
+      case 'j':  // BINGET, LONG_BINGET
+        why = memo_index(op == 'h' ? 1 : 4, index);
+        followed = index < memo.size();
+        if (why.empty() && followed) values.push_existing(memo[index]);
+        break;
+      case '.': return "";  // STOP
+      default: return "";   // an opcode LibTorch refuses itself
     }
     // clang-format on
     if (!why.empty()) return why;
-    if (op == '.') return "";  // STOP
+    if (!followed) return "";
+    // What the opcode built from what it popped: a tuple, an object from its arguments.
+    if (op == 't' || op == 0x85 || op == 0x86 || op == 0x87 || op == 'R' || op == 0x81 || op == 'Q')
+      values.push_holding(popped);
+    if (op == 'a' || op == 's' || op == 'b' || op == 'e' || op == 'u') {
+      const auto into = values.top();
+      if (!into) return "";
+      why = values.add_to(*into, held);
+      if (!why.empty()) return fmt::format("{} (byte {})", why, op_at);
+    }
+    if (const auto top = values.top(); top && values.depth(*top) > kMaxPickleNesting)
+      return fmt::format("its pickle nests values more than {} deep (at byte {})", kMaxPickleNesting, op_at);
   }
   return "";
 }

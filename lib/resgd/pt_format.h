@@ -14,10 +14,23 @@ namespace resgd {
 /// reader, which refuses it.
 std::string oversized_zip_entry(const std::string& bytes);
 
-/// Why a pickle of `size` bytes declares a string, bytes or integer longer than what is
-/// left of it, or a memo index past its own length (LibTorch grows its memo to any index
-/// it is given), or "" where none does. Scanning stops, clean, at the first opcode it does
-/// not know, which LibTorch's unpickler then refuses.
-std::string oversized_pickle_claim(const char* pickle, size_t size);
+/// The deepest nesting of values a pickle may build. A genuine tensor file nests about 5
+/// deep (dictionary, tensor, its arguments, its sizes); LibTorch builds and frees a nested
+/// value recursively, so a forged file of 200,000 nested tuples overflowed the stack.
+constexpr int kMaxPickleNesting = 100;
+/// The largest pickle read: a genuine one holds names and sizes, not tensor data (a
+/// dictionary of 10^5 tensors pickles to about 10 MB).
+constexpr size_t kMaxPickleBytes = size_t{64} << 20;
+
+/// Why a pickle of `size` bytes is refused before LibTorch's unpickler reads it, or ""
+/// where it is not: it is larger than kMaxPickleBytes; it declares a string, bytes or
+/// integer longer than what is left of it, or a memo index past its own length (LibTorch
+/// grows its memo to any index it is given); it nests values deeper than
+/// kMaxPickleNesting; or it changes a value after placing it inside another (which
+/// torch.save never writes, and which would let a nesting grow unseen). The scan keeps
+/// only a depth per value, in a loop: no recursion that the file controls. It stops,
+/// clean, at the first opcode it does not know or a stack it cannot follow, which
+/// LibTorch's unpickler then refuses.
+std::string refused_pickle(const char* pickle, size_t size);
 
 }  // namespace resgd
