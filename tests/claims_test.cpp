@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <cmath>
 
 #include "test_util.h"
@@ -205,6 +207,31 @@ TEST(Reproduce, QuickPassesOnTheFlagshipAndFailsWhereTheResidualIsScaledAway) {
   EXPECT_EQ(result.exit_code, 2);
   EXPECT_NE(result.err.find("no experiment 'flagship'"), std::string::npos) << result.err;
   EXPECT_FALSE(fs::exists(dir / "out-none"));
+}
+
+TEST(Reproduce, AnInterruptedReproduceJudgesNoClaimOnAPartialSweep) {
+  // SIGINT while the first experiment's sweep is still running: exit 130, and results.md
+  // says which experiments did not finish instead of a verdict from the runs that did.
+  TempDir dir;
+  fs::create_directories(dir / "exps");
+  const std::string experiment =
+      "data: {num_samples: 4, seq_len: 4, dim: 8, target_dim: 2}\nmodel: {ffn_width: 16}\n"
+      "train: {lr: 0.02, max_iters: 100000, rel_tolerance: 0}\ndiagnostics: {every: 0}\n"
+      "sweep: {model.residual.attention: [true, false]}\n"
+      "claims:\n  expect:\n    - claim: Every run goes the whole way\n      every: {status: max_iters}\n";
+  write_text(dir / "exps" / "a_long.yaml", "name: a_long\n" + experiment);
+  write_text(dir / "exps" / "b_next.yaml", "name: b_next\n" + experiment);
+  const pid_t pid = testing::spawn_resgd(dir, {"reproduce", "--experiments", "exps", "--out", "out", "--jobs", "1"});
+  const fs::path first_run = dir / "out" / "a_long" / "runs" / "model.residual.attention=true" / "seed=0";
+  ASSERT_TRUE(testing::wait_until([&] { return testing::line_count(first_run / "metrics.csv") > 3; }));
+  kill(pid, SIGINT);
+  EXPECT_EQ(testing::wait_for(pid), 130);
+  const std::string results = slurp(dir / "out" / "results.md");
+  EXPECT_NE(results.find("**Interrupted**: 2 of 2 experiments did not finish (a_long, b_next)"), std::string::npos)
+      << results;
+  EXPECT_NE(results.find("**0 of 0 claims shown**"), std::string::npos) << results;
+  EXPECT_NE(results.find("## a_long\n\n**Not finished**: 0 of 2 runs finished"), std::string::npos) << results;
+  EXPECT_EQ(results.find("| Every run goes the whole way |"), std::string::npos) << "a verdict on a partial sweep";
 }
 
 }  // namespace

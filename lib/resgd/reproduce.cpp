@@ -102,8 +102,13 @@ bool reproduce(const ReproduceOptions& options) {
   std::ostream& log = options.log ? *options.log : std::cerr;
   size_t shown = 0, total = 0;
   std::string body;
+  std::vector<std::string> unfinished;  // experiments whose runs did not all finish: no verdict
+  auto stopped = [&] { return options.stop_requested && options.stop_requested->load(); };
   for (const auto& e : experiments) {
-    if (options.stop_requested && options.stop_requested->load()) break;
+    if (stopped()) {
+      unfinished.push_back(e.stem);
+      continue;
+    }
     log << fmt::format("== {}: {} claim{}\n", e.stem, e.claims.size(), e.claims.size() == 1 ? "" : "s") << std::flush;
     RunOptions run;
     run.out = options.out / e.stem;
@@ -113,6 +118,19 @@ bool reproduce(const ReproduceOptions& options) {
     run.stop_requested = options.stop_requested;
     run.finish = [&](const std::vector<RunRecord>&) { write_report(run.out, log, options.formats); };
     const auto records = run_experiment(e.config, run);
+    const size_t points = e.config.sweep.empty() ? 1 : expand_sweep(e.config).size();
+    const auto finished = static_cast<size_t>(std::count_if(records.begin(), records.end(), [](const RunRecord& r) {
+      return r.summary.value("status", "") != "interrupted";
+    }));
+    if (stopped() || finished < points) {  // a claim about a sweep is judged on the whole sweep
+      unfinished.push_back(e.stem);
+      body += fmt::format(
+          "## {}\n\n**Not finished**: {} of {} runs finished before the stop; no claim of it is "
+          "judged from a part of its runs. `resgd reproduce` again continues it (finished runs are "
+          "kept).\n\n",
+          e.stem, finished, points);
+      continue;
+    }
     const RunCollection runs = collect_runs(run.out);
 
     std::string command = "resgd run experiments/" + e.file.filename().string();
@@ -148,9 +166,16 @@ bool reproduce(const ReproduceOptions& options) {
       "file (`claims.expect`) and checked by the code; `measured` is what the runs gave.\n\n",
       options.quick ? " --quick" : "", date, resgd_version(), resgd_commit(), libtorch_version(),
       compute::blas_short_name(), "cpu", shown, total);
+  if (!unfinished.empty())
+    text += fmt::format(
+        "**Interrupted**: {} of {} experiments did not finish ({}); their claims are not judged, and "
+        "the count above covers only the experiments that finished.\n\n",
+        unfinished.size(), experiments.size(), fmt::join(unfinished, ", "));
   write_file_atomic(options.out / "results.md", text + body);
-  log << fmt::format("{} of {} claims shown; {}\n", shown, total, (options.out / "results.md").string());
-  return shown == total && experiments.size() > 0;
+  log << fmt::format("{} of {} claims shown{}; {}\n", shown, total,
+                     unfinished.empty() ? "" : fmt::format(" ({} experiments not finished)", unfinished.size()),
+                     (options.out / "results.md").string());
+  return shown == total && experiments.size() > 0 && unfinished.empty();
 }
 
 }  // namespace resgd
