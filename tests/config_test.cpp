@@ -357,11 +357,32 @@ TEST(Config, SetReplacesTheZipWholeOrMovesOneKeyOutOfIt) {
   auto points = expand_sweep(c);
   ASSERT_EQ(points.size(), 3u);  // train.lr left the sweep with the old zip
   EXPECT_EQ(points[2].dir_name(), "model.layers=5,data.dim=16/seed=0");
-  apply_override(c, "sweep.data.dim=[4, 8]");  // now Cartesian: across the layers, not beside them
-  points = expand_sweep(c);
-  ASSERT_EQ(points.size(), 6u);
-  EXPECT_EQ(points[1].dir_name(), "model.layers=3,data.dim=8/seed=0");
-  apply_override(c, "sweep.zip={}");  // drops the zipped keys
+  // A list of its own for a zipped key would drop its pairing with model.layers: refused,
+  // naming the zip and a command that keeps the pairing.
+  try {
+    apply_override(c, "sweep.data.dim=[4, 8]");
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("sweep.data.dim: is zipped in sweep.zip"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--set 'sweep.zip={model.layers: [3, 4, 5], data.dim: [4, 4, 4]}'"),
+              std::string::npos)
+        << e.what();
+  }
+  ASSERT_EQ(expand_sweep(c).size(), 3u) << "the refused --set changed nothing";
+  // The advice for a --set of a zipped key's value, followed, keeps every point's pairing.
+  try {
+    apply_override(c, "data.dim=32");
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    const std::string advice = "--set 'sweep.zip={model.layers: [3, 4, 5], data.dim: [32, 32, 32]}'";
+    ASSERT_NE(std::string(e.what()).find(advice), std::string::npos) << e.what();
+    apply_override(c, "sweep.zip={model.layers: [3, 4, 5], data.dim: [32, 32, 32]}");
+    points = expand_sweep(c);
+    ASSERT_EQ(points.size(), 3u);
+    EXPECT_EQ(points[2].dir_name(), "model.layers=5,data.dim=32/seed=0");
+  }
+  apply_override(c, "sweep.zip={}");           // drops the zipped keys
+  apply_override(c, "sweep.data.dim=[4, 8]");  // a key of no zip: a Cartesian axis
   points = expand_sweep(c);
   ASSERT_EQ(points.size(), 2u);
   EXPECT_EQ(points[1].dir_name(), "data.dim=8/seed=0");

@@ -340,6 +340,19 @@ void fill_kind_defaults(ExperimentConfig& config) {
     if (!config.origins.count(key)) size = digits ? digits_default : plain_default;
 }
 
+/// The sweep's zip as a --set value, `key`'s list replaced by `value` at every point: the
+/// other zipped lists keep their pairing.
+std::string zip_with(const SweepConfig& sweep, const std::string& key, const std::string& value) {
+  std::vector<std::string> entries;
+  for (const auto& axis : sweep.axes) {
+    if (!axis.zipped) continue;
+    const std::vector<std::string> values =
+        axis.key == key ? std::vector<std::string>(axis.values.size(), value) : axis.values;
+    entries.push_back(fmt::format("{}: [{}]", axis.key, join(values, ", ")));
+  }
+  return "{" + join(entries, ", ") + "}";
+}
+
 /// One swept key's values, each type-checked where it stands (ranges are checked per point).
 SweepAxis read_axis(const ExperimentConfig& config, const std::string& key, const YAML::Node& values,
                     const Origin& key_at, const std::string& file, bool zipped) {
@@ -426,6 +439,12 @@ void load_sweep(ExperimentConfig& config, const YAML::Node& node, const std::str
     }
     if (!seen.insert(key).second) fail(key_at, fmt::format("duplicate key 'sweep.{}'", key));
     const YAML::Node& values = item.second;
+    for (const auto& axis : config.sweep.axes)  // a --set over a file whose zip holds the key
+      if (axis.key == key && axis.zipped && values.IsSequence() && values.size() > 0)
+        fail(key_at, fmt::format("sweep.{}: is zipped in sweep.zip ({}), and a list of its own would drop the "
+                                 "pairing; set the zip as a whole, e.g. --set 'sweep.zip={}'",
+                                 key, axis.origins.front().str(),
+                                 zip_with(config.sweep, key, values[0].IsScalar() ? values[0].Scalar() : "...")));
     if (key == "seeds") {
       if (!values.IsSequence() || values.size() == 0)
         fail(origin_of(values, file), fmt::format("sweep.seeds: expected a non-empty list, got {}", describe(values)));
@@ -690,11 +709,16 @@ void apply_overrides(ExperimentConfig& config, const std::vector<std::string>& a
                        fmt::join(config.sweep.seeds, ", "), setting.first));
     for (const auto& axis : config.sweep.axes) {
       if (axis.key != key) continue;
-      fail(Origin{"--set " + setting.second},
-           fmt::format("{} is swept by {} (sweep.{}{}: [{}]), which sets it for every run, so this value would "
-                       "vanish; to run it alone use --set sweep.{}=[{}], or drop the sweep with --set sweep={{}}",
-                       key, axis.origins.front().str(), axis.zipped ? "zip." : "", key, join(axis.values, ", "), key,
-                       setting.first));
+      // A zipped key's value moves with its partners: the advice keeps the pairing.
+      const std::string alone = axis.zipped
+                                    ? fmt::format("--set 'sweep.zip={}' (each of the zip's points at this value)",
+                                                  zip_with(config.sweep, key, setting.first))
+                                    : fmt::format("--set sweep.{}=[{}]", key, setting.first);
+      fail(
+          Origin{"--set " + setting.second},
+          fmt::format("{} is swept by {} (sweep.{}{}: [{}]), which sets it for every run, so this value would "
+                      "vanish; to run it alone use {}, or drop the sweep with --set sweep={{}}",
+                      key, axis.origins.front().str(), axis.zipped ? "zip." : "", key, join(axis.values, ", "), alone));
     }
   }
   fill_kind_defaults(config);
