@@ -36,6 +36,20 @@ TEST(Cost, EverySizeEntersTheEstimate) {
   EXPECT_LT(estimate_memory(narrow).bytes(), before);
 }
 
+TEST(Cost, AnNtkSkippedForItsSizeCountsNothingOfItsKernel) {
+  // Where the Jacobian would pass diagnostics.ntk_max_entries the NTK is skipped (NaN):
+  // neither its Jacobian nor its R x R Gram matrix is ever allocated, and the estimate must
+  // not refuse a run for them. Here R = 20,000 outputs: a Gram of 3 GiB.
+  const ExperimentConfig off = load_config_text(
+      "data: {num_samples: 1000, seq_len: 20, dim: 64, target_dim: 1}\nmodel: {ffn_width: 256}\n", "e.yaml");
+  ExperimentConfig skipped = off, computed = off;
+  apply_override(skipped, "diagnostics.ntk=true");
+  EXPECT_EQ(estimate_memory(skipped).bytes(), estimate_memory(off).bytes());
+  apply_override(computed, "diagnostics.ntk=true");
+  apply_override(computed, "diagnostics.ntk_max_entries=100000000000");
+  EXPECT_GT(estimate_memory(computed).bytes() - estimate_memory(off).bytes(), 2 * 8.0 * 20000 * 20000 * 0.99);
+}
+
 /// The peak resident memory of `resgd ARGS` run in `dir`, in bytes (wait4's rusage).
 double peak_of(const TempDir& dir, const std::vector<std::string>& args) {
   std::vector<std::string> argv_text = {RESGD_BINARY};

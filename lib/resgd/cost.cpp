@@ -137,12 +137,12 @@ MemoryEstimate estimate_memory(const ExperimentConfig& c) {
   e.terms.push_back({"the diagnostics' float64 copies (N n (3 d + m) + min(N n, m)^2)",
                      8 * (tokens * (3 * d + m) + short_side * short_side),
                      {"model.ffn_width", N_key, n_key, "data.dim"}});
-  if (c.diagnostics.ntk) {  // J (outputs x P, at most ntk_max_entries: larger is skipped) and J J^T
-    const double jacobian = std::min(outputs * params, double(c.diagnostics.ntk_max_entries));
+  // J (outputs x P) and J J^T; a Jacobian above ntk_max_entries is never built (the column
+  // is NaN), so neither is its Gram matrix.
+  if (c.diagnostics.ntk && outputs * params <= double(c.diagnostics.ntk_max_entries))
     e.terms.push_back({"the NTK's Jacobian and Gram matrix (R P + 2 R^2, R outputs)",
-                       item * (jacobian + 2 * outputs * outputs),
+                       item * (outputs * params + 2 * outputs * outputs),
                        {N_key, n_key, "data.target_dim", "diagnostics.ntk_max_entries"}});
-  }
   if (c.diagnostics.linearized)  // once, at the start: J, K and its eigenvectors
     e.terms.push_back({"the linearized trajectory's Jacobian and kernel (R P + 3 R^2)",
                        8 * (outputs * params + 3 * outputs * outputs),
