@@ -275,6 +275,18 @@ TEST(Workflow, CompareMergesACoarseAndAFineLrGridIntoOneSweepWithTheBestStableLr
   EXPECT_EQ(refused.exit_code, 2);
   EXPECT_NE(refused.err.find("differ in train.max_iters (60 and 61)"), std::string::npos) << refused.err;
   EXPECT_FALSE(fs::exists(dir / "mixed"));
+
+  // Its own earlier output it writes again; a directory of the user's files it refuses,
+  // leaving them as they were.
+  EXPECT_EQ(run_resgd(dir, "compare coarse fine --out both").exit_code, 0) << "compare again into its own output";
+  fs::create_directories(dir / "notes");
+  write_text(dir / "notes" / "report.md", "my notes\n");
+  const auto kept = run_resgd(dir, "compare coarse fine --out notes");
+  EXPECT_EQ(kept.exit_code, 1) << kept.err;
+  EXPECT_NE(kept.err.find("notes: exists and holds files that resgd compare did not write"), std::string::npos)
+      << kept.err;
+  EXPECT_EQ(slurp(dir / "notes" / "report.md"), "my notes\n");
+  EXPECT_FALSE(fs::exists(dir / "notes" / "sweep.csv"));
 }
 
 TEST(Workflow, PlotDrawsAnyColumnByNameColouredByAKey) {

@@ -690,12 +690,23 @@ fs::path write_report(const fs::path& dir, std::ostream& log, const PlotFormats&
 fs::path write_comparison(const std::vector<fs::path>& dirs, const fs::path& out, const PlotFormats& formats,
                           std::ostream& log) {
   const RunCollection c = merge_collections(dirs);
-  // The output holds what compare writes and nothing else: never a run's own directory.
+  // The output holds what compare writes and nothing else: a new or empty directory, or
+  // one that an earlier compare wrote (its compare.json says so), never a run's own.
   std::error_code ec;
   if (fs::exists(out / "config.yaml", ec))
     throw IoError(
         fmt::format("{}: a run or sweep directory; compare writes into a directory of its own", out.string()));
+  const fs::path marker = out / kCompareRecord;
+  if (fs::exists(out, ec) && (!fs::is_directory(out, ec) || (!fs::is_empty(out, ec) && !fs::exists(marker, ec))))
+    throw IoError(
+        fmt::format("{}: exists and holds files that resgd compare did not write; choose another --out "
+                    "(compare writes {}, sweep.csv, report.md and plots/ there)",
+                    out.string(), kCompareRecord));
   fs::create_directories(out);
+  const DirectoryLock lock(out);
+  nlohmann::json record = {{"compared", nlohmann::json::array()}};
+  for (const auto& dir : dirs) record["compared"].push_back(fs::absolute(dir).lexically_normal().string());
+  write_file_atomic(marker, record.dump(2) + "\n");
   write_collection_csv(c, out);
   return write_collection_report(c, out, formats, log);
 }
