@@ -23,6 +23,7 @@
 #include "resgd/cost.h"
 #include "resgd/data.h"
 #include "resgd/device.h"
+#include "resgd/diagnostics.h"
 #include "resgd/estimate.h"
 #include "resgd/files.h"
 #include "resgd/flagship.h"
@@ -32,6 +33,7 @@
 #include "resgd/reproduce.h"
 #include "resgd/runner.h"
 #include "resgd/slurm.h"
+#include "resgd/subprocess.h"
 #include "resgd/summary.h"
 #include "resgd/version.h"
 
@@ -42,7 +44,8 @@ constexpr int kExitConfigError = 2;
 
 // SIGINT/SIGTERM: the first asks the run to stop after its current iteration (metrics
 // flushed, checkpoint and summary written); a second one stops at once.
-std::atomic<bool> g_stop_requested{false};
+// The library's flag: a program resgd waits for (gnuplot, sbatch) is killed once it is set.
+std::atomic<bool>& g_stop_requested = resgd::stop_flag();
 std::atomic<int> g_signal{0};
 
 extern "C" void on_stop_signal(int signal_number) {
@@ -421,6 +424,8 @@ int main(int argc, char** argv) {
       return resgd::run_bench(bench_options, std::cout);
     }
     const resgd::PlotFormats formats = resgd::parse_plot_formats(formats_text);
+    // A stop while gnuplot draws: it is killed, the report says which plots are missing.
+    if (*report || *compare || *plot) install_stop_handlers();
     if (*report) {
       // Not while a run writes there: a run or sweep directory is locked as a run locks it.
       std::optional<resgd::DirectoryLock> lock;
@@ -430,6 +435,7 @@ int main(int argc, char** argv) {
       }
       const auto written = resgd::write_report(report_dir, std::cerr, formats);  // before any output: it may throw
       std::cout << "report: " << written.string() << std::endl;
+      if (const int signal_number = g_signal.load(); signal_number != 0) return 128 + signal_number;
       return 0;
     }
     if (*compare) {
@@ -437,6 +443,7 @@ int main(int argc, char** argv) {
       const auto written = resgd::write_comparison(dirs, compare_out, formats);
       std::cout << "sweep table: " << (std::filesystem::path(compare_out) / "sweep.csv").string() << "\n"
                 << "report: " << written.string() << std::endl;
+      if (const int signal_number = g_signal.load(); signal_number != 0) return 128 + signal_number;
       return 0;
     }
     if (*plot) {
@@ -528,6 +535,10 @@ int main(int argc, char** argv) {
     }
     std::cerr << "resgd: internal error: " << what << std::endl;
     return kExitFailure;
+  } catch (const resgd::Stopped& e) {  // before the first step: nothing of the run was kept
+    std::cerr << "resgd: interrupted: " << e.what() << "; the run had not begun, and nothing of it was kept"
+              << std::endl;
+    return 128 + (g_signal.load() != 0 ? g_signal.load() : SIGINT);
   } catch (const std::exception& e) {
     std::cerr << "resgd: error: " << e.what() << std::endl;
     return kExitFailure;

@@ -3,6 +3,7 @@
 // the array's tasks do) giving the local sweep's results. tests/slurm_test.sh runs the same
 // against a real Slurm (label slurm).
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <sstream>
 
@@ -129,6 +130,85 @@ TEST(Cluster, PointsTrainedOneProcessEachGiveTheLocalSweepsResultsBitForBit) {
   EXPECT_NE(status.out.find("model.residual.attention=false/seed=1  finished (max_iters)"), std::string::npos)
       << status.out;
   EXPECT_NE(status.out.find("4 points: 4 finished"), std::string::npos) << status.out;
+  // Every point finished is not the whole sweep: without its table, status says so, exit 1.
+  fs::remove(dir / "sweep" / "sweep.csv");
+  const auto no_table = run_resgd(dir, "status sweep");
+  EXPECT_EQ(no_table.exit_code, 1) << no_table.out;
+  EXPECT_NE(no_table.out.find("sweep.csv is missing"), std::string::npos) << no_table.out;
+}
+
+/// A directory of stand-in Slurm commands: squeue and sacct print `queue` and `accounting`
+/// and exit with `status`; sbatch records that it was called.
+std::string fake_slurm(const TempDir& dir, const std::string& queue, int status) {
+  fs::create_directories(dir / "bin");
+  auto command = [&](const std::string& name, const std::string& body) {
+    write_text(dir / "bin" / name, "#!/bin/sh\n" + body);
+    fs::permissions(dir / "bin" / name, fs::perms::owner_all);
+  };
+  command("squeue", "printf '%s\\n' '" + queue + "'\nexit " + std::to_string(status) + "\n");
+  command("sacct", "exit 1\n");
+  command("sbatch", "touch '" + (dir / "sbatch-called").string() + "'\necho 99\n");
+  return "PATH=" + (dir / "bin").string() + ":/usr/bin:/bin";
+}
+
+TEST(Cluster, StatusAndResumeSayWhatSlurmCannotTellAndRefuseToQueueTwice) {
+  TempDir dir;
+  write_text(dir / "exp.yaml", kSweep);
+  ASSERT_EQ(run_resgd(dir, "submit exp.yaml --out sweep --dry-run").exit_code, 0);
+  write_text(dir / "sweep" / "slurm" / "jobs", "array 77 0-3\nreport 78\n");  // as a submission records them
+
+  // The controller down: no point is "not started", and --resume queues nothing.
+  const std::string down =
+      fake_slurm(dir, "slurm_load_jobs error: Unable to contact slurm controller (connect failure)", 1);
+  const auto unknown = run_resgd(dir, "status sweep", down);
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.out.find("Slurm could not be reached (slurm_load_jobs error: Unable to contact slurm controller"),
+            std::string::npos)
+      << unknown.out;
+  EXPECT_NE(unknown.out.find("4 points: 4 unknown"), std::string::npos) << unknown.out;
+  const auto blind = run_resgd(dir, "submit sweep --resume", down);
+  EXPECT_EQ(blind.exit_code, 1);
+  EXPECT_NE(blind.err.find("cannot tell whether its jobs (77) are still queued or running"), std::string::npos)
+      << blind.err;
+  EXPECT_FALSE(fs::exists(dir / "sbatch-called"));
+
+  // The first array still queued: status says so, and a second submission is refused.
+  const std::string queued = fake_slurm(dir, "77|0|PENDING\n77|1|RUNNING", 0);
+  const auto seen = run_resgd(dir, "status sweep", queued);
+  EXPECT_NE(seen.out.find("model.residual.attention=true/seed=0   queued"), std::string::npos) << seen.out;
+  EXPECT_NE(seen.out.find("model.residual.attention=true/seed=1   running"), std::string::npos) << seen.out;
+  const auto twice = run_resgd(dir, "submit sweep --resume", queued);
+  EXPECT_EQ(twice.exit_code, 1);
+  EXPECT_NE(twice.err.find("its jobs 77 are still queued or running"), std::string::npos) << twice.err;
+  EXPECT_NE(twice.err.find("scancel 77"), std::string::npos) << twice.err;
+  EXPECT_FALSE(fs::exists(dir / "sbatch-called"));
+
+  // Every job ended (squeue no longer knows them): --resume queues the points left.
+  const auto resumed =
+      run_resgd(dir, "submit sweep --resume", fake_slurm(dir, "slurm_load_jobs error: Invalid job id specified", 1));
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_TRUE(fs::exists(dir / "sbatch-called"));
+}
+
+TEST(Cluster, StatusShowsARunningLocalRunWithItsIterationAndHowToContinueItWhereItRan) {
+  TempDir dir;
+  write_text(dir / "exp.yaml",
+             "name: long\ndata: {num_samples: 4, seq_len: 4, dim: 8, target_dim: 2}\nmodel: {ffn_width: 16}\n"
+             "train: {lr: 0.02, max_iters: 100000, rel_tolerance: 0, checkpoint_every: 100}\n"
+             "diagnostics: {every: 0}\n");
+  const pid_t pid = testing::spawn_resgd(dir, {"run", "exp.yaml", "--out", "local"});
+  ASSERT_TRUE(testing::wait_until([&] { return testing::line_count(dir / "local" / "metrics.csv") > 3; }));
+  const auto running = run_resgd(dir, "status local");
+  EXPECT_NE(running.out.find(".  running (iteration "), std::string::npos) << running.out;
+  EXPECT_NE(running.out.find("pid " + std::to_string(pid) + ")"), std::string::npos) << running.out;
+  kill(pid, SIGINT);
+  EXPECT_EQ(testing::wait_for(pid), 130);
+  const auto stopped = run_resgd(dir, "status local");
+  EXPECT_NE(stopped.out.find(".  interrupted (resgd run 'local/config.yaml' --out 'local' --resume continues it)"),
+            std::string::npos)
+      << stopped.out;
+  const auto continued = run_resgd(dir, "run local/config.yaml --out local --resume --set train.max_iters=300");
+  EXPECT_EQ(continued.exit_code, 1) << "its own configuration only: " << continued.err;
 }
 
 }  // namespace

@@ -59,6 +59,40 @@ TEST(Files, ASecondWriterOfADirectoryIsRefusedNamingTheHolder) {
   EXPECT_NO_THROW(DirectoryLock again(dir.path())) << "released with its holder";
 }
 
+TEST(Files, ALinkInPlaceOfALockOrAWrittenFileIsRefusedAndItsTargetKept) {
+  // A link planted where resgd writes (its lock file, a file's temporary, metrics.csv) is
+  // refused by name, and the file it points to keeps every byte.
+  TempDir dir;
+  testing::write_text(dir / "victim", "precious\n");
+  fs::create_directories(dir / "run");
+  fs::create_symlink(dir / "victim", dir / "run" / DirectoryLock::kFileName);
+  testing::expect_error<IoError>([&] { DirectoryLock lock(dir / "run"); }, "is a symbolic link");
+  fs::create_symlink(dir / "victim", dir / "run" / "summary.json.tmp");
+  testing::expect_error<IoError>([&] { write_file_atomic(dir / "run" / "summary.json", "{}"); }, "is a symbolic link");
+  fs::create_symlink(dir / "victim", dir / "run" / "metrics.csv");
+  testing::expect_error<IoError>([&] { CsvWriter csv(dir / "run" / "metrics.csv", {"iter"}, /*append=*/true); },
+                                 "is a symbolic link");
+  // A link at the destination itself is replaced by the file, not written through.
+  fs::create_symlink(dir / "victim", dir / "run" / "config.yaml");
+  write_file_atomic(dir / "run" / "config.yaml", "name: x\n");
+  EXPECT_FALSE(fs::is_symlink(dir / "run" / "config.yaml"));
+  EXPECT_EQ(testing::slurp(dir / "victim"), "precious\n");
+
+  // The commands that take a directory's lock, each refused with the link named.
+  testing::write_text(dir / "exp.yaml", "data: {num_samples: 2, seq_len: 3, dim: 4}\ntrain: {max_iters: 3}\n");
+  ASSERT_EQ(testing::run_resgd(dir, "run exp.yaml --out done").exit_code, 0);
+  fs::remove(dir / "done" / DirectoryLock::kFileName);
+  fs::create_symlink(dir / "victim", dir / "done" / DirectoryLock::kFileName);
+  fs::create_directories(dir / "fresh");
+  fs::create_symlink(dir / "victim", dir / "fresh" / DirectoryLock::kFileName);
+  for (const std::string command : {"report done", "run exp.yaml --out done --resume", "run exp.yaml --out fresh"}) {
+    const auto r = testing::run_resgd(dir, command);
+    EXPECT_EQ(r.exit_code, 1) << command << ": " << r.err;
+    EXPECT_NE(r.err.find(".resgd.lock: is a symbolic link"), std::string::npos) << command << ": " << r.err;
+  }
+  EXPECT_EQ(testing::slurp(dir / "victim"), "precious\n");
+}
+
 /// In a death-test child: `write` under a file size limit of 4 KiB (writes fail part way,
 /// EFBIG, as on a full disk, ENOSPC), exiting 0 where it threw the IoError `expected` and
 /// left nothing at `path`.

@@ -98,6 +98,46 @@ TEST(Runner, InterruptedAndResumedRunEqualsUninterruptedBitwise) {
   }
 }
 
+TEST(Runner, AMalformedMetricsRowBeforeTheCheckpointIsAnErrorNamingItsLine) {
+  // An interrupted run's metrics.csv with one row damaged mid-file: resuming would drop every
+  // row after it. Refused naming the line, the file untouched; a last line cut off without
+  // its line break (a crash mid-write) is dropped and the resume equals a straight run.
+  TempDir dir;
+  const ExperimentConfig config = resumable_experiment();
+  RunOptions straight;
+  straight.out = dir / "straight";
+  run_experiment(config, straight);
+  std::atomic<bool> stop{false};
+  RunOptions first;
+  first.out = dir / "resumed";
+  first.stop_requested = &stop;
+  first.on_row = [&](const SweepPoint&, const IterationRow& row) { stop = stop || row.iter == 23; };
+  run_experiment(config, first);
+  const fs::path metrics = first.out / "metrics.csv";
+  const std::string whole = testing::slurp(metrics);
+  RunOptions second;
+  second.out = first.out;
+  second.resume = true;
+  // Line 6 holds iteration 4, before the checkpoint at 21.
+  const size_t line6 = [&] {
+    size_t at = 0;
+    for (int line = 1; line < 6; ++line) at = whole.find('\n', at) + 1;
+    return at;
+  }();
+  const std::string damaged[] = {whole.substr(0, line6) + "4,0.5" + whole.substr(whole.find('\n', line6)),
+                                 whole.substr(0, line6) + "4,x" + whole.substr(whole.find(',', line6 + 2)),
+                                 whole.substr(0, line6) + "2" + whole.substr(line6 + 1)};
+  const std::string why[] = {"has 2 cells where the header has", "its loss 'x", "its iteration '2' does not follow"};
+  for (size_t i = 0; i < std::size(damaged); ++i) {
+    testing::write_text(metrics, damaged[i]);
+    testing::expect_error<IoError>([&] { run_experiment(config, second); }, metrics.string() + ":6: " + why[i]);
+    EXPECT_EQ(testing::slurp(metrics), damaged[i]) << "the damaged file is left as it was";
+  }
+  testing::write_text(metrics, whole + "24,0.1");  // cut off mid-write
+  run_experiment(config, second);
+  expect_same_run(straight.out, first.out);
+}
+
 TEST(Runner, ResumedSweepSkipsFinishedRunsAndEqualsUninterrupted) {
   TempDir dir;
   const ExperimentConfig config = resumable_sweep();
@@ -408,7 +448,33 @@ TEST(Runner, TwoRunsStartedAtOnceLeaveOneWholeRun) {
     const CsvTable metrics = read_csv(dir / "c" / "metrics.csv");
     EXPECT_EQ(metrics.rows.size(), summary["iters"].get<size_t>() + 1) << "one run's rows, none of the other's";
     for (const auto& row : metrics.rows) EXPECT_EQ(row.size(), metrics.columns.size());
+    EXPECT_TRUE(fs::exists(dir / "c" / DirectoryLock::kFileName)) << "the refused writer removed the lock file";
   }
+}
+
+TEST(Runner, AWriterRefusedTheLockTouchesNothingOfItsHolder) {
+  // A holds c's lock and is paused before it has written anything else (as while it loads
+  // its data). B, refused, must leave c and its lock file as they are: were they removed,
+  // C would take a new lock and train a whole run that A then writes over.
+  TempDir dir;
+  testing::write_text(dir / "a.yaml", "name: a\ndata: {num_samples: 2, seq_len: 3, dim: 4}\ntrain: {max_iters: 30}\n");
+  testing::write_text(dir / "b.yaml", "name: b\ndata: {num_samples: 2, seq_len: 3, dim: 4}\ntrain: {max_iters: 60}\n");
+  const fs::path lock_file = dir / "c" / DirectoryLock::kFileName;
+  const pid_t a = testing::spawn_resgd(dir, {"run", "a.yaml", "--out", "c"});
+  ASSERT_TRUE(testing::wait_until(
+      [&] { return fs::exists(lock_file) && testing::slurp(lock_file) == std::to_string(a) + "\n"; }));
+  kill(a, SIGSTOP);
+  for (const std::string command : {"run b.yaml --out c", "run b.yaml --out c --force"}) {
+    const auto refused = testing::run_resgd(dir, command);
+    EXPECT_EQ(refused.exit_code, 1) << command << ": " << refused.err;
+    EXPECT_NE(refused.err.find("in use by another resgd process (pid " + std::to_string(a) + ")"), std::string::npos)
+        << command << ": " << refused.err;
+    ASSERT_TRUE(fs::exists(lock_file)) << command << " removed the holder's lock file";
+    EXPECT_EQ(testing::slurp(lock_file), std::to_string(a) + "\n") << command;
+  }
+  kill(a, SIGCONT);
+  EXPECT_EQ(testing::wait_for(a), 0);
+  EXPECT_EQ(nlohmann::json::parse(read_file(dir / "c" / "summary.json"))["name"], "a");
 }
 
 TEST(Runner, ARunOfASweepHeldByAnotherWriterStopsTheSweepNamingIt) {
@@ -583,6 +649,49 @@ TEST(Runner, ANonFiniteLossAtIterationZeroIsADivergedRunWithAReport) {
     EXPECT_TRUE(fs::exists(dir / dtype / "report.md"));
     EXPECT_NE(read_file(dir / dtype / "sweep.csv").find("diverged"), std::string::npos);
   }
+}
+
+TEST(Runner, AGnuplotThatNeverReturnsIsStoppedWithResgd) {
+  // A stand-in gnuplot that hangs: SIGTERM in the report phase kills it (and what it
+  // started), the report is written saying the plots are missing, and resgd ends.
+  TempDir dir;
+  fs::create_directories(dir / "bin");
+  testing::write_text(dir / "bin" / "gnuplot",
+                      "#!/bin/sh\necho $$ >> \"" + (dir / "gnuplots").string() + "\"\nexec sleep 1000\n");
+  fs::permissions(dir / "bin" / "gnuplot", fs::perms::owner_all);
+  testing::write_text(dir / "exp.yaml", "data: {num_samples: 2, seq_len: 3, dim: 4}\ntrain: {max_iters: 5}\n");
+  const std::string path = std::getenv("PATH");
+  setenv("PATH", ((dir / "bin").string() + ":" + path).c_str(), 1);
+  const pid_t pid = testing::spawn_resgd(dir, {"run", "exp.yaml", "--out", "out"});
+  setenv("PATH", path.c_str(), 1);
+  ASSERT_TRUE(testing::wait_until([&] { return fs::exists(dir / "gnuplots"); }));
+  const auto start = std::chrono::steady_clock::now();
+  kill(pid, SIGTERM);
+  EXPECT_EQ(testing::wait_for(pid), 0) << "the run itself had finished";
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 10.0);
+  EXPECT_NE(testing::slurp(dir / "out" / "report.md").find("not drawn"), std::string::npos)
+      << testing::slurp(dir / "out" / "report.md");
+  std::stringstream started(testing::slurp(dir / "gnuplots"));
+  for (pid_t gnuplot; started >> gnuplot;)
+    EXPECT_TRUE(testing::wait_until([&] { return kill(gnuplot, 0) != 0; }, 5))
+        << "gnuplot " << gnuplot << " outlived resgd";
+}
+
+TEST(Runner, AStopWhileTheLinearizedKernelIsFormedEndsAtOnceKeepingNothing) {
+  // diagnostics.linearized forms its kernel before the first step: R = 4,000 backward
+  // passes, about 20 s here. SIGINT then ends resgd between two of them, not after.
+  TempDir dir;
+  testing::write_text(dir / "lin.yaml",
+                      "data: {num_samples: 400, seq_len: 10, dim: 16, target_dim: 1}\nmodel: {ffn_width: 32}\n"
+                      "train: {max_iters: 5}\ndiagnostics: {linearized: true}\n");
+  const pid_t pid = testing::spawn_resgd(dir, {"run", "lin.yaml", "--out", "out"});
+  ASSERT_TRUE(testing::wait_until([&] { return fs::exists(dir / "out" / "config.yaml"); }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const auto start = std::chrono::steady_clock::now();
+  kill(pid, SIGINT);
+  EXPECT_EQ(testing::wait_for(pid), 130);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 5.0);
+  EXPECT_FALSE(fs::exists(dir / "out")) << "a run that had not begun leaves nothing";
 }
 
 TEST(Runner, ASignalAfterTheLastIterationLeavesTheRunFinished) {

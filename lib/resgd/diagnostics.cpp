@@ -261,7 +261,7 @@ int64_t ntk_jacobian_entries(const ResidualTransformerImpl& model, const torch::
   return outputs * parameter_count(model);
 }
 
-torch::Tensor ntk_gram(ResidualTransformerImpl& model, const torch::Tensor& X) {
+torch::Tensor ntk_gram(ResidualTransformerImpl& model, const torch::Tensor& X, const std::atomic<bool>* stop) {
   torch::AutoGradMode grad_mode(true);  // the training loop calls us under NoGradGuard
   auto params = model.parameters();
   RequireGrad require_grad(params);
@@ -272,6 +272,8 @@ torch::Tensor ntk_gram(ResidualTransformerImpl& model, const torch::Tensor& X) {
   for (const auto& p : params) cols += p.numel();
   auto J = torch::empty({rows, cols}, y.options().requires_grad(false));  // (R, P)
   for (int64_t r = 0; r < rows; ++r) {
+    if (stop && stop->load())
+      throw Stopped(fmt::format("stopped while forming the NTK's Jacobian, at row {} of {}", r, rows));
     auto grads = torch::autograd::grad({y[r]}, params, {}, /*retain_graph=*/true,
                                        /*create_graph=*/false, /*allow_unused=*/true);
     std::vector<torch::Tensor> flat;

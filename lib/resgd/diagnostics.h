@@ -6,6 +6,9 @@
 // exception from LAPACK.
 #pragma once
 
+#include <atomic>
+#include <stdexcept>
+
 #include <torch/torch.h>
 
 #include <cmath>
@@ -127,7 +130,15 @@ int64_t ntk_jacobian_entries(const ResidualTransformerImpl& model, const torch::
 
 /// The NTK Gram matrix J J^T (R, R), R the number of outputs in row-major order of Yhat.
 /// J is built one row per backward pass (autograd, enabled here even under NoGradGuard).
-torch::Tensor ntk_gram(ResidualTransformerImpl& model, const torch::Tensor& X);
+/// Where `stop` is given and set, it throws Stopped between two rows of the Jacobian (R
+/// backward passes, minutes for the largest kernels).
+torch::Tensor ntk_gram(ResidualTransformerImpl& model, const torch::Tensor& X, const std::atomic<bool>* stop = nullptr);
+
+/// A stop request that ended a long computation between two of its pieces.
+class Stopped : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 /// Smallest eigenvalue of ntk_gram: smallest_psd_eigenvalue (spectra.h), a 0-d float64
 /// tensor, 0 below zero_tolerance times the largest, NaN if J J^T is not finite.

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <map>
 #include <tuple>
 
@@ -36,8 +37,37 @@ double count_on(int64_t every, int64_t max_iters) {
 
 /// One step and one diagnosis of `config`, each part timed on its own.
 struct Measured {
-  double step_s = 0, diagnosis_s = 0, ntk_s = 0, sharpness_s = 0;
+  double step_s = 0, diagnosis_s = 0, ntk_s = 0, sharpness_s = 0, linearized_s = 0;
 };
+
+/// diagnostics.linearized's kernel for all of `data`, from its pieces: the Jacobian is R
+/// backward passes through the whole batch (R the outputs; three are timed), its Gram
+/// matrix R^2 P multiply-adds (timed on a few rows of J), and torch::linalg::eigh of K
+/// about R^3 times one of 256 x 256. Timing the whole would take as long as forming it.
+double linearized_seconds(ResidualTransformerImpl& model, const Dataset& data) {
+  const int64_t P = parameter_count(model);
+  const int64_t R = ntk_jacobian_entries(model, data.X) / P;
+  torch::AutoGradMode with_grad(true);
+  const auto params = model.parameters();
+  const torch::Tensor y = model.forward(data.X).flatten();
+  const int64_t timed_rows = std::min<int64_t>(R, 3);
+  const double rows_s = seconds([&] {
+    for (int64_t r = 0; r < timed_rows; ++r)
+      torch::autograd::grad({y[r]}, params, {}, /*retain_graph=*/true, /*create_graph=*/false, /*allow_unused=*/true);
+  });
+  torch::NoGradGuard no_grad;
+  const int64_t rows = std::clamp<int64_t>(4'000'000 / std::max<int64_t>(P, 1), 16, std::max<int64_t>(R, 16));
+  const auto J = torch::ones({std::min(rows, R), P}, torch::kFloat64);
+  const double gram_s = seconds([&] { J.matmul(J.t()); });
+  const int64_t side = std::min<int64_t>(R, 256);
+  const auto K = torch::eye(side, torch::kFloat64) + torch::ones({side, side}, torch::kFloat64);
+  const double eigh_s = seconds([&] { torch::linalg::eigh(K, "L"); });
+  const auto ratio = [](int64_t a, int64_t b) {
+    return static_cast<double>(a) / static_cast<double>(std::max<int64_t>(b, 1));
+  };
+  return rows_s * ratio(R, timed_rows) + gram_s * std::pow(ratio(R, J.size(0)), 2) +
+         eigh_s * std::pow(ratio(R, side), 3);
+}
 
 Measured measure(const ExperimentConfig& config, int runs_at_once) {
   const compute::Policy policy = compute::policy_for(config, runs_at_once);
@@ -69,6 +99,7 @@ Measured measure(const ExperimentConfig& config, int runs_at_once) {
     m.ntk_s = seconds([&] { ntk_lambda_min(*model, data.X); });
   if (config.diagnostics.sharpness)
     m.sharpness_s = seconds([&] { sharpness(*model, data.X, data.Y, config.train.loss); });
+  if (config.diagnostics.linearized) m.linearized_s = linearized_seconds(*model, data);
   return m;
 }
 
@@ -93,13 +124,14 @@ TimeEstimate estimate_time(const std::vector<ExperimentConfig>& runs, int jobs) 
   e.jobs = std::max(1, jobs);
   const int runs_at_once = static_cast<int>(std::min<size_t>(runs.size(), static_cast<size_t>(e.jobs)));
   // Runs that differ only in step size, seed or targets cost the same: measured once.
-  using Shape = std::tuple<std::string, double, bool, bool, int, int, int64_t>;
+  using Shape = std::tuple<std::string, double, bool, bool, bool, int, int, int64_t>;
   std::map<Shape, Measured> measured;
   for (const auto& run : runs) {
     const Shape shape{run.device,
                       gd_step_flops(run),
                       run.diagnostics.ntk,
                       run.diagnostics.sharpness,
+                      run.diagnostics.linearized,
                       static_cast<int>(run.dtype),
                       static_cast<int>(run.train.gradients),
                       run.model.ffn_width};
@@ -112,9 +144,11 @@ TimeEstimate estimate_time(const std::vector<ExperimentConfig>& runs, int jobs) 
     e.diagnosis_total_s += m.diagnosis_s * count_on(d.every, steps);
     e.ntk_total_s += m.ntk_s * count_on(d.ntk_every.value_or(d.every), steps);
     e.sharpness_total_s += m.sharpness_s * count_on(d.sharpness_every.value_or(d.every), steps);
-    if (m.step_s + m.diagnosis_s + m.ntk_s + m.sharpness_s > e.step_s + e.diagnosis_s + e.ntk_s + e.sharpness_s)
-      std::tie(e.step_s, e.diagnosis_s, e.ntk_s, e.sharpness_s) =
-          std::tie(m.step_s, m.diagnosis_s, m.ntk_s, m.sharpness_s);
+    e.linearized_total_s += m.linearized_s;
+    if (m.step_s + m.diagnosis_s + m.ntk_s + m.sharpness_s + m.linearized_s >
+        e.step_s + e.diagnosis_s + e.ntk_s + e.sharpness_s + e.linearized_s)
+      std::tie(e.step_s, e.diagnosis_s, e.ntk_s, e.sharpness_s, e.linearized_s) =
+          std::tie(m.step_s, m.diagnosis_s, m.ntk_s, m.sharpness_s, m.linearized_s);
   }
   return e;
 }
@@ -123,6 +157,7 @@ std::string describe(const TimeEstimate& e) {
   std::string parts = fmt::format("a step {}, a diagnosis {}", duration(e.step_s), duration(e.diagnosis_s));
   if (e.ntk_s > 0) parts += fmt::format(", the NTK {}", duration(e.ntk_s));
   if (e.sharpness_s > 0) parts += fmt::format(", the sharpness {}", duration(e.sharpness_s));
+  if (e.linearized_s > 0) parts += fmt::format(", the linearized trajectory's kernel {}", duration(e.linearized_s));
   const std::string runs =
       e.runs == 1 ? "the run" : fmt::format("{} runs, {} at once", e.runs, std::min<size_t>(e.runs, e.jobs));
   return fmt::format("estimate: at most {} for {} ({}; every run to train.max_iters)", duration(e.wall_s()), runs,
@@ -133,6 +168,11 @@ std::optional<std::string> diagnostics_warning(const TimeEstimate& e, const Expe
   if (!(e.diagnostics_s() > e.training_s)) return std::nullopt;
   // The costliest part, and the key that thins it out.
   const auto& d = config.diagnostics;
+  if (e.linearized_total_s > std::max({e.sharpness_total_s, e.ntk_total_s, e.diagnosis_total_s}))
+    return fmt::format(
+        "warning: the diagnostics would take {:.3g} times as long as the training (diagnostics.linearized: its "
+        "kernel, {} before the first step; fewer samples, tokens or target features make it smaller)",
+        e.diagnostics_s() / std::max(e.training_s, 1e-12), duration(e.linearized_total_s));
   const std::tuple<double, std::string, std::string, int64_t> parts[] = {
       {e.sharpness_total_s, "the sharpness", "diagnostics.sharpness_every", d.sharpness_every.value_or(d.every)},
       {e.ntk_total_s, "the NTK", "diagnostics.ntk_every", d.ntk_every.value_or(d.every)},

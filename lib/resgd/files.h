@@ -35,6 +35,11 @@ void write_file_atomic(const std::filesystem::path& path, const std::string& con
 /// false with errno set on a failure. Nothing is left at `path` if anything fails.
 void write_file_atomic_with(const std::filesystem::path& path, const std::function<bool(std::FILE*)>& fill);
 
+/// Opens `path` for writing (truncated, or appended to), creating it: never through a
+/// symbolic link (refused by name, its target untouched) nor into anything but a regular
+/// file. The caller closes it.
+std::FILE* open_for_writing(const std::filesystem::path& path, bool append);
+
 /// fsync of a file or a directory by its path (IoError on failure).
 void sync_path(const std::filesystem::path& path);
 /// Flushes and fsyncs an open file; false with errno set on failure.
@@ -42,7 +47,9 @@ bool sync_file(std::FILE* file);
 
 /// One writer per output directory: an exclusive advisory lock (flock) on DIR/.resgd.lock,
 /// held for the object's lifetime and released by the kernel if the process dies. The lock
-/// file holds the holder's process id, which a second process's error names.
+/// file holds the holder's process id, which a second process's error names. Only the
+/// holder removes the file (remove_file); a process refused the lock touches nothing. A
+/// lock file that is a symbolic link, or not a regular file, is refused.
 class DirectoryLock {
  public:
   /// Takes the lock on `dir` (which must exist), or throws IoError naming the directory
@@ -52,11 +59,20 @@ class DirectoryLock {
   DirectoryLock(const DirectoryLock&) = delete;
   DirectoryLock& operator=(const DirectoryLock&) = delete;
 
+  /// Unlinks the lock file while still holding it: a directory left as the holder found it.
+  void remove_file();
+
   static constexpr const char* kFileName = ".resgd.lock";
 
  private:
   int fd_ = -1;
+  std::filesystem::path path_;
 };
+
+/// The process that holds `dir`'s lock now (the pid its lock file names), or none where no
+/// process does, read from the kernel's table of locks: it creates nothing and takes no
+/// lock, so it never refuses a run that starts meanwhile.
+std::optional<int> lock_holder(const std::filesystem::path& dir);
 
 /// The executable `name` as the shell finds it on PATH (an empty entry is the working
 /// directory); none where it is not there.

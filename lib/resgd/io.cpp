@@ -28,8 +28,7 @@ std::string format_number(double value) {
 // ---------------------------------------------------------------------------------------
 CsvWriter::CsvWriter(const fs::path& path, const std::vector<std::string>& columns, bool append)
     : path_(path), columns_(columns.size()) {
-  file_ = std::fopen(path.c_str(), append ? "ab" : "wb");
-  if (!file_) throw IoError(fmt::format("{}: cannot write: {}", path.string(), std::strerror(errno)));
+  file_ = open_for_writing(path, append);
   if (append) return;
   std::string header;
   for (size_t i = 0; i < columns.size(); ++i) header += (i ? "," : "") + columns[i];

@@ -9,6 +9,7 @@
 
 #include <torch/torch.h>
 
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -22,9 +23,11 @@ class LinearizedLoss {
   /// Off: no value.
   LinearizedLoss() = default;
   /// At theta_0 (copied into the model for the measurement, its parameters restored after):
-  /// K from the Jacobian of the flattened outputs (ntk_gram), in float64.
+  /// K from the Jacobian of the flattened outputs (ntk_gram), in float64. A set `stop`
+  /// ends the Jacobian between two rows (Stopped); its eigendecomposition, one LAPACK
+  /// call, runs to its end.
   LinearizedLoss(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y, Loss loss, double lr,
-                 const std::vector<torch::Tensor>& theta_0);
+                 const std::vector<torch::Tensor>& theta_0, const std::atomic<bool>* stop = nullptr);
 
   bool on() const { return !eigenvalues_.empty(); }
   /// loss_lin at iteration t (inf where the linearized GD has blown up).

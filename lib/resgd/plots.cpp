@@ -1,17 +1,14 @@
 // Plots of runs and sweeps by gnuplot: docs/design.md, "The run directory" (plots/).
 #include "resgd/plots.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -21,8 +18,7 @@
 #include "resgd/diagnostics.h"
 #include "resgd/files.h"
 #include "resgd/io.h"
-
-extern char** environ;
+#include "resgd/subprocess.h"
 
 namespace resgd {
 namespace fs = std::filesystem;
@@ -82,33 +78,19 @@ std::string script(const std::string& stem, const std::string& title, const std:
   return out + "unset output\n";
 }
 
-/// Starts gnuplot on `script` (relative to `dir`, or absolute) from `dir`, its output
-/// appended to `log`; its process id, or nothing when it cannot start.
-std::optional<pid_t> start_gnuplot(const fs::path& gnuplot, const fs::path& dir, const fs::path& script,
-                                   const fs::path& log) {
-  const fs::path root = fs::absolute(dir);
-  const std::string log_path = fs::absolute(log).string();
-  std::string program = gnuplot.string(), argument = script.string();
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addchdir_np(&actions, root.c_str());
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-  char* argv[] = {program.data(), argument.data(), nullptr};
-  pid_t pid = 0;
-  const int spawned = posix_spawn(&pid, program.c_str(), &actions, nullptr, argv, environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (spawned != 0) return std::nullopt;
-  return pid;
-}
+/// The longest one gnuplot script may draw: a sweep's plot of hundreds of runs takes seconds.
+constexpr double kGnuplotLimitS = 300;
 
-/// Waits for a started gnuplot; whether it exited with status 0.
-bool exited_cleanly(pid_t pid) {
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR) return false;
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+/// gnuplot on `script` (relative to `dir`, or absolute) from `dir`, its output appended to
+/// `log`. A drawing that takes longer than kGnuplotLimitS, or a stop of resgd, kills it.
+std::unique_ptr<Program> start_gnuplot(const fs::path& gnuplot, const fs::path& dir, const fs::path& script,
+                                       const fs::path& log) {
+  ProgramOptions options;
+  options.argv = {gnuplot.string(), script.string()};
+  options.dir = fs::absolute(dir);
+  options.log = fs::absolute(log);
+  options.time_limit_s = kGnuplotLimitS;
+  return std::make_unique<Program>(std::move(options));
 }
 
 /// Whether gnuplot finished writing `image`: a PNG ends with its IEND chunk and an SVG
@@ -145,33 +127,47 @@ class GnuplotQueue {
   /// Runs `script` (relative to the directory), which writes `images` (the same).
   void start(const std::string& name, const fs::path& script, std::vector<fs::path> images) {
     while (drawings_.size() - finished_ >= at_once_) finish_next();
-    drawings_.push_back({name, start_gnuplot(gnuplot_, dir_, script, log_), std::move(images), false});
+    // Once resgd is asked to stop, nothing more is drawn: the report says which plots are missing.
+    drawings_.push_back(
+        {name, stop_flag().load() ? nullptr : start_gnuplot(gnuplot_, dir_, script, log_), std::move(images), ""});
   }
-  /// Waits for every drawing; each name with whether all its images were drawn whole.
-  std::vector<std::pair<std::string, bool>> results() {
+  /// Waits for every drawing; each name with why it is missing ("" where every image of it
+  /// was drawn whole).
+  std::vector<std::pair<std::string, std::string>> results() {
     finish_all();
-    std::vector<std::pair<std::string, bool>> out;
-    for (const auto& d : drawings_) out.emplace_back(d.name, d.ok);
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& d : drawings_) out.emplace_back(d.name, d.why);
     return out;
   }
 
  private:
   struct Drawing {
     std::string name;
-    std::optional<pid_t> pid;
+    std::unique_ptr<Program> gnuplot;
     std::vector<fs::path> images;
-    bool ok;
+    std::string why;  // why it is missing; "" once drawn whole
   };
   void finish_next() {
     Drawing& d = drawings_[finished_++];
-    d.ok = d.pid && exited_cleanly(*d.pid);
-    for (const auto& image : d.images) d.ok = d.ok && image_complete(dir_ / image);
+    const ProgramResult drawn = d.gnuplot ? d.gnuplot->wait() : ProgramResult{};
+    if (!d.gnuplot || drawn.stopped) {
+      d.why = "not drawn: resgd was stopped (resgd report draws it again)";
+      return;
+    }
+    if (drawn.timed_out) {
+      d.why =
+          fmt::format("not drawn: gnuplot took more than {:g} s and was killed; see plots/gnuplot.log", kGnuplotLimitS);
+      return;
+    }
+    bool ok = drawn.succeeded();
+    for (const auto& image : d.images) ok = ok && image_complete(dir_ / image);
     try {  // on disk before report.md names them
       for (const auto& image : d.images)
-        if (d.ok) sync_path(dir_ / image);
+        if (ok) sync_path(dir_ / image);
     } catch (const IoError&) {
-      d.ok = false;
+      ok = false;
     }
+    if (!ok) d.why = "gnuplot failed or left an incomplete image (a full disk?); see plots/gnuplot.log";
   }
   void finish_all() {
     while (finished_ < drawings_.size()) finish_next();
@@ -541,12 +537,11 @@ PlotResult draw_plots(const fs::path& gnuplot, const fs::path& dir, const std::v
              : plot.title,
          metric_body(plot), key_placement(longest_label));
   }
-  for (const auto& [name, drawn] : gnuplots.results()) {
-    if (drawn)
+  for (const auto& [name, why] : gnuplots.results()) {
+    if (why.empty())
       result.drawn.push_back(name);
     else
-      result.failed.push_back(
-          fmt::format("{}: gnuplot failed or left an incomplete image (a full disk?); see plots/gnuplot.log", name));
+      result.failed.push_back(fmt::format("{}: {}", name, why));
   }
   std::error_code ec;
   if (fs::exists(dir / "plots" / "gnuplot.log", ec) && fs::is_empty(dir / "plots" / "gnuplot.log", ec))
@@ -579,8 +574,8 @@ void draw_column_plot(const fs::path& gnuplot, const fs::path& dir, const std::v
   write_file_atomic(script_path, script(stem, plot.title, key_placement(longest_label), body, {format}));
   GnuplotQueue queue(gnuplot, dir, log);
   queue.start(plot.y, script_path.filename(), {image});
-  const bool drawn = queue.results().front().second;
-  if (!drawn) throw IoError(fmt::format("{}: gnuplot failed; see {}", (dir / image).string(), log.string()));
+  const std::string why = queue.results().front().second;
+  if (!why.empty()) throw IoError(fmt::format("{}: {} (log: {})", (dir / image).string(), why, log.string()));
   std::error_code ec;
   fs::remove(log, ec);
 }

@@ -2,9 +2,13 @@
 #include "resgd/runner.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
 #include <ctime>
 #include <exception>
 #include <map>
@@ -31,6 +35,11 @@ std::vector<std::pair<std::string, torch::Tensor>> named_tensors(ResidualTransfo
   return out;
 }
 
+/// rmdir of each of `dirs` (innermost last in the list) that is empty: never a file in it.
+void remove_empty_directories(const std::vector<fs::path>& dirs) {
+  for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) ::rmdir(it->c_str());
+}
+
 /// The directories create_directories would make for `dir`, outermost first (none where
 /// it exists), made one by one: on a failure the caller removes exactly these.
 std::vector<fs::path> create_directories_tracked(const fs::path& dir) {
@@ -42,13 +51,26 @@ std::vector<fs::path> create_directories_tracked(const fs::path& dir) {
   }
   std::vector<fs::path> created;
   for (const auto& p : missing) {
-    if (!fs::create_directory(p, ec) && ec) {
-      for (auto it = created.rbegin(); it != created.rend(); ++it) fs::remove(*it, ec);
+    const bool made = fs::create_directory(p, ec);
+    if (!made && ec) {
+      remove_empty_directories(created);
       throw IoError(fmt::format("{}: cannot create output directory: {}", p.string(), ec.message()));
     }
-    created.push_back(p);
+    if (made) created.push_back(p);  // not one another process made at the same moment
   }
   return created;
+}
+
+/// Takes the lock on `dir`; where another process holds it, removes only the directories
+/// this one created that are still empty (the holder's lock file keeps `dir` itself) and
+/// rethrows: a refused process touches nothing it did not create.
+DirectoryLock lock_or_leave(const fs::path& dir, const std::vector<fs::path>& created) {
+  try {
+    return DirectoryLock(dir);
+  } catch (...) {
+    remove_empty_directories(created);
+    throw;
+  }
 }
 
 /// Whether `dir` holds nothing but a lock file.
@@ -131,6 +153,27 @@ TrainCheckpoint load_checkpoint(const fs::path& path, ResidualTransformerImpl& m
   return c;
 }
 
+/// The cells of one metrics.csv line (resgd writes no quoted cell there).
+std::vector<std::string> split_cells(const std::string& line) {
+  std::vector<std::string> cells(1);
+  for (const char ch : line) {
+    if (ch == ',')
+      cells.emplace_back();
+    else
+      cells.back() += ch;
+  }
+  return cells;
+}
+
+/// The whole of `text` as a number (nan and inf as format_number writes them), or none.
+std::optional<double> parse_number(const std::string& text) {
+  if (text.empty() || std::isspace(static_cast<unsigned char>(text[0]))) return std::nullopt;
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  if (end != text.c_str() + text.size()) return std::nullopt;
+  return value;
+}
+
 /// The columns of metrics.csv: every row's, loss_lin where the linearized trajectory is
 /// followed, then the diagnostics'.
 std::vector<std::string> metrics_columns(const ExperimentConfig& config) {
@@ -142,33 +185,58 @@ std::vector<std::string> metrics_columns(const ExperimentConfig& config) {
 }
 
 /// Keeps the metrics.csv rows of iterations before `iter` (rewritten atomically, lines
-/// unchanged) and returns them parsed, for the resumed run's result.
+/// unchanged) and returns them parsed, for the resumed run's result. Only a last line cut
+/// off without its line break (a crash mid-write) is dropped; any other row that does not
+/// read is an error naming its line, as resuming past it would lose every row after it.
 std::vector<IterationRow> truncate_metrics(const fs::path& path, int64_t iter, const ExperimentConfig& config) {
   const std::string content = read_file(path);
-  const CsvTable table = parse_csv(content, path.string());
+  const std::vector<std::string> columns = metrics_columns(config);
+  const size_t header_end = content.find('\n');
+  if (header_end == std::string::npos || split_cells(content.substr(0, header_end)) != columns)
+    throw IoError(fmt::format("{}: its header is not the {} columns of this configuration; cannot resume",
+                              path.string(), columns.size()));
   const size_t diagnostic_count = diagnostic_columns(config.model.layers, config.diagnostics).size();
-  const size_t first = config.diagnostics.linearized ? 5 : 4;  // the first diagnostic column
-  if (table.columns != metrics_columns(config))
-    throw IoError(fmt::format("{}: has {} columns, the configuration {}; cannot resume", path.string(),
-                              table.columns.size(), first + diagnostic_count));
+  const size_t first = columns.size() - diagnostic_count;  // the first diagnostic column
   std::vector<IterationRow> rows;
-  std::string kept = content.substr(0, content.find('\n') + 1);  // the header line
-  for (const auto& cells : table.rows) {
-    if (cells.size() != table.columns.size() || std::stoll(cells[0]) >= iter) break;  // a cut-off last line too
-    IterationRow row;
-    row.iter = std::stoll(cells[0]);
-    row.loss = std::stod(cells[1]);
-    row.grad_norm = std::stod(cells[2]);
-    row.elapsed_s = std::stod(cells[3]);
-    if (config.diagnostics.linearized) row.loss_lin = std::stod(cells[4]);
-    if (diagnostic_count > 0 && !cells[first].empty()) {
-      std::vector<std::optional<double>> values;
-      for (size_t i = first; i < cells.size(); ++i)
-        values.push_back(cells[i].empty() ? std::nullopt : std::optional<double>(std::stod(cells[i])));
-      row.diagnosis = from_cells(values, config.model.layers, config.diagnostics);
+  std::string kept = content.substr(0, header_end + 1);
+  size_t line_number = 1;
+  for (size_t at = header_end + 1; at < content.size();) {
+    const size_t end = content.find('\n', at);
+    if (end == std::string::npos) break;  // the last line, cut off mid-write
+    const std::string line = content.substr(at, end - at);
+    at = end + 1;
+    ++line_number;
+    const auto bad = [&](const std::string& why) {
+      return IoError(
+          fmt::format("{}:{}: {}; cannot resume past it (the rows after it would be lost): repair or "
+                      "remove the line, or start the run again",
+                      path.string(), line_number, why));
+    };
+    const std::vector<std::string> cells = split_cells(line);
+    if (cells.size() != columns.size())
+      throw bad(fmt::format("has {} cells where the header has {}", cells.size(), columns.size()));
+    std::vector<std::optional<double>> values;
+    for (size_t i = 0; i < cells.size(); ++i) {
+      if (cells[i].empty() && i >= first) {
+        values.emplace_back();
+        continue;
+      }
+      const auto value = parse_number(cells[i]);
+      if (!value) throw bad(fmt::format("its {} '{}' is not a number", columns[i], cells[i]));
+      values.push_back(value);
     }
-    std::string line;
-    for (size_t i = 0; i < cells.size(); ++i) line += (i ? "," : "") + cells[i];
+    IterationRow row;
+    row.iter = static_cast<int64_t>(*values[0]);
+    if (static_cast<double>(row.iter) != *values[0] || (!rows.empty() && row.iter <= rows.back().iter))
+      throw bad(fmt::format("its iteration '{}' does not follow the row before it", cells[0]));
+    if (row.iter >= iter) break;  // the checkpoint's run writes these again
+    row.loss = *values[1];
+    row.grad_norm = *values[2];
+    row.elapsed_s = *values[3];
+    if (config.diagnostics.linearized) row.loss_lin = values[4];
+    if (diagnostic_count > 0 && values[first])
+      row.diagnosis = from_cells({values.begin() + static_cast<std::ptrdiff_t>(first), values.end()},
+                                 config.model.layers, config.diagnostics);
     kept += line + "\n";
     rows.push_back(std::move(row));
   }
@@ -383,8 +451,8 @@ RunRecord run_sweep_point(const ExperimentConfig& point_config, const SweepPoint
                           int runs_at_once) {
   RunRecord record{point, options.out / "runs" / point.dir_name(), {}};
   const auto created = create_directories_tracked(record.dir);
+  const DirectoryLock run_lock = lock_or_leave(record.dir, created);
   try {
-    const DirectoryLock run_lock(record.dir);
     record.summary = run_single(point_config, record.dir, options, record.point, runs_at_once);
   } catch (...) {
     if (!created.empty()) remove_failed_run(record.dir, /*remove_dir=*/true);
@@ -456,8 +524,8 @@ std::vector<RunRecord> run_experiment(const ExperimentConfig& config, const RunO
   if (options.resume && existed) require_ours(out);  // touching nothing otherwise
   std::vector<fs::path> created = create_directories_tracked(out);
   if (options.out_is_new) created.push_back(out);
+  DirectoryLock lock = lock_or_leave(out, created);  // before anything is written, to the end
   try {
-    const DirectoryLock lock(out);  // before anything is written, to the end
     if (!options.force && !options.resume && !holds_nothing(out))
       throw IoError(
           fmt::format("{}: output directory exists and is not empty; choose another --out, "
@@ -477,7 +545,7 @@ std::vector<RunRecord> run_experiment(const ExperimentConfig& config, const RunO
       for (auto it = created.rbegin(); it != created.rend(); ++it)
         if (fs::exists(*it, ec) && fs::is_empty(*it, ec)) fs::remove(*it, ec);
     } else if (fs::exists(out, ec) && holds_nothing(out)) {
-      fs::remove(out / DirectoryLock::kFileName, ec);  // the user's empty directory, as it was
+      lock.remove_file();  // the user's empty directory, as it was
     }
     throw;
   }
@@ -505,16 +573,21 @@ RunRecord run_point(const ExperimentConfig& config, size_t index, const RunOptio
   return run_sweep_point(point_config, points[index], point_options, /*runs_at_once=*/1);
 }
 
-std::vector<size_t> prepare_sweep_directory(const ExperimentConfig& config, const fs::path& out, bool resume) {
+std::vector<size_t> prepare_sweep_directory(const ExperimentConfig& config, const fs::path& out, bool resume,
+                                            std::optional<DirectoryLock>& lock) {
   std::error_code ec;
   if (resume) {
     if (!fs::exists(out, ec))
       throw IoError(fmt::format("{}: no such directory to resume; check the path", out.string()));
     require_ours(out);
   }
-  fs::create_directories(out, ec);
-  if (ec) throw IoError(fmt::format("{}: cannot create output directory: {}", out.string(), ec.message()));
-  const DirectoryLock lock(out);
+  const auto created = create_directories_tracked(out);
+  try {
+    lock.emplace(out);
+  } catch (...) {
+    remove_empty_directories(created);
+    throw;
+  }
   if (!resume && !holds_nothing(out))
     throw IoError(
         fmt::format("{}: output directory exists and is not empty; choose another --out, or pass "

@@ -7,11 +7,13 @@
 #include <atomic>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
 
 #include "resgd/config.h"
+#include "resgd/files.h"
 #include "resgd/iteration.h"
 #include "resgd/run_record.h"
 
@@ -68,9 +70,10 @@ RunRecord run_point(const ExperimentConfig& config, size_t index, const RunOptio
 
 /// Prepares `out` for run_point: refuses a directory that holds anything unless `resume`,
 /// where it must be a sweep directory of this same configuration; writes config.yaml. The
-/// indices of the points not finished yet (all, for a new directory).
+/// indices of the points not finished yet (all, for a new directory). `lock` is given the
+/// directory's lock, for the caller to hold until the points are queued.
 std::vector<size_t> prepare_sweep_directory(const ExperimentConfig& config, const std::filesystem::path& out,
-                                            bool resume);
+                                            bool resume, std::optional<DirectoryLock>& lock);
 
 /// Where every point of the sweep in `out` has finished and sweep.csv is missing (points
 /// trained by run_point), writes it as a local sweep does; returns whether sweep.csv exists

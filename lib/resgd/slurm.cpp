@@ -1,23 +1,21 @@
 // Sweeps on a Slurm cluster (slurm.h).
 #include "resgd/slurm.h"
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <fmt/format.h>
+#include <unistd.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #include "resgd/cost.h"
 #include "resgd/files.h"
 #include "resgd/io.h"
 #include "resgd/runner.h"
+#include "resgd/subprocess.h"
 
 extern char** environ;
 
@@ -26,44 +24,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
+/// The longest an sbatch, squeue or sacct may take before it is killed: a controller that
+/// does not answer must not hang resgd.
+constexpr double kSlurmCommandLimitS = 60;
+
 /// `text` as one word for bash.
 std::string quoted(const std::string& text) {
   std::string out = "'";
   for (const char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return out + "'";
-}
-
-struct Output {
-  int status = -1;   // the exit status; -1 where the program could not be started
-  std::string text;  // stdout and stderr together
-};
-
-/// Runs `argv` (looked up on PATH), waits for it, and returns its exit status and output.
-Output run_program(const std::vector<std::string>& argv) {
-  int pipe_fds[2];
-  if (pipe(pipe_fds) != 0) return {};
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDERR_FILENO);
-  posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = 0;
-  const int spawned = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  close(pipe_fds[1]);
-  Output out;
-  char buffer[4096];
-  for (ssize_t got; (got = read(pipe_fds[0], buffer, sizeof buffer)) > 0;) out.text.append(buffer, size_t(got));
-  close(pipe_fds[0]);
-  if (spawned != 0) return {};
-  int status = 0;
-  waitpid(pid, &status, 0);
-  out.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return out;
 }
 
 /// "0-7", or "0,3,5" for the points a resumed sweep still needs.
@@ -131,17 +100,124 @@ std::string report_script(const ExperimentConfig& config, const SubmitOptions& o
 
 /// sbatch ARGS SCRIPT: the job id it prints with --parsable ("123" or "123;cluster").
 std::string sbatch(std::vector<std::string> args, const fs::path& script) {
-  std::vector<std::string> argv = {"sbatch", "--parsable"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  argv.push_back(script.string());
-  const Output result = run_program(argv);
-  std::string id = result.text.substr(0, result.text.find_first_of(";\n"));
+  ProgramOptions program;
+  program.argv = {"sbatch", "--parsable"};
+  program.argv.insert(program.argv.end(), args.begin(), args.end());
+  program.argv.push_back(script.string());
+  program.time_limit_s = kSlurmCommandLimitS;
+  const ProgramResult result = run_program(program);
+  std::string id = result.output.substr(0, result.output.find_first_of(";\n"));
   const bool numeric = !id.empty() && std::all_of(id.begin(), id.end(), ::isdigit);
-  if (result.status != 0 || !numeric)
-    throw IoError(
-        fmt::format("sbatch {}: {}", script.string(),
-                    result.text.empty() ? "failed" : result.text.substr(0, result.text.find_last_not_of('\n') + 1)));
+  if (!result.succeeded() || !numeric)
+    throw IoError(fmt::format("sbatch {}: {}", script.string(),
+                              result.output.empty()
+                                  ? "sbatch " + result.failure()
+                                  : result.output.substr(0, result.output.find_last_not_of('\n') + 1)));
   return id;
+}
+
+/// The job ids of slurm/jobs of `kind` ("array" or "report"), in order of submission.
+std::vector<std::string> job_ids(const fs::path& dir, const std::string& kind) {
+  std::vector<std::string> ids;
+  const fs::path jobs = dir / "slurm" / "jobs";
+  if (!fs::exists(jobs)) return ids;
+  std::stringstream in(read_file(jobs));
+  for (std::string k, id, rest; in >> k >> id;) {
+    std::getline(in, rest);
+    if (k == kind) ids.push_back(id);
+  }
+  return ids;
+}
+
+/// What Slurm says of the jobs of a sweep directory.
+struct SchedulerView {
+  std::map<std::pair<std::string, size_t>, std::string> task_states;  // (array id, task) -> state
+  std::map<std::string, std::string> job_states;                      // report job id -> state
+  bool reachable = true;
+  std::string why_not;  // squeue's own words where it could not answer
+};
+
+/// Whether a Slurm state is one a job has before it ends.
+bool not_ended(const std::string& state) {
+  for (const char* s : {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
+                        "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT"})
+    if (state == s) return true;
+  return false;
+}
+
+/// Slurm's word on `arrays`' tasks and on `reports`, from squeue (queued and running) and
+/// then sacct (ended), each where it answers. squeue that fails other than for a job it no
+/// longer knows means the controller could not be reached: then nothing is known of the
+/// jobs still in its queue.
+SchedulerView scheduler_view(const std::vector<std::string>& arrays, const std::vector<std::string>& reports) {
+  SchedulerView view;
+  if (arrays.empty() && reports.empty()) return view;
+  auto ask = [&](std::vector<std::string> argv) {
+    ProgramOptions program;
+    program.argv = std::move(argv);
+    program.time_limit_s = kSlurmCommandLimitS;
+    return run_program(program);
+  };
+  auto parse = [&](const std::string& text, bool from_sacct) {
+    std::stringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {
+      std::stringstream cells(line);
+      std::string job, task, state;
+      if (from_sacct) {  // "123_4|COMPLETED", "124|PENDING"
+        std::getline(cells, job, '|');
+        std::getline(cells, state, '|');
+        const size_t underscore = job.find('_');
+        if (underscore != std::string::npos) task = job.substr(underscore + 1), job = job.substr(0, underscore);
+      } else {  // "123|4|RUNNING"; a job that is no array: "124|N/A|PENDING"
+        std::getline(cells, job, '|');
+        std::getline(cells, task, '|');
+        std::getline(cells, state, '|');
+      }
+      state = state.substr(0, state.find(' '));
+      if (!task.empty() && std::all_of(task.begin(), task.end(), ::isdigit))
+        view.task_states.emplace(std::make_pair(job, std::stoul(task)), state);
+      else if (!job.empty())
+        view.job_states.emplace(job, state);
+    }
+  };
+  std::vector<std::string> ids = arrays;
+  ids.insert(ids.end(), reports.begin(), reports.end());
+  for (const auto& id : ids) {
+    const ProgramResult queue = ask({"squeue", "-h", "-r", "-j", id, "-o", "%F|%K|%T"});
+    if (queue.succeeded()) {
+      parse(queue.output, false);
+    } else if (queue.output.find("Invalid job id") == std::string::npos) {
+      view.reachable = false;
+      const std::string said = queue.output.substr(0, queue.output.find('\n'));
+      view.why_not = said.empty() ? "squeue " + queue.failure() : said;
+    }
+  }
+  const ProgramResult ended =
+      ask({"sacct", "-n", "-P", "-X", "-j", fmt::format("{}", fmt::join(ids, ",")), "-o", "JobID,State"});
+  if (ended.succeeded()) parse(ended.output, true);  // squeue's word (parsed first) wins
+  return view;
+}
+
+/// Refuses `--resume` of a sweep whose earlier jobs may still run: a second array would
+/// run its points twice at once, and a second report job race the first.
+void require_no_job_in_flight(const fs::path& out) {
+  const auto arrays = job_ids(out, "array"), reports = job_ids(out, "report");
+  const SchedulerView view = scheduler_view(arrays, reports);
+  if (!view.reachable)
+    throw IoError(
+        fmt::format("{}: cannot tell whether its jobs ({}) are still queued or running: Slurm could not be "
+                    "reached ({}); --resume once `resgd status {}` can see them",
+                    out.string(), fmt::join(arrays, ", "), view.why_not, quoted(out.string())));
+  std::set<std::string> active;
+  for (const auto& [task, state] : view.task_states)
+    if (not_ended(state)) active.insert(task.first);
+  for (const auto& [job, state] : view.job_states)
+    if (not_ended(state)) active.insert(job);
+  if (!active.empty())
+    throw IoError(
+        fmt::format("{}: its jobs {} are still queued or running; wait for them to end (resgd status {}) "
+                    "or cancel them (scancel {}) before --resume",
+                    out.string(), fmt::join(active, ", "), quoted(out.string()), fmt::join(active, " ")));
 }
 
 }  // namespace
@@ -166,7 +242,9 @@ void submit(const ExperimentConfig& config, const SubmitOptions& options) {
   const fs::path out = fs::absolute(options.out).lexically_normal();
   std::error_code ec;
   const bool existed = fs::exists(out, ec);
-  const auto points = prepare_sweep_directory(config, out, options.resume);
+  std::optional<DirectoryLock> lock;  // held until the array is queued
+  if (options.resume && !options.dry_run && fs::exists(out / "slurm" / "jobs", ec)) require_no_job_in_flight(out);
+  const auto points = prepare_sweep_directory(config, out, options.resume, lock);
   std::ostream& log = *options.log;
   if (points.empty()) {
     log << fmt::format("{}: every point has finished; nothing to queue (resgd report {} writes the report)\n",
@@ -192,7 +270,7 @@ void submit(const ExperimentConfig& config, const SubmitOptions& options) {
     if (!options.resume) {  // nothing queued: nothing of this submission stays
       fs::remove_all(out / "slurm", ec);
       fs::remove(out / "config.yaml", ec);
-      fs::remove(out / DirectoryLock::kFileName, ec);
+      lock->remove_file();
       if (!existed) fs::remove(out, ec);
     }
     throw;
@@ -208,53 +286,30 @@ void submit(const ExperimentConfig& config, const SubmitOptions& options) {
 
 namespace {
 
-/// The job ids of slurm/jobs: the arrays in order of submission.
-std::vector<std::string> array_ids(const fs::path& dir) {
-  std::vector<std::string> ids;
-  const fs::path jobs = dir / "slurm" / "jobs";
-  if (!fs::exists(jobs)) return ids;
-  std::stringstream in(read_file(jobs));
-  for (std::string kind, id, rest; in >> kind >> id;) {
-    std::getline(in, rest);
-    if (kind == "array") ids.push_back(id);
+/// The iteration and loss of the last whole row of a run's metrics.csv, read from its end.
+std::optional<std::pair<std::string, std::string>> last_metrics_row(const fs::path& metrics) {
+  std::error_code ec;
+  if (!fs::is_regular_file(metrics, ec)) return std::nullopt;
+  std::string text;  // the file's last 64 KiB: a long run's metrics.csv is large
+  try {
+    const int fd = open_regular_file(metrics);
+    const off_t size = ::lseek(fd, 0, SEEK_END), from = std::max<off_t>(0, size - (64 << 10));
+    text.resize(static_cast<size_t>(size - from));
+    const ssize_t got = ::pread(fd, text.data(), text.size(), from);
+    ::close(fd);
+    text.resize(got > 0 ? static_cast<size_t>(got) : 0);
+  } catch (const IoError&) {
+    return std::nullopt;
   }
-  return ids;
-}
-
-/// Slurm's word on each task it knows: (array id, task) -> state, from squeue (queued and
-/// running) and then sacct (ended), each where it answers.
-std::map<std::pair<std::string, size_t>, std::string> scheduler_states(const std::vector<std::string>& ids) {
-  std::map<std::pair<std::string, size_t>, std::string> states;
-  if (ids.empty()) return states;
-  auto parse = [&](const std::string& text, char separator, bool from_sacct) {
-    std::stringstream lines(text);
-    for (std::string line; std::getline(lines, line);) {
-      std::stringstream cells(line);
-      std::string job, task, state;
-      if (from_sacct) {  // "123_4|COMPLETED"
-        std::getline(cells, job, separator);
-        std::getline(cells, state, separator);
-        const size_t underscore = job.find('_');
-        if (underscore == std::string::npos) continue;
-        task = job.substr(underscore + 1);
-        job = job.substr(0, underscore);
-      } else {  // "123|4|RUNNING"
-        std::getline(cells, job, separator);
-        std::getline(cells, task, separator);
-        std::getline(cells, state, separator);
-      }
-      if (task.empty() || !std::all_of(task.begin(), task.end(), ::isdigit)) continue;
-      states.emplace(std::make_pair(job, std::stoul(task)), state.substr(0, state.find(' ')));
-    }
-  };
-  for (const auto& id : ids) {
-    const Output queue = run_program({"squeue", "-h", "-r", "-j", id, "-o", "%F|%K|%T"});
-    if (queue.status == 0) parse(queue.text, '|', false);
-  }
-  const Output ended =
-      run_program({"sacct", "-n", "-P", "-X", "-j", fmt::format("{}", fmt::join(ids, ",")), "-o", "JobID,State"});
-  if (ended.status == 0) parse(ended.text, '|', true);
-  return states;
+  const size_t end = text.rfind('\n');
+  if (end == std::string::npos || end == 0) return std::nullopt;
+  const size_t start = text.rfind('\n', end - 1);
+  if (start == std::string::npos) return std::nullopt;  // the header alone
+  std::stringstream cells(text.substr(start + 1, end - start - 1));
+  std::string iter, loss;
+  std::getline(cells, iter, ',');
+  std::getline(cells, loss, ',');
+  return std::make_pair(iter, loss);
 }
 
 /// The last line of a task's log that reports an error, if any.
@@ -281,8 +336,14 @@ bool print_status(const fs::path& dir, std::ostream& out) {
   else
     for (const auto& point : expand_sweep(config))
       points.emplace_back(point.dir_name(), dir / "runs" / point.dir_name());
-  const auto ids = array_ids(dir);
-  const auto states = scheduler_states(ids);
+  const auto ids = job_ids(dir, "array");
+  const SchedulerView view = scheduler_view(ids, job_ids(dir, "report"));
+  if (!view.reachable)
+    out << fmt::format("Slurm could not be reached ({}): what its queue holds is unknown\n", view.why_not);
+  // How an interrupted point continues: where it was queued, or where it ran.
+  const std::string resume =
+      ids.empty() ? fmt::format("resgd run {} --out {} --resume", quoted(config_path.string()), quoted(dir.string()))
+                  : fmt::format("resgd submit {} --resume", quoted(dir.string()));
   std::map<std::string, size_t> counts;
   size_t width = 0;
   for (const auto& point : points) width = std::max(width, point.first.size());
@@ -294,22 +355,29 @@ bool print_status(const fs::path& dir, std::ostream& out) {
     if (fs::exists(summary_path)) summary = nlohmann::json::parse(read_file(summary_path), nullptr, false);
     std::optional<std::string> state, error;  // the newest arrays' word on this point, and log
     for (auto id = ids.rbegin(); id != ids.rend(); ++id) {
-      if (auto it = states.find({*id, i}); !state && it != states.end()) state = it->second;
+      if (auto it = view.task_states.find({*id, i}); !state && it != view.task_states.end()) state = it->second;
       if (!error) error = last_error(dir / "slurm" / "logs" / fmt::format("{}_{}.out", *id, i));
     }
+    const std::optional<pid_t> writer = lock_holder(run_dir);
     if (summary.is_object() && summary.value("status", "") != "interrupted") {
       verdict = "finished";
       detail = summary.value("status", "");
-    } else if (state && (*state == "RUNNING" || *state == "COMPLETING" || *state == "CONFIGURING")) {
+    } else if (writer || (state && (*state == "RUNNING" || *state == "COMPLETING" || *state == "CONFIGURING"))) {
       verdict = "running";
+      if (const auto last = last_metrics_row(run_dir / "metrics.csv"))
+        detail = fmt::format("iteration {}, loss {}", last->first, last->second);
+      if (writer) detail += fmt::format("{}pid {}", detail.empty() ? "" : ", ", *writer);
     } else if (state && (*state == "PENDING" || *state == "REQUEUED" || *state == "REQUEUE_HOLD")) {
       verdict = "queued";
     } else if (summary.is_object() || fs::exists(run_dir / "checkpoint.pt")) {
       verdict = "interrupted";
-      detail = "resgd submit DIR --resume continues it";
+      detail = resume + " continues it";
     } else if (error || (state && *state != "COMPLETED" && *state != "CANCELLED")) {
       verdict = "failed";
       detail = error ? *error : "Slurm says " + *state;
+    } else if (!view.reachable) {
+      verdict = "unknown";
+      detail = "not started here; Slurm could not say whether it is queued";
     } else {
       verdict = "not started";
     }
@@ -317,10 +385,16 @@ bool print_status(const fs::path& dir, std::ostream& out) {
     out << fmt::format("{:<{}}  {}{}\n", name, width, verdict, detail.empty() ? "" : " (" + detail + ")");
   }
   std::vector<std::string> parts;
-  for (const char* verdict : {"finished", "running", "queued", "interrupted", "failed", "not started"})
+  for (const char* verdict : {"finished", "running", "queued", "interrupted", "failed", "unknown", "not started"})
     if (counts.count(verdict)) parts.push_back(fmt::format("{} {}", counts[verdict], verdict));
   out << fmt::format("{} point{}: {}\n", points.size(), points.size() == 1 ? "" : "s", fmt::join(parts, ", "));
-  return counts["finished"] == points.size();
+  const bool all_finished = counts["finished"] == points.size();
+  // Every point's run is not the whole sweep: its table, which the report job writes.
+  const bool table_missing = !config.sweep.empty() && !fs::exists(dir / "sweep.csv");
+  if (all_finished && table_missing)
+    out << fmt::format("sweep.csv is missing (the report job did not write it): resgd report {} writes it\n",
+                       quoted(dir.string()));
+  return all_finished && !table_missing;
 }
 
 }  // namespace resgd

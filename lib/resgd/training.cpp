@@ -107,9 +107,9 @@ struct Clock {
 
 /// The linearized trajectory from theta_0, when asked for.
 LinearizedLoss linearized_from(ResidualTransformerImpl& model, const Dataset& data, const ExperimentConfig& config,
-                               const Start& start) {
+                               const Start& start, const std::atomic<bool>* stop) {
   if (!config.diagnostics.linearized) return {};
-  return LinearizedLoss(model, data.X, data.Y, config.train.loss, config.train.lr, start.theta_0);
+  return LinearizedLoss(model, data.X, data.Y, config.train.loss, config.train.lr, start.theta_0, stop);
 }
 
 }  // namespace
@@ -121,7 +121,7 @@ TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const Exp
   auto params = model.parameters();
   TrainResult result;
   const Start start = begin(params, result, resume);
-  const LinearizedLoss linearized = linearized_from(model, data, config, start);
+  const LinearizedLoss linearized = linearized_from(model, data, config, start, hooks.stop_requested);
   double initial_loss = result.initial_loss;  // replayed on resume; read at t = 0 otherwise
   DiagnosticsRunState warnings;               // each warning once per run
   DiagnosisSchedule schedule(policy, [&](const IterationRow& row) {
