@@ -21,18 +21,18 @@ jobs=()
 jobs+=($!)
 
 # The .pt reader: io.cpp and files.cpp once, linked into the fuzz target and the seed writer.
-for source in io files pt_format; do
+for source in io files pt_format pt_pickle; do
   "$cxx" "${flags[@]}" "${torch_includes[@]}" "${sanitize[@]}" -fsanitize=fuzzer-no-link -c "lib/resgd/$source.cpp" \
     -o "$out/$source.o"
 done
 "$cxx" "${flags[@]}" "${torch_includes[@]}" "${sanitize[@]}" -fsanitize=fuzzer fuzz/tensors_fuzz.cpp "$out/io.o" \
-  "$out/files.o" "$out/pt_format.o" "${torch_libs[@]}" -lfmt -o "$out/tensors_fuzz" &
+  "$out/files.o" "$out/pt_format.o" "$out/pt_pickle.o" "${torch_libs[@]}" -lfmt -o "$out/tensors_fuzz" &
 jobs+=($!)
 "$cxx" "${flags[@]}" "${torch_includes[@]}" "${sanitize[@]}" -fsanitize=fuzzer fuzz/pickle_fuzz.cpp "$out/io.o" \
-  "$out/files.o" "$out/pt_format.o" "${torch_libs[@]}" -lfmt -o "$out/pickle_fuzz" &
+  "$out/files.o" "$out/pt_format.o" "$out/pt_pickle.o" "${torch_libs[@]}" -lfmt -o "$out/pickle_fuzz" &
 jobs+=($!)
 "$cxx" "${flags[@]}" "${torch_includes[@]}" "${sanitize[@]}" fuzz/make_tensor_seeds.cpp "$out/io.o" "$out/files.o" \
-  "$out/pt_format.o" \
+  "$out/pt_format.o" "$out/pt_pickle.o" \
   "${torch_libs[@]}" -lfmt -o "$out/make_tensor_seeds"
 for job in "${jobs[@]}"; do wait "$job"; done
 
@@ -48,4 +48,5 @@ ASAN_OPTIONS=detect_leaks=0 "$out/make_tensor_seeds" "$out/corpus/tensors" "$out
 # fixed since) stay in the corpora.
 cp fuzz/regressions/config-* "$out/corpus/config/"
 cp fuzz/regressions/tensors-* "$out/corpus/tensors/"
+cp fuzz/regressions/pickle-* "$out/corpus/pickle/"
 echo "fuzz targets in $out: config_fuzz, tensors_fuzz, pickle_fuzz"

@@ -335,8 +335,8 @@ std::vector<HostileTensorFile> forged_tensor_cases() {
   // A nesting deeper than any tensor file's: LibTorch builds and frees it recursively, and
   // 200,000 levels overflowed its stack (a crash, exit 139). Refused before it is built.
   const std::string too_deep =
-      "not a readable tensor file (torch.save / pickle format): its pickle nests values "
-      "more than 100 deep";
+      "not a readable tensor file (torch.save / pickle format): its pickle is not a tensor file's: it nests "
+      "values more than 100 deep";
   cases.push_back({"PickleOfTuplesNested200000Deep",
                    [](const fs::path& p) {
                      testing::write_text(p, testing::file_of_pickle(testing::pickle_of_nested_tuples(200000)));
@@ -360,8 +360,8 @@ std::vector<HostileTensorFile> forged_tensor_cases() {
                    [](const fs::path& p) {
                      testing::write_text(p, testing::file_of_pickle(testing::pickle_growing_a_placed_list(200000)));
                    },
-                   "not a readable tensor file (torch.save / pickle format): its pickle changes a value after "
-                   "placing it inside another"});
+                   "not a readable tensor file (torch.save / pickle format): its pickle is not a tensor file's: it "
+                   "changes a value after placing it inside another"});
   cases.push_back({"PickleLargerThanAnyTensorFilesNames",
                    [](const fs::path& p) {
                      std::string pickle = "\x80\x02";
@@ -373,6 +373,19 @@ std::vector<HostileTensorFile> forged_tensor_cases() {
                    },
                    "not a readable tensor file (torch.save / pickle format): its pickle is 68157448 bytes, more "
                    "than the 67108864"});
+  // What fuzz/pickle_fuzz found in LibTorch's own unpickler (reads of freed or wild memory,
+  // an abort on a garbage tag): each refused by the pickle check before LibTorch reads it.
+  for (const auto& entry : fs::directory_iterator(RESGD_SOURCE_DIR "/fuzz/regressions")) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("pickle-", 0) != 0) continue;
+    std::string test_name = "Fuzzed_" + entry.path().stem().string().substr(7);
+    std::replace(test_name.begin(), test_name.end(), '-', '_');
+    cases.push_back({test_name,
+                     [path = entry.path()](const fs::path& p) {
+                       testing::write_text(p, testing::file_of_pickle(testing::slurp(path)));
+                     },
+                     "not a readable tensor file (torch.save / pickle format): its pickle is not a tensor file's: "});
+  }
   for (const auto& file : testing::forged_files())
     cases.push_back({file.name, [file](const fs::path& p) { testing::write_text(p, testing::forged_file_bytes(file)); },
                      std::string("not a readable tensor file (torch.save / pickle format): ") +
@@ -403,20 +416,21 @@ INSTANTIATE_TEST_SUITE_P(
                           [](const fs::path& p) {
                             fs::copy_file(RESGD_SOURCE_DIR "/fuzz/regressions/tensors-record-size-beyond-memory.pt", p);
                           },
-                          "not a readable tensor file (torch.save / pickle format): its pickle names memo entry "
-                          "1668571944 in 188 bytes"},
+                          "not a readable tensor file (torch.save / pickle format): its pickle is not a tensor "
+                          "file's: it stores memo entry 1668571944 where it has 1"},
         HostileTensorFile{"PickleStringPastItsEnd",  // found by fuzz/tensors_fuzz: a 4 GB string in 378 bytes
                           [](const fs::path& p) {
                             fs::copy_file(RESGD_SOURCE_DIR "/fuzz/regressions/tensors-pickle-string-past-end.pt", p);
                           },
-                          "not a readable tensor file (torch.save / pickle format): its pickle declares a string of "
-                          "4294967289 bytes"},
+                          "not a readable tensor file (torch.save / pickle format): its pickle is not a tensor "
+                          "file's: it declares a string of 4294967289 bytes"},
         HostileTensorFile{"PickleMemoIndexBeyondItsLength",  // found by fuzz/tensors_fuzz: a memo of 1.6e9 entries
                           [](const fs::path& p) {
                             fs::copy_file(
                                 RESGD_SOURCE_DIR "/fuzz/regressions/tensors-pickle-memo-index-beyond-pickle.pt", p);
                           },
-                          "not a readable tensor file (torch.save / pickle format): its pickle names memo entry"},
+                          "not a readable tensor file (torch.save / pickle format): its pickle is not a tensor file's: "
+                          "it stores memo entry"},
         HostileTensorFile{"MangledTypeTag",  // found by fuzz/tensors_fuzz: LibTorch's type parser throws
                           [](const fs::path& p) {
                             fs::copy_file(RESGD_SOURCE_DIR "/fuzz/regressions/tensors-mangled-type-tag.pt", p);

@@ -424,6 +424,38 @@ std::string python_block(const fs::path& markdown) {
   return start == std::string::npos || end == std::string::npos ? "" : text.substr(start + 10, end - start - 10);
 }
 
+TEST(Workflow, DataFilesThatPythonsTorchSaveWroteAreRead) {
+  // The pickle check lets through what torch.save writes for a dictionary of tensors
+  // (float64, float32, a view of a larger storage); what LibTorch cannot read (Python's
+  // OrderedDict) is a clear error, never a crash.
+  const auto python = python_with_torch();
+  if (!python) GTEST_SKIP() << "no python3 with torch and yaml here (Debian: python3-torch python3-yaml)";
+  TempDir dir;
+  write_text(dir / "save.py",
+             "import collections, torch\n"
+             "g = torch.Generator().manual_seed(0)\n"
+             "X = torch.randn(4, 3, 2, dtype=torch.float64, generator=g)\n"
+             "Y = torch.randn(4, 3, 1, dtype=torch.float64, generator=g)\n"
+             "torch.save({'X': X, 'Y': Y}, 'float64.pt')\n"
+             "torch.save({'X': X.float(), 'Y': Y.float()}, 'float32.pt')\n"
+             "big = torch.randn(8, 3, 2, dtype=torch.float64, generator=g)\n"
+             "torch.save({'X': big[2:6], 'Y': Y}, 'view.pt')\n"
+             "torch.save(collections.OrderedDict([('X', X), ('Y', Y)]), 'ordered.pt')\n");
+  ASSERT_EQ(std::system(fmt::format("cd '{}' && {} save.py", dir.path().string(), *python).c_str()), 0);
+  for (const std::string name : {"float64", "float32", "view", "ordered"}) {
+    write_text(dir / (name + ".yaml"), "data: {kind: tensors, path: " + name +
+                                           ".pt, num_samples: 4, seq_len: 3, dim: 2, target_dim: 1}\n"
+                                           "model: {ffn_width: 4}\ntrain: {max_iters: 2}\n");
+    const auto r = run_resgd(dir, "run " + name + ".yaml --out " + name);
+    if (name == "ordered") {
+      EXPECT_EQ(r.exit_code, 1) << r.err;
+      EXPECT_NE(r.err.find("ordered.pt: not a readable tensor file"), std::string::npos) << r.err;
+    } else {
+      EXPECT_EQ(r.exit_code, 0) << name << ": " << r.err;
+    }
+  }
+}
+
 TEST(Workflow, ThePythonSnippetRebuildsTheFinalLossFromFinalPtAlone) {
   TempDir dir;
   const std::string snippet = python_block(fs::path(RESGD_SOURCE_DIR) / "docs" / "python.md");

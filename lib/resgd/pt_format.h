@@ -23,14 +23,15 @@ constexpr int kMaxPickleNesting = 100;
 constexpr size_t kMaxPickleBytes = size_t{64} << 20;
 
 /// Why a pickle of `size` bytes is refused before LibTorch's unpickler reads it, or ""
-/// where it is not: it is larger than kMaxPickleBytes; it declares a string, bytes or
-/// integer longer than what is left of it, or a memo index past its own length (LibTorch
-/// grows its memo to any index it is given); it nests values deeper than
-/// kMaxPickleNesting; or it changes a value after placing it inside another (which
-/// torch.save never writes, and which would let a nesting grow unseen). The scan keeps
-/// only a depth per value, in a loop: no recursion that the file controls. It stops,
-/// clean, at the first opcode it does not know or a stack it cannot follow, which
-/// LibTorch's unpickler then refuses.
+/// where it is not (pt_pickle.cpp). It must be what torch.save or resgd writes for a
+/// dictionary of tensors: at most kMaxPickleBytes; only the opcodes and GLOBALs such a file
+/// holds (OrderedDict, _rebuild_tensor_v2, the storage types, LibTorch's type tags and typed
+/// lists); each function called with a tuple of the arguments it takes, each storage named
+/// as ('storage', type, key, location, size); no string, integer or memo index past its end
+/// or its memo; no value taken from an empty stack; values nested at most kMaxPickleNesting
+/// deep, and none changed after it was placed inside another (which would let a nesting
+/// grow unseen). The scan keeps a few facts per value, in a loop: no recursion that the
+/// file controls.
 std::string refused_pickle(const char* pickle, size_t size);
 
 }  // namespace resgd
