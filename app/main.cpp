@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "resgd/bench.h"
+#include "resgd/claims.h"
 #include "resgd/columns.h"
 #include "resgd/compute/compute.h"
 #include "resgd/compute/process.h"
@@ -349,6 +350,10 @@ int main(int argc, char** argv) {
   metrics_cmd->add_flag("--explain", explain_metrics, "each column's files and meaning, with its formula")->required();
   metrics_cmd->add_option("name", metric_name, "this column only (e.g. cond_g2, pl_ratio)");
 
+  bool explain_claims = false;
+  auto* claims_cmd = app.add_subcommand("claims", "explain the claims language of an experiment file's claims.expect");
+  claims_cmd->add_flag("--explain", explain_claims, "every rule, bound and option, and how each can fail")->required();
+
   std::string report_dir;
   auto* report = app.add_subcommand("report", "write report.md and plots/ for a run, a sweep or a folder of them");
   report->add_option("dir", report_dir, "a run or sweep directory of `resgd run`, or a folder holding such")
@@ -497,6 +502,10 @@ int main(int argc, char** argv) {
         throw resgd::ConfigError(
             fmt::format("config --explain: unknown key '{}'; resgd config --explain lists them all", config_key));
       std::cout << text;
+      return 0;
+    }
+    if (*claims_cmd) {
+      std::cout << resgd::explain_claims();
       return 0;
     }
     if (*metrics_cmd) {

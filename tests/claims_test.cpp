@@ -68,8 +68,19 @@ RunCollection four_runs() {
   return c;
 }
 
-std::vector<Expectation> claims_of(const std::string& expect_yaml) {
-  return parse_expectations(load_config_text("claims:\n  expect:\n" + expect_yaml, "exp.yaml"));
+/// The claims of an experiment file: `head` (its other keys) then `expect_yaml`'s entries.
+std::vector<Expectation> claims_of(const std::string& expect_yaml, const std::string& head = "") {
+  return parse_expectations(load_config_text(head + "claims:\n  expect:\n" + expect_yaml, "exp.yaml"));
+}
+
+/// The error reading those claims gives, or "no error".
+std::string claim_error(const std::string& expect_yaml, const std::string& head = "") {
+  try {
+    claims_of(expect_yaml, head);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "no error";
 }
 
 TEST(Claims, EveryRunOfTheSettingMustHoldEachBound) {
@@ -104,20 +115,123 @@ TEST(Claims, ARatioDividesTheMediansAndANullConditionNumberIsInfinite) {
   EXPECT_NE(v.measured.find(fmt::format("= {:.4g}", 0.45 / 1.5e-9)), std::string::npos) << v.measured;
 }
 
-TEST(Claims, AFitIsALeastSquaresLineOfTheLogarithmsOverTheUsableRuns) {
-  // y = 2 x^1.5 exactly over three runs; a diverged run off the line is left out.
+/// Runs of y = 2 x^1.5 exactly at `xs` (status max_iters), a diverged run at each of `diverged`.
+RunCollection power_law(const std::vector<double>& xs, const std::vector<double>& diverged = {}) {
   RunCollection c;
-  for (double x : {0.1, 0.3, 1.0})
+  for (double x : xs)
     c.runs.push_back(
         run(true, 0, {{"status", "max_iters"}, {"sigma_min_g", {x}}, {"pl_ratio_median", 2 * std::pow(x, 1.5)}}));
-  c.runs.push_back(run(true, 1, {{"status", "diverged"}, {"sigma_min_g", {0.5}}, {"pl_ratio_median", 100.0}}));
-  const auto claims = claims_of(
-      "    - claim: power law\n      fit: {y: pl_ratio_median, x: sigma_min_g1, slope: {min: 1.49, max: 1.51}, "
-      "correlation: {min: 0.999}}\n");
-  const Verdict v = check(claims[0], c);
+  for (double x : diverged)
+    c.runs.push_back(run(true, 1, {{"status", "diverged"}, {"sigma_min_g", {x}}, {"pl_ratio_median", 100.0}}));
+  return c;
+}
+
+const char* const kPowerLaw =
+    "    - claim: power law\n      fit: {y: pl_ratio_median, x: sigma_min_g1, slope: {min: 1.4, max: 1.6}, "
+    "correlation: {min: 0.999}";
+
+TEST(Claims, AFitIsALeastSquaresLineOfTheLogarithmsWithItsRunsDecadesAndMargins) {
+  // y = 2 x^1.5 exactly over four x values spanning two decades.
+  const auto claims = claims_of(std::string(kPowerLaw) + "}\n");
+  const Verdict v = check(claims[0], power_law({0.01, 0.03, 0.1, 1.0}));
   EXPECT_TRUE(v.shown) << v.measured;
-  EXPECT_NE(v.measured.find("pl_ratio_median ~ sigma_min_g1^1.500 over 3 runs, correlation 1.0000"), std::string::npos)
-      << v.measured;
+  EXPECT_EQ(v.measured,
+            "pl_ratio_median ~ sigma_min_g1^1.500; 4 runs used, at 4 distinct x over 2.00 decades; slope 1.500 in "
+            "[1.4, 1.6] (margin 0.100); correlation 1.0000 >= 0.999 (margin 0.0010)");
+}
+
+TEST(Claims, AFitWhoseHighEndDivergedIsNotShownUnlessItsRuleLeavesThoseOut) {
+  // The law holds where the runs converged; the two largest x diverged. A line through the
+  // low end is no law over the range the sweep claims.
+  const RunCollection runs = power_law({0.01, 0.03, 0.1, 0.3}, {1.0, 3.0});
+  Verdict v = check(claims_of(std::string(kPowerLaw) + "}\n")[0], runs);
+  EXPECT_FALSE(v.shown) << v.measured;
+  EXPECT_NE(v.measured.find("left out: 2 diverged (x = 1, 3)"), std::string::npos) << v.measured;
+  EXPECT_NE(v.measured.find("not shown: runs inside the claimed range left out"), std::string::npos) << v.measured;
+  v = check(claims_of(std::string(kPowerLaw) + ", leave_out: [diverged]}\n")[0], runs);
+  EXPECT_TRUE(v.shown) << v.measured;
+  EXPECT_NE(v.measured.find("2 diverged (x = 1, 3), left out as the rule allows"), std::string::npos) << v.measured;
+}
+
+TEST(Claims, AFitOnTooFewXValuesOrTooNarrowARangeIsNotShown) {
+  Verdict v = check(claims_of(std::string(kPowerLaw) + "}\n")[0], power_law({0.1, 0.3, 1.0}));
+  EXPECT_FALSE(v.shown) << v.measured;
+  EXPECT_NE(v.measured.find("fewer than 4 distinct x"), std::string::npos) << v.measured;
+  v = check(claims_of(std::string(kPowerLaw) + ", min_decades: 1.5}\n")[0], power_law({0.1, 0.2, 0.5, 1.0}));
+  EXPECT_FALSE(v.shown) << v.measured;
+  EXPECT_NE(v.measured.find("x spans less than 1.5 decades"), std::string::npos) << v.measured;
+  EXPECT_NE(claim_error("    - claim: no correlation\n      fit: {y: pl_ratio_median, x: sigma_min_g1, slope: {min: "
+                        "1}}\n")
+                .find("every fit needs a correlation bound"),
+            std::string::npos);
+}
+
+TEST(Claims, AConditionNumberIsInfiniteOnlyWhereItWasComputedAndIsInfinite) {
+  // Two blocks, sigma_min_g2 = 0 (rank-deficient): cond_g2 inf. A block the run lacks, or a
+  // null for another reason, is no value: a rule on it is not shown.
+  RunCollection c;
+  c.runs = {run(false, 0, {{"status", "max_iters"}, {"cond_g", {3.0, nullptr}}, {"sigma_min_g", {0.1, 0.0}}})};
+  const auto claims = claims_of(
+      "    - claim: collapsed\n      every: {cond_g2: {min: 1.0e+300}}\n"
+      "    - claim: lacking\n      every: {cond_g3: {min: 1.0e+300}}\n",
+      "model: {layers: 3}\n");
+  EXPECT_TRUE(check(claims[0], c).shown) << check(claims[0], c).measured;
+  const Verdict lacking = check(claims[1], c);
+  EXPECT_FALSE(lacking.shown) << lacking.measured;
+  EXPECT_NE(lacking.measured.find("cond_g3 >= 1e+300: 0/1 runs"), std::string::npos) << lacking.measured;
+  c.runs[0].summary["sigma_min_g"] = {0.1, 0.2};  // a null beside a nonzero sigma_min: not inf
+  EXPECT_FALSE(check(claims[0], c).shown);
+}
+
+TEST(Claims, AMetricNoRunOfTheExperimentWritesIsRefusedWhenTheFileIsRead) {
+  // A block past every run's model.layers, and a diagnostic every run leaves off: the rule
+  // could only ever read "no value", so the file is refused at the claim's line.
+  const std::string block = claim_error("    - claim: collapse by block 3\n      every: {cond_g3: {min: 1.0e+300}}\n",
+                                        "model: {layers: 2}\n");
+  EXPECT_NE(block.find("exp.yaml:4:7: claims.expect: 'collapse by block 3': 'cond_g3' is block 3's, but the runs it "
+                       "speaks of have 2 blocks (model.layers)"),
+            std::string::npos)
+      << block;
+  const std::string column = claim_error("    - claim: kernel\n      median: {ntk_lambda_min: {min: 1}}\n");
+  EXPECT_NE(column.find("'ntk_lambda_min': no run it speaks of writes it (diagnostics.ntk is off in every one)"),
+            std::string::npos)
+      << column;
+  // A sweep whose deepest point has the block, and a point that measures the NTK, pass.
+  EXPECT_NO_THROW(claims_of("    - claim: deep\n      every: {cond_g3: {min: 1}}\n",
+                            "model: {layers: 2}\nsweep: {model.layers: [2, 3]}\n"));
+  EXPECT_NO_THROW(claims_of("    - claim: kernel\n      median: {ntk_lambda_min: {min: 1}}\n",
+                            "sweep: {diagnostics.ntk: [false, true]}\n"));
+  // A where that leaves only the two-block runs refuses block 3 again.
+  EXPECT_NE(claim_error("    - claim: deep\n      where: {model.layers: 2}\n      every: {cond_g3: {min: 1}}\n",
+                        "sweep: {model.layers: [2, 3]}\n")
+                .find("have 2 blocks"),
+            std::string::npos);
+}
+
+TEST(Claims, ACollapseClaimOnTokensThatStayApartIsNotShown) {
+  // rank1_res<l>, the tokens' distance from one vector: an inf cond_g certifies only rank
+  // deficiency, so the collapse claim reads rank1_res. At 0.71 the tokens stay apart.
+  RunCollection c;
+  c.runs = {run(false, 0, {{"status", "max_iters"}, {"rank1_res", {0.3, 0.71}}}),
+            run(false, 1, {{"status", "max_iters"}, {"rank1_res", {0.2, 1e-9}}})};
+  const auto claims =
+      claims_of("    - claim: the tokens collapse to one vector by block 2\n      every: {rank1_res2: {max: 1.0e-6}}\n",
+                "model: {layers: 2}\n");
+  const Verdict v = check(claims[0], c);
+  EXPECT_FALSE(v.shown) << v.measured;
+  EXPECT_NE(v.measured.find("rank1_res2 <= 1e-06: 1/2 runs (from 1e-09 to 0.71)"), std::string::npos) << v.measured;
+}
+
+TEST(Claims, AConvergesClaimOnARunThatEndedAtMaxItersIsNotShown) {
+  // The loss fell below 1e-6 of its start but no tolerance was met: max_iters, not converged.
+  RunCollection c;
+  c.runs = {run(true, 0, {{"status", "max_iters"}, {"final_loss", 1e-7}, {"initial_loss", 1.0}, {"loss_max", 3.7}})};
+  const auto claims =
+      claims_of("    - claim: converges\n      every: {status: converged, loss_max_over_initial: {max: 1}}\n");
+  const Verdict v = check(claims[0], c);
+  EXPECT_FALSE(v.shown) << v.measured;
+  EXPECT_NE(v.measured.find("status = converged: 0/1 runs"), std::string::npos) << v.measured;
+  EXPECT_NE(v.measured.find("loss_max_over_initial <= 1: 0/1 runs (from 3.7 to 3.7)"), std::string::npos) << v.measured;
 }
 
 TEST(Claims, AClaimWithNoRunToSpeakOfIsNotShown) {

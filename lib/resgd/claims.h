@@ -15,10 +15,12 @@
 //         median: {final_over_within_sequence: {max: 1.5}}
 //
 // A bound is a value the metric must equal (converged, true) or {min: A, max: B}. A metric
-// is a summary.json value (cond_g1 is block 1 of cond_g; null cond is inf) or one of
-// final_over_initial, final_over_within_sequence, loss_max_over_initial, one_minus_rate.
-// `ratio` divides the median over `where` by the median over `over`; `fit` fits ln y on ln x
-// over the runs that finished without diverging, x a swept key or a metric.
+// is a summary.json value (cond_g1 is block 1 of cond_g, inf only where computed with
+// sigma_min_g1 = 0) or one of final_over_initial, final_over_within_sequence,
+// loss_max_over_initial, one_minus_rate. `ratio` divides the median over `where` by the
+// median over `over`; `fit` fits ln y on ln x, x a swept key or a metric, and is shown only
+// where no run was left out that its rule does not allow (explain_claims() says it all).
+// A metric that no run of the experiment can have is refused when the file is read.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -52,6 +54,9 @@ struct Expectation {
   std::string x;                                          // fit: a key or a metric
   Bound bound;                                            // ratio: the ratio's; fit: the slope's
   Bound correlation;                                      // fit
+  int min_distinct_x = 4;                                 // fit: fewer distinct x is too few to show a law
+  double min_decades = 0;                                 // fit: the decades of x the used runs must span
+  std::vector<std::string> leave_out;                     // fit: why a run may be left out (else: not shown)
 };
 
 /// The experiment's claims, read: ConfigError at the claim's line for an unknown kind, key or
@@ -64,6 +69,9 @@ struct Verdict {
   std::string measured;
 };
 Verdict check(const Expectation& expectation, const RunCollection& runs);
+
+/// The claims language, as `resgd claims --explain` prints it (docs/reference.md).
+std::string explain_claims();
 
 /// A metric of a run's summary: a number, or a text (status, converges_linearly); none
 /// where the run has no value.

@@ -44,8 +44,11 @@ const std::vector<ColumnInfo>& column_infos() {
       {"attn_entropy<l>", kMetrics,
        "mean over samples, heads and queries a of -sum_b S[a,b] ln S[a,b] / ln(keys a may attend to); 1 is "
        "uniform attention"},
-      {"rank1_res<l>", kMetrics,
-       "mean_i ||G_i - 1 g_i^T||_F / ||G_i||_F, g_i the mean row of G_i^l: the distance to rank one (0: collapsed)"},
+      {"rank1_res<l>", "metrics.csv; sweep.csv and summary.json's list rank1_res at iteration 0",
+       "mean_i ||G_i - 1 g_i^T||_F / ||G_i||_F, g_i the mean row of G_i^l: the tokens' distance from one vector "
+       "(0: collapsed to it)"},
+      {"rank1_res_final<l>", "sweep.csv and summary.json's list rank1_res_final",
+       "rank1_res<l> at the last diagnosed row with a finite loss (that of diagnosed_final_iter)"},
       {"sigma_min_phi", kEverywhere,
        "the smallest singular value of the last block's (N n) x m FFN features Phi = sigma(G W_1), stacked"},
       {"pl_ratio", kMetrics,

@@ -58,7 +58,8 @@ nlohmann::json summarize(const ExperimentConfig& config, const TrainResult& resu
   const Diagnosis* last = result.diagnosed.empty() ? nullptr : &result.diagnosed.back().second;
   for (const auto& [key, field] : {std::pair{"sigma_min_g", &BlockDiagnosis::sigma_min_g},
                                    {"sigma_max_g", &BlockDiagnosis::sigma_max_g},
-                                   {"cond_g", &BlockDiagnosis::cond_g}}) {
+                                   {"cond_g", &BlockDiagnosis::cond_g},
+                                   {"rank1_res", &BlockDiagnosis::rank1_res}}) {
     for (const auto& [suffix, diagnosis] : {std::pair{"", first}, {"_final", last}}) {
       nlohmann::json list = nlohmann::json::array();
       if (diagnosis)
@@ -159,7 +160,7 @@ std::vector<std::string> summary_columns(int64_t layers) {
                                       "linear_rate",
                                       "linear_fit_correlation",
                                       "converges_linearly"};
-  for (const char* stem : {"sigma_min_g", "sigma_max_g", "cond_g"})
+  for (const char* stem : {"sigma_min_g", "sigma_max_g", "cond_g", "rank1_res", "rank1_res_final"})
     for (int64_t l = 1; l <= layers; ++l) columns.push_back(fmt::format("{}{}", stem, l));
   for (const char* key : {"sigma_min_phi", "ntk_lambda_min", "sharpness", "sharpness_max", "sharpness_final",
                           "pl_ratio_min", "pl_ratio_median", "travel_attention", "travel_ffn", "lin_gap_max",
@@ -169,7 +170,7 @@ std::vector<std::string> summary_columns(int64_t layers) {
 }
 
 std::string summary_cell(const nlohmann::json& summary, const std::string& column, CellDigits digits) {
-  for (const char* stem : {"sigma_min_g", "sigma_max_g", "cond_g"}) {
+  for (const char* stem : {"sigma_min_g", "sigma_max_g", "cond_g", "rank1_res", "rank1_res_final"}) {
     const std::string s = stem;
     if (column.size() > s.size() && column.compare(0, s.size(), s) == 0 &&
         std::all_of(column.begin() + static_cast<long>(s.size()), column.end(), ::isdigit))
