@@ -91,6 +91,16 @@ ensure_installed() {
     exit 77
   fi
   command -v apt-get >/dev/null 2>&1 || { echo "$prog: skip: missing $missing and no apt-get" >&2; exit 77; }
+  # Scenarios start side by side (ctest -j2): one installs, the others wait for it and find
+  # the packages there (two apt-gets at once fail on apt's own lock).
+  local install_lock
+  exec {install_lock}>"${TMPDIR:-/tmp}/resgd-slurm-install.lock"
+  flock "$install_lock"
+  missing="$(find_missing)"
+  if [ -z "$missing" ]; then
+    exec {install_lock}>&-
+    return 0
+  fi
   note "installing slurmctld slurmd slurm-client munge (missing: $missing)"
   # Keep the packages' maintainer scripts from starting the system munge/slurm services: put a
   # policy-rc.d that denies starting services in place if there is none, for the install only.
@@ -103,6 +113,7 @@ ensure_installed() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       slurmctld slurmd slurm-client munge; } >&2 || rc=$?
   [ "$made_policy" = 0 ] || rm -f "$policy"
+  exec {install_lock}>&-
   if [ "$rc" != 0 ]; then err "apt-get install failed (rc $rc)"; exit 1; fi
   missing="$(find_missing)"
   if [ -n "$missing" ]; then err "still missing after install: $missing"; exit 1; fi
