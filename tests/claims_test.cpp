@@ -234,6 +234,55 @@ TEST(Claims, AConvergesClaimOnARunThatEndedAtMaxItersIsNotShown) {
   EXPECT_NE(v.measured.find("loss_max_over_initial <= 1: 0/1 runs (from 3.7 to 3.7)"), std::string::npos) << v.measured;
 }
 
+TEST(Claims, ARuleForEachValueOfAKeyHoldsAtEveryOneOrIsNotShown) {
+  // Two widths, a power law at each: the fit within each width, each shown on its own.
+  RunCollection c;
+  for (const int64_t width : {64, 256})
+    for (double x : {0.01, 0.1, 1.0, 10.0}) {
+      FoundRun r = run(true, 0,
+                       {{"status", "max_iters"},
+                        {"sigma_min_g", {x}},
+                        {"pl_ratio_median", (width == 64 ? 1.0 : 3.0) * std::pow(x, width == 64 ? 1.5 : 0.5)}});
+      r.config.model.ffn_width = width;
+      c.runs.push_back(r);
+    }
+  const auto rising = claims_of(
+      "    - claim: a power law at each width\n      for_each: model.ffn_width\n      fit: {y: pl_ratio_median, x: "
+      "sigma_min_g1, slope: {min: 0.4, max: 1.6}, correlation: {min: 0.99}}\n");
+  Verdict v = check(rising[0], c);
+  EXPECT_TRUE(v.shown) << v.measured;
+  EXPECT_NE(v.measured.find("model.ffn_width=64: pl_ratio_median ~ sigma_min_g1^1.500"), std::string::npos)
+      << v.measured;
+  EXPECT_NE(v.measured.find(" | model.ffn_width=256: pl_ratio_median ~ sigma_min_g1^0.500"), std::string::npos)
+      << v.measured;
+  // Pooled, the two lines are no law; a bound one width fails turns the claim.
+  const auto steep = claims_of(
+      "    - claim: steep at each width\n      for_each: model.ffn_width\n      fit: {y: pl_ratio_median, x: "
+      "sigma_min_g1, slope: {min: 1}, correlation: {min: 0.99}}\n");
+  v = check(steep[0], c);
+  EXPECT_FALSE(v.shown) << v.measured;
+  EXPECT_NE(v.measured.find("model.ffn_width=256: NOT SHOWN, "), std::string::npos) << v.measured;
+}
+
+TEST(Claims, RatesAtDifferentStepSizesAreComparedPerUnitStep) {
+  // 1 - rate = 2 lr sigma at two step sizes: per unit step the runs agree.
+  RunCollection c;
+  for (const double lr : {0.01, 0.03}) {
+    FoundRun r =
+        run(true, 0,
+            {{"status", "converged"}, {"lr", lr}, {"linear_rate", 1 - 2 * lr * 0.5}, {"converges_linearly", true}});
+    r.config.train.lr = lr;
+    c.runs.push_back(r);
+  }
+  const auto claims = claims_of(
+      "    - claim: the same rate per unit step\n      where: {train.lr: 0.03}\n"
+      "      ratio: {of: one_minus_rate_per_lr, over: {train.lr: 0.01}, min: 0.99, max: 1.01}\n",
+      "sweep: {train.lr: [0.01, 0.03]}\n");
+  const Verdict v = check(claims[0], c);
+  EXPECT_TRUE(v.shown) << v.measured;
+  EXPECT_NE(v.measured.find("median one_minus_rate_per_lr 1 over 1 = 1"), std::string::npos) << v.measured;
+}
+
 TEST(Claims, AClaimWithNoRunToSpeakOfIsNotShown) {
   const auto claims =
       claims_of("    - claim: deep\n      where: {model.layers: 3}\n      every: {status: converged}\n");

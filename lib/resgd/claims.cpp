@@ -20,7 +20,7 @@ namespace {
 const char* const kLeaveOutReasons[] = {"diverged", "not_linear", "no_value"};
 
 const char* const kDerived[] = {"final_over_initial", "final_over_within_sequence", "loss_max_over_initial",
-                                "one_minus_rate"};
+                                "one_minus_rate", "one_minus_rate_per_lr"};
 
 /// Whether `metric` names a summary value or a derived one (blocks up to 64).
 bool is_metric(const std::string& metric) {
@@ -93,7 +93,8 @@ std::vector<std::pair<std::string, std::string>> read_where(const Expectation& e
 std::string require_metric(const Expectation& e, const std::string& metric) {
   if (!is_metric(metric))
     fail(e, fmt::format("unknown metric '{}'; a summary.json value (e.g. final_loss, cond_g1, pl_ratio_median) or "
-                        "one of final_over_initial, final_over_within_sequence, loss_max_over_initial, one_minus_rate",
+                        "one of final_over_initial, final_over_within_sequence, loss_max_over_initial, one_minus_rate, "
+                        "one_minus_rate_per_lr",
                         metric));
   return metric;
 }
@@ -245,7 +246,7 @@ Verdict check_fit(const Expectation& e, const std::vector<const FoundRun*>& runs
     std::string reason;
     if (status == "diverged" || status == "interrupted")
       reason = status;
-    else if (!y && e.of == "one_minus_rate")
+    else if (!y && (e.of == "one_minus_rate" || e.of == "one_minus_rate_per_lr"))
       reason = "not_linear";
     else if (!x || !y || !(*x > 0) || !(*y > 0) || !std::isfinite(*x) || !std::isfinite(*y))
       reason = "no_value";
@@ -300,7 +301,10 @@ Verdict check_fit(const Expectation& e, const std::vector<const FoundRun*>& runs
 std::string explain_claims() {
   return R"(claims.expect: a list of claims, each checked on the experiment's runs by `resgd reproduce`.
   Every claim has `claim:` (its statement, as results.md prints it), an optional `where:`
-  (a map of keys to values: the runs it speaks of; default all) and exactly one rule.
+  (a map of keys to values: the runs it speaks of; default all), an optional `for_each:
+  KEY` (the rule is checked apart at each value of KEY among those runs, a ratio's `over`
+  runs taken at the same value, and shown only where it holds at every one: "at each n",
+  "for every width") and exactly one rule.
 
 every: {METRIC: BOUND, ...}
   shown where every run it speaks of holds every bound.
@@ -328,7 +332,8 @@ METRIC: a column of summary.json or sweep.csv (resgd metrics --explain), e.g. st
   one of final_over_initial (final_loss / initial_loss), final_over_within_sequence
   (final_loss / within_sequence_loss), loss_max_over_initial (loss_max / initial_loss),
   one_minus_rate (1 - linear_rate, only where the run converges linearly),
-  converges_linearly.
+  one_minus_rate_per_lr (one_minus_rate / train.lr: rates of runs at different step sizes
+  compared per unit step), converges_linearly.
   A metric no run the claim speaks of can have (block l past every run's model.layers, a
   diagnostic every one of them leaves off) is refused when the file is read, at the
   claim's line. cond_g<l> reads inf only where it was computed and sigma_min_g<l> is 0; a
@@ -378,6 +383,9 @@ MetricValue metric_value(const nlohmann::json& summary, const std::string& metri
     v.number = ratio("loss_max", "initial_loss");
   else if (metric == "one_minus_rate") {
     if (const auto rate = rate_if_linear(summary)) v.number = 1 - *rate;
+  } else if (metric == "one_minus_rate_per_lr") {  // rates compared across step sizes
+    const auto rate = rate_if_linear(summary), lr = number("lr");
+    if (rate && lr && *lr > 0) v.number = (1 - *rate) / *lr;
   } else
     v.number = number(metric);
   return v;
@@ -399,6 +407,11 @@ std::vector<Expectation> parse_expectations(const ExperimentConfig& config) {
       if (key == "claim") continue;
       if (key == "where") {
         e.where = read_where(e, value, "where");
+      } else if (key == "for_each") {
+        const auto known = known_keys();
+        if (!value.IsScalar() || std::find(known.begin(), known.end(), value.Scalar()) == known.end())
+          fail(e, "for_each: expected a key (its rule then holds at each of its values)");
+        e.for_each = value.Scalar();
       } else if (key == "every" || key == "median") {
         ++kinds;
         e.kind = key == "every" ? Expectation::Kind::every : Expectation::Kind::median;
@@ -474,7 +487,41 @@ std::vector<Expectation> parse_expectations(const ExperimentConfig& config) {
   return out;
 }
 
+/// The rule at each value of `for_each` among the claim's runs (a ratio's `over` runs at
+/// the same value): shown where it holds at every one.
+Verdict check_each(const Expectation& e, const RunCollection& collection) {
+  std::vector<std::string> values;
+  for (const auto* run : select(collection, e.where)) {
+    const std::string value = value_text(run->config, e.for_each);
+    if (std::none_of(values.begin(), values.end(), [&](const std::string& v) { return same_value(v, value); }))
+      values.push_back(value);
+  }
+  std::sort(values.begin(), values.end(), [](const std::string& a, const std::string& b) {
+    const auto x = parse_number(a), y = parse_number(b);
+    return x && y ? *x < *y : a < b;
+  });
+  Verdict v;
+  if (values.empty()) {
+    v.measured = fmt::format("no run with {}", describe_where(e.where));
+    return v;
+  }
+  v.shown = true;
+  std::vector<std::string> parts;
+  for (const auto& value : values) {
+    Expectation one = e;
+    one.for_each.clear();
+    one.where.emplace_back(e.for_each, value);
+    if (one.kind == Expectation::Kind::ratio) one.over.emplace_back(e.for_each, value);
+    const Verdict at = check(one, collection);
+    v.shown = v.shown && at.shown;
+    parts.push_back(fmt::format("{}={}: {}{}", e.for_each, value, at.shown ? "" : "NOT SHOWN, ", at.measured));
+  }
+  v.measured = fmt::format("{}", fmt::join(parts, " | "));
+  return v;
+}
+
 Verdict check(const Expectation& e, const RunCollection& collection) {
+  if (!e.for_each.empty()) return check_each(e, collection);
   const auto runs = select(collection, e.where);
   Verdict v;
   if (runs.empty()) {

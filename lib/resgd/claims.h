@@ -47,6 +47,7 @@ struct Expectation {
   std::string claim;
   Origin at;
   std::vector<std::pair<std::string, std::string>> where;  // key, YAML value: the runs it speaks of
+  std::string for_each;                                    // a key: the rule holds at each of its values
   Kind kind = Kind::every;
   std::vector<std::pair<std::string, Bound>> metrics;     // every, median
   std::string of;                                         // ratio: the metric; fit: y
