@@ -146,11 +146,11 @@ TEST(Claims, AFitWhoseHighEndDivergedIsNotShownUnlessItsRuleLeavesThoseOut) {
   const RunCollection runs = power_law({0.01, 0.03, 0.1, 0.3}, {1.0, 3.0});
   Verdict v = check(claims_of(std::string(kPowerLaw) + "}\n")[0], runs);
   EXPECT_FALSE(v.shown) << v.measured;
-  EXPECT_NE(v.measured.find("left out: 2 diverged (x = 1, 3)"), std::string::npos) << v.measured;
+  EXPECT_NE(v.measured.find("left out: 2 diverged (sigma_min_g1 = 1, 3)"), std::string::npos) << v.measured;
   EXPECT_NE(v.measured.find("not shown: runs inside the claimed range left out"), std::string::npos) << v.measured;
   v = check(claims_of(std::string(kPowerLaw) + ", leave_out: [diverged]}\n")[0], runs);
   EXPECT_TRUE(v.shown) << v.measured;
-  EXPECT_NE(v.measured.find("2 diverged (x = 1, 3), left out as the rule allows"), std::string::npos) << v.measured;
+  EXPECT_NE(v.measured.find("2 diverged (sigma_min_g1 = 1, 3), left out as the rule allows"), std::string::npos) << v.measured;
 }
 
 TEST(Claims, AFitOnTooFewXValuesOrTooNarrowARangeIsNotShown) {
@@ -159,7 +159,7 @@ TEST(Claims, AFitOnTooFewXValuesOrTooNarrowARangeIsNotShown) {
   EXPECT_NE(v.measured.find("fewer than 4 distinct x"), std::string::npos) << v.measured;
   v = check(claims_of(std::string(kPowerLaw) + ", min_decades: 1.5}\n")[0], power_law({0.1, 0.2, 0.5, 1.0}));
   EXPECT_FALSE(v.shown) << v.measured;
-  EXPECT_NE(v.measured.find("x spans less than 1.5 decades"), std::string::npos) << v.measured;
+  EXPECT_NE(v.measured.find("sigma_min_g1 spans less than 1.5 decades"), std::string::npos) << v.measured;
   EXPECT_NE(claim_error("    - claim: no correlation\n      fit: {y: pl_ratio_median, x: sigma_min_g1, slope: {min: "
                         "1}}\n")
                 .find("every fit needs a correlation bound"),
@@ -232,6 +232,35 @@ TEST(Claims, AConvergesClaimOnARunThatEndedAtMaxItersIsNotShown) {
   EXPECT_FALSE(v.shown) << v.measured;
   EXPECT_NE(v.measured.find("status = converged: 0/1 runs"), std::string::npos) << v.measured;
   EXPECT_NE(v.measured.find("loss_max_over_initial <= 1: 0/1 runs (from 3.7 to 3.7)"), std::string::npos) << v.measured;
+}
+
+TEST(Claims, AFitAgainstSeveralXAtOnceGivesEachExponentAndEachXsOwnCorrelation) {
+  // y = x1 x2^-0.5 on a 3 x 3 grid of independent x: both exponents, R = 1.
+  RunCollection c;
+  for (double a : {0.1, 1.0, 10.0})
+    for (double b : {1.0, 4.0, 16.0})
+      c.runs.push_back(run(true, 0,
+                           {{"status", "max_iters"},
+                            {"sigma_min_g", {a}},
+                            {"sigma_max_g", {b}},
+                            {"pl_ratio_median", a * std::pow(b, -0.5)}}));
+  auto claims = claims_of(
+      "    - claim: both\n      fit: {y: pl_ratio_median, x: [sigma_min_g1, sigma_max_g1], slope: [{min: 0.9, max: "
+      "1.1}, "
+      "{min: -0.6, max: -0.4}], correlation: {min: 0.999}}\n");
+  Verdict v = check(claims[0], c);
+  EXPECT_TRUE(v.shown) << v.measured;
+  EXPECT_NE(v.measured.find("pl_ratio_median ~ sigma_min_g1^1.000 sigma_max_g1^-0.500; 9 runs used, at 9 distinct x"),
+            std::string::npos)
+      << v.measured;
+  EXPECT_NE(v.measured.find("exponent of sigma_max_g1 -0.500 in [-0.6, -0.4] (margin 0.100)"), std::string::npos)
+      << v.measured;
+  EXPECT_NE(v.measured.find("correlation of each x alone: sigma_min_g1 alone 0.9"), std::string::npos) << v.measured;
+  // Two x that move together cannot be told apart: not shown.
+  for (auto& r : c.runs) r.summary["sigma_max_g"] = {2 * r.summary["sigma_min_g"][0].get<double>()};
+  v = check(claims[0], c);
+  EXPECT_FALSE(v.shown) << v.measured;
+  EXPECT_NE(v.measured.find("too collinear"), std::string::npos) << v.measured;
 }
 
 TEST(Claims, ARuleForEachValueOfAKeyHoldsAtEveryOneOrIsNotShown) {

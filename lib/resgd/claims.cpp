@@ -224,74 +224,153 @@ std::string with_margin(const std::string& what, double value, const Bound& b, i
                      m ? fmt::format(" (margin {:.{}f})", *m, digits) : std::string());
 }
 
-/// ln y against ln x over the runs it speaks of. A run is left out where it diverged or
-/// was interrupted, where y needs a linear rate it does not have (not_linear), or where x
-/// or y is missing or not positive (no_value); the fit is shown only where no run was left
-/// out for a reason its rule does not allow (fit.leave_out), at least min_distinct_x x
-/// values over min_decades decades were used, and slope and correlation are in bounds.
+/// Least squares of y on [1, columns...]: the coefficients (intercept first) and the
+/// multiple correlation R = sqrt(1 - SS_res / SS_tot); none where the columns are collinear.
+std::optional<std::pair<std::vector<double>, double>> least_squares(const std::vector<std::vector<double>>& columns,
+                                                                    const std::vector<double>& y) {
+  const size_t k = columns.size() + 1, n = y.size();
+  if (n < k + 1) return std::nullopt;
+  auto regressor = [&](size_t j, size_t i) { return j == 0 ? 1.0 : columns[j - 1][i]; };
+  std::vector<std::vector<double>> a(k, std::vector<double>(k + 1, 0.0));  // [X^T X | X^T y]
+  for (size_t r = 0; r < k; ++r)
+    for (size_t i = 0; i < n; ++i) {
+      for (size_t c = 0; c < k; ++c) a[r][c] += regressor(r, i) * regressor(c, i);
+      a[r][k] += regressor(r, i) * y[i];
+    }
+  for (size_t c = 0; c < k; ++c) {  // Gauss-Jordan with partial pivoting
+    size_t pivot = c;
+    for (size_t r = c + 1; r < k; ++r)
+      if (std::abs(a[r][c]) > std::abs(a[pivot][c])) pivot = r;
+    if (std::abs(a[pivot][c]) < 1e-12 * std::max(1.0, std::abs(a[0][0]))) return std::nullopt;
+    std::swap(a[c], a[pivot]);
+    for (size_t r = 0; r < k; ++r) {
+      if (r == c) continue;
+      const double f = a[r][c] / a[c][c];
+      for (size_t q = c; q <= k; ++q) a[r][q] -= f * a[c][q];
+    }
+  }
+  std::vector<double> b(k);
+  for (size_t c = 0; c < k; ++c) b[c] = a[c][k] / a[c][c];
+  double mean = 0, total = 0, residual = 0;
+  for (double v : y) mean += v / static_cast<double>(n);
+  for (size_t i = 0; i < n; ++i) {
+    double fitted = 0;
+    for (size_t j = 0; j < k; ++j) fitted += b[j] * regressor(j, i);
+    residual += (y[i] - fitted) * (y[i] - fitted);
+    total += (y[i] - mean) * (y[i] - mean);
+  }
+  if (!(total > 0)) return std::nullopt;
+  return std::make_pair(b, std::sqrt(std::max(0.0, 1 - residual / total)));
+}
+
+/// ln y against ln x (or several x at once) over the runs it speaks of. A run is left out
+/// where it diverged or was interrupted, where y needs a linear rate it does not have
+/// (not_linear), or where an x or y is missing or not positive (no_value); the fit is shown
+/// only where no run was left out for a reason its rule does not allow (fit.leave_out), at
+/// least min_distinct_x points were used with each x over min_decades decades, and every
+/// slope and the correlation are in bounds. With one x the correlation is Pearson's (its
+/// sign that of the slope); with several, the multiple correlation R, and each x's own
+/// correlation with y is reported beside it: a knob that moves with another shows there.
 Verdict check_fit(const Expectation& e, const std::vector<const FoundRun*>& runs) {
   const auto known = known_keys();
-  const bool by_key = std::find(known.begin(), known.end(), e.x) != known.end();
-  std::vector<double> xs, ys;
+  const size_t k = e.x.size();
+  std::vector<std::vector<double>> xs(k);
+  std::vector<double> ys;
   std::map<std::string, std::vector<std::string>> left_out;  // reason -> the x of each run
   for (const auto* run : runs) {
-    std::optional<double> x;
-    if (by_key)
-      x = parse_number(value_text(run->config, e.x));
-    else
-      x = metric_value(run->summary, e.x).number;
-    const std::string x_text = x ? fmt::format("{:.4g}", *x) : "-";
+    std::vector<std::optional<double>> x(k);
+    for (size_t j = 0; j < k; ++j)
+      x[j] = std::find(known.begin(), known.end(), e.x[j]) != known.end()
+                 ? parse_number(value_text(run->config, e.x[j]))
+                 : metric_value(run->summary, e.x[j]).number;
+    const std::string x_text = x[0] ? fmt::format("{:.4g}", *x[0]) : "-";
     const std::string status = run->summary.value("status", "");
     const auto y = metric_value(run->summary, e.of).number;
+    const bool usable = y && *y > 0 && std::isfinite(*y) &&
+                        std::all_of(x.begin(), x.end(), [](const auto& v) { return v && *v > 0 && std::isfinite(*v); });
     std::string reason;
     if (status == "diverged" || status == "interrupted")
       reason = status;
     else if (!y && (e.of == "one_minus_rate" || e.of == "one_minus_rate_per_lr"))
       reason = "not_linear";
-    else if (!x || !y || !(*x > 0) || !(*y > 0) || !std::isfinite(*x) || !std::isfinite(*y))
+    else if (!usable)
       reason = "no_value";
     if (!reason.empty()) {
       left_out[reason].push_back(x_text);
       continue;
     }
-    xs.push_back(std::log(*x));
+    for (size_t j = 0; j < k; ++j) xs[j].push_back(std::log(*x[j]));
     ys.push_back(std::log(*y));
   }
-  std::vector<double> distinct = xs;
-  std::sort(distinct.begin(), distinct.end());
-  distinct.erase(
-      std::unique(distinct.begin(), distinct.end(), [](double a, double b) { return std::abs(a - b) < 1e-9; }),
-      distinct.end());
-  const double decades = distinct.empty() ? 0.0 : (distinct.back() - distinct.front()) / std::log(10.0);
+  // Distinct points (x tuples), and the decades each x spans.
+  std::vector<std::vector<double>> points;
+  for (size_t i = 0; i < ys.size(); ++i) {
+    std::vector<double> point;
+    for (size_t j = 0; j < k; ++j) point.push_back(xs[j][i]);
+    if (std::none_of(points.begin(), points.end(), [&](const std::vector<double>& p) {
+          for (size_t j = 0; j < k; ++j)
+            if (std::abs(p[j] - point[j]) >= 1e-9) return false;
+          return true;
+        }))
+      points.push_back(point);
+  }
+  std::vector<double> decades(k, 0.0);
+  for (size_t j = 0; j < k && !ys.empty(); ++j)
+    decades[j] = (*std::max_element(xs[j].begin(), xs[j].end()) - *std::min_element(xs[j].begin(), xs[j].end())) /
+                 std::log(10.0);
   std::vector<std::string> notes, refused;
   for (const auto& [reason, xs_left] : left_out) {
     const bool allowed = std::count(e.leave_out.begin(), e.leave_out.end(), reason) > 0;
-    const std::string note = fmt::format("{} {} (x = {})", xs_left.size(), reason, fmt::join(xs_left, ", "));
+    const std::string note =
+        fmt::format("{} {} ({} = {})", xs_left.size(), reason, e.x.front(), fmt::join(xs_left, ", "));
     notes.push_back(note + (allowed ? ", left out as the rule allows" : ""));
     if (!allowed) refused.push_back(note);
   }
-  const auto line = distinct.size() >= 2 ? fit_line(xs, ys) : std::nullopt;
-  Verdict v;
+  std::vector<std::string> spans;
+  for (size_t j = 0; j < k; ++j)
+    spans.push_back(k == 1 ? fmt::format("{:.2f} decades", decades[j])
+                           : fmt::format("{} over {:.2f} decades", e.x[j], decades[j]));
   std::string head =
-      fmt::format("{} runs used, at {} distinct x over {:.2f} decades", xs.size(), distinct.size(), decades);
+      fmt::format("{} runs used, at {} distinct x over {}", ys.size(), points.size(), fmt::join(spans, ", "));
   if (!notes.empty()) head += fmt::format("; left out: {}", fmt::join(notes, "; "));
-  if (!line) {
-    v.measured = fmt::format("{}: too few to fit {} against {}", head, e.of, e.x);
+  Verdict v;
+  std::vector<double> slopes;
+  double correlation = 0;
+  if (k == 1) {
+    if (const auto line = points.size() >= 2 ? fit_line(xs[0], ys) : std::nullopt) {
+      slopes = {line->slope};
+      correlation = line->correlation;
+    }
+  } else if (const auto fit = least_squares(xs, ys)) {
+    slopes.assign(fit->first.begin() + 1, fit->first.end());
+    correlation = fit->second;
+  }
+  if (slopes.empty()) {
+    v.measured = fmt::format("{}: too few, or too collinear, to fit {} against {}", head, e.of, fmt::join(e.x, ", "));
     return v;
   }
-  const bool slope_holds = holds(e.bound, MetricValue{line->slope, std::nullopt});
-  const bool correlation_holds = holds(e.correlation, MetricValue{line->correlation, std::nullopt});
-  std::vector<std::string> why_not;
+  std::vector<std::string> why_not, law, bounds;
   if (!refused.empty()) why_not.push_back("runs inside the claimed range left out");
-  if (static_cast<int>(distinct.size()) < e.min_distinct_x)
+  if (static_cast<int>(points.size()) < e.min_distinct_x)
     why_not.push_back(fmt::format("fewer than {} distinct x", e.min_distinct_x));
-  if (decades < e.min_decades) why_not.push_back(fmt::format("x spans less than {:g} decades", e.min_decades));
-  if (!slope_holds) why_not.push_back("slope out of bounds");
-  if (!correlation_holds) why_not.push_back("correlation out of bounds");
+  for (size_t j = 0; j < k; ++j) {
+    law.push_back(fmt::format("{}^{:.3f}", e.x[j], slopes[j]));
+    if (decades[j] < e.min_decades)
+      why_not.push_back(fmt::format("{} spans less than {:g} decades", e.x[j], e.min_decades));
+    const Bound& bound = j < e.slopes.size() ? e.slopes[j] : Bound{};
+    bounds.push_back(with_margin(k == 1 ? "slope" : "exponent of " + e.x[j], slopes[j], bound, 3));
+    if (!holds(bound, MetricValue{slopes[j], std::nullopt}))
+      why_not.push_back(k == 1 ? "slope out of bounds" : "exponent of " + e.x[j] + " out of bounds");
+  }
+  if (!holds(e.correlation, MetricValue{correlation, std::nullopt})) why_not.push_back("correlation out of bounds");
+  std::string alone;
+  for (size_t j = 0; k > 1 && j < k; ++j)
+    if (const auto line = fit_line(xs[j], ys))
+      alone += fmt::format("{}{} alone {:.4f}", alone.empty() ? "; correlation of each x alone: " : ", ", e.x[j],
+                           line->correlation);
   v.shown = why_not.empty();
-  v.measured = fmt::format("{} ~ {}^{:.3f}; {}; {}; {}{}", e.of, e.x, line->slope, head,
-                           with_margin("slope", line->slope, e.bound, 3),
-                           with_margin("correlation", line->correlation, e.correlation, 4),
+  v.measured = fmt::format("{} ~ {}; {}; {}; {}{}{}", e.of, fmt::join(law, " "), head, fmt::join(bounds, "; "),
+                           with_margin(k == 1 ? "correlation" : "R", correlation, e.correlation, 4), alone,
                            why_not.empty() ? "" : fmt::format("; not shown: {}", fmt::join(why_not, ", ")));
   return v;
 }
@@ -315,7 +394,11 @@ ratio: {of: METRIC, over: {KEY: VALUE, ...}, min: A, max: B}
   selects; shown where the ratio is within [A, B].
 fit: {y: METRIC, x: KEY or METRIC, slope: BOUND, correlation: BOUND, min_distinct_x: N,
       min_decades: D, leave_out: [REASON, ...]}
-  a least-squares line of ln y on ln x over the runs it speaks of. A run is left out where
+  a least-squares line of ln y on ln x over the runs it speaks of. x may also be a list of
+  up to three (x: [sigma_min_g1, sigma_max_g1]): ln y is then fitted on every ln x at once,
+  slope is a list of bounds, one per x, correlation bounds the multiple correlation R, and
+  each x's own correlation with y is reported beside it (a knob that moves with another
+  shows there; x that move together cannot be fitted apart and are not shown). A run is left out where
   it diverged or was interrupted, where y is one_minus_rate and the run did not converge
   linearly (not_linear), or where x or y is missing or not positive (no_value). Shown only
   where the slope and the correlation are within their bounds (correlation is required),
@@ -436,10 +519,24 @@ std::vector<Expectation> parse_expectations(const ExperimentConfig& config) {
         if (!value.IsMap() || !value["x"] || !value["y"])
           fail(e, "fit: expected {x: KEY or METRIC, y: METRIC, slope, correlation}");
         e.of = require_metric(e, value["y"].Scalar());
-        e.x = value["x"].Scalar();
         const auto known = known_keys();
-        if (std::find(known.begin(), known.end(), e.x) == known.end()) require_metric(e, e.x);
-        if (value["slope"]) e.bound = read_bound(e, value["slope"], "fit.slope");
+        const YAML::Node& x = value["x"];
+        if (x.IsSequence() && (x.size() < 1 || x.size() > 3)) fail(e, "fit.x: expected one to three keys or metrics");
+        if (x.IsSequence())
+          for (const auto& one : x) e.x.push_back(one.Scalar());
+        else
+          e.x.push_back(x.Scalar());
+        for (const auto& one : e.x)
+          if (std::find(known.begin(), known.end(), one) == known.end()) require_metric(e, one);
+        if (value["slope"]) {
+          const YAML::Node& slope = value["slope"];
+          if (slope.IsSequence()) {
+            if (slope.size() != e.x.size()) fail(e, "fit.slope: one bound for each x, in their order");
+            for (const auto& one : slope) e.slopes.push_back(read_bound(e, one, "fit.slope"));
+          } else {
+            e.slopes.push_back(read_bound(e, slope, "fit.slope"));
+          }
+        }
         // A line through scattered points says nothing: every fit bounds its correlation.
         if (!value["correlation"])
           fail(e,
@@ -480,7 +577,8 @@ std::vector<Expectation> parse_expectations(const ExperimentConfig& config) {
     }
     if (e.kind == Expectation::Kind::fit) {
       require_written(e, e.of, config, points);
-      if (is_metric(e.x)) require_written(e, e.x, config, points);
+      for (const auto& x : e.x)
+        if (is_metric(x)) require_written(e, x, config, points);
     }
     out.push_back(std::move(e));
   }

@@ -52,8 +52,9 @@ struct Expectation {
   std::vector<std::pair<std::string, Bound>> metrics;     // every, median
   std::string of;                                         // ratio: the metric; fit: y
   std::vector<std::pair<std::string, std::string>> over;  // ratio: the runs of the denominator
-  std::string x;                                          // fit: a key or a metric
-  Bound bound;                                            // ratio: the ratio's; fit: the slope's
+  std::vector<std::string> x;                             // fit: one to three keys or metrics
+  std::vector<Bound> slopes;                              // fit: each x's exponent (none: any)
+  Bound bound;                                            // ratio: the ratio's
   Bound correlation;                                      // fit
   int min_distinct_x = 4;                                 // fit: fewer distinct x is too few to show a law
   double min_decades = 0;                                 // fit: the decades of x the used runs must span
