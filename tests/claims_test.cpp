@@ -150,7 +150,8 @@ TEST(Claims, AFitWhoseHighEndDivergedIsNotShownUnlessItsRuleLeavesThoseOut) {
   EXPECT_NE(v.measured.find("not shown: runs inside the claimed range left out"), std::string::npos) << v.measured;
   v = check(claims_of(std::string(kPowerLaw) + ", leave_out: [diverged]}\n")[0], runs);
   EXPECT_TRUE(v.shown) << v.measured;
-  EXPECT_NE(v.measured.find("2 diverged (sigma_min_g1 = 1, 3), left out as the rule allows"), std::string::npos) << v.measured;
+  EXPECT_NE(v.measured.find("2 diverged (sigma_min_g1 = 1, 3), left out as the rule allows"), std::string::npos)
+      << v.measured;
 }
 
 TEST(Claims, AFitOnTooFewXValuesOrTooNarrowARangeIsNotShown) {

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include <cmath>
 
 #include "resgd/cost.h"
@@ -69,18 +71,33 @@ ExperimentConfig small() {
 
 TEST(Linearized, LossLinIsGdOnTheModelLinearizedAtInitialization) {
   // theta_{t+1} = theta_t - lr c J^T (f_0 + J (theta_t - theta_0) - Y), J fixed at theta_0,
-  // with flat vectors: no eigendecomposition, no kernel. Both losses, both readouts.
-  for (const auto& [loss, readout] : {std::pair{Loss::sum, Readout::tokens}, {Loss::mean, Readout::mean}}) {
+  // with flat vectors: no eigendecomposition, no kernel. Both losses, both readouts; and
+  // with the attention frozen (train.freeze), where only the other columns of J move theta.
+  for (const auto& [loss, readout, freeze] : {std::tuple{Loss::sum, Readout::tokens, Freeze::none},
+                                              {Loss::mean, Readout::mean, Freeze::none},
+                                              {Loss::sum, Readout::tokens, Freeze::attention}}) {
+    SCOPED_TRACE(to_string(freeze));
     ExperimentConfig c = small();
     c.train.loss = loss;
     c.model.readout = readout;
+    c.train.freeze = freeze;
     const Trajectory run = train_config(c);
     ASSERT_EQ(run.rows.size(), 13u);
 
     const Dataset data = make_dataset(c, torch::kCPU, torch::kFloat64);
     ResidualTransformer model(model_options(c));  // theta_0: the same seed
     model->to(torch::kFloat64);
-    const torch::Tensor J = jacobian(*model, data.X);
+    const torch::Tensor J_all = jacobian(*model, data.X);
+    // The columns GD moves: every parameter's, or all but the attention's when it is frozen.
+    torch::Tensor moves = torch::ones({J_all.size(1)}, torch::kFloat64);
+    int64_t column = 0;
+    for (const auto& p : model->named_parameters()) {
+      const std::string name = p.key().substr(p.key().rfind('.') + 1);
+      if (freeze == Freeze::attention && (name == "W_Q" || name == "W_K" || name == "W_V"))
+        moves.narrow(0, column, p.value().numel()).zero_();
+      column += p.value().numel();
+    }
+    const torch::Tensor J = J_all * moves;
     torch::NoGradGuard no_grad;
     const torch::Tensor f0 = model->forward(data.X).flatten(), y = data.Y.flatten();
     const double scale = loss == Loss::mean ? 1.0 / double(c.data.num_samples) : 1.0;

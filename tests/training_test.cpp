@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -401,6 +402,28 @@ TEST(Training, TheDiagnosisScheduleEmitsRowsInIterationOrder) {
     ASSERT_EQ(emitted.size(), 3000u) << "trial " << trial;
     for (size_t i = 0; i < emitted.size(); ++i)
       ASSERT_EQ(emitted[i], static_cast<int64_t>(i)) << "trial " << trial << ": row " << i << " out of order";
+  }
+}
+
+TEST(Training, FrozenWeightsStayAtTheirStartAndTheRestStillDescend) {
+  // train.freeze holds a group of weights at theta_0, exactly; the others move as GD moves
+  // them, and the loss still falls.
+  for (const Freeze freeze : {Freeze::attention, Freeze::ffn}) {
+    ExperimentConfig c = tiny_experiment();
+    c.train.freeze = freeze;
+    const Dataset data = make_dataset(c, torch::kCPU, torch::kFloat64);
+    ResidualTransformer model(model_options(c));
+    std::map<std::string, torch::Tensor> start;
+    for (const auto& p : model->named_parameters()) start[p.key()] = p.value().detach().clone();
+    const TrainResult result = train(*model, data, c, compute::policy_for(c, 1), {});
+    EXPECT_LT(result.final_loss, 0.9 * result.initial_loss) << to_string(freeze);
+    for (const auto& p : model->named_parameters()) {
+      const std::string name = p.key().substr(p.key().rfind('.') + 1);
+      const bool attention = name == "W_Q" || name == "W_K" || name == "W_V";
+      const bool held = freeze == Freeze::attention ? attention : !attention;
+      EXPECT_EQ(torch::equal(p.value(), start[p.key()]), held) << to_string(freeze) << ": " << p.key();
+    }
+    EXPECT_EQ(freeze == Freeze::attention ? result.travel_attention : result.travel_ffn, 0.0);
   }
 }
 

@@ -87,6 +87,10 @@ void visit_fields(Config& c, Visitor&& v) {
   v("train.gradients", c.train.gradients, "autograd, or the hand-derived backward pass (the same trajectory)");
   v("train.log_every", c.train.log_every, "a metrics.csv row (and a stop-rule check) every this many steps");
   v("train.checkpoint_every", c.train.checkpoint_every, "write checkpoint.pt every this many steps; 0: off");
+  v("train.freeze", c.train.freeze,
+    "weights GD leaves at theta_0: attention (every block's W_Q, W_K, W_V) or ffn (W_1, W_2); their gradients "
+    "are still computed, grad_norm and the diagnostics cover every parameter, and loss_lin follows GD on the "
+    "others alone");
   v("diagnostics.every", c.diagnostics.every,
     "diagnose every this many steps, and at the first and last; 0: first and last only");
   v("diagnostics.ntk", c.diagnostics.ntk, "record ntk_lambda_min, the smallest eigenvalue of J J^T");

@@ -50,6 +50,7 @@ enum class Loss { sum, mean };
 enum class Gradients { autograd, analytic };
 enum class Dtype { float64, float32 };
 enum class Backend { tuned, reference };
+enum class Freeze { none, attention, ffn };
 
 template <class E>
 struct EnumNames;
@@ -84,6 +85,10 @@ struct EnumNames<Gradients> {
 template <>
 struct EnumNames<Dtype> {
   static constexpr const char* names[] = {"float64", "float32"};
+};
+template <>
+struct EnumNames<Freeze> {
+  static constexpr const char* names[] = {"none", "attention", "ffn"};
 };
 template <>
 struct EnumNames<Backend> {
@@ -149,6 +154,7 @@ struct TrainConfig {
   Gradients gradients = Gradients::autograd;
   int64_t log_every = 1;         // metrics.csv row cadence
   int64_t checkpoint_every = 0;  // 0 = off
+  Freeze freeze = Freeze::none;  // weights held at theta_0 (their gradients still computed)
 };
 
 /// How a run multiplies: `tuned` (the routes that pay on this machine) or `reference`

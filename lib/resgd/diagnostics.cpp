@@ -261,10 +261,16 @@ int64_t ntk_jacobian_entries(const ResidualTransformerImpl& model, const torch::
   return outputs * parameter_count(model);
 }
 
-torch::Tensor ntk_gram(ResidualTransformerImpl& model, const torch::Tensor& X, const std::atomic<bool>* stop) {
+torch::Tensor ntk_gram(ResidualTransformerImpl& model, const torch::Tensor& X, const std::atomic<bool>* stop,
+                       const std::vector<size_t>* only) {
   torch::AutoGradMode grad_mode(true);  // the training loop calls us under NoGradGuard
-  auto params = model.parameters();
-  RequireGrad require_grad(params);
+  auto all = model.parameters();
+  RequireGrad require_grad(all);
+  std::vector<torch::Tensor> params = all;  // the columns of J: every parameter, or those `only` names
+  if (only) {
+    params.clear();
+    for (size_t i : *only) params.push_back(all.at(i));
+  }
 
   auto y = model.forward(X.detach()).flatten();  // (R,)
   const int64_t rows = y.numel();

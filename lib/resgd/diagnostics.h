@@ -132,7 +132,10 @@ int64_t ntk_jacobian_entries(const ResidualTransformerImpl& model, const torch::
 /// J is built one row per backward pass (autograd, enabled here even under NoGradGuard).
 /// Where `stop` is given and set, it throws Stopped between two rows of the Jacobian (R
 /// backward passes, minutes for the largest kernels).
-torch::Tensor ntk_gram(ResidualTransformerImpl& model, const torch::Tensor& X, const std::atomic<bool>* stop = nullptr);
+/// With `only`, J holds the columns of those parameters alone (by their index in
+/// parameters()): the kernel of GD that trains only them (train.freeze).
+torch::Tensor ntk_gram(ResidualTransformerImpl& model, const torch::Tensor& X, const std::atomic<bool>* stop = nullptr,
+                       const std::vector<size_t>* only = nullptr);
 
 /// A stop request that ended a long computation between two of its pieces.
 class Stopped : public std::runtime_error {

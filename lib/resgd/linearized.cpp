@@ -9,7 +9,7 @@ namespace resgd {
 
 LinearizedLoss::LinearizedLoss(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
                                Loss loss, double lr, const std::vector<torch::Tensor>& theta_0,
-                               const std::atomic<bool>* stop)
+                               const std::atomic<bool>* stop, const std::vector<size_t>* trained)
     : scale_(loss == Loss::mean ? 1.0 / static_cast<double>(Y.size(0)) : 1.0), lr_(lr) {
   auto params = model.parameters();
   TORCH_CHECK(params.size() == theta_0.size(), "linearized: ", theta_0.size(), " initial parameters for ",
@@ -24,7 +24,7 @@ LinearizedLoss::LinearizedLoss(ResidualTransformerImpl& model, const torch::Tens
   }
   torch::Tensor K;
   try {
-    K = ntk_gram(model, X, stop).to(torch::kCPU, torch::kFloat64);  // (R, R)
+    K = ntk_gram(model, X, stop, trained).to(torch::kCPU, torch::kFloat64);  // (R, R)
   } catch (const Stopped&) {
     torch::NoGradGuard no_grad;
     for (size_t i = 0; i < params.size(); ++i) params[i].copy_(now[i]);  // as it was given

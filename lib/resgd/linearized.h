@@ -26,8 +26,11 @@ class LinearizedLoss {
   /// K from the Jacobian of the flattened outputs (ntk_gram), in float64. A set `stop`
   /// ends the Jacobian between two rows (Stopped); its eigendecomposition, one LAPACK
   /// call, runs to its end.
+  /// `trained`: the parameters GD moves (train.freeze holds the others), by index; K is then
+  /// their kernel alone. Null: every parameter.
   LinearizedLoss(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y, Loss loss, double lr,
-                 const std::vector<torch::Tensor>& theta_0, const std::atomic<bool>* stop = nullptr);
+                 const std::vector<torch::Tensor>& theta_0, const std::atomic<bool>* stop = nullptr,
+                 const std::vector<size_t>* trained = nullptr);
 
   bool on() const { return !eigenvalues_.empty(); }
   /// loss_lin at iteration t (inf where the linearized GD has blown up).

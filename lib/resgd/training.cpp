@@ -48,6 +48,35 @@ Start begin(std::vector<torch::Tensor>& params, TrainResult& result, const Train
   return {resume->theta_0, resume->iter, resume->elapsed_s};
 }
 
+/// The parameters GD updates, by their index in `params`: all but those train.freeze holds.
+std::vector<size_t> trained_parameters(ResidualTransformerImpl& model, Freeze freeze) {
+  const char* const attention[] = {"W_Q", "W_K", "W_V"};
+  const char* const ffn[] = {"W_1", "W_2"};
+  std::vector<size_t> trained;
+  const auto named = model.named_parameters();
+  for (size_t i = 0; i < named.size(); ++i) {
+    const std::string& key = named[i].key();
+    const std::string name = key.substr(key.rfind('.') + 1);
+    auto in = [&](const auto& names) { return std::find(std::begin(names), std::end(names), name) != std::end(names); };
+    const bool frozen = (freeze == Freeze::attention && in(attention)) || (freeze == Freeze::ffn && in(ffn));
+    if (!frozen) trained.push_back(i);
+  }
+  return trained;
+}
+
+/// theta <- theta - lr grad, for the parameters GD trains.
+void descend(std::vector<torch::Tensor>& params, const std::vector<torch::Tensor>& grads,
+             const std::vector<size_t>& trained, double lr) {
+  torch::NoGradGuard no_grad;
+  if (trained.size() == params.size()) {
+    at::_foreach_add_(params, grads, -lr);
+    return;
+  }
+  std::vector<torch::Tensor> p, g;
+  for (size_t i : trained) p.push_back(params[i]), g.push_back(grads[i]);
+  at::_foreach_add_(p, g, -lr);
+}
+
 /// The row of iteration t: the loss and ||grad|| (every gradient together), and the
 /// linearized model's loss where it is followed.
 IterationRow measure(int64_t t, const LossAndGradients& state, const LinearizedLoss& linearized) {
@@ -107,9 +136,9 @@ struct Clock {
 
 /// The linearized trajectory from theta_0, when asked for.
 LinearizedLoss linearized_from(ResidualTransformerImpl& model, const Dataset& data, const ExperimentConfig& config,
-                               const Start& start, const std::atomic<bool>* stop) {
+                               const Start& start, const std::vector<size_t>& trained, const std::atomic<bool>* stop) {
   if (!config.diagnostics.linearized) return {};
-  return LinearizedLoss(model, data.X, data.Y, config.train.loss, config.train.lr, start.theta_0, stop);
+  return LinearizedLoss(model, data.X, data.Y, config.train.loss, config.train.lr, start.theta_0, stop, &trained);
 }
 
 }  // namespace
@@ -121,7 +150,8 @@ TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const Exp
   auto params = model.parameters();
   TrainResult result;
   const Start start = begin(params, result, resume);
-  const LinearizedLoss linearized = linearized_from(model, data, config, start, hooks.stop_requested);
+  const std::vector<size_t> trained = trained_parameters(model, tc.freeze);
+  const LinearizedLoss linearized = linearized_from(model, data, config, start, trained, hooks.stop_requested);
   double initial_loss = result.initial_loss;  // replayed on resume; read at t = 0 otherwise
   DiagnosticsRunState warnings;               // each warning once per run
   DiagnosisSchedule schedule(policy, [&](const IterationRow& row) {
@@ -163,8 +193,7 @@ TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const Exp
         break;
       }
     }
-    torch::NoGradGuard no_grad;
-    at::_foreach_add_(params, state.grads, -tc.lr);  // theta <- theta - lr grad
+    descend(params, state.grads, trained, tc.lr);  // theta <- theta - lr grad
   }
   finish(result, model, start, clock.seconds(), linearized);
   return result;
