@@ -67,6 +67,17 @@ void expect_same_run(const fs::path& expected, const fs::path& actual) {
   EXPECT_FALSE(fs::exists(actual / "checkpoint.pt")) << "a finished run keeps no checkpoint";
 }
 
+/// `config` run into `out` and stopped (as by a signal) once the row of iteration `stop_at`
+/// is logged.
+void run_stopped_at(const ExperimentConfig& config, const fs::path& out, int64_t stop_at) {
+  std::atomic<bool> stop{false};
+  RunOptions first;
+  first.out = out;
+  first.stop_requested = &stop;
+  first.on_row = [&](const SweepPoint&, const IterationRow& row) { stop = stop || row.iter == stop_at; };
+  run_experiment(config, first);
+}
+
 TEST(Runner, InterruptedAndResumedRunEqualsUninterruptedBitwise) {
   TempDir dir;
   const ExperimentConfig config = resumable_experiment();
@@ -76,12 +87,9 @@ TEST(Runner, InterruptedAndResumedRunEqualsUninterruptedBitwise) {
 
   for (int64_t stop_at : {3, 14, 23}) {  // before, at and between checkpoints
     SCOPED_TRACE(stop_at);
-    std::atomic<bool> stop{false};
     RunOptions first;
     first.out = dir / ("resumed" + std::to_string(stop_at));
-    first.stop_requested = &stop;
-    first.on_row = [&](const SweepPoint&, const IterationRow& row) { stop = stop || row.iter == stop_at; };
-    run_experiment(config, first);
+    run_stopped_at(config, first.out, stop_at);
     const auto interrupted = nlohmann::json::parse(read_file(first.out / "summary.json"));
     EXPECT_EQ(interrupted["status"], "interrupted");
     // The row of stop_at may reach the hook a few iterations late (its diagnosis runs beside
@@ -107,12 +115,9 @@ TEST(Runner, AMalformedMetricsRowBeforeTheCheckpointIsAnErrorNamingItsLine) {
   RunOptions straight;
   straight.out = dir / "straight";
   run_experiment(config, straight);
-  std::atomic<bool> stop{false};
   RunOptions first;
   first.out = dir / "resumed";
-  first.stop_requested = &stop;
-  first.on_row = [&](const SweepPoint&, const IterationRow& row) { stop = stop || row.iter == 23; };
-  run_experiment(config, first);
+  run_stopped_at(config, first.out, 23);
   const fs::path metrics = first.out / "metrics.csv";
   const std::string whole = testing::slurp(metrics);
   RunOptions second;

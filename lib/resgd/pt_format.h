@@ -5,9 +5,13 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace resgd {
+
+/// The little-endian unsigned integer of `width` bytes of `bytes` at `at`; 0 past its end.
+uint64_t little_endian(const std::string& bytes, size_t at, int width);
 
 /// Why the zip directory of a .pt file's `bytes` declares an entry larger than the file
 /// (zip64 included), or "" where none does. An unreadable directory is left to LibTorch's

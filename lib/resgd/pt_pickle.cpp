@@ -17,15 +17,6 @@
 namespace resgd {
 namespace {
 
-/// A little-endian unsigned integer of `width` bytes at `at`; 0 past the end.
-uint64_t little_endian(const std::string& bytes, size_t at, int width) {
-  if (at + static_cast<size_t>(width) > bytes.size()) return 0;
-  uint64_t value = 0;
-  for (int i = width - 1; i >= 0; --i)
-    value = (value << 8) | static_cast<unsigned char>(bytes[at + static_cast<size_t>(i)]);
-  return value;
-}
-
 /// What a value on the unpickler's stack is.
 enum class Kind : uint8_t { number, text, global, tuple, list, dict, storage, tensor };
 
