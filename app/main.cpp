@@ -455,7 +455,13 @@ int main(int argc, char** argv) {
       std::optional<resgd::DirectoryLock> lock;  // its plots/ folder, as report does
       if (column.out.empty() && std::filesystem::exists(std::filesystem::path(plot_dir) / "config.yaml"))
         lock.emplace(plot_dir);
-      std::cout << "plot: " << resgd::plot_column(plot_dir, column).string() << std::endl;
+      try {
+        std::cout << "plot: " << resgd::plot_column(plot_dir, column).string() << std::endl;
+      } catch (const resgd::IoError& e) {
+        if (g_signal.load() == 0) throw;
+        std::cerr << "resgd: interrupted: " << e.what() << std::endl;  // the drawing stopped with resgd
+        return 128 + g_signal.load();
+      }
       return 0;
     }
     if (*reproduce) {

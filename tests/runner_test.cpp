@@ -676,10 +676,22 @@ TEST(Runner, AGnuplotThatNeverReturnsIsStoppedWithResgd) {
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 10.0);
   EXPECT_NE(testing::slurp(dir / "out" / "report.md").find("not drawn"), std::string::npos)
       << testing::slurp(dir / "out" / "report.md");
-  std::stringstream started(testing::slurp(dir / "gnuplots"));
-  for (pid_t gnuplot; started >> gnuplot;)
-    EXPECT_TRUE(testing::wait_until([&] { return kill(gnuplot, 0) != 0; }, 5))
-        << "gnuplot " << gnuplot << " outlived resgd";
+  auto none_left = [&] {
+    std::stringstream started(testing::slurp(dir / "gnuplots"));
+    for (pid_t gnuplot; started >> gnuplot;)
+      EXPECT_TRUE(testing::wait_until([&] { return kill(gnuplot, 0) != 0; }, 5))
+          << "gnuplot " << gnuplot << " outlived resgd";
+  };
+  none_left();
+  // resgd plot, stopped while its one gnuplot hangs: exit 130, no gnuplot left.
+  fs::remove(dir / "gnuplots");
+  setenv("PATH", ((dir / "bin").string() + ":" + path).c_str(), 1);
+  const pid_t plot = testing::spawn_resgd(dir, {"plot", "out", "--y", "loss"});
+  setenv("PATH", path.c_str(), 1);
+  ASSERT_TRUE(testing::wait_until([&] { return fs::exists(dir / "gnuplots"); }));
+  kill(plot, SIGINT);
+  EXPECT_EQ(testing::wait_for(plot), 130);
+  none_left();
 }
 
 TEST(Runner, AStopWhileTheLinearizedKernelIsFormedEndsAtOnceKeepingNothing) {
