@@ -126,18 +126,13 @@ std::vector<SweepPoint> points_of(const ExperimentConfig& config,
 void require_written(const Expectation& e, const std::string& metric, const ExperimentConfig& config,
                      const std::vector<SweepPoint>& points) {
   if (points.empty()) return;
-  for (const char* stem : {"sigma_min_g", "sigma_max_g", "cond_g", "rank1_res_final", "rank1_res"}) {
-    const std::string s = stem;
-    if (metric.size() <= s.size() || metric.compare(0, s.size(), s) != 0 ||
-        !std::all_of(metric.begin() + static_cast<long>(s.size()), metric.end(), ::isdigit))
-      continue;
-    const int64_t block = std::stoll(metric.substr(s.size()));
+  if (const auto block = block_column(metric)) {
     int64_t layers = 0;
     for (const auto& point : points)
       layers = std::max<int64_t>(layers, std::stoll(point_value(config, point, "model.layers")));
-    if (block > layers)
-      fail(e, fmt::format("'{}' is block {}'s, but the runs it speaks of have {} block{} (model.layers)", metric, block,
-                          layers, layers == 1 ? "" : "s"));
+    if (block->second > layers)
+      fail(e, fmt::format("'{}' is block {}'s, but the runs it speaks of have {} block{} (model.layers)", metric,
+                          block->second, layers, layers == 1 ? "" : "s"));
     return;
   }
   static const std::pair<const char*, const char*> kNeeds[] = {
@@ -277,12 +272,12 @@ Verdict check_fit(const Expectation& e, const std::vector<const FoundRun*>& runs
   std::vector<std::vector<double>> xs(k);
   std::vector<double> ys;
   std::map<std::string, std::vector<std::string>> left_out;  // reason -> the x of each run
+  std::vector<bool> by_key(k);                               // an x that is a configuration key, not a metric
+  for (size_t j = 0; j < k; ++j) by_key[j] = std::find(known.begin(), known.end(), e.x[j]) != known.end();
   for (const auto* run : runs) {
     std::vector<std::optional<double>> x(k);
     for (size_t j = 0; j < k; ++j)
-      x[j] = std::find(known.begin(), known.end(), e.x[j]) != known.end()
-                 ? parse_number(value_text(run->config, e.x[j]))
-                 : metric_value(run->summary, e.x[j]).number;
+      x[j] = by_key[j] ? parse_number(value_text(run->config, e.x[j])) : metric_value(run->summary, e.x[j]).number;
     const std::string x_text = x[0] ? fmt::format("{:.4g}", *x[0]) : "-";
     const std::string status = run->summary.value("status", "");
     const auto y = metric_value(run->summary, e.of).number;
@@ -439,8 +434,9 @@ MetricValue metric_value(const nlohmann::json& summary, const std::string& metri
     if (cell.empty()) {
       // JSON has no inf: a computed cond_g<l> of a rank-deficient G (its sigma_min_g<l>
       // written as 0) is null. Any other null, or a block the run lacks, is no value.
-      if (key.rfind("cond_g", 0) == 0 && key.size() > 6 && std::isdigit(static_cast<unsigned char>(key[6])) &&
-          summary_cell(summary, "sigma_min_g" + key.substr(6)) == "0")
+      const auto block = block_column(key);
+      if (block && block->first == "cond_g" &&
+          summary_cell(summary, "sigma_min_g" + std::to_string(block->second)) == "0")
         return INFINITY;
       return std::nullopt;
     }
@@ -666,14 +662,15 @@ Verdict check(const Expectation& e, const RunCollection& collection) {
     }
     case Expectation::Kind::ratio: {
       const auto below = select(collection, e.over);
-      const auto top = median(numbers(runs, e.of)), bottom = median(numbers(below, e.of));
+      const auto top_values = numbers(runs, e.of), bottom_values = numbers(below, e.of);
+      const auto top = median(top_values), bottom = median(bottom_values);
       if (!top || !bottom || below.empty()) {
         v.measured =
             fmt::format("no value of {} for {} or for {}", e.of, describe_where(e.where), describe_where(e.over));
         return v;
       }
       const double r = *top / *bottom;
-      const size_t missing = runs.size() + below.size() - numbers(runs, e.of).size() - numbers(below, e.of).size();
+      const size_t missing = runs.size() + below.size() - top_values.size() - bottom_values.size();
       v.shown = holds(e.bound, MetricValue{r, std::nullopt}) && missing == 0;
       v.measured = fmt::format("median {} {:.4g} over {:.4g} = {:.4g} ({}){}", e.of, *top, *bottom, r, e.bound.str(),
                                missing ? fmt::format("; {} runs have no value: not shown", missing) : std::string());

@@ -80,27 +80,28 @@ CsvTable parse_csv(const std::string& text, const std::string& source) {
   CsvTable table;
   table.source = source;
   std::stringstream in(text);
-  auto split = [](const std::string& line) {  // RFC 4180: "a,b" is one cell, "" a quote
-    std::vector<std::string> cells(1);
-    bool quoted = false;
-    for (size_t i = 0; i < line.size(); ++i) {
-      const char ch = line[i];
-      if (ch == '"' && quoted && i + 1 < line.size() && line[i + 1] == '"')
-        cells.back() += '"', ++i;
-      else if (ch == '"')
-        quoted = !quoted;
-      else if (ch == ',' && !quoted)
-        cells.emplace_back();
-      else
-        cells.back() += ch;
-    }
-    return cells;
-  };
   std::string line;
-  if (std::getline(in, line)) table.columns = split(line);
+  if (std::getline(in, line)) table.columns = split_csv_line(line);
   while (std::getline(in, line))
-    if (!line.empty()) table.rows.push_back(split(line));
+    if (!line.empty()) table.rows.push_back(split_csv_line(line));
   return table;
+}
+
+std::vector<std::string> split_csv_line(const std::string& line) {
+  std::vector<std::string> cells(1);
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char ch = line[i];
+    if (ch == '"' && quoted && i + 1 < line.size() && line[i + 1] == '"')
+      cells.back() += '"', ++i;
+    else if (ch == '"')
+      quoted = !quoted;
+    else if (ch == ',' && !quoted)
+      cells.emplace_back();
+    else
+      cells.back() += ch;
+  }
+  return cells;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -53,6 +53,8 @@ struct CsvTable {
 CsvTable read_csv(const std::filesystem::path& path);
 /// The same, from text; `source` names it in errors.
 CsvTable parse_csv(const std::string& text, const std::string& source);
+/// The cells of one CSV line (RFC 4180: "a,b" is one cell, "" a quote).
+std::vector<std::string> split_csv_line(const std::string& line);
 
 /// Saves named tensors as a dictionary readable by torch.load in Python and by
 /// load_tensors, streaming them into the file (no copy of the whole archive in memory).

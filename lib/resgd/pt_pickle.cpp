@@ -88,7 +88,7 @@ class Scan {
 
  private:
   std::string step(unsigned char op) {
-    // clang-format off: one opcode a line, its name beside it
+    // One opcode a case, its name beside it.
     switch (op) {
       case 'X':
       case 'B':
@@ -129,7 +129,6 @@ class Scan {
       case 'j': return memo_get(4);                              // LONG_BINGET
       default: return "it uses an opcode no tensor file holds";  // BUILD, NEWOBJ, POP, DUP, ...
     }
-    // clang-format on
   }
 
   static constexpr const char* kUnderflow = "it takes more values from its stack than it put there";

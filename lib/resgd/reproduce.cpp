@@ -118,7 +118,7 @@ bool reproduce(const ReproduceOptions& options) {
     run.stop_requested = options.stop_requested;
     run.finish = [&](const std::vector<RunRecord>&) { write_report(run.out, log, options.formats); };
     const auto records = run_experiment(e.config, run);
-    const size_t points = e.config.sweep.empty() ? 1 : expand_sweep(e.config).size();
+    const size_t points = expand_sweep(e.config).size();  // 1 without a sweep
     const auto finished = static_cast<size_t>(std::count_if(records.begin(), records.end(), [](const RunRecord& r) {
       return r.summary.value("status", "") != "interrupted";
     }));

@@ -61,12 +61,12 @@ std::vector<fs::path> create_directories_tracked(const fs::path& dir) {
   return created;
 }
 
-/// Takes the lock on `dir`; where another process holds it, removes only the directories
-/// this one created that are still empty (the holder's lock file keeps `dir` itself) and
-/// rethrows: a refused process touches nothing it did not create.
-DirectoryLock lock_or_leave(const fs::path& dir, const std::vector<fs::path>& created) {
+/// Takes the lock on `dir` into `lock`; where another process holds it, removes only the
+/// directories this one created that are still empty (the holder's lock file keeps `dir`
+/// itself) and rethrows: a refused process touches nothing it did not create.
+void lock_or_leave(std::optional<DirectoryLock>& lock, const fs::path& dir, const std::vector<fs::path>& created) {
   try {
-    return DirectoryLock(dir);
+    lock.emplace(dir);
   } catch (...) {
     remove_empty_directories(created);
     throw;
@@ -153,20 +153,10 @@ TrainCheckpoint load_checkpoint(const fs::path& path, ResidualTransformerImpl& m
   return c;
 }
 
-/// The cells of one metrics.csv line (resgd writes no quoted cell there).
-std::vector<std::string> split_cells(const std::string& line) {
-  std::vector<std::string> cells(1);
-  for (const char ch : line) {
-    if (ch == ',')
-      cells.emplace_back();
-    else
-      cells.back() += ch;
-  }
-  return cells;
-}
-
 /// The whole of `text` as a number (nan and inf as format_number writes them), or none.
-std::optional<double> parse_number(const std::string& text) {
+/// Stricter than collection.h's parse_number, which also reads true/false and leading
+/// blanks: a metrics.csv cell is only what format_number writes.
+std::optional<double> metrics_number(const std::string& text) {
   if (text.empty() || std::isspace(static_cast<unsigned char>(text[0]))) return std::nullopt;
   char* end = nullptr;
   const double value = std::strtod(text.c_str(), &end);
@@ -192,7 +182,7 @@ std::vector<IterationRow> truncate_metrics(const fs::path& path, int64_t iter, c
   const std::string content = read_file(path);
   const std::vector<std::string> columns = metrics_columns(config);
   const size_t header_end = content.find('\n');
-  if (header_end == std::string::npos || split_cells(content.substr(0, header_end)) != columns)
+  if (header_end == std::string::npos || split_csv_line(content.substr(0, header_end)) != columns)
     throw IoError(fmt::format("{}: its header is not the {} columns of this configuration; cannot resume",
                               path.string(), columns.size()));
   const size_t diagnostic_count = diagnostic_columns(config.model.layers, config.diagnostics).size();
@@ -212,7 +202,7 @@ std::vector<IterationRow> truncate_metrics(const fs::path& path, int64_t iter, c
                       "remove the line, or start the run again",
                       path.string(), line_number, why));
     };
-    const std::vector<std::string> cells = split_cells(line);
+    const std::vector<std::string> cells = split_csv_line(line);
     if (cells.size() != columns.size())
       throw bad(fmt::format("has {} cells where the header has {}", cells.size(), columns.size()));
     std::vector<std::optional<double>> values;
@@ -221,7 +211,7 @@ std::vector<IterationRow> truncate_metrics(const fs::path& path, int64_t iter, c
         values.emplace_back();
         continue;
       }
-      const auto value = parse_number(cells[i]);
+      const auto value = metrics_number(cells[i]);
       if (!value) throw bad(fmt::format("its {} '{}' is not a number", columns[i], cells[i]));
       values.push_back(value);
     }
@@ -451,7 +441,8 @@ RunRecord run_sweep_point(const ExperimentConfig& point_config, const SweepPoint
                           int runs_at_once) {
   RunRecord record{point, options.out / "runs" / point.dir_name(), {}};
   const auto created = create_directories_tracked(record.dir);
-  const DirectoryLock run_lock = lock_or_leave(record.dir, created);
+  std::optional<DirectoryLock> run_lock;
+  lock_or_leave(run_lock, record.dir, created);
   try {
     record.summary = run_single(point_config, record.dir, options, record.point, runs_at_once);
   } catch (...) {
@@ -524,7 +515,8 @@ std::vector<RunRecord> run_experiment(const ExperimentConfig& config, const RunO
   if (options.resume && existed) require_ours(out);  // touching nothing otherwise
   std::vector<fs::path> created = create_directories_tracked(out);
   if (options.out_is_new) created.push_back(out);
-  DirectoryLock lock = lock_or_leave(out, created);  // before anything is written, to the end
+  std::optional<DirectoryLock> lock;
+  lock_or_leave(lock, out, created);  // before anything is written, to the end
   try {
     if (!options.force && !options.resume && !holds_nothing(out))
       throw IoError(
@@ -542,10 +534,9 @@ std::vector<RunRecord> run_experiment(const ExperimentConfig& config, const RunO
       for (auto it = fs::recursive_directory_iterator(out, ec); !ec && it != fs::recursive_directory_iterator(); ++it)
         finished_inside = finished_inside || it->path().filename() == "summary.json";
       if (!finished_inside) fs::remove_all(out, ec);
-      for (auto it = created.rbegin(); it != created.rend(); ++it)
-        if (fs::exists(*it, ec) && fs::is_empty(*it, ec)) fs::remove(*it, ec);
+      remove_empty_directories(created);
     } else if (fs::exists(out, ec) && holds_nothing(out)) {
-      lock.remove_file();  // the user's empty directory, as it was
+      lock->remove_file();  // the user's empty directory, as it was
     }
     throw;
   }
@@ -581,13 +572,7 @@ std::vector<size_t> prepare_sweep_directory(const ExperimentConfig& config, cons
       throw IoError(fmt::format("{}: no such directory to resume; check the path", out.string()));
     require_ours(out);
   }
-  const auto created = create_directories_tracked(out);
-  try {
-    lock.emplace(out);
-  } catch (...) {
-    remove_empty_directories(created);
-    throw;
-  }
+  lock_or_leave(lock, out, create_directories_tracked(out));
   if (!resume && !holds_nothing(out))
     throw IoError(
         fmt::format("{}: output directory exists and is not empty; choose another --out, or pass "

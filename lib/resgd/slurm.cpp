@@ -17,8 +17,6 @@
 #include "resgd/runner.h"
 #include "resgd/subprocess.h"
 
-extern char** environ;
-
 namespace resgd {
 namespace fs = std::filesystem;
 

@@ -126,6 +126,9 @@ nlohmann::json summarize(const ExperimentConfig& config, const TrainResult& resu
 
 namespace {
 
+/// summary.json's per-block lists, as sweep.csv's columns <list><l> carry them.
+const char* const kBlockLists[] = {"sigma_min_g", "sigma_max_g", "cond_g", "rank1_res", "rank1_res_final"};
+
 /// A summary.json entry as text, null as empty.
 std::string cell(const nlohmann::json& summary, const std::string& key, int64_t block = 0,
                  CellDigits digits = CellDigits::all) {
@@ -160,7 +163,7 @@ std::vector<std::string> summary_columns(int64_t layers) {
                                       "linear_rate",
                                       "linear_fit_correlation",
                                       "converges_linearly"};
-  for (const char* stem : {"sigma_min_g", "sigma_max_g", "cond_g", "rank1_res", "rank1_res_final"})
+  for (const char* stem : kBlockLists)
     for (int64_t l = 1; l <= layers; ++l) columns.push_back(fmt::format("{}{}", stem, l));
   for (const char* key : {"sigma_min_phi", "ntk_lambda_min", "sharpness", "sharpness_max", "sharpness_final",
                           "pl_ratio_min", "pl_ratio_median", "travel_attention", "travel_ffn", "lin_gap_max",
@@ -169,13 +172,18 @@ std::vector<std::string> summary_columns(int64_t layers) {
   return columns;
 }
 
-std::string summary_cell(const nlohmann::json& summary, const std::string& column, CellDigits digits) {
-  for (const char* stem : {"sigma_min_g", "sigma_max_g", "cond_g", "rank1_res", "rank1_res_final"}) {
+std::optional<std::pair<std::string, int64_t>> block_column(const std::string& column) {
+  for (const char* stem : kBlockLists) {
     const std::string s = stem;
     if (column.size() > s.size() && column.compare(0, s.size(), s) == 0 &&
         std::all_of(column.begin() + static_cast<long>(s.size()), column.end(), ::isdigit))
-      return cell(summary, s, std::stoll(column.substr(s.size())), digits);
+      return std::make_pair(s, std::stoll(column.substr(s.size())));
   }
+  return std::nullopt;
+}
+
+std::string summary_cell(const nlohmann::json& summary, const std::string& column, CellDigits digits) {
+  if (const auto block = block_column(column)) return cell(summary, block->first, block->second, digits);
   return cell(summary, column, 0, digits);
 }
 

@@ -33,6 +33,10 @@ nlohmann::json summarize(const ExperimentConfig& config, const TrainResult& resu
 /// The summary scalars that sweep.csv and the printed table carry, in order.
 std::vector<std::string> summary_columns(int64_t layers);
 
+/// A per-block column ("cond_g2": block 2 of summary.json's list "cond_g") as its list's
+/// name and its block; none for any other name.
+std::optional<std::pair<std::string, int64_t>> block_column(const std::string& column);
+
 /// How summary_cell writes a floating-point value: every digit (sweep.csv) or four
 /// significant ones (console tables). Integers (iters) are written whole either way.
 enum class CellDigits { all, four };
