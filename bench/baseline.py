@@ -13,7 +13,7 @@ import time
 
 import torch
 
-# name: (N, n, d, m, d_y, L, dtype, steps) -- the same as lib/resgd/bench.cpp
+# name: (N, n, d, m, d_y, L, dtype, steps) -- the same as lib/resgd/run/bench.cpp
 SIZES = {
     "small": (32, 8, 16, 256, 16, 1, torch.float64, 200),
     "medium": (256, 16, 64, 512, 64, 2, torch.float32, 60),

@@ -16,22 +16,22 @@ jobs=()
 
 # The config loader: config.cpp (and the plain-file reader it uses) with the fuzz target,
 # no LibTorch.
-"$cxx" "${flags[@]}" "${sanitize[@]}" -fsanitize=fuzzer fuzz/config_fuzz.cpp lib/resgd/config.cpp \
-  lib/resgd/files.cpp -lyaml-cpp -lfmt -o "$out/config_fuzz" &
+"$cxx" "${flags[@]}" "${sanitize[@]}" -fsanitize=fuzzer fuzz/config_fuzz.cpp lib/resgd/core/config.cpp \
+  lib/resgd/core/files.cpp -lyaml-cpp -lfmt -o "$out/config_fuzz" &
 jobs+=($!)
 
-# The .pt reader: io.cpp and files.cpp once, linked into the fuzz target and the seed writer.
-for source in io files pt_format pt_pickle; do
+# The .pt reader: tensor_io.cpp and files.cpp once, linked into the fuzz target and the seed writer.
+for source in science/tensor_io core/files core/pt_format core/pt_pickle; do
   "$cxx" "${flags[@]}" "${torch_includes[@]}" "${sanitize[@]}" -fsanitize=fuzzer-no-link -c "lib/resgd/$source.cpp" \
-    -o "$out/$source.o"
+    -o "$out/$(basename "$source").o"
 done
-"$cxx" "${flags[@]}" "${torch_includes[@]}" "${sanitize[@]}" -fsanitize=fuzzer fuzz/tensors_fuzz.cpp "$out/io.o" \
+"$cxx" "${flags[@]}" "${torch_includes[@]}" "${sanitize[@]}" -fsanitize=fuzzer fuzz/tensors_fuzz.cpp "$out/tensor_io.o" \
   "$out/files.o" "$out/pt_format.o" "$out/pt_pickle.o" "${torch_libs[@]}" -lfmt -o "$out/tensors_fuzz" &
 jobs+=($!)
-"$cxx" "${flags[@]}" "${torch_includes[@]}" "${sanitize[@]}" -fsanitize=fuzzer fuzz/pickle_fuzz.cpp "$out/io.o" \
+"$cxx" "${flags[@]}" "${torch_includes[@]}" "${sanitize[@]}" -fsanitize=fuzzer fuzz/pickle_fuzz.cpp "$out/tensor_io.o" \
   "$out/files.o" "$out/pt_format.o" "$out/pt_pickle.o" "${torch_libs[@]}" -lfmt -o "$out/pickle_fuzz" &
 jobs+=($!)
-"$cxx" "${flags[@]}" "${torch_includes[@]}" "${sanitize[@]}" fuzz/make_tensor_seeds.cpp "$out/io.o" "$out/files.o" \
+"$cxx" "${flags[@]}" "${torch_includes[@]}" "${sanitize[@]}" fuzz/make_tensor_seeds.cpp "$out/tensor_io.o" "$out/files.o" \
   "$out/pt_format.o" "$out/pt_pickle.o" \
   "${torch_libs[@]}" -lfmt -o "$out/make_tensor_seeds"
 for job in "${jobs[@]}"; do wait "$job"; done

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string>
 
-#include "resgd/config.h"
+#include "resgd/core/config.h"
 
 namespace {
 // Bounds the sweep expansion per input so one input cannot take the fuzzer's memory.

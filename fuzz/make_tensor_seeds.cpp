@@ -14,7 +14,7 @@
 #include <string>
 
 #include "forged_tensor_files.h"
-#include "resgd/io.h"
+#include "resgd/science/tensor_io.h"
 
 namespace {
 void write_ivalue(const std::filesystem::path& path, const torch::IValue& value) {

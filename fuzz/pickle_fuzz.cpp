@@ -11,7 +11,7 @@
 #include <string>
 
 #include "forged_tensor_files.h"
-#include "resgd/io.h"
+#include "resgd/science/tensor_io.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string pickle(reinterpret_cast<const char*>(data), size);

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string>
 
-#include "resgd/io.h"
+#include "resgd/science/tensor_io.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string bytes(reinterpret_cast<const char*>(data), size);

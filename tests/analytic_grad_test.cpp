@@ -8,17 +8,18 @@
 #include <algorithm>
 #include <cmath>
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "resgd/analytic_grad.h"
 #include "resgd/compute/compute.h"
-#include "resgd/config.h"
-#include "resgd/diagnostics.h"
-#include "resgd/gradcheck.h"
-#include "resgd/model.h"
+#include "resgd/core/config.h"
+#include "resgd/science/analytic_grad.h"
+#include "resgd/science/diagnostics.h"
+#include "resgd/science/gradcheck.h"
+#include "resgd/science/model.h"
 
 namespace resgd {
 namespace {
@@ -415,6 +416,28 @@ TEST(AnalyticGrad, Float32GradientsMatchFloat64AutogradToFloat32Rounding) {
 }
 
 // ---------------------------------------------------------------------------------------
+TEST(AnalyticGrad, GradcheckChecksTheBackendTheExperimentAsksFor) {
+  // `compute.backend: tuned` checks the tuned routes' gradients: gradcheck takes them (the
+  // small batched products' loop, counted at the seam); the reference backend takes none.
+  ExperimentConfig config;
+  config.data.num_samples = kSamples;
+  config.data.seq_len = kSeqLen;
+  config.data.dim = kDim;
+  config.data.target_dim = kTargetDim;
+  config.model.ffn_width = kWidth;
+  config.model.key_dim = kKeyDim;
+  std::map<std::string, uint64_t> taken;
+  for (const Backend backend : {Backend::reference, Backend::tuned}) {
+    config.compute.backend = backend;
+    const uint64_t before = compute::times_taken(compute::Tuning::loops);
+    std::ostringstream out;
+    EXPECT_EQ(run_gradcheck(config, torch::kCPU, out), 0) << out.str();
+    taken[to_string(backend)] = compute::times_taken(compute::Tuning::loops) - before;
+  }
+  EXPECT_EQ(taken["reference"], 0u);
+  EXPECT_GT(taken["tuned"], 0u);
+}
+
 TEST(AnalyticGrad, GradcheckPassesAndNamesEveryParameter) {
   ExperimentConfig config;
   config.name = "gradcheck_test";

@@ -1,6 +1,6 @@
 // Claims: read from an experiment file, checked on runs against numbers worked out here,
 // and `resgd reproduce` failing where a claim no longer holds.
-#include "resgd/claims.h"
+#include "resgd/report/claims.h"
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>

@@ -5,9 +5,10 @@
 #include <iterator>
 #include <sstream>
 
-#include "resgd/bench.h"
-#include "resgd/cost.h"
-#include "resgd/io.h"
+#include "resgd/core/cost.h"
+#include "resgd/core/csv.h"
+#include "resgd/run/bench.h"
+#include "resgd/science/tensor_io.h"
 #include "test_util.h"
 
 namespace resgd {
@@ -308,6 +309,63 @@ TEST(Cli, HeadsAreCheckedAgainstTheTokenSizeOfATensorsFile) {
             std::string::npos)
       << eight.err;
   EXPECT_FALSE(fs::exists(dir / "eight"));
+}
+
+// Under `ulimit -v 500000` the dynamic loader cannot even map LibTorch's libraries. `resgd`
+// links none: what needs no tensor answers, the rest says why it cannot start.
+TEST(Front, VersionHelpAndValidateAnswerUnderASmallAddressSpaceLimit) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer cannot map its shadow memory under ulimit -v";
+#endif
+  TempDir dir;
+  testing::write_text(dir / "exp.yaml", "train: {max_iters: 2}\ndata: {num_samples: 4}\nsweep: {seeds: [0, 1]}\n");
+  const std::string limited = "bash -c 'ulimit -v 500000; exec \"$0\" \"$@\"'";
+  const auto version = run_resgd(dir, "--version", limited);
+  EXPECT_EQ(version.exit_code, 0) << version.err;
+  EXPECT_EQ(version.out, run_resgd(dir, "--version").out);
+  EXPECT_NE(version.out.find("LibTorch "), std::string::npos) << version.out;
+  for (const std::string help : {"--help", "run --help", "validate --help", "report --help"}) {
+    const auto limited_help = run_resgd(dir, help, limited);
+    EXPECT_EQ(limited_help.exit_code, 0) << help << ": " << limited_help.err;
+    EXPECT_EQ(limited_help.out, run_resgd(dir, help).out) << help;  // the same text as with LibTorch loaded
+  }
+  const auto validate = run_resgd(dir, "validate exp.yaml --set train.lr=0.01", limited);
+  EXPECT_EQ(validate.exit_code, 0) << validate.err;
+  EXPECT_NE(validate.err.find("exp.yaml: valid; 2 runs; the largest needs about"), std::string::npos) << validate.err;
+  EXPECT_NE(validate.out.find("lr: 0.01"), std::string::npos) << validate.out;
+  const auto unlimited = run_resgd(dir, "validate exp.yaml --set train.lr=0.01");
+  EXPECT_EQ(validate.out, unlimited.out);
+  const auto mistake = run_resgd(dir, "validate exp.yaml --set train.lr=-1", limited);
+  EXPECT_EQ(mistake.exit_code, 2) << mistake.err;
+  EXPECT_EQ(mistake.err, run_resgd(dir, "validate exp.yaml --set train.lr=-1").err);
+  const auto keys = run_resgd(dir, "config --explain train.lr", limited);
+  EXPECT_EQ(keys.exit_code, 0) << keys.err;
+  EXPECT_NE(keys.out.find("train.lr"), std::string::npos);
+}
+
+TEST(Front, ACommandThatNeedsLibTorchUnderTooSmallALimitSaysSoAndWritesNothing) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer cannot map its shadow memory under ulimit -v";
+#endif
+  TempDir dir;
+  testing::write_text(dir / "exp.yaml", "train: {max_iters: 2}\ndata: {num_samples: 4}\n");
+  testing::write_text(dir / "digits.yaml", "train: {max_iters: 2}\ndata: {kind: digits, num_samples: 4}\n");
+  const std::string limited = "bash -c 'ulimit -v 500000; exec \"$0\" \"$@\"'";
+  for (const std::string command : {"run exp.yaml --out out", "validate digits.yaml", "gradcheck exp.yaml", ""}) {
+    const auto refused = run_resgd(dir, command, limited);
+    EXPECT_EQ(refused.exit_code, 1) << command << ": " << refused.err;
+    EXPECT_NE(refused.err.find("resgd: error: LibTorch cannot be loaded within this process's address-space limit "
+                               "(ulimit -v 500000 KiB)"),
+              std::string::npos)
+        << command << ": " << refused.err;
+    EXPECT_EQ(refused.out, "") << command;
+    EXPECT_FALSE(fs::exists(dir / "out")) << command;
+    EXPECT_FALSE(fs::exists(dir / "results")) << command;
+  }
+  // With room to load, the same commands are handed on and run.
+  const auto roomy = run_resgd(dir, "validate digits.yaml", "bash -c 'ulimit -v 4000000; exec \"$0\" \"$@\"'");
+  EXPECT_EQ(roomy.exit_code, 0) << roomy.err;
+  EXPECT_NE(roomy.err.find("digits.yaml: valid; 1 run"), std::string::npos) << roomy.err;
 }
 
 }  // namespace

@@ -1,11 +1,11 @@
 // Experiment files: strict loading, positions in errors, --set, sweeps, the resolved dump.
-#include "resgd/config.h"
+#include "resgd/core/config.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "resgd/device.h"
-#include "resgd/flagship.h"
+#include "resgd/core/flagship.h"
+#include "resgd/science/device.h"
 
 namespace resgd {
 namespace {

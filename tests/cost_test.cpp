@@ -1,6 +1,6 @@
 // The memory a run needs, before it runs: every size enters the estimate, the estimate is
 // what a real run's peak takes, and a run beyond the machine is refused before any file.
-#include "resgd/cost.h"
+#include "resgd/core/cost.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>

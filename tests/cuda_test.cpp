@@ -14,17 +14,18 @@
 #include <utility>
 #include <vector>
 
-#include "resgd/analytic_grad.h"
 #include "resgd/compute/compute.h"
-#include "resgd/config.h"
-#include "resgd/data.h"
-#include "resgd/device.h"
-#include "resgd/diagnostics.h"
-#include "resgd/gradcheck.h"
-#include "resgd/io.h"
-#include "resgd/model.h"
-#include "resgd/runner.h"
-#include "resgd/training.h"
+#include "resgd/core/config.h"
+#include "resgd/core/version.h"
+#include "resgd/run/runner.h"
+#include "resgd/science/analytic_grad.h"
+#include "resgd/science/data.h"
+#include "resgd/science/device.h"
+#include "resgd/science/diagnostics.h"
+#include "resgd/science/gradcheck.h"
+#include "resgd/science/model.h"
+#include "resgd/science/tensor_io.h"
+#include "resgd/science/training.h"
 #include "test_util.h"
 
 namespace resgd {
@@ -39,10 +40,10 @@ const torch::Device kCuda(torch::kCUDA, 0);
 /// Why CUDA cannot be used here, for the skip message.
 std::string no_cuda_reason() {
   if (!at::detail::getCUDAHooks().hasCUDART())
-    return "this LibTorch (" + libtorch_version() +
+    return "this LibTorch (" + std::string(libtorch_version()) +
            ") was built without CUDA (e.g. Debian's CPU-only package); build against a CUDA LibTorch, "
            "see scripts/gpu_check.sh";
-  return "LibTorch " + libtorch_version() +
+  return "LibTorch " + std::string(libtorch_version()) +
          " has CUDA but sees no device (no GPU, no driver, or CUDA_VISIBLE_DEVICES hides them)";
 }
 

@@ -1,12 +1,12 @@
 // Data sets: shapes, scales, target kinds, independence from the student, the digits and
 // .pt files, and clear errors for missing or malformed files.
-#include "resgd/data.h"
+#include "resgd/science/data.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 
-#include "resgd/io.h"
+#include "resgd/science/tensor_io.h"
 #include "test_util.h"
 
 namespace resgd {

@@ -8,9 +8,9 @@
 #include <functional>
 #include <limits>
 
-#include "resgd/analytic_grad.h"
-#include "resgd/diagnostics.h"
-#include "resgd/model.h"
+#include "resgd/science/analytic_grad.h"
+#include "resgd/science/diagnostics.h"
+#include "resgd/science/model.h"
 
 namespace resgd {
 namespace {

@@ -1,6 +1,6 @@
 // Plain files: only regular files are read, writes are whole or absent and reach the disk,
 // and one process at a time writes a directory.
-#include "resgd/files.h"
+#include "resgd/core/files.h"
 
 #include <gtest/gtest.h>
 #include <sys/resource.h>
@@ -13,7 +13,8 @@
 #include <map>
 #include <sstream>
 
-#include "resgd/io.h"
+#include "resgd/core/csv.h"
+#include "resgd/science/tensor_io.h"
 #include "test_util.h"
 
 namespace resgd {

@@ -13,7 +13,7 @@
 #include <string>
 
 #include "forged_tensor_files.h"
-#include "resgd/io.h"
+#include "resgd/science/tensor_io.h"
 #include "test_util.h"
 
 namespace resgd {

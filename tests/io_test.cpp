@@ -1,5 +1,6 @@
 // Run-directory files: tensors reload unchanged, atomic writes, CSV cells.
-#include "resgd/io.h"
+#include "resgd/core/csv.h"
+#include "resgd/science/tensor_io.h"
 
 #include <gtest/gtest.h>
 

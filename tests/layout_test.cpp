@@ -67,6 +67,51 @@ TEST(Layout, NoModuleIncludesItselfThroughAnother) {
     if (state[module] == 0) walk(module);
 }
 
+TEST(Layout, AWingIncludesOnlyItselfAndTheWingsBelowIt) {
+  // lib/resgd/<wing>/ is a library (lib/CMakeLists.txt) linking only the wings below it;
+  // an include that points up (or across, report <-> cluster) would tie them together.
+  const std::map<std::string, std::set<std::string>> below = {{"core", {}},
+                                                              {"compute", {"core"}},
+                                                              {"science", {"core", "compute"}},
+                                                              {"run", {"core", "compute", "science"}},
+                                                              {"report", {"core", "compute", "science", "run"}},
+                                                              {"cluster", {"core", "compute", "science", "run"}}};
+  auto wing_of = [](const std::string& module) { return module.substr(6, module.find('/', 6) - 6); };  // resgd/W/x
+  size_t modules = 0;
+  for (const auto& [module, included] : module_includes()) {
+    if (module == "resgd/pch") continue;  // the precompiled third-party headers
+    const std::string wing = wing_of(module);
+    ASSERT_TRUE(below.count(wing)) << module << " lies outside the wings " << kLib;
+    ++modules;
+    for (const auto& other : included) {
+      const std::string other_wing = wing_of(other);
+      EXPECT_TRUE(other_wing == wing || below.at(wing).count(other_wing))
+          << module << " (" << wing << ") includes " << other << " (" << other_wing << "), a wing above or beside it";
+    }
+  }
+  EXPECT_GT(modules, 30u);
+}
+
+TEST(Layout, TheCoreWingAndTheFrontBinaryHoldNoLibTorch) {
+  // `resgd --version`, `--help` and `validate` answer under a small ulimit -v because the
+  // front binary links core alone: no LibTorch header may reach it.
+  const std::regex torch("#include <(torch|ATen|c10|caffe2)/");
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(kLib / "resgd" / "core"))
+    if (entry.path().extension() != ".in") files.push_back(entry.path());  // version.cpp.in: torch/version.h's macros
+  const fs::path app = fs::path(RESGD_SOURCE_DIR) / "app";
+  for (const char* file : {"front.cpp", "cli.h", "cli.cpp", "commands/explain.cpp", "commands/validate.h"})
+    files.push_back(app / file);
+  ASSERT_GT(files.size(), 15u);
+  for (const auto& file : files) {
+    const std::string text = read(file);
+    ASSERT_FALSE(text.empty()) << file;
+    EXPECT_FALSE(std::regex_search(text, torch)) << file << " includes a LibTorch header";
+    const std::regex wing("#include \"resgd/(compute|science|run|report|cluster)/");
+    EXPECT_FALSE(std::regex_search(text, wing)) << file << " includes a wing above core";
+  }
+}
+
 TEST(Layout, TheSciencePathHoldsNoMachineTuning) {
   // The model, its hand-derived backward, the GD loop and the diagnostics multiply through
   // the compute seam (resgd/compute/) and know nothing of kernels, threads or allocators.
@@ -75,7 +120,7 @@ TEST(Layout, TheSciencePathHoldsNoMachineTuning) {
       "compute/(process|onednn|loops|row_blocks)\\.h");
   for (const char* module : {"model", "analytic_grad", "training", "diagnostics", "spectra", "data", "schedule"}) {
     for (const char* extension : {".h", ".cpp"}) {
-      const fs::path file = kLib / "resgd" / (std::string(module) + extension);
+      const fs::path file = kLib / "resgd" / "science" / (std::string(module) + extension);
       const std::string text = read(file);
       ASSERT_FALSE(text.empty()) << file;
       std::smatch found;
@@ -87,7 +132,7 @@ TEST(Layout, TheSciencePathHoldsNoMachineTuning) {
 
 TEST(Layout, TheGdLoopFitsOnAScreen) {
   // train() is the loop: gradients, the logged row and its stop rule, the update.
-  const std::string text = read(kLib / "resgd" / "training.cpp");
+  const std::string text = read(kLib / "resgd" / "science" / "training.cpp");
   const size_t start = text.find("\nTrainResult train(");
   ASSERT_NE(start, std::string::npos);
   const size_t end = text.find("\n}\n", start);

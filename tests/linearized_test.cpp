@@ -1,6 +1,6 @@
 // The linearized trajectory: loss_lin equals GD on an explicitly linearized model, follows
 // the real loss at a small step, and is refused where its kernel would be too large.
-#include "resgd/linearized.h"
+#include "resgd/science/linearized.h"
 
 #include <gtest/gtest.h>
 
@@ -8,10 +8,10 @@
 
 #include <cmath>
 
-#include "resgd/cost.h"
-#include "resgd/data.h"
-#include "resgd/flagship.h"
-#include "resgd/training.h"
+#include "resgd/core/cost.h"
+#include "resgd/core/flagship.h"
+#include "resgd/science/data.h"
+#include "resgd/science/training.h"
 #include "test_util.h"
 
 namespace resgd {

@@ -1,5 +1,5 @@
 // The residual Transformer against its equations (docs/design.md, "The model") and the data.
-#include "resgd/model.h"
+#include "resgd/science/model.h"
 
 #include <gtest/gtest.h>
 

@@ -9,8 +9,8 @@
 #include <regex>
 #include <sstream>
 
-#include "resgd/columns.h"
-#include "resgd/config.h"
+#include "resgd/core/columns.h"
+#include "resgd/core/config.h"
 #include "test_util.h"
 
 namespace resgd {

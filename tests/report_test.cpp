@@ -1,7 +1,7 @@
 // report.md and plots: the numbers equal those recomputed from the runs' own files, and the
 // plots are real PNG and SVG images.
-#include "resgd/report.h"
-#include "resgd/summary.h"
+#include "resgd/report/report.h"
+#include "resgd/run/summary.h"
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -12,9 +12,10 @@
 #include <numeric>
 #include <sstream>
 
-#include "resgd/io.h"
-#include "resgd/plots.h"
-#include "resgd/runner.h"
+#include "resgd/core/csv.h"
+#include "resgd/report/plots.h"
+#include "resgd/run/runner.h"
+#include "resgd/science/tensor_io.h"
 #include "test_util.h"
 
 namespace resgd {

@@ -1,5 +1,5 @@
 // Runs that survive interruption: checkpoints, resume, signals (bitwise on the CPU).
-#include "resgd/runner.h"
+#include "resgd/run/runner.h"
 
 #include <dlfcn.h>
 #include <fmt/format.h>
@@ -17,9 +17,10 @@
 
 #include "resgd/compute/compute.h"
 #include "resgd/compute/process.h"
-#include "resgd/cost.h"
-#include "resgd/device.h"
-#include "resgd/io.h"
+#include "resgd/core/cost.h"
+#include "resgd/core/csv.h"
+#include "resgd/science/device.h"
+#include "resgd/science/tensor_io.h"
 #include "test_util.h"
 
 namespace resgd {
@@ -400,8 +401,14 @@ TEST(Runner, SigtermMidRunLeavesAConsistentResumableDirectory) {
   for (const auto& entry : fs::recursive_directory_iterator(dir / "out"))
     EXPECT_NE(entry.path().extension(), ".tmp") << "no half-written file: " << entry.path();
 
-  const auto resumed = testing::run_resgd(dir, "run exp.yaml --out out --resume");
+  // `run --resume DIR` continues with DIR's own configuration (its config.yaml), not the
+  // flagship's; a second directory named beside it is refused.
+  const auto two = testing::run_resgd(dir, "run --resume out --out elsewhere");
+  EXPECT_EQ(two.exit_code, 2) << two.err;
+  EXPECT_NE(two.err.find("two directories"), std::string::npos) << two.err;
+  const auto resumed = testing::run_resgd(dir, "run --resume out");
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_NE(resumed.out.find("experiment 'example' -> out"), std::string::npos) << resumed.out;
   const auto straight = testing::run_resgd(dir, "run exp.yaml --out straight");
   ASSERT_EQ(straight.exit_code, 0) << straight.err;
   expect_same_run(dir / "straight", dir / "out");

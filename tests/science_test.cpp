@@ -4,10 +4,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "resgd/config.h"
-#include "resgd/flagship.h"
-#include "resgd/io.h"
-#include "resgd/runner.h"
+#include "resgd/core/config.h"
+#include "resgd/core/csv.h"
+#include "resgd/core/flagship.h"
+#include "resgd/run/runner.h"
 #include "test_util.h"
 
 namespace resgd {

@@ -10,8 +10,8 @@
 #include <thread>
 
 #include "resgd/compute/process.h"
-#include "resgd/model.h"
-#include "resgd/spectra.h"
+#include "resgd/science/model.h"
+#include "resgd/science/spectra.h"
 
 namespace resgd {
 namespace {

@@ -1,6 +1,6 @@
 // Other programs: a time limit and a stop of resgd end them, with what they started; their
 // output and exit status come back.
-#include "resgd/subprocess.h"
+#include "resgd/core/subprocess.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>

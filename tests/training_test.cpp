@@ -1,11 +1,12 @@
 // Plain GD: the loss falls, stop rules give their statuses, runs are reproducible (also
 // across thread counts and diagnosis schedules), and the two backends agree.
-#include "resgd/training.h"
-#include "resgd/analytic_grad.h"
+#include "resgd/science/training.h"
+#include "resgd/compute/onednn.h"
 #include "resgd/compute/process.h"
-#include "resgd/device.h"
-#include "resgd/diagnostics.h"
-#include "resgd/schedule.h"
+#include "resgd/science/analytic_grad.h"
+#include "resgd/science/device.h"
+#include "resgd/science/diagnostics.h"
+#include "resgd/science/schedule.h"
 
 #include <gtest/gtest.h>
 #include <sys/resource.h>
@@ -35,6 +36,13 @@ ExperimentConfig tiny_experiment() {
   c.train.max_iters = 60;
   c.diagnostics.every = 0;
   return c;
+}
+
+/// How often each tuned route has been taken in this process.
+std::map<compute::Tuning, uint64_t> routes_taken() {
+  std::map<compute::Tuning, uint64_t> taken;
+  for (const auto tuning : compute::kTunings) taken[tuning] = compute::times_taken(tuning);
+  return taken;
 }
 
 struct Trajectory {
@@ -453,9 +461,24 @@ TEST(Training, TheTwoBackendsGiveTheSameRunToRounding) {
           return flat;
         }());
       };
-      Trajectory a, b;
-      const auto theta_reference = finals(reference, a), theta_tuned = finals(compute::policy_for(c, 1), b);
       const std::string name = std::string(dtype == torch::kFloat64 ? "float64, " : "float32, ") + to_string(gradients);
+      // Each backend is the one that computed: the reference takes no tuned route, the
+      // tuned one takes those that apply to the run (counted at the seam).
+      Trajectory a, b;
+      const auto before = routes_taken();
+      const auto theta_reference = finals(reference, a);
+      const auto after_reference = routes_taken();
+      EXPECT_EQ(after_reference, before) << name << ": the reference backend took a tuned route";
+      const auto theta_tuned = finals(compute::policy_for(c, 1), b);
+      const auto after_tuned = routes_taken();
+      // Where each applies: the loop to products autograd need not see (the hand-derived
+      // backward's), the Gram route to the float32 spectra, oneDNN to float32 products.
+      std::vector<compute::Tuning> expected = {compute::Tuning::host_norm};
+      if (gradients == Gradients::analytic) expected.push_back(compute::Tuning::loops);
+      if (dtype == torch::kFloat32) expected.push_back(compute::Tuning::gram);
+      if (dtype == torch::kFloat32 && compute::onednn_available()) expected.push_back(compute::Tuning::onednn);
+      for (const auto tuning : expected)
+        EXPECT_GT(after_tuned.at(tuning), after_reference.at(tuning)) << name << ": " << compute::to_string(tuning);
       ASSERT_EQ(a.rows.size(), b.rows.size()) << name;
       for (size_t i = 0; i < a.rows.size(); ++i)
         EXPECT_LE(std::abs(a.rows[i].loss - b.rows[i].loss), tolerance * a.result.initial_loss) << name << " " << i;

@@ -9,8 +9,9 @@
 #include <set>
 #include <sstream>
 
-#include "resgd/config.h"
-#include "resgd/io.h"
+#include "resgd/core/config.h"
+#include "resgd/core/csv.h"
+#include "resgd/science/tensor_io.h"
 #include "test_util.h"
 
 namespace resgd {

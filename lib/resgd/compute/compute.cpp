@@ -7,6 +7,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -16,12 +17,19 @@
 #include "resgd/compute/onednn.h"
 #include "resgd/compute/process.h"
 #include "resgd/compute/row_blocks.h"
-#include "resgd/cost.h"
+#include "resgd/core/cost.h"
 
 namespace resgd::compute {
 namespace {
 
 thread_local const Policy* current = nullptr;
+std::atomic<uint64_t> g_taken[std::size(kTunings)];
+
+/// Counts a route taken; true, so that a branch reads `if (route applies && taken(...))`.
+bool taken(Tuning tuning) {
+  g_taken[static_cast<size_t>(tuning)].fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
 
 bool needs_autograd(const torch::Tensor& M) { return torch::GradMode::is_enabled() && M.requires_grad(); }
 
@@ -119,16 +127,19 @@ const Policy& policy() {
 
 torch::Tensor mm(const torch::Tensor& A, const torch::Tensor& B) {
   const Policy& p = policy();
-  if (p.uses(Tuning::onednn) && onednn_multiplies(A, B)) return onednn_addmm({}, A, B, 0.0, 1.0, p.threads);
-  if (p.uses(Tuning::row_blocks) && row_blocks_multiply(A, B)) return addmm_in_row_blocks({}, A, B, 0.0, 1.0);
+  if (p.uses(Tuning::onednn) && onednn_multiplies(A, B) && taken(Tuning::onednn))
+    return onednn_addmm({}, A, B, 0.0, 1.0, p.threads);
+  if (p.uses(Tuning::row_blocks) && row_blocks_multiply(A, B) && taken(Tuning::row_blocks))
+    return addmm_in_row_blocks({}, A, B, 0.0, 1.0);
   return A.mm(B);
 }
 
 torch::Tensor addmm(const torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B, double beta, double alpha) {
   const Policy& p = policy();
   if (addend_fits(C, A, B)) {
-    if (p.uses(Tuning::onednn) && onednn_multiplies(A, B)) return onednn_addmm(C, A, B, beta, alpha, p.threads);
-    if (p.uses(Tuning::row_blocks) && row_blocks_multiply(A, B) && !needs_autograd(C))
+    if (p.uses(Tuning::onednn) && onednn_multiplies(A, B) && taken(Tuning::onednn))
+      return onednn_addmm(C, A, B, beta, alpha, p.threads);
+    if (p.uses(Tuning::row_blocks) && row_blocks_multiply(A, B) && !needs_autograd(C) && taken(Tuning::row_blocks))
       return addmm_in_row_blocks(C, A, B, beta, alpha);
   }
   return torch::addmm(C, A, B, beta, alpha);
@@ -136,12 +147,14 @@ torch::Tensor addmm(const torch::Tensor& C, const torch::Tensor& A, const torch:
 
 torch::Tensor& addmm_(torch::Tensor& C, const torch::Tensor& A, const torch::Tensor& B) {
   const Policy& p = policy();
-  if (p.uses(Tuning::onednn) && onednn_multiplies(A, B) && onednn_addmm_into(C, A, B, p.threads)) return C;
+  if (p.uses(Tuning::onednn) && onednn_multiplies(A, B) && onednn_addmm_into(C, A, B, p.threads) &&
+      taken(Tuning::onednn))
+    return C;
   return C.addmm_(A, B);
 }
 
 torch::Tensor bmm(const torch::Tensor& A, const torch::Tensor& B) {
-  if (policy().uses(Tuning::loops) && loop_multiplies(A, B)) return loop_bmm(A, B);
+  if (policy().uses(Tuning::loops) && loop_multiplies(A, B) && taken(Tuning::loops)) return loop_bmm(A, B);
   return A.bmm(B);
 }
 
@@ -150,7 +163,8 @@ std::pair<double, double> loss_and_norm(const torch::Tensor& loss, const std::ve
       loss.device().is_cpu() && std::all_of(grads.begin(), grads.end(), [](const torch::Tensor& g) {
         return g.device().is_cpu() && (g.scalar_type() == torch::kFloat64 || g.scalar_type() == torch::kFloat32);
       });
-  if (policy().uses(Tuning::host_norm) && on_host) {  // LibTorch's norm, stack and copy take ~10 calls
+  if (policy().uses(Tuning::host_norm) && on_host &&
+      taken(Tuning::host_norm)) {  // LibTorch's norm, stack and copy take ~10 calls
     double squares = 0;
     for (const auto& g : grads)
       squares += g.scalar_type() == torch::kFloat64 ? sum_of_squares<double>(g) : sum_of_squares<float>(g);
@@ -162,9 +176,11 @@ std::pair<double, double> loss_and_norm(const torch::Tensor& loss, const std::ve
 }
 
 void add_lower_gram_(torch::Tensor& gram, const torch::Tensor& M) {
-  if (policy().uses(Tuning::gram) && add_lower_gram_by_syrk(gram, M)) return;
+  if (policy().uses(Tuning::gram) && add_lower_gram_by_syrk(gram, M) && taken(Tuning::gram)) return;
   gram.baddbmm_(M, M.transpose(1, 2));
 }
+
+uint64_t times_taken(Tuning tuning) { return g_taken[static_cast<size_t>(tuning)].load(); }
 
 std::string describe(const Policy& policy, bool verbose) {
   if (policy.backend == Backend::reference) return "compute: reference backend (plain LibTorch operations)";

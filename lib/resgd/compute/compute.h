@@ -18,9 +18,10 @@
 
 #include <torch/torch.h>
 
+#include <cstdint>
 #include <string>
 
-#include "resgd/config.h"
+#include "resgd/core/config.h"
 
 namespace resgd::compute {
 
@@ -89,6 +90,10 @@ std::pair<double, double> loss_and_norm(const torch::Tensor& loss, const std::ve
 /// gram += M M^T for each matrix of a float64 CPU batch M (B, k, l), lower triangle only
 /// (what linalg_eigvalsh reads): the spectra's Gram matrices.
 void add_lower_gram_(torch::Tensor& gram, const torch::Tensor& M);
+
+/// How many operations took `tuning`'s route in this process so far: a backend asked for
+/// is the one that computed (the tests count them; `worker` is not an operation, 0).
+uint64_t times_taken(Tuning tuning);
 
 /// One line on what multiplies: device-independent, for the start of `resgd run`; with
 /// `verbose`, every choice and why.

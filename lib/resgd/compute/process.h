@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "resgd/config.h"
+#include "resgd/core/config.h"
 
 namespace resgd::compute {
 
