@@ -154,6 +154,19 @@ TEST(Claims, AFitWhoseHighEndDivergedIsNotShownUnlessItsRuleLeavesThoseOut) {
       << v.measured;
 }
 
+TEST(Claims, AStalledRunEntersNoFitAndIsLeftOutOnlyWhereTheRuleSaysSo) {
+  // A run whose gradient was exactly zero (every ReLU dead) ended at a loss that says
+  // nothing of the law: counted as diverged runs are, never fitted.
+  RunCollection runs = power_law({0.01, 0.03, 0.1, 0.3});
+  runs.runs.push_back(run(true, 1, {{"status", "stalled"}, {"sigma_min_g", {1.0}}, {"pl_ratio_median", 5.0}}));
+  Verdict v = check(claims_of(std::string(kPowerLaw) + "}\n")[0], runs);
+  EXPECT_FALSE(v.shown) << v.measured;
+  EXPECT_NE(v.measured.find("left out: 1 stalled (sigma_min_g1 = 1)"), std::string::npos) << v.measured;
+  v = check(claims_of(std::string(kPowerLaw) + ", leave_out: [stalled]}\n")[0], runs);
+  EXPECT_TRUE(v.shown) << v.measured;
+  EXPECT_NE(v.measured.find("4 runs used"), std::string::npos) << v.measured;
+}
+
 TEST(Claims, AFitOnTooFewXValuesOrTooNarrowARangeIsNotShown) {
   Verdict v = check(claims_of(std::string(kPowerLaw) + "}\n")[0], power_law({0.1, 0.3, 1.0}));
   EXPECT_FALSE(v.shown) << v.measured;

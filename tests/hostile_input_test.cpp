@@ -137,7 +137,7 @@ INSTANTIATE_TEST_SUITE_P(
         HostileFile{"ListForSection", "data: [1, 2]\n", "exp.yaml",
                     "exp.yaml:1:7: 'data' is a section: expected a map with keys kind, num_samples"},
         HostileFile{"NumberForSection", "train: 5\n", "exp.yaml",
-                    "exp.yaml:1:8: 'train' is a section: expected a map with keys lr, max_iters"},
+                    "exp.yaml:1:8: 'train' is a section: expected a map with keys lr, lr_edge, max_iters"},
         HostileFile{"ListAsKey", "? [a, b]\n: 1\n", "exp.yaml", "exp.yaml:1:3: keys must be plain names"},
         // Unknown keys, in every section.
         HostileFile{"UnknownTopLevelKey", "nmae: x\n", "exp.yaml",

@@ -19,7 +19,10 @@
 #include "resgd/compute/process.h"
 #include "resgd/core/cost.h"
 #include "resgd/core/csv.h"
+#include "resgd/science/data.h"
 #include "resgd/science/device.h"
+#include "resgd/science/diagnostics.h"
+#include "resgd/science/linearized.h"
 #include "resgd/science/tensor_io.h"
 #include "test_util.h"
 
@@ -105,6 +108,60 @@ TEST(Runner, InterruptedAndResumedRunEqualsUninterruptedBitwise) {
     run_experiment(config, second);
     expect_same_run(straight.out, first.out);
   }
+}
+
+TEST(Runner, AStepSizeStatedAgainstTheCurvatureIsThatFractionOfTheEdgeMeasuredAtInit) {
+  // The edges measured here on the run's own theta_0 and data: 2 / sharpness and
+  // 2 / (c lambda_max(K)). Each point of a sweep over the fraction takes fraction x edge, and
+  // summary.json and sweep.csv record both; a run interrupted and resumed measures the same
+  // edge and equals the straight run bit for bit.
+  TempDir dir;
+  ExperimentConfig base = resumable_experiment();
+  const Dataset data = make_dataset(base, torch::kCPU, torch::kFloat64);
+  ResidualTransformer model(model_options(base));
+  model->to(torch::kFloat64);
+  std::vector<torch::Tensor> theta_0;
+  for (const auto& p : model->parameters()) theta_0.push_back(p.detach().clone());
+  const double edges[] = {LinearizedLoss(*model, data.X, data.Y, base.train.loss, 1.0, theta_0).edge(),
+                          2 / sharpness(*model, data.X, data.Y, base.train.loss).value};
+  for (const LrEdge of : {LrEdge::ntk, LrEdge::sharpness}) {
+    const double edge = edges[of == LrEdge::ntk ? 0 : 1];
+    SCOPED_TRACE(to_string(of));
+    ExperimentConfig config = base;
+    config.train.lr_edge = of;
+    apply_override(config, "sweep.train.lr=[0.25,0.5]");
+    RunOptions options;
+    options.out = dir / to_string(of);
+    const auto records = run_experiment(config, options);
+    ASSERT_EQ(records.size(), 2u);
+    for (size_t i = 0; i < 2; ++i) {
+      const double fraction = i == 0 ? 0.25 : 0.5;
+      EXPECT_DOUBLE_EQ(records[i].summary["lr_edge"].get<double>(), edge);
+      EXPECT_DOUBLE_EQ(records[i].summary["lr"].get<double>(), fraction * edge);
+    }
+    const CsvTable sweep = read_csv(options.out / "sweep.csv");
+    EXPECT_DOUBLE_EQ(std::stod(sweep.rows[1][sweep.column("lr")]), 0.5 * edge);
+    EXPECT_DOUBLE_EQ(std::stod(sweep.rows[1][sweep.column("lr_edge")]), edge);
+  }
+  ExperimentConfig config = base;
+  config.train.lr_edge = LrEdge::sharpness;
+  config.train.lr = 0.5;
+  RunOptions straight;
+  straight.out = dir / "straight";
+  run_experiment(config, straight);
+  const fs::path resumed = dir / "resumed";
+  run_stopped_at(config, resumed, 10);
+  RunOptions second;
+  second.out = resumed;
+  second.resume = true;
+  run_experiment(config, second);
+  expect_same_run(straight.out, resumed);
+  // Stated as a number, the step is train.lr and no edge is measured.
+  RunOptions plain;
+  plain.out = dir / "plain";
+  const auto summary = run_experiment(base, plain).front().summary;
+  EXPECT_EQ(summary["lr"], 0.05);
+  EXPECT_TRUE(summary["lr_edge"].is_null());
 }
 
 TEST(Runner, AMalformedMetricsRowBeforeTheCheckpointIsAnErrorNamingItsLine) {
@@ -661,6 +718,28 @@ TEST(Runner, ANonFiniteLossAtIterationZeroIsADivergedRunWithAReport) {
     EXPECT_TRUE(fs::exists(dir / dtype / "report.md"));
     EXPECT_NE(read_file(dir / dtype / "sweep.csv").find("diverged"), std::string::npos);
   }
+}
+
+TEST(Runner, ADeadNetworkIsAStalledRunCountedInTheReport) {
+  // W_1 = 0 kills every ReLU: the gradient is exactly 0 from the start. The point stops as
+  // stalled after train.stall_window steps (exit 0), and the report counts it.
+  TempDir dir;
+  testing::write_text(dir / "exp.yaml",
+                      "data: {num_samples: 3, seq_len: 4, dim: 5, target_dim: 2}\nmodel: {ffn_width: 8}\n"
+                      "train: {max_iters: 100, stall_window: 20, checkpoint_every: 5}\n"
+                      "sweep: {model.init.W_1: [0.0, null]}\n");
+  const auto points = expand_sweep(load_config_file((dir / "exp.yaml").string()));
+  const auto result = testing::run_resgd(dir, "run exp.yaml --out out");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const auto stalled = nlohmann::json::parse(read_file(dir / "out" / "runs" / points[0].dir_name() / "summary.json"));
+  EXPECT_EQ(stalled["status"], "stalled");
+  EXPECT_EQ(stalled["iters"], 20);
+  const auto live = nlohmann::json::parse(read_file(dir / "out" / "runs" / points[1].dir_name() / "summary.json"));
+  EXPECT_NE(live["status"], "stalled");
+  const std::string report = read_file(dir / "out" / "report.md");
+  EXPECT_NE(report.find("| stalled |"), std::string::npos) << report;
+  EXPECT_NE(report.find("| 1/1 |"), std::string::npos) << report;
+  EXPECT_NE(read_file(dir / "out" / "sweep.csv").find("stalled"), std::string::npos);
 }
 
 TEST(Runner, AGnuplotThatNeverReturnsIsStoppedWithResgd) {

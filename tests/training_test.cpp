@@ -6,6 +6,7 @@
 #include "resgd/science/analytic_grad.h"
 #include "resgd/science/device.h"
 #include "resgd/science/diagnostics.h"
+#include "resgd/science/linearized.h"
 #include "resgd/science/schedule.h"
 
 #include <gtest/gtest.h>
@@ -432,6 +433,85 @@ TEST(Training, FrozenWeightsStayAtTheirStartAndTheRestStillDescend) {
       EXPECT_EQ(torch::equal(p.value(), start[p.key()]), held) << to_string(freeze) << ": " << p.key();
     }
     EXPECT_EQ(freeze == Freeze::attention ? result.travel_attention : result.travel_ffn, 0.0);
+  }
+}
+
+TEST(Training, AnExactlyZeroGradientStopsTheRunAsStalledAfterItsWindow) {
+  // W_1 = 0: every ReLU's input is 0, so its output and its derivative are 0, the network
+  // outputs 0 at a positive loss, and every gradient is exactly 0: GD cannot move.
+  ExperimentConfig c = tiny_experiment();
+  c.model.activation = Activation::relu;
+  c.model.init.W_1 = 0.0;
+  c.train.max_iters = 200;
+  c.train.stall_window = 7;
+  const Trajectory dead = train_tiny(c);
+  EXPECT_EQ(dead.result.status, Status::stalled);
+  EXPECT_EQ(dead.result.iters, 7);
+  EXPECT_GT(dead.result.final_loss, 0.0);
+  EXPECT_EQ(dead.result.final_loss, dead.result.initial_loss);
+  for (const auto& row : dead.rows) EXPECT_EQ(row.grad_norm, 0.0) << row.iter;
+  // Logged every 5 steps, the stall is seen at the first logged row past the window.
+  c.train.log_every = 5;
+  EXPECT_EQ(train_tiny(c).result.iters, 10);
+  c.train.log_every = 1;
+  c.train.stall_window = 0;  // never: the run goes on to max_iters
+  const Trajectory waited = train_tiny(c);
+  EXPECT_EQ(waited.result.status, Status::max_iters);
+  EXPECT_EQ(waited.result.iters, 200);
+  // Resumed from a checkpoint inside the stall, the run stalls where the straight one did.
+  c.train.stall_window = 7;
+  c.train.checkpoint_every = 4;
+  const Dataset data = make_dataset(c, torch::kCPU, torch::kFloat64);
+  TrainCheckpoint at_4;
+  TrainHooks hooks;
+  hooks.on_checkpoint = [&](const TrainCheckpoint& k) {
+    if (k.iter == 4) at_4 = k;
+  };
+  ResidualTransformer first(model_options(c));
+  first->to(torch::kFloat64);
+  ASSERT_EQ(train(*first, data, c, compute::policy_for(c, 1), hooks).iters, 7);
+  ASSERT_EQ(at_4.iter, 4);
+  for (const auto& row : dead.rows)
+    if (row.iter < 4) at_4.rows.push_back(row);
+  ResidualTransformer second(model_options(c));
+  second->to(torch::kFloat64);
+  const TrainResult resumed = train(*second, data, c, compute::policy_for(c, 1), {}, &at_4);
+  EXPECT_EQ(resumed.status, Status::stalled);
+  EXPECT_EQ(resumed.iters, 7);
+  // A network that learns never stalls.
+  c = tiny_experiment();
+  c.model.activation = Activation::relu;
+  EXPECT_NE(train_tiny(c).result.status, Status::stalled);
+}
+
+TEST(Training, ALrPastTheCurvaturesEdgeIsWarnedOfBeforeTheFirstStep) {
+  // The edges measured here, independently of train(): 2 / (c lambda_max(K)) of the
+  // linearized model, and 2 / sharpness. At 1% past an edge the run warns, at 1% below it
+  // does not; max_iters: 0 takes no step at all.
+  ExperimentConfig c = tiny_experiment();
+  c.train.max_iters = 0;
+  const Dataset data = make_dataset(c, torch::kCPU, torch::kFloat64);
+  ResidualTransformer model(model_options(c));
+  model->to(torch::kFloat64);
+  std::vector<torch::Tensor> theta_0;
+  for (const auto& p : model->parameters()) theta_0.push_back(p.detach().clone());
+  const double ntk_edge = LinearizedLoss(*model, data.X, data.Y, c.train.loss, 1.0, theta_0).edge();
+  const double sharpness_edge = 2 / sharpness(*model, data.X, data.Y, c.train.loss).value;
+  ASSERT_GT(ntk_edge, 0);
+  ASSERT_GT(sharpness_edge, 0);
+  for (const bool by_ntk : {true, false}) {
+    c.diagnostics.linearized = by_ntk;
+    c.diagnostics.sharpness = !by_ntk;
+    const double edge = by_ntk ? ntk_edge : sharpness_edge;
+    const std::string says = by_ntk ? "of the NTK at initialization" : "2 / sharpness";
+    for (const double factor : {1.01, 0.99}) {
+      c.train.lr = factor * edge;
+      ::testing::internal::CaptureStderr();
+      train_tiny(c);
+      const std::string err = ::testing::internal::GetCapturedStderr();
+      EXPECT_EQ(err.find("is past the edge") != std::string::npos, factor > 1) << says << " x" << factor << ": " << err;
+      if (factor > 1) EXPECT_NE(err.find(says), std::string::npos) << err;
+    }
   }
 }
 

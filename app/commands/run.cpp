@@ -86,7 +86,7 @@ int run_point(const RunArgs& args) {
   const size_t point = static_cast<size_t>(args.point);
   const auto record = resgd::run_point(config, point, options);
   std::cout << format_run_line(record, point + 1, std::max<size_t>(1, expand_sweep(config).size())) << std::endl;
-  if (record.summary.value("status", "") == "interrupted") return 128 + stop_signal();
+  if (run_status(record.summary) == Status::interrupted) return 128 + stop_signal();
   return 0;
 }
 
@@ -145,7 +145,7 @@ int run_command(const Cli& cli) {
   // A signal ends the command as interrupted only where it stopped a run or kept one from
   // starting; one that came after the last iteration changed nothing.
   const bool complete = records.size() == total_runs && std::none_of(records.begin(), records.end(), [](const auto& r) {
-                          return r.summary.value("status", "") == "interrupted";
+                          return run_status(r.summary) == Status::interrupted;
                         });
   if (const int signal_number = stop_signal(); signal_number != 0 && !complete) {
     std::cerr << fmt::format("resgd: interrupted by {}; continue with the same command plus --out {} --resume\n",

@@ -16,6 +16,7 @@
 #include "resgd/core/files.h"
 #include "resgd/core/subprocess.h"
 #include "resgd/run/runner.h"
+#include "resgd/run/summary.h"
 
 namespace resgd {
 namespace fs = std::filesystem;
@@ -357,7 +358,7 @@ bool print_status(const fs::path& dir, std::ostream& out) {
       if (!error) error = last_error(dir / "slurm" / "logs" / fmt::format("{}_{}.out", *id, i));
     }
     const std::optional<pid_t> writer = lock_holder(run_dir);
-    if (summary.is_object() && summary.value("status", "") != "interrupted") {
+    if (summary.is_object() && run_status(summary) != Status::interrupted) {
       verdict = "finished";
       detail = summary.value("status", "");
     } else if (writer || (state && (*state == "RUNNING" || *state == "COMPLETING" || *state == "CONFIGURING"))) {

@@ -62,7 +62,9 @@ const std::vector<ColumnInfo>& column_infos() {
       // summary.json: one run; sweep.csv: one row per run of a sweep.
       {"run", "sweep.csv", "the run's directory, relative to the sweep's (runs/<key=value,...>/seed=<s>)"},
       {"name", kSummaryOnly, "the experiment's name"},
-      {"status", kSummary, "converged (a tolerance reached), max_iters, diverged, or interrupted (resumable)"},
+      {"status", kSummary,
+       "converged (a tolerance reached), max_iters, diverged, stalled (the gradient exactly zero for "
+       "train.stall_window steps), or interrupted (resumable)"},
       {"iters", kSummary, "the GD steps taken"},
       {"iters_to_tol", kSummary,
        "the first iteration whose loss met train.tolerance or train.rel_tolerance; null if none"},
@@ -96,7 +98,9 @@ const std::vector<ColumnInfo>& column_infos() {
        "the largest eigenvalue of K = J J^T at theta_0; linearized GD is stable while lr c ntk_lambda_max < 2"},
       {"wall_time_s", kSummary, "seconds of training (timed)"},
       {"steps_per_s", kSummary, "iters / wall_time_s (timed)"},
-      {"lr", kSummaryOnly, "train.lr"},
+      {"lr", kSummary, "the step GD took: train.lr, or with train.lr_edge train.lr times lr_edge"},
+      {"lr_edge", kSummary,
+       "with train.lr_edge: the edge measured at theta_0, 2 / (c lambda_max(K)) or 2 / sharpness; null otherwise"},
       {"device", kSummaryOnly, "the device the run used (cpu, cuda:0, ...)"},
       {"dtype", kSummaryOnly, "float64 or float32"},
       {"seed", kSummary, "the run's seed"},

@@ -77,12 +77,22 @@ void visit_fields(Config& c, Visitor&& v) {
   v("model.init.W_V", c.model.init.W_V, "std of W_V's entries at init; null means 1/sqrt(fan_in)");
   v("model.init.W_1", c.model.init.W_1, "std of W_1's entries at init; null means 1/sqrt(fan_in)");
   v("model.init.W_2", c.model.init.W_2, "std of W_2's entries at init; null means 1/sqrt(fan_in)");
-  v("train.lr", c.train.lr, "eta, the step size of theta <- theta - eta grad L(theta)");
+  v("train.lr", c.train.lr,
+    "eta, the step size of theta <- theta - eta grad L(theta); with train.lr_edge, the fraction of that edge "
+    "(0.5: half the largest stable step)");
+  v("train.lr_edge", c.train.lr_edge,
+    "none, or the curvature edge train.lr is a fraction of, measured at theta_0 before the first step: ntk, "
+    "2 / (c lambda_max(K)), where GD on the linearized model turns unstable (K over the trained parameters); "
+    "sharpness, 2 / the loss's largest Hessian eigenvalue (the edge of stability). summary.json records the "
+    "edge (lr_edge) and the step taken (lr)");
   v("train.max_iters", c.train.max_iters, "the GD steps at most (status max_iters when reached)");
   v("train.tolerance", c.train.tolerance, "stop (converged) when the loss is at most this");
   v("train.rel_tolerance", c.train.rel_tolerance, "stop (converged) when the loss is at most this times the initial");
   v("train.divergence_factor", c.train.divergence_factor,
     "stop (diverged) when the loss exceeds this times the initial, or is not finite");
+  v("train.stall_window", c.train.stall_window,
+    "stop (stalled) when the gradient has been exactly zero, at a positive loss, for this many steps (every "
+    "ReLU dead, an exact stationary point): GD's step is then zero and every later one repeats it; 0: never");
   v("train.loss", c.train.loss, "0.5 sum of squared errors, or that divided by N (mean)");
   v("train.gradients", c.train.gradients, "autograd, or the hand-derived backward pass (the same trajectory)");
   v("train.log_every", c.train.log_every, "a metrics.csv row (and a stop-rule check) every this many steps");
@@ -858,6 +868,7 @@ const std::map<std::string, std::string>& allowed_values() {
       {"train.tolerance", ">= 0"},
       {"train.rel_tolerance", ">= 0"},
       {"train.divergence_factor", "> 1"},
+      {"train.stall_window", ">= 0"},
       {"train.log_every", ">= 1"},
       {"train.checkpoint_every", ">= 0"},
       {"diagnostics.every", ">= 0"},
@@ -957,6 +968,7 @@ void validate(const ExperimentConfig& c) {
   require(t.tolerance >= 0, c, "train.tolerance", "must be >= 0");
   require(t.rel_tolerance >= 0, c, "train.rel_tolerance", "must be >= 0");
   require(t.divergence_factor > 1, c, "train.divergence_factor", "must be > 1");
+  require(t.stall_window >= 0, c, "train.stall_window", "must be >= 0 (0 = never)");
   require(t.log_every >= 1, c, "train.log_every", "must be >= 1");
   require(t.checkpoint_every >= 0, c, "train.checkpoint_every", "must be >= 0 (0 = off)");
 

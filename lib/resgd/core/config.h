@@ -52,6 +52,7 @@ enum class Gradients { autograd, analytic };
 enum class Dtype { float64, float32 };
 enum class Backend { tuned, reference };
 enum class Freeze { none, attention, ffn };
+enum class LrEdge { none, ntk, sharpness };
 
 template <class E>
 struct EnumNames;
@@ -90,6 +91,10 @@ struct EnumNames<Dtype> {
 template <>
 struct EnumNames<Freeze> {
   static constexpr const char* names[] = {"none", "attention", "ffn"};
+};
+template <>
+struct EnumNames<LrEdge> {
+  static constexpr const char* names[] = {"none", "ntk", "sharpness"};
 };
 template <>
 struct EnumNames<Backend> {
@@ -147,10 +152,12 @@ struct ModelConfig {
 
 struct TrainConfig {
   double lr = 0.01;
+  LrEdge lr_edge = LrEdge::none;  // ntk or sharpness: lr is a fraction of that edge, measured at theta_0
   int64_t max_iters = 2000;
   double tolerance = 0.0;          // absolute: stop when loss <= tolerance
   double rel_tolerance = 1.0e-10;  // relative: stop when loss <= rel_tolerance * loss_0
   double divergence_factor = 1.0e6;
+  int64_t stall_window = 10;  // stop (stalled) after this many steps of an exactly zero gradient; 0 = never
   Loss loss = Loss::sum;
   Gradients gradients = Gradients::autograd;
   int64_t log_every = 1;         // metrics.csv row cadence

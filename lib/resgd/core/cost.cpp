@@ -71,21 +71,26 @@ double parameter_count(const ExperimentConfig& c) {
 }
 
 void check_linearized(const ExperimentConfig& c) {
-  if (!c.diagnostics.linearized) return;
-  const auto origin = c.origins.find("diagnostics.linearized");
-  const std::string at = origin == c.origins.end() ? "default" : origin->second.str();
-  const double R = output_count(c), P = parameter_count(c);
-  if (R > kLinearizedMaxOutputs)
-    throw ConfigError(
-        fmt::format("{}: diagnostics.linearized: its kernel K would be {:.0f} x {:.0f} (R = {} outputs: "
-                    "N n d_y, or N d_y with the mean readout), {:.3g} GiB, more than the {:.0f} outputs "
-                    "it takes; fewer samples, tokens or target features, or the mean readout",
-                    at, R, R, R, gib(8 * R * R * 3), kLinearizedMaxOutputs));
-  if (R * P > double(c.diagnostics.ntk_max_entries))
-    throw ConfigError(
-        fmt::format("{}: diagnostics.linearized: its Jacobian would have {:.3g} entries ({:.0f} outputs x "
-                    "{:.0f} parameters, {:.3g} GiB), above diagnostics.ntk_max_entries = {}",
-                    at, R * P, R, P, gib(8 * R * P), c.diagnostics.ntk_max_entries));
+  // K, built once at theta_0 in float64: for the linearized trajectory, and for a step
+  // size stated against the NTK's edge.
+  for (const char* key : {"diagnostics.linearized", "train.lr_edge"}) {
+    const bool builds = std::string(key) == "train.lr_edge" ? c.train.lr_edge == LrEdge::ntk : c.diagnostics.linearized;
+    if (!builds) continue;
+    const auto origin = c.origins.find(key);
+    const std::string at = origin == c.origins.end() ? "default" : origin->second.str();
+    const double R = output_count(c), P = parameter_count(c);
+    if (R > kLinearizedMaxOutputs)
+      throw ConfigError(
+          fmt::format("{}: {}: its kernel K would be {:.0f} x {:.0f} (R = {} outputs: "
+                      "N n d_y, or N d_y with the mean readout), {:.3g} GiB, more than the {:.0f} outputs "
+                      "it takes; fewer samples, tokens or target features, or the mean readout",
+                      at, key, R, R, R, gib(8 * R * R * 3), kLinearizedMaxOutputs));
+    if (R * P > double(c.diagnostics.ntk_max_entries))
+      throw ConfigError(
+          fmt::format("{}: {}: its Jacobian would have {:.3g} entries ({:.0f} outputs x "
+                      "{:.0f} parameters, {:.3g} GiB), above diagnostics.ntk_max_entries = {}",
+                      at, key, R * P, R, P, gib(8 * R * P), c.diagnostics.ntk_max_entries));
+  }
 }
 
 double MemoryEstimate::bytes() const {
@@ -143,10 +148,11 @@ MemoryEstimate estimate_memory(const ExperimentConfig& c) {
     e.terms.push_back({"the NTK's Jacobian and Gram matrix (R P + 2 R^2, R outputs)",
                        item * (outputs * params + 2 * outputs * outputs),
                        {N_key, n_key, "data.target_dim", "diagnostics.ntk_max_entries"}});
-  if (c.diagnostics.linearized)  // once, at the start: J, K and its eigenvectors
-    e.terms.push_back({"the linearized trajectory's Jacobian and kernel (R P + 3 R^2)",
-                       8 * (outputs * params + 3 * outputs * outputs),
-                       {N_key, n_key, "data.target_dim", "diagnostics.linearized"}});
+  if (c.diagnostics.linearized || c.train.lr_edge == LrEdge::ntk)  // once, at the start: J, K, its eigenvectors
+    e.terms.push_back(
+        {"the NTK's Jacobian, kernel and eigenvectors at theta_0 (R P + 3 R^2)",
+         8 * (outputs * params + 3 * outputs * outputs),
+         {N_key, n_key, "data.target_dim", c.diagnostics.linearized ? "diagnostics.linearized" : "train.lr_edge"}});
   if (c.diagnostics.sharpness)  // Lanczos vectors (up to 101 rows of P), and the double-backward graph
     e.terms.push_back({"the sharpness's Lanczos vectors and double-backward graph",
                        item * 101 * params + traces * tokens * (3 * heads * n + 4 * d_k + 6 * d + 3 * m),

@@ -27,7 +27,7 @@ double parameter_count(const ExperimentConfig& config);
 /// The most outputs diagnostics.linearized takes: its K is R x R, eigendecomposed once.
 constexpr double kLinearizedMaxOutputs = 20'000;
 
-/// Refuses diagnostics.linearized where K would exceed kLinearizedMaxOutputs outputs or its
+/// Refuses diagnostics.linearized (or train.lr_edge: ntk) where K would exceed kLinearizedMaxOutputs outputs or its
 /// Jacobian (R x P) diagnostics.ntk_max_entries: a ConfigError naming the size it would need.
 void check_linearized(const ExperimentConfig& config);
 

@@ -17,7 +17,7 @@ namespace resgd {
 namespace {
 
 /// Why a fit may leave a run out, where its rule says it may (fit.leave_out).
-const char* const kLeaveOutReasons[] = {"diverged", "not_linear", "no_value"};
+const char* const kLeaveOutReasons[] = {"diverged", "stalled", "not_linear", "no_value"};
 
 const char* const kDerived[] = {"final_over_initial", "final_over_within_sequence", "loss_max_over_initial",
                                 "one_minus_rate", "one_minus_rate_per_lr"};
@@ -279,13 +279,13 @@ Verdict check_fit(const Expectation& e, const std::vector<const FoundRun*>& runs
     for (size_t j = 0; j < k; ++j)
       x[j] = by_key[j] ? parse_number(value_text(run->config, e.x[j])) : metric_value(run->summary, e.x[j]).number;
     const std::string x_text = x[0] ? fmt::format("{:.4g}", *x[0]) : "-";
-    const std::string status = run->summary.value("status", "");
+    const auto status = run_status(run->summary);
     const auto y = metric_value(run->summary, e.of).number;
     const bool usable = y && *y > 0 && std::isfinite(*y) &&
                         std::all_of(x.begin(), x.end(), [](const auto& v) { return v && *v > 0 && std::isfinite(*v); });
     std::string reason;
-    if (status == "diverged" || status == "interrupted")
-      reason = status;
+    if (status == Status::diverged || status == Status::stalled || status == Status::interrupted)
+      reason = to_string(*status);
     else if (!y && (e.of == "one_minus_rate" || e.of == "one_minus_rate_per_lr"))
       reason = "not_linear";
     else if (!usable)
@@ -394,12 +394,12 @@ fit: {y: METRIC, x: KEY or METRIC, slope: BOUND, correlation: BOUND, min_distinc
   slope is a list of bounds, one per x, correlation bounds the multiple correlation R, and
   each x's own correlation with y is reported beside it (a knob that moves with another
   shows there; x that move together cannot be fitted apart and are not shown). A run is left out where
-  it diverged or was interrupted, where y is one_minus_rate and the run did not converge
+  it diverged, stalled or was interrupted, where y is one_minus_rate and the run did not converge
   linearly (not_linear), or where x or y is missing or not positive (no_value). Shown only
   where the slope and the correlation are within their bounds (correlation is required),
   at least N distinct x values were used (default 4) spanning at least D decades
   (default 0), and every run left out was left out for a reason the rule lists in
-  leave_out (diverged, not_linear, no_value); otherwise the runs left out inside the range
+  leave_out (diverged, stalled, not_linear, no_value); otherwise the runs left out inside the range
   the claim speaks of make it "not shown". The verdict reports the runs used and left out
   (with their x), the distinct x, the decades, and each bound's margin.
 
@@ -546,7 +546,8 @@ std::vector<Expectation> parse_expectations(const ExperimentConfig& config) {
           for (const auto& reason : value["leave_out"]) {
             const std::string r = reason.Scalar();
             if (std::find(std::begin(kLeaveOutReasons), std::end(kLeaveOutReasons), r) == std::end(kLeaveOutReasons))
-              fail(e, fmt::format("fit.leave_out: unknown reason '{}'; expected diverged, not_linear, no_value", r));
+              fail(e, fmt::format(
+                          "fit.leave_out: unknown reason '{}'; expected diverged, stalled, not_linear, no_value", r));
             e.leave_out.push_back(r);
           }
         }

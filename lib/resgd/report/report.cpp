@@ -97,8 +97,8 @@ std::optional<double> one_minus_rate(const nlohmann::json& summary) {
 /// Whether a run's numbers enter the means, fits and axis ranges: it finished without
 /// diverging (a diverged run's loss of 1e20 and "rate" of 1e9 would set them all).
 bool usable(const FoundRun& run) {
-  const std::string status = run.summary.value("status", "");
-  return status == "converged" || status == "max_iters";
+  const auto status = run_status(run.summary);
+  return status == Status::converged || status == Status::max_iters;
 }
 
 /// A reported quantity: its column title and how to read it from a summary.
@@ -245,9 +245,9 @@ Settings group_settings(const RunCollection& c) {
 }
 
 /// How many runs of `setting` ended with `status`.
-size_t status_count(const RunCollection& c, const Settings& settings, size_t setting, const std::string& status) {
+size_t status_count(const RunCollection& c, const Settings& settings, size_t setting, Status status) {
   size_t hits = 0;
-  for (size_t r : settings.runs_of(setting)) hits += c.runs[r].summary.value("status", "") == status;
+  for (size_t r : settings.runs_of(setting)) hits += run_status(c.runs[r].summary) == status;
   return hits;
 }
 
@@ -272,9 +272,10 @@ std::string step_size_section(const RunCollection& c, const std::vector<std::str
     others.erase(others.begin() + static_cast<long>(lr_key));
     auto arm = std::find_if(arms.begin(), arms.end(), [&](const Arm& a) { return a.others == others; });
     if (arm == arms.end()) arm = arms.insert(arms.end(), Arm{others, std::nullopt, std::nullopt, {}});
-    if (status_count(c, settings, g, "converged") == settings.runs_of(g).size())
+    if (status_count(c, settings, g, Status::converged) == settings.runs_of(g).size())
       arm->converging = std::max(arm->converging.value_or(*lr), *lr);
-    if (status_count(c, settings, g, "diverged") > 0) arm->diverging = std::min(arm->diverging.value_or(*lr), *lr);
+    if (status_count(c, settings, g, Status::diverged) > 0)
+      arm->diverging = std::min(arm->diverging.value_or(*lr), *lr);
     for (size_t r : settings.runs_of(g)) {
       const auto sharpness = summary_number(c.runs[r].summary, "sharpness");
       if (sharpness && *sharpness > 0) arm->stable_steps.push_back(2 / *sharpness);
@@ -347,7 +348,7 @@ std::vector<MetricPlot> metric_plots(const RunCollection& c, const std::vector<s
         std::vector<std::optional<double>> values;
         for (size_t r : settings.runs_of(g)) {
           if (usable(c.runs[r])) values.push_back(metric.read(c.runs[r].summary));
-          if (c.runs[r].summary.value("status", "") == "diverged") series->diverged_at.push_back(x);
+          if (run_status(c.runs[r].summary) == Status::diverged) series->diverged_at.push_back(x);
         }
         const Spread s = spread_of(values);
         if (s.count > 0) series->points.push_back({x, s.mean, s.min, s.max});
@@ -513,7 +514,7 @@ std::vector<PlotRun> plot_runs(const RunCollection& c, const fs::path& report_di
     p.group = group_of[r];
     p.seed = std::to_string(run.config.seed);
     p.seed_index = static_cast<size_t>(std::find(seeds.begin(), seeds.end(), run.config.seed) - seeds.begin());
-    p.diverged = run.summary.value("status", "") == "diverged";
+    p.diverged = run_status(run.summary) == Status::diverged;
     p.lr = run.config.train.lr;
     out.push_back(std::move(p));
   }
@@ -544,8 +545,13 @@ fs::path write_collection_report(const RunCollection& c, const fs::path& report_
   const auto metrics = report_metrics(blocks, sharpness, within_sequence);
 
   // Per setting: the counts over all its runs, the numbers over the usable ones.
+  // A stalled run (its gradient exactly zero) is counted beside the diverged ones, and like
+  // them enters no mean or fit.
+  const bool any_stalled =
+      std::any_of(runs.begin(), runs.end(), [](const FoundRun& r) { return run_status(r.summary) == Status::stalled; });
   std::vector<std::string> header = names;
   for (const char* title : {"runs", "converged", "diverged"}) header.emplace_back(title);
+  if (any_stalled) header.emplace_back("stalled");
   for (const auto& metric : metrics) header.push_back(metric.title);
   std::vector<std::vector<std::string>> rows;
   for (size_t g = 0; g < settings.values.size(); ++g) {
@@ -553,8 +559,9 @@ fs::path write_collection_report(const RunCollection& c, const fs::path& report_
     for (const auto& value : settings.values[g]) row.push_back(display_value(value));
     const size_t total = settings.runs_of(g).size();
     row.push_back(std::to_string(total));
-    row.push_back(fmt::format("{}/{}", status_count(c, settings, g, "converged"), total));
-    row.push_back(fmt::format("{}/{}", status_count(c, settings, g, "diverged"), total));
+    row.push_back(fmt::format("{}/{}", status_count(c, settings, g, Status::converged), total));
+    row.push_back(fmt::format("{}/{}", status_count(c, settings, g, Status::diverged), total));
+    if (any_stalled) row.push_back(fmt::format("{}/{}", status_count(c, settings, g, Status::stalled), total));
     for (const auto& metric : metrics) {
       std::vector<std::optional<double>> values;
       for (size_t r : settings.runs_of(g))

@@ -15,6 +15,7 @@
 #include "resgd/report/collection.h"
 #include "resgd/report/report.h"
 #include "resgd/run/runner.h"
+#include "resgd/run/summary.h"
 #include "resgd/science/data.h"
 #include "resgd/science/device.h"
 
@@ -120,7 +121,7 @@ bool reproduce(const ReproduceOptions& options) {
     const auto records = run_experiment(e.config, run);
     const size_t points = expand_sweep(e.config).size();  // 1 without a sweep
     const auto finished = static_cast<size_t>(std::count_if(records.begin(), records.end(), [](const RunRecord& r) {
-      return r.summary.value("status", "") != "interrupted";
+      return run_status(r.summary) != Status::interrupted;
     }));
     if (stopped() || finished < points) {  // a claim about a sweep is judged on the whole sweep
       unfinished.push_back(e.stem);

@@ -22,6 +22,7 @@
 #include "resgd/science/diagnostics.h"
 #include "resgd/science/model.h"
 #include "resgd/science/spectra.h"
+#include "resgd/science/step_size.h"
 #include "resgd/science/tensor_io.h"
 #include "resgd/science/training.h"
 
@@ -240,7 +241,7 @@ nlohmann::json finished_summary(const fs::path& dir) {
   const fs::path path = dir / "summary.json";
   if (!fs::exists(path)) return nullptr;
   auto summary = nlohmann::json::parse(read_file(path), nullptr, /*allow_exceptions=*/false);
-  if (summary.is_discarded() || summary.value("status", "") == "interrupted") return nullptr;
+  if (summary.is_discarded() || run_status(summary) == Status::interrupted) return nullptr;
   return summary;
 }
 
@@ -346,6 +347,10 @@ nlohmann::json train_into(const ExperimentConfig& config, const fs::path& dir, c
   }
   ResidualTransformer model(model_options(config));
   model->to(device, resolve_dtype(config.dtype));
+  // At theta_0, before a checkpoint's parameters are loaded: a resumed run takes its step.
+  const StepSize step = step_size(*model, data, config, options.stop_requested);
+  ExperimentConfig stepped = config;
+  stepped.train.lr = step.lr;
   const auto names = model->parameter_names();
   const fs::path checkpoint_path = dir / "checkpoint.pt";
   std::optional<TrainCheckpoint> resume;
@@ -374,12 +379,12 @@ nlohmann::json train_into(const ExperimentConfig& config, const fs::path& dir, c
   };
   hooks.stop_requested = options.stop_requested;
   const compute::Policy policy = compute::policy_for(config, runs_at_once);
-  const TrainResult result = train(*model, data, config, policy, hooks, resume ? &*resume : nullptr);
+  const TrainResult result = train(*model, data, stepped, policy, hooks, resume ? &*resume : nullptr);
   metrics.close();
   // With the configuration, so that final.pt alone rebuilds the model (docs/python.md).
   save_tensors(dir / "tensors" / "final.pt", named_tensors(*model, data), {{kConfigEntry, dump_yaml(config, false)}});
   if (result.status != Status::interrupted) fs::remove(checkpoint_path);  // finished: final.pt says it all
-  const nlohmann::json summary = summarize(config, result, data, {device.str(), data_hash});
+  const nlohmann::json summary = summarize(config, result, data, {device.str(), data_hash, step.lr, step.edge});
   write_file_atomic(dir / "summary.json", summary.dump(2) + "\n");  // last: the run is done
   return summary;
 }

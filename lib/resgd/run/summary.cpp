@@ -109,7 +109,8 @@ nlohmann::json summarize(const ExperimentConfig& config, const TrainResult& resu
     summary["lin_departure_iter"] = departs ? nlohmann::json(*departs) : nlohmann::json(nullptr);
     summary["ntk_lambda_max"] = number_or_null(result.ntk_lambda_max);
   }
-  summary["lr"] = config.train.lr;
+  summary["lr"] = facts.lr;
+  summary["lr_edge"] = facts.lr_edge ? number_or_null(*facts.lr_edge) : nlohmann::json(nullptr);
   summary["wall_time_s"] = result.wall_time_s;
   summary["steps_per_s"] = result.steps_per_s;
   summary["device"] = facts.device;
@@ -168,7 +169,7 @@ std::vector<std::string> summary_columns(int64_t layers) {
     for (int64_t l = 1; l <= layers; ++l) columns.push_back(fmt::format("{}{}", stem, l));
   for (const char* key : {"sigma_min_phi", "ntk_lambda_min", "sharpness", "sharpness_max", "sharpness_final",
                           "pl_ratio_min", "pl_ratio_median", "travel_attention", "travel_ffn", "lin_gap_max",
-                          "lin_departure_iter", "ntk_lambda_max", "wall_time_s", "steps_per_s"})
+                          "lin_departure_iter", "ntk_lambda_max", "lr", "lr_edge", "wall_time_s", "steps_per_s"})
     columns.emplace_back(key);
   return columns;
 }
@@ -203,13 +204,19 @@ std::string display_value(const std::string& value) {
   return value == "true" ? "on" : value == "false" ? "off" : value;
 }
 
+std::optional<Status> run_status(const nlohmann::json& summary) {
+  const auto status = summary.find("status");
+  if (!summary.is_object() || status == summary.end() || !status->is_string()) return std::nullopt;
+  return parse_enum<Status>(status->get<std::string>());
+}
+
 std::optional<double> rate_if_linear(const nlohmann::json& summary) {
   const auto rate = summary.find("linear_rate");
   if (rate == summary.end() || !rate->is_number()) return std::nullopt;
   const auto verdict = summary.find("converges_linearly");
   const bool linear = verdict != summary.end() && verdict->is_boolean()
                           ? verdict->get<bool>()
-                          : summary.value("status", "") == "converged" && rate->get<double>() < 1;
+                          : run_status(summary) == Status::converged && rate->get<double>() < 1;
   return linear ? std::optional<double>(rate->get<double>()) : std::nullopt;
 }
 

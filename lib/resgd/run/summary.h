@@ -21,6 +21,8 @@ namespace resgd {
 struct RunFacts {
   std::string device;  // e.g. "cpu", "cuda:0"
   uint64_t data_hash = 0;
+  double lr = 0;                  // the step GD took (step_size.h)
+  std::optional<double> lr_edge;  // with train.lr_edge: the edge it was a fraction of
 };
 
 /// A finished run's summary.json: the result, the diagnostics at the first and last
@@ -70,6 +72,10 @@ std::string display_value(const std::string& value);
 
 /// A summary's linear_rate where the run converged linearly (converges_linearly), else
 /// none: the fitted "rate" of a stalled run is about 1 and that of a diverged one far above.
+/// summary.json's `status` as the enum every reader compares; nullopt where it is missing
+/// or unknown (a damaged file, or one a later resgd wrote).
+std::optional<Status> run_status(const nlohmann::json& summary);
+
 /// A summary written before the verdict counts a converged run with a rate below 1.
 std::optional<double> rate_if_linear(const nlohmann::json& summary);
 

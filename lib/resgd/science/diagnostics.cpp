@@ -366,6 +366,17 @@ std::vector<torch::Tensor> parameter_values(const DiagnosticsInput& input) {
   if (input.config.sharpness && input.due.sharpness) {
     const LargestEigenvalue top = sharpness(model, input.X, input.Y, input.loss);
     push(scalar_like(top.value, loss));
+    if (input.run_state && input.run_state->lr_to_check) {
+      const double lr = *std::exchange(input.run_state->lr_to_check, std::nullopt);
+      if (top.converged && lr * top.value > 2)
+        std::cerr << "warning: "
+                  << fmt::format(
+                         "train.lr = {:.6g} is past the edge 2 / sharpness = {:.6g} at initialization (sharpness "
+                         "{:.6g}): GD's step overshoots along the sharpest direction; expect the loss to rise, "
+                         "or the ReLUs to die",
+                         lr, 2 / top.value, top.value)
+                  << "\n";
+    }
     if (!top.converged && std::isfinite(loss.item<double>())) {  // a diverged state is NaN anyway
       static std::atomic<bool> warned_in_process{false};
       warn_once(input.run_state ? &input.run_state->sharpness_unconverged_warned : nullptr, warned_in_process,

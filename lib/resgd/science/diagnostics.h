@@ -176,6 +176,9 @@ LargestEigenvalue sharpness(ResidualTransformerImpl& model, const torch::Tensor&
 struct DiagnosticsRunState {
   bool ntk_refusal_warned = false;
   bool sharpness_unconverged_warned = false;
+  /// train.lr of a run that starts at theta_0: the sharpness measured there warns where lr
+  /// is past its edge 2 / sharpness (before the first step), then this is cleared.
+  std::optional<double> lr_to_check;
 };
 
 /// Everything a diagnostic needs at one iteration.

@@ -11,10 +11,10 @@
 namespace resgd {
 
 /// How a run ended (summary.json's `status`).
-enum class Status { converged, max_iters, diverged, interrupted };
+enum class Status { converged, max_iters, diverged, stalled, interrupted };
 template <>
 struct EnumNames<Status> {
-  static constexpr const char* names[] = {"converged", "max_iters", "diverged", "interrupted"};
+  static constexpr const char* names[] = {"converged", "max_iters", "diverged", "stalled", "interrupted"};
 };
 
 /// One row of metrics.csv.

@@ -39,6 +39,8 @@ class LinearizedLoss {
   /// lr c lambda_max < 2.
   double lambda_max() const { return eigenvalues_.back(); }
   double lambda_min() const { return eigenvalues_.front(); }
+  /// The largest lr at which GD on the linearized model is stable: 2 / (c lambda_max).
+  double edge() const { return 2 / (scale_ * lambda_max()); }
 
  private:
   std::vector<double> eigenvalues_;  // of K, ascending

@@ -1,9 +1,12 @@
 // Plain full-batch gradient descent with stop rules: docs/design.md, "Gradient descent".
 #include "resgd/science/training.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <iostream>
 #include <tuple>
 
 #include "resgd/science/analytic_grad.h"
@@ -46,22 +49,6 @@ Start begin(std::vector<torch::Tensor>& params, TrainResult& result, const Train
   for (size_t i = 0; i < params.size(); ++i) params[i].copy_(resume->params[i]);
   for (const auto& row : resume->rows) record(result, row);
   return {resume->theta_0, resume->iter, resume->elapsed_s};
-}
-
-/// The parameters GD updates, by their index in `params`: all but those train.freeze holds.
-std::vector<size_t> trained_parameters(ResidualTransformerImpl& model, Freeze freeze) {
-  const char* const attention[] = {"W_Q", "W_K", "W_V"};
-  const char* const ffn[] = {"W_1", "W_2"};
-  std::vector<size_t> trained;
-  const auto named = model.named_parameters();
-  for (size_t i = 0; i < named.size(); ++i) {
-    const std::string& key = named[i].key();
-    const std::string name = key.substr(key.rfind('.') + 1);
-    auto in = [&](const auto& names) { return std::find(std::begin(names), std::end(names), name) != std::end(names); };
-    const bool frozen = (freeze == Freeze::attention && in(attention)) || (freeze == Freeze::ffn && in(ffn));
-    if (!frozen) trained.push_back(i);
-  }
-  return trained;
 }
 
 /// theta <- theta - lr grad, for the parameters GD trains.
@@ -116,13 +103,45 @@ void finish(TrainResult& result, ResidualTransformerImpl& model, const Start& st
   if (linearized.on()) result.ntk_lambda_max = linearized.lambda_max();
 }
 
-/// The stop rule at a logged row, in order: diverged, converged, max_iters, interrupted.
-std::optional<Status> stop_rule(const IterationRow& row, double initial_loss, const TrainConfig& tc, bool interrupted) {
+/// Since when the gradient has been exactly zero at a positive loss, seen at logged rows:
+/// theta then no longer moves, so every later step repeats the same zero.
+struct ZeroGradient {
+  std::optional<int64_t> since;
+  int64_t steps(const IterationRow& row) {
+    since = row.grad_norm == 0 && row.loss > 0 ? std::optional<int64_t>(since.value_or(row.iter)) : std::nullopt;
+    return since ? row.iter - *since : -1;
+  }
+};
+
+/// The zero-gradient stretch a checkpoint's rows end in, so that a resumed run stalls at
+/// the iteration the straight run does.
+ZeroGradient zero_gradient_of(const TrainCheckpoint* resume) {
+  ZeroGradient zero;
+  if (resume)
+    for (const auto& row : resume->rows) zero.steps(row);
+  return zero;
+}
+
+/// The stop rule at a logged row, in order: diverged, converged, stalled, max_iters,
+/// interrupted.
+std::optional<Status> stop_rule(const IterationRow& row, double initial_loss, const TrainConfig& tc, bool interrupted,
+                                ZeroGradient& zero) {
   if (!std::isfinite(row.loss) || row.loss > tc.divergence_factor * initial_loss) return Status::diverged;
   if (row.loss <= tc.tolerance || row.loss <= tc.rel_tolerance * initial_loss) return Status::converged;
+  if (tc.stall_window > 0 && zero.steps(row) >= tc.stall_window) return Status::stalled;
   if (row.iter == tc.max_iters) return Status::max_iters;
   if (interrupted) return Status::interrupted;
   return std::nullopt;
+}
+
+/// Before the first step: a warning where train.lr is past the linearized model's edge
+/// 2 / (c lambda_max(K)), where GD on it diverges (GD itself usually does too).
+void warn_if_past_the_edge(const TrainConfig& tc, const LinearizedLoss& linearized, const Start& start) {
+  if (!linearized.on() || start.iter != 0 || !(tc.lr > linearized.edge())) return;
+  std::cerr << fmt::format(
+      "warning: train.lr = {:.6g} is past the edge 2 / (c lambda_max) = {:.6g} of the NTK at initialization "
+      "(lambda_max {:.6g}): GD on the linearized model diverges, and GD itself usually does\n",
+      tc.lr, linearized.edge(), linearized.lambda_max());
 }
 
 /// Training seconds since `before`, plus `before`.
@@ -138,10 +157,27 @@ struct Clock {
 LinearizedLoss linearized_from(ResidualTransformerImpl& model, const Dataset& data, const ExperimentConfig& config,
                                const Start& start, const std::vector<size_t>& trained, const std::atomic<bool>* stop) {
   if (!config.diagnostics.linearized) return {};
-  return LinearizedLoss(model, data.X, data.Y, config.train.loss, config.train.lr, start.theta_0, stop, &trained);
+  LinearizedLoss linearized(model, data.X, data.Y, config.train.loss, config.train.lr, start.theta_0, stop, &trained);
+  warn_if_past_the_edge(config.train, linearized, start);
+  return linearized;
 }
 
 }  // namespace
+
+std::vector<size_t> trained_parameters(ResidualTransformerImpl& model, Freeze freeze) {
+  const char* const attention[] = {"W_Q", "W_K", "W_V"};
+  const char* const ffn[] = {"W_1", "W_2"};
+  std::vector<size_t> trained;
+  const auto named = model.named_parameters();
+  for (size_t i = 0; i < named.size(); ++i) {
+    const std::string& key = named[i].key();
+    const std::string name = key.substr(key.rfind('.') + 1);
+    auto in = [&](const auto& names) { return std::find(std::begin(names), std::end(names), name) != std::end(names); };
+    const bool frozen = (freeze == Freeze::attention && in(attention)) || (freeze == Freeze::ffn && in(ffn));
+    if (!frozen) trained.push_back(i);
+  }
+  return trained;
+}
 
 TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const ExperimentConfig& config,
                   const compute::Policy& policy, const TrainHooks& hooks, const TrainCheckpoint* resume) {
@@ -153,7 +189,8 @@ TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const Exp
   const std::vector<size_t> trained = trained_parameters(model, tc.freeze);
   const LinearizedLoss linearized = linearized_from(model, data, config, start, trained, hooks.stop_requested);
   double initial_loss = result.initial_loss;  // replayed on resume; read at t = 0 otherwise
-  DiagnosticsRunState warnings;               // each warning once per run
+  DiagnosticsRunState warnings{false, false, start.iter == 0 ? std::optional<double>(tc.lr) : std::nullopt};
+  ZeroGradient zero = zero_gradient_of(resume);
   DiagnosisSchedule schedule(policy, [&](const IterationRow& row) {
     record(result, row);
     if (hooks.on_row) hooks.on_row(row);
@@ -177,7 +214,7 @@ TrainResult train(ResidualTransformerImpl& model, const Dataset& data, const Exp
     if (t % tc.log_every == 0 || t == tc.max_iters || due.any || interrupted) {
       IterationRow row = measure(t, state, linearized);
       if (t == 0) initial_loss = row.loss;
-      const auto status = stop_rule(row, initial_loss, tc, interrupted);
+      const auto status = stop_rule(row, initial_loss, tc, interrupted, zero);
       if (status) due = diagnosis_due(config.diagnostics, t, /*last=*/true);
       DiagnosisJob job;  // a non-finite loss leaves nothing a diagnostic could measure
       if (due.any && std::isfinite(row.loss))

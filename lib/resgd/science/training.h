@@ -54,6 +54,10 @@ struct TrainHooks {
   const std::atomic<bool>* stop_requested = nullptr;
 };
 
+/// The parameters GD updates, by their index in model.parameters(): all but those
+/// train.freeze holds.
+std::vector<size_t> trained_parameters(ResidualTransformerImpl& model, Freeze freeze);
+
 /// Runs GD on `model` until a stop rule fires, from `resume` if given (the model's
 /// parameters are then set from it), computing through `policy` on this thread. The loss
 /// is read from the device only on logged and diagnosed iterations, so the stop rules are
