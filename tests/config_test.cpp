@@ -351,6 +351,29 @@ TEST(Config, TwoPointsThatWouldShareARunDirectoryAreRefused) {
   EXPECT_NE(points[0].dir_name(), points[1].dir_name());
 }
 
+TEST(Config, ASetOfASweepKeepsTheFilesOrderOfAxesAndItsDirectoryNames) {
+  ExperimentConfig c = load_config_text(
+      "sweep: {train.lr: [0.01, 0.02], zip: {data.dim: [4, 8], model.layers: [1, 2]}, model.ffn_width: [8, 16]}\n",
+      "exp.yaml");
+  auto keys = [&] {
+    std::vector<std::string> out;
+    for (const auto& axis : c.sweep.axes) out.push_back(axis.key);
+    return out;
+  };
+  const auto order = keys();
+  ASSERT_EQ(order, (std::vector<std::string>{"train.lr", "data.dim", "model.layers", "model.ffn_width"}));
+  apply_override(c, "sweep.train.lr=[0.03, 0.04, 0.05]");
+  EXPECT_EQ(keys(), order);
+  EXPECT_EQ(expand_sweep(c)[0].dir_name(), "train.lr=0.03,data.dim=4,model.layers=1,model.ffn_width=8/seed=0");
+  apply_override(c, "sweep.zip={data.dim: [16, 32], model.layers: [3, 4]}");
+  EXPECT_EQ(keys(), order);
+  apply_override(c, "sweep.model.ffn_width=[32]");
+  EXPECT_EQ(keys(), order);
+  EXPECT_EQ(expand_sweep(c).back().dir_name(), "train.lr=0.05,data.dim=32,model.layers=4,model.ffn_width=32/seed=0");
+  apply_override(c, "sweep.data.seq_len=[2, 4]");  // a new key goes last
+  EXPECT_EQ(keys().back(), "data.seq_len");
+}
+
 TEST(Config, SetReplacesTheZipWholeOrMovesOneKeyOutOfIt) {
   ExperimentConfig c = load_config_text("sweep: {zip: {model.layers: [1, 2], train.lr: [0.1, 0.01]}}\n", "exp.yaml");
   apply_override(c, "sweep.zip={model.layers: [3, 4, 5], data.dim: [4, 8, 16]}");

@@ -401,11 +401,15 @@ SweepAxis read_axis(const ExperimentConfig& config, const std::string& key, cons
   return axis;
 }
 
-/// Adds an axis, replacing any earlier axis of the same key (a --set over the file's).
+/// Adds an axis, or replaces an earlier axis of the same key where it stands (a --set over
+/// the file's keeps the file's order of axes, and so its run directories' names).
 void put_axis(SweepConfig& sweep, SweepAxis axis) {
-  auto same = [&](const SweepAxis& a) { return a.key == axis.key; };
-  sweep.axes.erase(std::remove_if(sweep.axes.begin(), sweep.axes.end(), same), sweep.axes.end());
-  sweep.axes.push_back(std::move(axis));
+  const auto same =
+      std::find_if(sweep.axes.begin(), sweep.axes.end(), [&](const SweepAxis& a) { return a.key == axis.key; });
+  if (same != sweep.axes.end())
+    *same = std::move(axis);
+  else
+    sweep.axes.push_back(std::move(axis));
 }
 
 /// sweep.zip: keys whose lists are read in step (the i-th values form one point), e.g. a
@@ -416,9 +420,7 @@ void load_zip(ExperimentConfig& config, const YAML::Node& node, std::set<std::st
     fail(origin_of(node, file), fmt::format("sweep.zip: expected a map of dotted keys to lists of one length, "
                                             "moved together, got {}",
                                             describe(node)));
-  auto zipped = [](const SweepAxis& a) { return a.zipped; };
-  config.sweep.axes.erase(std::remove_if(config.sweep.axes.begin(), config.sweep.axes.end(), zipped),
-                          config.sweep.axes.end());
+  std::vector<SweepAxis> zip;
   std::string first;
   size_t length = 0;
   for (const auto& item : node) {
@@ -437,8 +439,17 @@ void load_zip(ExperimentConfig& config, const YAML::Node& node, std::set<std::st
                        "must be of one length",
                        key, axis.values.size(), axis.values.size() == 1 ? "" : "s", first, length));
     }
-    put_axis(config.sweep, std::move(axis));
+    zip.push_back(std::move(axis));
   }
+  // The zip takes the place of the one it replaces (--set sweep.zip=...), and of any axis
+  // of its keys, so that the file's order of axes, and its directories' names, stay.
+  auto& axes = config.sweep.axes;
+  auto replaced = [&](const SweepAxis& a) {
+    return a.zipped || std::any_of(zip.begin(), zip.end(), [&](const SweepAxis& z) { return z.key == a.key; });
+  };
+  const auto place = std::find_if(axes.begin(), axes.end(), replaced) - axes.begin();  // none removed before it
+  axes.erase(std::remove_if(axes.begin(), axes.end(), replaced), axes.end());
+  axes.insert(axes.begin() + place, std::make_move_iterator(zip.begin()), std::make_move_iterator(zip.end()));
 }
 
 void load_sweep(ExperimentConfig& config, const YAML::Node& node, const std::string& file) {
