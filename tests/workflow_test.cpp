@@ -229,6 +229,27 @@ TEST_F(LrGrid, ThePrintedRunsShowARateOnlyWhereTheRunWasLinear) {
 
 // --- compare, plot, report on a folder -------------------------------------------------------
 
+TEST(Workflow, AGainSweptThroughNumbersIsWrittenAsNumbersNotOnOff) {
+  // gamma_a at 0.5 and 1 in one sweep, 2 in another: merged, 1 is the number 1 among them,
+  // in sweep.csv and in the report; a sweep of true and false alone stays on and off.
+  TempDir dir;
+  write_text(dir / "g.yaml", std::string(kTiny) + "sweep: {model.residual.attention: [0.5, 1.0]}\n");
+  ASSERT_EQ(run_resgd(dir, "run g.yaml --out a").exit_code, 0);
+  ASSERT_EQ(run_resgd(dir, "run g.yaml --out b --set 'sweep.model.residual.attention=[2.0]'").exit_code, 0);
+  const auto merged = run_resgd(dir, "compare a b --out c");
+  ASSERT_EQ(merged.exit_code, 0) << merged.err;
+  const CsvTable sweep = read_csv(dir / "c" / "sweep.csv");
+  std::set<std::string> values;
+  for (const auto& row : sweep.rows) values.insert(row[sweep.column("model.residual.attention")]);
+  EXPECT_EQ(values, (std::set<std::string>{"0.5", "1", "2"}));
+  const std::string report = slurp(dir / "c" / "report.md");
+  EXPECT_EQ(report.find("| on |"), std::string::npos) << report;
+  EXPECT_NE(report.find("| 1 |"), std::string::npos) << report;
+  write_text(dir / "onoff.yaml", std::string(kTiny) + "sweep: {model.residual.attention: [true, false]}\n");
+  ASSERT_EQ(run_resgd(dir, "run onoff.yaml --out d").exit_code, 0);
+  EXPECT_NE(slurp(dir / "d" / "report.md").find("| on |"), std::string::npos);
+}
+
 TEST(Workflow, CompareMergesACoarseAndAFineLrGridIntoOneSweepWithTheBestStableLrPerArm) {
   TempDir dir;
   const std::string arms = "model.residual.attention: [true, false], ";

@@ -31,11 +31,20 @@ FoundRun read_run(const fs::path& dir) {
   return run;
 }
 
-/// Fills each run's values from `keys`.
+/// Fills each run's values from `keys`. A residual gain is written true or false where it
+/// is 1 or 0 (on or off); among other numbers (0.5, 1, 2) it is written as the number.
 void fill_values(RunCollection& c) {
   for (auto& run : c.runs) {
     run.values.clear();
     for (const auto& key : c.keys) run.values.push_back(value_text(run.config, key));
+  }
+  auto on_off = [](const std::string& v) { return v == "true" || v == "false"; };
+  for (size_t k = 0; k < c.keys.size(); ++k) {
+    if (std::none_of(c.runs.begin(), c.runs.end(),
+                     [&](const FoundRun& r) { return !on_off(r.values[k]) && parse_number(r.values[k]); }))
+      continue;
+    for (auto& run : c.runs)
+      if (on_off(run.values[k])) run.values[k] = run.values[k] == "true" ? "1" : "0";
   }
 }
 
