@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "resgd/core/flagship.h"
 #include "resgd/core/version.h"
 
 namespace resgd::app {
@@ -145,6 +146,15 @@ void add_outputs(CLI::App& app, Cli& cli) {
 }
 
 }  // namespace
+
+ExperimentConfig read_experiment(const ExperimentArgs& args) {
+  ExperimentConfig config =
+      args.file.empty() ? load_config_text(flagship_experiment_yaml(), kFlagshipSource) : load_config_file(args.file);
+  auto assignments = args.overrides;
+  if (!args.device.empty()) assignments.push_back("device=" + args.device);
+  apply_overrides(config, assignments);
+  return config;
+}
 
 std::unique_ptr<CLI::App> make_cli(Cli& cli) {
   auto app = std::make_unique<CLI::App>(

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "resgd/core/config.h"
+
 namespace resgd::app {
 
 /// What every experiment-taking command shares: the file, --set overrides, --device.
@@ -69,6 +71,10 @@ struct Cli {
   ReproduceArgs reproduce;
   std::string formats = "png,svg";
 };
+
+/// The experiment `args` name: the file (or the embedded flagship), then --set and
+/// --device. No data file is read: both binaries share it.
+ExperimentConfig read_experiment(const ExperimentArgs& args);
 
 /// The application with every command and option, writing into `cli`.
 std::unique_ptr<CLI::App> make_cli(Cli& cli);

@@ -82,10 +82,7 @@ int hand_over(char** argv) {
 /// tensors file, which LibTorch reads) and the device is the CPU (`auto` on a machine with
 /// no NVIDIA device node). nullopt: resgd-torch must do it.
 std::optional<int> validate_here(const resgd::app::Cli& cli) {
-  auto config = resgd::load_config_file(cli.validate.file);
-  auto assignments = cli.validate.overrides;
-  if (!cli.validate.device.empty()) assignments.push_back("device=" + cli.validate.device);
-  resgd::apply_overrides(config, assignments);
+  const auto config = resgd::app::read_experiment(cli.validate);
   const bool cpu = config.device == "cpu" || (config.device == "auto" && !fs::exists("/dev/nvidiactl"));
   const auto runs = config.sweep.empty() ? std::vector<resgd::ExperimentConfig>{config} : resgd::resolve_sweep(config);
   double largest = 0;

@@ -9,7 +9,6 @@
 #include "resgd/compute/compute.h"
 #include "resgd/compute/process.h"
 #include "resgd/core/cost.h"
-#include "resgd/core/flagship.h"
 #include "resgd/core/subprocess.h"
 #include "resgd/run/runner.h"
 #include "resgd/science/data.h"
@@ -29,11 +28,7 @@ extern "C" void on_stop_signal(int signal_number) {
 }  // namespace
 
 ExperimentConfig load_experiment(const ExperimentArgs& args) {
-  ExperimentConfig config =
-      args.file.empty() ? load_config_text(flagship_experiment_yaml(), kFlagshipSource) : load_config_file(args.file);
-  auto assignments = args.overrides;
-  if (!args.device.empty()) assignments.push_back("device=" + args.device);
-  apply_overrides(config, assignments);
+  ExperimentConfig config = read_experiment(args);
   // `validate` prints, and gradcheck uses, a tensors file's own sizes; a sweep's points
   // read theirs again when the sweep replaces the file.
   const auto& axes = config.sweep.axes;
