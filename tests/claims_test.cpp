@@ -8,6 +8,8 @@
 #include <signal.h>
 
 #include <cmath>
+#include <map>
+#include <tuple>
 
 #include "test_util.h"
 
@@ -326,6 +328,58 @@ TEST(Claims, RatesAtDifferentStepSizesAreComparedPerUnitStep) {
   EXPECT_NE(v.measured.find("median one_minus_rate_per_lr 1 over 1 = 1"), std::string::npos) << v.measured;
 }
 
+TEST(Claims, AtBestComparesEachArmAtItsOwnBestStableStepSize) {
+  // Residual: best at lr 0.1 (loss 0.10). Plain: its loss keeps falling with lr up to 0.4,
+  // but at 0.4 one seed diverged, so its best stable lr is 0.2 (loss 0.11).
+  const std::map<bool, std::vector<std::tuple<double, const char*, double>>> arms = {
+      {true, {{0.05, "max_iters", 0.20}, {0.1, "max_iters", 0.10}, {0.2, "diverged", 0.01}}},
+      {false, {{0.05, "max_iters", 0.40}, {0.1, "max_iters", 0.20}, {0.2, "max_iters", 0.11}}}};
+  RunCollection c;
+  for (const auto& [residual, points] : arms)
+    for (const auto& [lr, status, loss] : points)
+      for (const int64_t seed : {0, 1}) {
+        FoundRun r = run(residual, seed, {{"status", status}, {"final_loss", loss}});
+        r.config.train.lr = lr;
+        c.runs.push_back(r);
+      }
+  FoundRun diverged_plain = run(false, 2, {{"status", "diverged"}, {"final_loss", nullptr}});
+  diverged_plain.config.train.lr = 0.4;
+  c.runs.push_back(diverged_plain);
+  FoundRun stable_plain = run(false, 3, {{"status", "max_iters"}, {"final_loss", 0.01}});
+  stable_plain.config.train.lr = 0.4;
+  c.runs.push_back(stable_plain);
+  const std::string head = "sweep: {train.lr: [0.05, 0.1, 0.2, 0.4], model.residual.attention: [true, false]}\n";
+  const auto claims = claims_of(
+      "    - claim: at their best step sizes the arms fit alike\n      where: {model.residual.attention: true}\n"
+      "      ratio: {of: final_loss, over: {model.residual.attention: false}, at_best: train.lr, min: 0.8}\n",
+      head);
+  Verdict v = check(claims[0], c);
+  EXPECT_TRUE(v.shown) << v.measured;
+  EXPECT_NE(v.measured.find("median final_loss 0.1 over 0.11 = 0.9091"), std::string::npos) << v.measured;
+  EXPECT_NE(v.measured.find("best train.lr=0.1 of 0.05, 0.1 (0.2 diverged, stalled or unfinished)"), std::string::npos)
+      << v.measured;
+  EXPECT_NE(v.measured.find("over: best train.lr=0.2 of 0.05, 0.1, 0.2 (0.4 diverged, stalled or unfinished)"),
+            std::string::npos)
+      << v.measured;
+  // At one shared step size (0.1) the same runs give a ratio of 0.5: the bound turns.
+  const auto same_lr = claims_of(
+      "    - claim: at one step size\n      where: {model.residual.attention: true, train.lr: 0.1}\n"
+      "      ratio: {of: final_loss, over: {model.residual.attention: false, train.lr: 0.1}, min: 0.8}\n",
+      head);
+  v = check(same_lr[0], c);
+  EXPECT_FALSE(v.shown) << v.measured;
+  EXPECT_NE(v.measured.find("= 0.5 "), std::string::npos) << v.measured;
+  // An arm with no stable value has no best.
+  for (auto& r : c.runs)
+    if (r.config.model.residual_attention.value == 0.0) r.summary["status"] = "stalled";
+  v = check(claims[0], c);
+  EXPECT_FALSE(v.shown) << v.measured;
+  EXPECT_NE(v.measured.find("no best train.lr of none"), std::string::npos) << v.measured;
+  EXPECT_NE(claim_error("    - claim: x\n      ratio: {of: final_loss, over: {seed: 0}, at_best: model.lr}\n")
+                .find("ratio.at_best: expected a key"),
+            std::string::npos);
+}
+
 TEST(Claims, AClaimWithNoRunToSpeakOfIsNotShown) {
   const auto claims =
       claims_of("    - claim: deep\n      where: {model.layers: 3}\n      every: {status: converged}\n");
@@ -355,6 +409,9 @@ TEST(Claims, MalformedClaimsAreRefusedAtTheirLine) {
                 .find("exactly one of every, median, ratio, fit"),
             std::string::npos);
   EXPECT_NE(error("    - claim: x\n      median: {final_loss: {below: 1}}\n").find("unknown key 'below'"),
+            std::string::npos);
+  EXPECT_NE(error("    - claim: x\n      fit: {y: final_loss, x: sigma_min_g1, slope: any, correlation: {min: 0.9}}\n")
+                .find("fit.slope: expected {min: A, max: B} for each x"),
             std::string::npos);
   EXPECT_THROW(load_config_text("claims: {expected: []}\n", "exp.yaml"), ConfigError);
 }
@@ -387,6 +444,11 @@ TEST(Reproduce, QuickPassesOnTheFlagshipAndFailsWhereTheResidualIsScaledAway) {
   EXPECT_NE(good.find("![residual_vs_plain](results/residual_vs_plain_loss.png)"), std::string::npos) << good;
   EXPECT_TRUE(fs::exists(dir / "out-good" / "results" / "residual_vs_plain_loss.png"));
   EXPECT_NE(good.find("--set 'sweep.seeds=[0]'"), std::string::npos) << "the quick command, as it ran";
+  EXPECT_NE(good.find("| experiment | claims shown | its first claim |\n| --- | --- | --- |\n"
+                      "| [residual_vs_plain](#residual_vs_plain) | 3 of 3 | With the attention residual the loss "
+                      "falls linearly to tolerance within 1,000 steps at lr 0.015 |\n"),
+            std::string::npos)
+      << good;
 
   // The residual scaled almost to 0: the claim that it converges no longer holds.
   std::string broken = slurp(dir / "good" / "residual_vs_plain.yaml");
@@ -403,9 +465,11 @@ TEST(Reproduce, QuickPassesOnTheFlagshipAndFailsWhereTheResidualIsScaledAway) {
   result = run_resgd(dir, "reproduce --quick --experiments bad --out out-bad");
   EXPECT_EQ(result.exit_code, 1) << result.out << result.err;
   const std::string bad = slurp(dir / "out-bad" / "results.md");
-  EXPECT_NE(bad.find("| With the attention residual the loss falls linearly to tolerance | **not shown** |"),
+  EXPECT_NE(bad.find("| With the attention residual the loss falls linearly to tolerance within 1,000 steps at lr "
+                     "0.015 | **not shown** |"),
             std::string::npos)
       << bad;
+  EXPECT_NE(bad.find("| [residual_vs_plain](#residual_vs_plain) | 1 of 3 |"), std::string::npos) << bad;
   EXPECT_NE(result.out.find("NOT SHOWN: With the attention residual"), std::string::npos) << result.out;
 
   // An experiment that is not there is named, before anything runs.
@@ -437,6 +501,8 @@ TEST(Reproduce, AnInterruptedReproduceJudgesNoClaimOnAPartialSweep) {
       << results;
   EXPECT_NE(results.find("**0 of 0 claims shown**"), std::string::npos) << results;
   EXPECT_NE(results.find("## a_long\n\n**Not finished**: 0 of 2 runs finished"), std::string::npos) << results;
+  EXPECT_NE(results.find("| [a_long](#a_long) | not finished | |\n| b_next | not started | |\n"), std::string::npos)
+      << results;
   EXPECT_EQ(results.find("| Every run goes the whole way |"), std::string::npos) << "a verdict on a partial sweep";
 }
 

@@ -9,7 +9,9 @@
 #include <cmath>
 
 #include "resgd/core/cost.h"
+#include "resgd/core/csv.h"
 #include "resgd/core/flagship.h"
+#include "resgd/run/runner.h"
 #include "resgd/science/data.h"
 #include "resgd/science/training.h"
 #include "test_util.h"
@@ -114,6 +116,29 @@ TEST(Linearized, LossLinIsGdOnTheModelLinearizedAtInitialization) {
     EXPECT_NEAR(*run.result.ntk_lambda_max, torch::linalg::eigvalsh(J.matmul(J.t()), "L").max().item<double>(),
                 1e-10 * *run.result.ntk_lambda_max);
   }
+}
+
+TEST(Linearized, TheSummaryGivesTheLargestGapAndTheLastRatioOfMetricsCsvsLosses) {
+  // lin_gap_max = max |loss - loss_lin| / initial_loss, lin_ratio_final = loss / loss_lin on
+  // the last row, both recomputed from the rows the run wrote.
+  testing::TempDir dir;
+  ExperimentConfig c = small();
+  c.train.max_iters = 40;
+  RunOptions options;
+  options.out = dir / "lin";
+  const auto records = run_experiment(c, options);
+  ASSERT_EQ(records.size(), 1u);
+  const auto& summary = records[0].summary;
+  const CsvTable metrics = read_csv(options.out / "metrics.csv");
+  const size_t loss = metrics.column("loss"), lin = metrics.column("loss_lin");
+  double gap = 0;
+  for (const auto& row : metrics.rows) gap = std::max(gap, std::abs(std::stod(row[loss]) - std::stod(row[lin])));
+  const double initial = std::stod(metrics.rows.front()[loss]);
+  const double ratio = std::stod(metrics.rows.back()[loss]) / std::stod(metrics.rows.back()[lin]);
+  EXPECT_EQ(summary.at("lin_gap_max").get<double>(), gap / initial);
+  EXPECT_EQ(summary.at("lin_ratio_final").get<double>(), ratio);
+  EXPECT_GT(gap, 1e-6 * initial) << "the two losses differ: the check is not of equal numbers";
+  EXPECT_NE(ratio, 1.0);
 }
 
 TEST(Linearized, AtAHundredthOfTheFlagshipsStepTheRealLossFollowsIt) {

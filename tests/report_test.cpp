@@ -145,7 +145,7 @@ TEST_F(SweepReport, EightRunsAndAReportWhoseNumbersMatchTheRunFiles) {
   EXPECT_EQ(markdown_table(report, "## Runs").size(), 9u);
 }
 
-TEST_F(SweepReport, WithinSequenceLossIsTheTargetsSpreadAboutEachSequencesMean) {
+TEST_F(SweepReport, WithinSequenceLossIsTheTargetsSpreadAndAPlateauOnItEndsAtHalfOfIt) {
   // summary.json's within_sequence_loss, from the run's own targets in tensors/init.pt;
   // sweep.csv repeats it, and the run table gives the final loss over it. Uniform attention
   // without the residual makes every output constant over a sequence, so no logged loss of
@@ -156,7 +156,7 @@ TEST_F(SweepReport, WithinSequenceLossIsTheTargetsSpreadAboutEachSequencesMean) 
   const auto& header = runs.at(0);
   const auto ratio_column = std::find(header.begin(), header.end(), "final / within-seq loss");
   ASSERT_NE(ratio_column, header.end());
-  size_t r = 0, plain_checked = 0;
+  size_t r = 0, plain_checked = 0, below_half = 0;
   for (const auto& point : expand_sweep(config)) {
     const fs::path run = out() / "runs" / point.dir_name();
     SCOPED_TRACE(run.string());
@@ -172,14 +172,26 @@ TEST_F(SweepReport, WithinSequenceLossIsTheTargetsSpreadAboutEachSequencesMean) 
     const double final_loss = summary.at("final_loss").is_null() ? NAN : summary["final_loss"].get<double>();
     EXPECT_EQ(row.at(static_cast<size_t>(ratio_column - header.begin())),
               std::isfinite(final_loss) ? fmt::format("{:.4g}", final_loss / floor) : "-");
+    // Where the plateau at that floor ends: the first metrics.csv row at or below half of it.
+    const CsvTable metrics = read_csv(run / "metrics.csv");
+    std::optional<double> half;
+    for (size_t i = 0; i < metrics.rows.size() && !half; ++i)
+      if (*cell(metrics, i, "loss") <= 0.5 * expected) half = *cell(metrics, i, "iter");
+    if (half) {
+      EXPECT_EQ(summary.at("iters_to_half_within_sequence").get<double>(), *half);
+      ++below_half;
+    } else {
+      EXPECT_TRUE(summary.at("iters_to_half_within_sequence").is_null());
+    }
+    EXPECT_EQ(cell(sweep, r, "iters_to_half_within_sequence"), half);
     if (point.values[0].second == "false" && summary["status"] != "diverged") {
-      const CsvTable metrics = read_csv(run / "metrics.csv");
       for (size_t i = 0; i < metrics.rows.size(); ++i) EXPECT_GE(*cell(metrics, i, "loss"), floor * (1 - 1e-12)) << i;
       ++plain_checked;
     }
     ++r;
   }
   EXPECT_EQ(plain_checked, 2u);  // lr 0.1, both seeds
+  EXPECT_GT(below_half, 0u);     // some residual run leaves the floor far behind
 }
 
 TEST_F(SweepReport, StepSizesNameTheLargestConvergingAndSmallestDivergingLr) {
@@ -309,6 +321,7 @@ TEST(Report, PooledTargetsHaveNoWithinSequenceLossAndNoColumnForIt) {
   const auto summary = nlohmann::json::parse(slurp(options.out / "summary.json"));
   ASSERT_TRUE(summary.contains("within_sequence_loss"));
   EXPECT_TRUE(summary["within_sequence_loss"].is_null());
+  EXPECT_TRUE(summary.at("iters_to_half_within_sequence").is_null());
   EXPECT_EQ(slurp(options.out / "report.md").find("within-seq"), std::string::npos);
 }
 

@@ -74,6 +74,9 @@ const std::vector<ColumnInfo>& column_infos() {
       {"within_sequence_loss", kSummary,
        "1/2 sum_i ||Y_i - 1 mean_a Y_i[a,:]||_F^2 (/ N for the mean loss): the least loss of an output that is one "
        "vector per sequence; null for the mean readout"},
+      {"iters_to_half_within_sequence", kSummary,
+       "the first logged iteration whose loss is at most half the within_sequence_loss: where a plateau at the "
+       "within-sequence spread ends; null if the run never got there (or for the mean readout)"},
       {"linear_rate", kSummary,
        "exp(slope) of a least-squares fit of ln(loss) on the iteration, from 10% of the run to iters_to_tol or "
        "the end"},
@@ -92,6 +95,9 @@ const std::vector<ColumnInfo>& column_infos() {
        "||theta_T - theta_0|| / ||theta_0|| over the attention's weights W_Q, W_K, W_V, at the end"},
       {"travel_ffn", kSummary, "the same over the FFN's weights W_1, W_2"},
       {"lin_gap_max", kSummary, "max over logged t of |loss - loss_lin| / initial_loss (diagnostics.linearized)"},
+      {"lin_ratio_final", kSummary,
+       "loss / loss_lin at the last logged row where both are finite: near 1 where GD kept the linearized model's "
+       "pace over the whole run (diagnostics.linearized)"},
       {"lin_departure_iter", kSummary,
        "the first logged iteration where |loss - loss_lin| > 0.1 loss; null if never (diagnostics.linearized)"},
       {"ntk_lambda_max", kSummary,

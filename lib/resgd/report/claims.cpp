@@ -136,10 +136,10 @@ void require_written(const Expectation& e, const std::string& metric, const Expe
     return;
   }
   static const std::pair<const char*, const char*> kNeeds[] = {
-      {"ntk_lambda_min", "diagnostics.ntk"},       {"sharpness", "diagnostics.sharpness"},
-      {"sharpness_max", "diagnostics.sharpness"},  {"sharpness_final", "diagnostics.sharpness"},
-      {"lin_gap_max", "diagnostics.linearized"},   {"lin_departure_iter", "diagnostics.linearized"},
-      {"ntk_lambda_max", "diagnostics.linearized"}};
+      {"ntk_lambda_min", "diagnostics.ntk"},         {"sharpness", "diagnostics.sharpness"},
+      {"sharpness_max", "diagnostics.sharpness"},    {"sharpness_final", "diagnostics.sharpness"},
+      {"lin_gap_max", "diagnostics.linearized"},     {"lin_departure_iter", "diagnostics.linearized"},
+      {"lin_ratio_final", "diagnostics.linearized"}, {"ntk_lambda_max", "diagnostics.linearized"}};
   for (const auto& [name, key] : kNeeds)
     if (metric == name && std::none_of(points.begin(), points.end(), [&, key = key](const SweepPoint& p) {
           return point_value(config, p, key) == "true";
@@ -384,9 +384,12 @@ every: {METRIC: BOUND, ...}
   shown where every run it speaks of holds every bound.
 median: {METRIC: BOUND, ...}
   shown where the median over its runs (NaN left out) holds each bound.
-ratio: {of: METRIC, over: {KEY: VALUE, ...}, min: A, max: B}
+ratio: {of: METRIC, over: {KEY: VALUE, ...}, min: A, max: B, at_best: KEY}
   the median of METRIC over the claim's runs divided by its median over the runs `over`
-  selects; shown where the ratio is within [A, B].
+  selects; shown where the ratio is within [A, B]. With at_best (say train.lr), each side
+  is first narrowed to its own best value of KEY: the one whose median METRIC is least
+  among the values at which every run has a value and none diverged or stalled (each arm
+  at its best stable step size of a grid); the verdict names both and those refused.
 fit: {y: METRIC, x: KEY or METRIC, slope: BOUND, correlation: BOUND, min_distinct_x: N,
       min_decades: D, leave_out: [REASON, ...]}
   a least-squares line of ln y on ln x over the runs it speaks of. x may also be a list of
@@ -502,9 +505,21 @@ std::vector<Expectation> parse_expectations(const ExperimentConfig& config) {
         ++kinds;
         e.kind = Expectation::Kind::ratio;
         if (!value.IsMap() || !value["of"] || !value["over"])
-          fail(e, "ratio: expected {of: METRIC, over: {...}, min/max}");
+          fail(e, "ratio: expected {of: METRIC, over: {...}, min/max, at_best: KEY}");
         e.of = require_metric(e, value["of"].Scalar());
         e.over = read_where(e, value["over"], "ratio.over");
+        if (value["at_best"]) {
+          const auto known = known_keys();
+          if (!value["at_best"].IsScalar() ||
+              std::find(known.begin(), known.end(), value["at_best"].Scalar()) == known.end())
+            fail(e, "ratio.at_best: expected a key (each side is then taken at its own best value of it)");
+          e.at_best = value["at_best"].Scalar();
+        }
+        for (const auto& option : value) {
+          const std::string k = option.first.Scalar();
+          if (k != "of" && k != "over" && k != "min" && k != "max" && k != "at_best")
+            fail(e, fmt::format("ratio: unknown key '{}'; expected of, over, min, max, at_best", k));
+        }
         YAML::Node bound;
         for (const char* end : {"min", "max"})
           if (value[end]) bound[end] = value[end];
@@ -532,6 +547,8 @@ std::vector<Expectation> parse_expectations(const ExperimentConfig& config) {
           } else {
             e.slopes.push_back(read_bound(e, slope, "fit.slope"));
           }
+          for (const Bound& b : e.slopes)
+            if (b.equals) fail(e, "fit.slope: expected {min: A, max: B} for each x ({} where any exponent will do)");
         }
         // A line through scattered points says nothing: every fit bounds its correlation.
         if (!value["correlation"])
@@ -580,6 +597,58 @@ std::vector<Expectation> parse_expectations(const ExperimentConfig& config) {
     out.push_back(std::move(e));
   }
   return out;
+}
+
+/// One side of an `at_best` ratio: the runs at the value of `key` whose median `metric` is
+/// least, among the values at which every run has a value and none diverged, stalled or is unfinished.
+struct Best {
+  std::optional<std::string> value;
+  std::vector<const FoundRun*> runs;
+  std::string note;  // "best train.lr=0.12 of 0.03, 0.06, 0.12 (0.24 diverged)"
+};
+
+Best at_best(const std::vector<const FoundRun*>& runs, const std::string& key, const std::string& metric) {
+  std::vector<std::pair<std::string, std::vector<const FoundRun*>>> groups;  // in the order of their values
+  for (const auto* run : runs) {
+    const std::string value = value_text(run->config, key);
+    auto group = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return same_value(g.first, value); });
+    if (group == groups.end()) group = groups.insert(groups.end(), {value, {}});
+    group->second.push_back(run);
+  }
+  std::sort(groups.begin(), groups.end(), [](const auto& a, const auto& b) {
+    const auto x = parse_number(a.first), y = parse_number(b.first);
+    return x && y ? *x < *y : a.first < b.first;
+  });
+  Best best;
+  std::optional<double> least;
+  std::vector<std::string> eligible, unstable_values, valueless;
+  for (const auto& [value, members] : groups) {
+    const bool unstable = std::any_of(members.begin(), members.end(), [](const FoundRun* run) {
+      const auto status = run_status(run->summary);
+      return status == Status::diverged || status == Status::stalled || status == Status::interrupted;
+    });
+    const auto values = numbers(members, metric);
+    if (unstable || values.size() != members.size()) {
+      (unstable ? unstable_values : valueless).push_back(value);
+      continue;
+    }
+    eligible.push_back(value);
+    const auto m = median(values);
+    if (m && (!least || *m < *least)) {
+      least = m;
+      best.value = value;
+      best.runs = members;
+    }
+  }
+  std::vector<std::string> refused;
+  if (!unstable_values.empty())
+    refused.push_back(fmt::format("{} diverged, stalled or unfinished", fmt::join(unstable_values, ", ")));
+  if (!valueless.empty()) refused.push_back(fmt::format("{} without a value", fmt::join(valueless, ", ")));
+  best.note = fmt::format("{}{} of {}{}", best.value ? "best " : "no best ",
+                          best.value ? fmt::format("{}={}", key, *best.value) : key,
+                          eligible.empty() ? "none" : fmt::format("{}", fmt::join(eligible, ", ")),
+                          refused.empty() ? "" : fmt::format(" ({})", fmt::join(refused, "; ")));
+  return best;
 }
 
 /// The rule at each value of `for_each` among the claim's runs (a ratio's `over` runs at
@@ -662,8 +731,20 @@ Verdict check(const Expectation& e, const RunCollection& collection) {
       return v;
     }
     case Expectation::Kind::ratio: {
-      const auto below = select(collection, e.over);
-      const auto top_values = numbers(runs, e.of), bottom_values = numbers(below, e.of);
+      std::string best_note;
+      auto above = runs, below = select(collection, e.over);
+      if (!e.at_best.empty()) {
+        const Best top_best = at_best(above, e.at_best, e.of), bottom_best = at_best(below, e.at_best, e.of);
+        if (!top_best.value || !bottom_best.value) {
+          v.measured = fmt::format("no value of {} at which every run is stable: {} | over: {}", e.at_best,
+                                   top_best.note, bottom_best.note);
+          return v;
+        }
+        above = top_best.runs;
+        below = bottom_best.runs;
+        best_note = fmt::format("; {} | over: {}", top_best.note, bottom_best.note);
+      }
+      const auto top_values = numbers(above, e.of), bottom_values = numbers(below, e.of);
       const auto top = median(top_values), bottom = median(bottom_values);
       if (!top || !bottom || below.empty()) {
         v.measured =
@@ -671,10 +752,10 @@ Verdict check(const Expectation& e, const RunCollection& collection) {
         return v;
       }
       const double r = *top / *bottom;
-      const size_t missing = runs.size() + below.size() - top_values.size() - bottom_values.size();
+      const size_t missing = above.size() + below.size() - top_values.size() - bottom_values.size();
       v.shown = holds(e.bound, MetricValue{r, std::nullopt}) && missing == 0;
-      v.measured = fmt::format("median {} {:.4g} over {:.4g} = {:.4g} ({}){}", e.of, *top, *bottom, r, e.bound.str(),
-                               missing ? fmt::format("; {} runs have no value: not shown", missing) : std::string());
+      v.measured = fmt::format("median {} {:.4g} over {:.4g} = {:.4g} ({}){}{}", e.of, *top, *bottom, r, e.bound.str(),
+                               missing ? fmt::format("; {} runs have no value: not shown", missing) : "", best_note);
       return v;
     }
     case Expectation::Kind::fit: return check_fit(e, runs);

@@ -18,8 +18,9 @@
 // is a summary.json value (cond_g1 is block 1 of cond_g, inf only where computed with
 // sigma_min_g1 = 0) or one of final_over_initial, final_over_within_sequence,
 // loss_max_over_initial, one_minus_rate. `ratio` divides the median over `where` by the
-// median over `over`; `fit` fits ln y on ln x, x a swept key or a metric, and is shown only
-// where no run was left out that its rule does not allow (explain_claims() says it all).
+// median over `over` (each side at its own best value of `at_best`, if given); `fit` fits
+// ln y on ln x, x a swept key or a metric, and is shown only where no run was left out that
+// its rule does not allow (explain_claims() says it all).
 // A metric that no run of the experiment can have is refused when the file is read.
 #pragma once
 
@@ -52,6 +53,7 @@ struct Expectation {
   std::vector<std::pair<std::string, Bound>> metrics;     // every, median
   std::string of;                                         // ratio: the metric; fit: y
   std::vector<std::pair<std::string, std::string>> over;  // ratio: the runs of the denominator
+  std::string at_best;                                    // ratio: a key; each side at its best value of it
   std::vector<std::string> x;                             // fit: one to three keys or metrics
   std::vector<Bound> slopes;                              // fit: each x's exponent (none: any)
   Bound bound;                                            // ratio: the ratio's

@@ -4,8 +4,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <ctime>
 
+#include "resgd/compute/compute.h"
 #include "resgd/compute/process.h"
 #include "resgd/core/config.h"
 #include "resgd/core/cost.h"
@@ -78,6 +80,7 @@ std::string markdown_cell(std::string text) {
 fs::path bundled_experiments() { return bundled_data_dir() / "experiments"; }
 
 bool reproduce(const ReproduceOptions& options) {
+  const auto started = std::chrono::steady_clock::now();
   std::vector<fs::path> files;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(options.experiments, ec))
@@ -103,11 +106,13 @@ bool reproduce(const ReproduceOptions& options) {
   std::ostream& log = options.log ? *options.log : std::cerr;
   size_t shown = 0, total = 0;
   std::string body;
+  std::string overview = "| experiment | claims shown | its first claim |\n| --- | --- | --- |\n";
   std::vector<std::string> unfinished;  // experiments whose runs did not all finish: no verdict
   auto stopped = [&] { return options.stop_requested && options.stop_requested->load(); };
   for (const auto& e : experiments) {
     if (stopped()) {
       unfinished.push_back(e.stem);
+      overview += fmt::format("| {} | not started | |\n", e.stem);
       continue;
     }
     log << fmt::format("== {}: {} claim{}\n", e.stem, e.claims.size(), e.claims.size() == 1 ? "" : "s") << std::flush;
@@ -130,6 +135,7 @@ bool reproduce(const ReproduceOptions& options) {
           "judged from a part of its runs. `resgd reproduce` again continues it (finished runs are "
           "kept).\n\n",
           e.stem, finished, points);
+      overview += fmt::format("| [{0}](#{0}) | not finished | |\n", e.stem);
       continue;
     }
     const RunCollection runs = collect_runs(run.out);
@@ -139,14 +145,18 @@ bool reproduce(const ReproduceOptions& options) {
       for (const auto& assignment : e.config.claims.quick) command += " --set '" + assignment + "'";
     std::string section = fmt::format("## {}\n\n{}\n\n`{}`\n\n| claim | verdict | measured |\n| --- | --- | --- |\n",
                                       e.stem, e.statement, command);
+    size_t shown_here = 0;
     for (const auto& claim : e.claims) {
       const Verdict verdict = check(claim, runs);
+      shown_here += verdict.shown;
       shown += verdict.shown;
       ++total;
       log << fmt::format("  {}: {} ({})\n", verdict.shown ? "shown" : "NOT SHOWN", claim.claim, verdict.measured);
       section += fmt::format("| {} | {} | {} |\n", markdown_cell(claim.claim),
                              verdict.shown ? "shown" : "**not shown**", markdown_cell(verdict.measured));
     }
+    overview += fmt::format("| [{0}](#{0}) | {1} of {2} | {3} |\n", e.stem, shown_here, e.claims.size(),
+                            e.claims.empty() ? "" : markdown_cell(e.claims.front().claim));
     section += "\n```text\n" + format_summary_table(e.config, records) + "```\n\n";
     const fs::path figure = run.out / "plots" / (e.config.claims.figure + ".png");
     const fs::path copy = options.out / "results" / fmt::format("{}_{}.png", e.stem, e.config.claims.figure);
@@ -158,21 +168,25 @@ bool reproduce(const ReproduceOptions& options) {
     body += section;
   }
 
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const std::time_t now = std::time(nullptr);
   char date[32] = {};
   std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
   std::string text = fmt::format(
       "# Results\n\nEvery claim of the experiment files, rerun and checked by `resgd reproduce{}` on {} with resgd {} "
       "(commit {}), LibTorch {}, {} on {}: **{} of {} claims shown**. Each claim's rule is written in its experiment "
-      "file (`claims.expect`) and checked by the code; `measured` is what the runs gave.\n\n",
+      "file (`claims.expect`) and checked by the code; `measured` is what the runs gave. It took {}, "
+      "{} run{} at once on {} usable core{}.\n\n",
       options.quick ? " --quick" : "", date, resgd_version(), resgd_commit(), libtorch_version(),
-      compute::blas_short_name(), "cpu", shown, total);
+      compute::blas_short_name(), "cpu", shown, total,
+      seconds < 120 ? fmt::format("{:.0f} s", seconds) : fmt::format("{:.1f} minutes", seconds / 60), options.jobs,
+      options.jobs == 1 ? "" : "s", compute::usable_cores(), compute::usable_cores() == 1 ? "" : "s");
   if (!unfinished.empty())
     text += fmt::format(
         "**Interrupted**: {} of {} experiments did not finish ({}); their claims are not judged, and "
         "the count above covers only the experiments that finished.\n\n",
         unfinished.size(), experiments.size(), fmt::join(unfinished, ", "));
-  write_file_atomic(options.out / "results.md", text + body);
+  write_file_atomic(options.out / "results.md", text + overview + "\n" + body);
   log << fmt::format("{} of {} claims shown{}; {}\n", shown, total,
                      unfinished.empty() ? "" : fmt::format(" ({} experiments not finished)", unfinished.size()),
                      (options.out / "results.md").string());

@@ -44,6 +44,14 @@ nlohmann::json summarize(const ExperimentConfig& config, const TrainResult& resu
   summary["within_sequence_loss"] = config.model.readout == Readout::tokens
                                         ? number_or_null(within_sequence_loss(data.Y, config.train.loss).item<double>())
                                         : nlohmann::json(nullptr);
+  // The plateau's length: the first logged iteration at or below half the within-sequence
+  // loss, where a model that had mapped each sequence to one vector cannot be.
+  std::optional<int64_t> half_within;
+  const nlohmann::json& within = summary["within_sequence_loss"];
+  if (within.is_number())
+    for (size_t i = 0; i < result.logged_losses.size() && !half_within; ++i)
+      if (result.logged_losses[i] <= 0.5 * within.get<double>()) half_within = result.logged_iters[i];
+  summary["iters_to_half_within_sequence"] = half_within ? nlohmann::json(*half_within) : nlohmann::json(nullptr);
   summary["iters"] = result.iters;
   summary["iters_to_tol"] = result.iters_to_tol ? nlohmann::json(*result.iters_to_tol) : nlohmann::json(nullptr);
   // The fitted rate always; whether it describes the run (a stalled or diverged run has
@@ -96,14 +104,18 @@ nlohmann::json summarize(const ExperimentConfig& config, const TrainResult& resu
   summary["travel_attention"] = number_or_null(result.travel_attention);
   summary["travel_ffn"] = number_or_null(result.travel_ffn);
   if (config.diagnostics.linearized) {
-    double gap = 0;
+    double gap = 0, last_ratio = NAN;
     std::optional<int64_t> departs;
     for (size_t i = 0; i < result.logged_loss_lin.size() && i < result.logged_losses.size(); ++i) {
       const double loss = result.logged_losses[i], lin = result.logged_loss_lin[i];
       if (!std::isfinite(loss) || !std::isfinite(lin)) continue;
       gap = std::max(gap, std::abs(loss - lin));
       if (!departs && std::abs(loss - lin) > 0.1 * loss) departs = result.logged_iters[i];
+      last_ratio = lin > 0 ? loss / lin : NAN;
     }
+    // The gap's largest value is at the first steps; the ratio at the end is the whole
+    // trajectory's: GD kept the linearized rate where it is near 1.
+    summary["lin_ratio_final"] = number_or_null(last_ratio);
     summary["lin_gap_max"] =
         result.initial_loss > 0 ? number_or_null(gap / result.initial_loss) : nlohmann::json(nullptr);
     summary["lin_departure_iter"] = departs ? nlohmann::json(*departs) : nlohmann::json(nullptr);
@@ -160,6 +172,7 @@ std::vector<std::string> summary_columns(int64_t layers) {
                                       "final_loss",
                                       "loss_max",
                                       "within_sequence_loss",
+                                      "iters_to_half_within_sequence",
                                       "iters",
                                       "iters_to_tol",
                                       "linear_rate",
@@ -167,9 +180,10 @@ std::vector<std::string> summary_columns(int64_t layers) {
                                       "converges_linearly"};
   for (const char* stem : kBlockLists)
     for (int64_t l = 1; l <= layers; ++l) columns.push_back(fmt::format("{}{}", stem, l));
-  for (const char* key : {"sigma_min_phi", "ntk_lambda_min", "sharpness", "sharpness_max", "sharpness_final",
-                          "pl_ratio_min", "pl_ratio_median", "travel_attention", "travel_ffn", "lin_gap_max",
-                          "lin_departure_iter", "ntk_lambda_max", "lr", "lr_edge", "wall_time_s", "steps_per_s"})
+  for (const char* key :
+       {"sigma_min_phi", "ntk_lambda_min", "sharpness", "sharpness_max", "sharpness_final", "pl_ratio_min",
+        "pl_ratio_median", "travel_attention", "travel_ffn", "lin_gap_max", "lin_ratio_final", "lin_departure_iter",
+        "ntk_lambda_max", "lr", "lr_edge", "wall_time_s", "steps_per_s"})
     columns.emplace_back(key);
   return columns;
 }
