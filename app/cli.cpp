@@ -118,12 +118,25 @@ void add_outputs(CLI::App& app, Cli& cli) {
   compare->add_option("--out", cli.compare_out, "the directory to write into")->required();
 
   PlotArgs& plot_args = cli.plot;
-  auto* plot = app.add_subcommand("plot", "draw one metrics.csv column of a run, a sweep or a folder of them");
+  auto* plot = app.add_subcommand(
+      "plot",
+      "draw a metrics.csv column of each run against the iteration, or, with --x a summary column or key, one "
+      "point per run");
   plot->add_option("dir", plot_args.dir, "a run or sweep directory, or a folder holding such")->required();
-  plot->add_option("--y", plot_args.y, "the column to draw, by name (e.g. loss, cond_g1, sharpness)")->required();
-  plot->add_option("--x", plot_args.x, "the column along x (default: iter)");
+  plot->add_option("--y", plot_args.y,
+                   "the column to draw (e.g. loss, cond_g1); over runs, an expression of summary columns and keys "
+                   "(e.g. 'one_minus_rate / train.lr')")
+      ->required();
+  plot->add_option("--x", plot_args.x,
+                   "along x: a metrics.csv column (default: iter), or a summary column or key for one point per run "
+                   "(e.g. sigma_min_g1, data.seq_len)");
   plot->add_option("--by", plot_args.by, "colour the runs by this key's value (default: by setting)");
+  plot->add_option("--shape", plot_args.shape, "over runs: the marker of each point by this key's value");
+  plot->add_flag("--logx", plot_args.log_x, "over runs: a logarithmic x axis");
   plot->add_flag("--logy", plot_args.log_y, "a logarithmic y axis");
+  plot->add_flag("--fit", plot_args.fit,
+                 "over runs: a least-squares line per colour on the figure's axes (a power law on log-log axes), "
+                 "printed and drawn; runs that diverged or stalled are not fitted");
   plot->add_option("--out", plot_args.out, "the image, .png, .svg or .pdf (default: DIR/plots/<y>[_by_<key>].png)");
 
   ReproduceArgs& reproduce_args = cli.reproduce;

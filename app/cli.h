@@ -44,8 +44,8 @@ struct BenchArgs {
 };
 
 struct PlotArgs {
-  std::string dir, y, x = "iter", by, out;
-  bool log_y = false;
+  std::string dir, y, x = "iter", by, shape, out;
+  bool log_x = false, log_y = false, fit = false;
 };
 
 struct ReproduceArgs {

@@ -1,5 +1,7 @@
 // `resgd report`, `resgd compare`, `resgd plot`: what a run or a sweep shows, written again
 // or merged. A stop while gnuplot draws kills it; the report says which plots are missing.
+#include <fmt/format.h>
+
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -9,6 +11,7 @@
 #include "resgd/core/subprocess.h"
 #include "resgd/report/plots.h"
 #include "resgd/report/report.h"
+#include "resgd/report/summary_plot.h"
 #include "resgd/run/runner.h"
 
 namespace resgd::app {
@@ -37,27 +40,60 @@ int compare_command(const Cli& cli) {
   return stop_signal() != 0 ? 128 + stop_signal() : 0;
 }
 
-int plot_command(const Cli& cli) {
-  parse_plot_formats(cli.formats);
-  install_stop_handlers();
-  const PlotArgs& args = cli.plot;
-  ColumnRequest column;
-  column.y = args.y;
-  column.x = args.x;
-  column.by = args.by;
-  column.log_y = args.log_y;
-  column.out = args.out;
-  std::optional<DirectoryLock> lock;  // its plots/ folder, as report does
-  if (column.out.empty() && std::filesystem::exists(std::filesystem::path(args.dir) / "config.yaml"))
+namespace {
+
+/// Runs `draw`, holding DIR's lock where the image goes into DIR/plots (as report does); a
+/// stop while gnuplot draws exits 128 + the signal.
+template <class Draw>
+int locked_drawing(const PlotArgs& args, Draw&& draw) {
+  std::optional<DirectoryLock> lock;
+  if (args.out.empty() && std::filesystem::exists(std::filesystem::path(args.dir) / "config.yaml"))
     lock.emplace(args.dir);
   try {
-    std::cout << "plot: " << plot_column(args.dir, column).string() << std::endl;
+    draw();
   } catch (const IoError& e) {
     if (stop_signal() == 0) throw;
     std::cerr << "resgd: interrupted: " << e.what() << std::endl;  // the drawing stopped with resgd
     return 128 + stop_signal();
   }
   return 0;
+}
+
+/// One point per run (summary_plot.h): the fits on stdout, the runs left out on stderr.
+void plot_over_runs(const PlotArgs& args) {
+  SummaryPlotRequest request;
+  request.x = args.x;
+  request.y = args.y;
+  request.by = args.by;
+  request.shape = args.shape;
+  request.log_x = args.log_x;
+  request.log_y = args.log_y;
+  request.fit = args.fit;
+  request.out = args.out;
+  const SummaryPlotResult result = plot_summary(args.dir, request);
+  for (const auto& note : result.notes) std::cerr << "resgd: plot: " << note << "\n";
+  for (const auto& fit : result.fits)
+    std::cout << fmt::format("fit {}: {} = {:.6g} + {:.6g} {}; correlation {:.4f}; {} runs at {} distinct x\n",
+                             fit.group, args.log_y ? "ln y" : "y", fit.intercept, fit.slope, args.log_x ? "ln x" : "x",
+                             fit.correlation, fit.runs, fit.distinct_x);
+  std::cout << "plot: " << result.image.string() << std::endl;
+}
+
+}  // namespace
+
+int plot_command(const Cli& cli) {
+  parse_plot_formats(cli.formats);
+  install_stop_handlers();
+  const PlotArgs& args = cli.plot;
+  if (draws_over_runs(args.x, args.y, !args.shape.empty(), args.log_x, args.fit))
+    return locked_drawing(args, [&] { plot_over_runs(args); });
+  ColumnRequest column;
+  column.y = args.y;
+  column.x = args.x;
+  column.by = args.by;
+  column.log_y = args.log_y;
+  column.out = args.out;
+  return locked_drawing(args, [&] { std::cout << "plot: " << plot_column(args.dir, column).string() << std::endl; });
 }
 
 }  // namespace resgd::app

@@ -258,21 +258,19 @@ std::optional<std::pair<std::vector<double>, double>> least_squares(const std::v
   return std::make_pair(b, std::sqrt(std::max(0.0, 1 - residual / total)));
 }
 
-/// ln y against ln x (or several x at once) over the runs it speaks of. A run is left out
-/// where it diverged or was interrupted, where y needs a linear rate it does not have
-/// (not_linear), or where an x or y is missing or not positive (no_value); the fit is shown
-/// only where no run was left out for a reason its rule does not allow (fit.leave_out), at
-/// least min_distinct_x points were used with each x over min_decades decades, and every
-/// slope and the correlation are in bounds. With one x the correlation is Pearson's (its
-/// sign that of the slope); with several, the multiple correlation R, and each x's own
-/// correlation with y is reported beside it: a knob that moves with another shows there.
-Verdict check_fit(const Expectation& e, const std::vector<const FoundRun*>& runs) {
+/// The runs a fit uses, as ln x (one list per x) and ln y, and those it leaves out.
+struct FitData {
+  std::vector<std::vector<double>> xs;
+  std::vector<double> ys;
+  std::map<std::string, std::vector<std::string>> left_out;  // reason -> the first x of each run
+};
+
+FitData gather_fit(const Expectation& e, const std::vector<const FoundRun*>& runs) {
   const auto known = known_keys();
   const size_t k = e.x.size();
-  std::vector<std::vector<double>> xs(k);
-  std::vector<double> ys;
-  std::map<std::string, std::vector<std::string>> left_out;  // reason -> the x of each run
-  std::vector<bool> by_key(k);                               // an x that is a configuration key, not a metric
+  FitData d;
+  d.xs.resize(k);
+  std::vector<bool> by_key(k);  // an x that is a configuration key, not a metric
   for (size_t j = 0; j < k; ++j) by_key[j] = std::find(known.begin(), known.end(), e.x[j]) != known.end();
   for (const auto* run : runs) {
     std::vector<std::optional<double>> x(k);
@@ -291,30 +289,51 @@ Verdict check_fit(const Expectation& e, const std::vector<const FoundRun*>& runs
     else if (!usable)
       reason = "no_value";
     if (!reason.empty()) {
-      left_out[reason].push_back(x_text);
+      d.left_out[reason].push_back(x_text);
       continue;
     }
-    for (size_t j = 0; j < k; ++j) xs[j].push_back(std::log(*x[j]));
-    ys.push_back(std::log(*y));
+    for (size_t j = 0; j < k; ++j) d.xs[j].push_back(std::log(*x[j]));
+    d.ys.push_back(std::log(*y));
   }
-  // Distinct points (x tuples), and the decades each x spans.
+  return d;
+}
+
+/// How many distinct x tuples the used runs have.
+size_t distinct_points(const FitData& d) {
   std::vector<std::vector<double>> points;
-  for (size_t i = 0; i < ys.size(); ++i) {
+  for (size_t i = 0; i < d.ys.size(); ++i) {
     std::vector<double> point;
-    for (size_t j = 0; j < k; ++j) point.push_back(xs[j][i]);
+    for (const auto& x : d.xs) point.push_back(x[i]);
     if (std::none_of(points.begin(), points.end(), [&](const std::vector<double>& p) {
-          for (size_t j = 0; j < k; ++j)
+          for (size_t j = 0; j < p.size(); ++j)
             if (std::abs(p[j] - point[j]) >= 1e-9) return false;
           return true;
         }))
       points.push_back(point);
   }
+  return points.size();
+}
+
+/// ln y against ln x (or several x at once) over the runs it speaks of. A run is left out
+/// where it diverged or was interrupted, where y needs a linear rate it does not have
+/// (not_linear), or where an x or y is missing or not positive (no_value); the fit is shown
+/// only where no run was left out for a reason its rule does not allow (fit.leave_out), at
+/// least min_distinct_x points were used with each x over min_decades decades, and every
+/// slope and the correlation are in bounds. With one x the correlation is Pearson's (its
+/// sign that of the slope); with several, the multiple correlation R, and each x's own
+/// correlation with y is reported beside it: a knob that moves with another shows there.
+Verdict check_fit(const Expectation& e, const std::vector<const FoundRun*>& runs) {
+  const size_t k = e.x.size();
+  const FitData data = gather_fit(e, runs);
+  const auto& xs = data.xs;
+  const auto& ys = data.ys;
+  const size_t distinct = distinct_points(data);
   std::vector<double> decades(k, 0.0);
   for (size_t j = 0; j < k && !ys.empty(); ++j)
     decades[j] = (*std::max_element(xs[j].begin(), xs[j].end()) - *std::min_element(xs[j].begin(), xs[j].end())) /
                  std::log(10.0);
   std::vector<std::string> notes, refused;
-  for (const auto& [reason, xs_left] : left_out) {
+  for (const auto& [reason, xs_left] : data.left_out) {
     const bool allowed = std::count(e.leave_out.begin(), e.leave_out.end(), reason) > 0;
     const std::string note =
         fmt::format("{} {} ({} = {})", xs_left.size(), reason, e.x.front(), fmt::join(xs_left, ", "));
@@ -325,14 +344,13 @@ Verdict check_fit(const Expectation& e, const std::vector<const FoundRun*>& runs
   for (size_t j = 0; j < k; ++j)
     spans.push_back(k == 1 ? fmt::format("{:.2f} decades", decades[j])
                            : fmt::format("{} over {:.2f} decades", e.x[j], decades[j]));
-  std::string head =
-      fmt::format("{} runs used, at {} distinct x over {}", ys.size(), points.size(), fmt::join(spans, ", "));
+  std::string head = fmt::format("{} runs used, at {} distinct x over {}", ys.size(), distinct, fmt::join(spans, ", "));
   if (!notes.empty()) head += fmt::format("; left out: {}", fmt::join(notes, "; "));
   Verdict v;
   std::vector<double> slopes;
   double correlation = 0;
   if (k == 1) {
-    if (const auto line = points.size() >= 2 ? fit_line(xs[0], ys) : std::nullopt) {
+    if (const auto line = distinct >= 2 ? fit_line(xs[0], ys) : std::nullopt) {
       slopes = {line->slope};
       correlation = line->correlation;
     }
@@ -346,7 +364,7 @@ Verdict check_fit(const Expectation& e, const std::vector<const FoundRun*>& runs
   }
   std::vector<std::string> why_not, law, bounds;
   if (!refused.empty()) why_not.push_back("runs inside the claimed range left out");
-  if (static_cast<int>(points.size()) < e.min_distinct_x)
+  if (static_cast<int>(distinct) < e.min_distinct_x)
     why_not.push_back(fmt::format("fewer than {} distinct x", e.min_distinct_x));
   for (size_t j = 0; j < k; ++j) {
     law.push_back(fmt::format("{}^{:.3f}", e.x[j], slopes[j]));
@@ -413,8 +431,9 @@ METRIC: a column of summary.json or sweep.csv (resgd metrics --explain), e.g. st
   one of final_over_initial (final_loss / initial_loss), final_over_within_sequence
   (final_loss / within_sequence_loss), loss_max_over_initial (loss_max / initial_loss),
   one_minus_rate (1 - linear_rate, only where the run converges linearly),
-  one_minus_rate_per_lr (one_minus_rate / train.lr: rates of runs at different step sizes
-  compared per unit step), converges_linearly.
+  one_minus_rate_per_lr (one_minus_rate / lr, the step the run took, which with
+  train.lr_edge is train.lr times the edge: rates of runs at different step sizes compared
+  per unit step), converges_linearly.
   A metric no run the claim speaks of can have (block l past every run's model.layers, a
   diagnostic every one of them leaves off) is refused when the file is read, at the
   claim's line. cond_g<l> reads inf only where it was computed and sigma_min_g<l> is 0; a
@@ -429,6 +448,8 @@ std::string Bound::str() const {
   if (max) return fmt::format("<= {:g}", *max);
   return "any";
 }
+
+bool is_summary_metric(const std::string& metric) { return is_metric(metric); }
 
 MetricValue metric_value(const nlohmann::json& summary, const std::string& metric) {
   MetricValue v;
@@ -473,114 +494,130 @@ MetricValue metric_value(const nlohmann::json& summary, const std::string& metri
   return v;
 }
 
+namespace {
+
+/// A key of the configuration, or ConfigError naming what it is for.
+std::string read_key(const Expectation& e, const YAML::Node& value, const std::string& what) {
+  const auto known = known_keys();
+  if (!value.IsScalar() || std::find(known.begin(), known.end(), value.Scalar()) == known.end()) fail(e, what);
+  return value.Scalar();
+}
+
+/// Refuses an option of a rule's map that the rule does not know.
+void require_options(const Expectation& e, const YAML::Node& value, const std::string& rule,
+                     const std::vector<std::string>& options) {
+  for (const auto& option : value) {
+    const std::string k = option.first.Scalar();
+    if (std::find(options.begin(), options.end(), k) == options.end())
+      fail(e, fmt::format("{}: unknown key '{}'; expected {}", rule, k, fmt::join(options, ", ")));
+  }
+}
+
+void read_ratio(Expectation& e, const YAML::Node& value) {
+  e.kind = Expectation::Kind::ratio;
+  if (!value.IsMap() || !value["of"] || !value["over"])
+    fail(e, "ratio: expected {of: METRIC, over: {...}, min/max, at_best: KEY}");
+  require_options(e, value, "ratio", {"of", "over", "min", "max", "at_best"});
+  e.of = require_metric(e, value["of"].Scalar());
+  e.over = read_where(e, value["over"], "ratio.over");
+  if (value["at_best"])
+    e.at_best = read_key(e, value["at_best"],
+                         "ratio.at_best: expected a key (each side is then taken at its own best value of it)");
+  YAML::Node bound;
+  for (const char* end : {"min", "max"})
+    if (value[end]) bound[end] = value[end];
+  e.bound = read_bound(e, bound, "ratio");
+}
+
+void read_fit(Expectation& e, const YAML::Node& value) {
+  e.kind = Expectation::Kind::fit;
+  if (!value.IsMap() || !value["x"] || !value["y"])
+    fail(e, "fit: expected {x: KEY or METRIC, y: METRIC, slope, correlation}");
+  require_options(e, value, "fit", {"x", "y", "slope", "correlation", "min_distinct_x", "min_decades", "leave_out"});
+  e.of = require_metric(e, value["y"].Scalar());
+  const auto known = known_keys();
+  const YAML::Node& x = value["x"];
+  if (x.IsSequence() && (x.size() < 1 || x.size() > 3)) fail(e, "fit.x: expected one to three keys or metrics");
+  if (x.IsSequence())
+    for (const auto& one : x) e.x.push_back(one.Scalar());
+  else
+    e.x.push_back(x.Scalar());
+  for (const auto& one : e.x)
+    if (std::find(known.begin(), known.end(), one) == known.end()) require_metric(e, one);
+  if (value["slope"]) {
+    const YAML::Node& slope = value["slope"];
+    if (slope.IsSequence()) {
+      if (slope.size() != e.x.size()) fail(e, "fit.slope: one bound for each x, in their order");
+      for (const auto& one : slope) e.slopes.push_back(read_bound(e, one, "fit.slope"));
+    } else {
+      e.slopes.push_back(read_bound(e, slope, "fit.slope"));
+    }
+    for (const Bound& b : e.slopes)
+      if (b.equals) fail(e, "fit.slope: expected {min: A, max: B} for each x ({} where any exponent will do)");
+  }
+  // A line through scattered points says nothing: every fit bounds its correlation.
+  if (!value["correlation"])
+    fail(e,
+         "fit: every fit needs a correlation bound (correlation: {min: R} for a rising law, {max: -R} for "
+         "a falling one)");
+  e.correlation = read_bound(e, value["correlation"], "fit.correlation");
+  if (value["min_distinct_x"]) e.min_distinct_x = read_count(e, value["min_distinct_x"], "fit.min_distinct_x");
+  if (value["min_decades"]) e.min_decades = read_number(e, value["min_decades"], "fit.min_decades");
+  if (value["leave_out"]) {
+    if (!value["leave_out"].IsSequence()) fail(e, "fit.leave_out: expected a list of reasons");
+    for (const auto& reason : value["leave_out"]) {
+      const std::string r = reason.Scalar();
+      if (std::find(std::begin(kLeaveOutReasons), std::end(kLeaveOutReasons), r) == std::end(kLeaveOutReasons))
+        fail(e, fmt::format("fit.leave_out: unknown reason '{}'; expected diverged, stalled, not_linear, no_value", r));
+      e.leave_out.push_back(r);
+    }
+  }
+}
+
+/// One entry of claims.expect, read; its metrics are checked against the runs next.
+Expectation read_expectation(const ClaimsConfig::Entry& entry) {
+  Expectation e;
+  e.at = entry.origin;
+  const YAML::Node node = YAML::Load(entry.yaml);
+  if (!node.IsMap()) fail(e, "expected a map with claim: and one of every, median, ratio, fit");
+  if (!node["claim"] || !node["claim"].IsScalar()) fail(e, "each claim needs its statement (claim: ...)");
+  e.claim = node["claim"].Scalar();
+  int kinds = 0;
+  for (const auto& item : node) {
+    const std::string key = item.first.Scalar();
+    const YAML::Node& value = item.second;
+    if (key == "claim") continue;
+    if (key == "where") {
+      e.where = read_where(e, value, "where");
+    } else if (key == "for_each") {
+      e.for_each = read_key(e, value, "for_each: expected a key (its rule then holds at each of its values)");
+    } else if (key == "every" || key == "median") {
+      ++kinds;
+      e.kind = key == "every" ? Expectation::Kind::every : Expectation::Kind::median;
+      if (!value.IsMap()) fail(e, key + ": expected a map of metrics to bounds");
+      for (const auto& m : value)
+        e.metrics.emplace_back(require_metric(e, m.first.Scalar()),
+                               read_bound(e, m.second, key + "." + m.first.Scalar()));
+    } else if (key == "ratio") {
+      ++kinds;
+      read_ratio(e, value);
+    } else if (key == "fit") {
+      ++kinds;
+      read_fit(e, value);
+    } else {
+      fail(e, fmt::format("unknown key '{}'; expected claim, where and one of every, median, ratio, fit", key));
+    }
+  }
+  if (kinds != 1) fail(e, "expected exactly one of every, median, ratio, fit");
+  return e;
+}
+
+}  // namespace
+
 std::vector<Expectation> parse_expectations(const ExperimentConfig& config) {
   std::vector<Expectation> out;
   for (const auto& entry : config.claims.expect) {
-    Expectation e;
-    e.at = entry.origin;
-    const YAML::Node node = YAML::Load(entry.yaml);
-    if (!node.IsMap()) fail(e, "expected a map with claim: and one of every, median, ratio, fit");
-    if (!node["claim"] || !node["claim"].IsScalar()) fail(e, "each claim needs its statement (claim: ...)");
-    e.claim = node["claim"].Scalar();
-    int kinds = 0;
-    for (const auto& item : node) {
-      const std::string key = item.first.Scalar();
-      const YAML::Node& value = item.second;
-      if (key == "claim") continue;
-      if (key == "where") {
-        e.where = read_where(e, value, "where");
-      } else if (key == "for_each") {
-        const auto known = known_keys();
-        if (!value.IsScalar() || std::find(known.begin(), known.end(), value.Scalar()) == known.end())
-          fail(e, "for_each: expected a key (its rule then holds at each of its values)");
-        e.for_each = value.Scalar();
-      } else if (key == "every" || key == "median") {
-        ++kinds;
-        e.kind = key == "every" ? Expectation::Kind::every : Expectation::Kind::median;
-        if (!value.IsMap()) fail(e, key + ": expected a map of metrics to bounds");
-        for (const auto& m : value)
-          e.metrics.emplace_back(require_metric(e, m.first.Scalar()),
-                                 read_bound(e, m.second, key + "." + m.first.Scalar()));
-      } else if (key == "ratio") {
-        ++kinds;
-        e.kind = Expectation::Kind::ratio;
-        if (!value.IsMap() || !value["of"] || !value["over"])
-          fail(e, "ratio: expected {of: METRIC, over: {...}, min/max, at_best: KEY}");
-        e.of = require_metric(e, value["of"].Scalar());
-        e.over = read_where(e, value["over"], "ratio.over");
-        if (value["at_best"]) {
-          const auto known = known_keys();
-          if (!value["at_best"].IsScalar() ||
-              std::find(known.begin(), known.end(), value["at_best"].Scalar()) == known.end())
-            fail(e, "ratio.at_best: expected a key (each side is then taken at its own best value of it)");
-          e.at_best = value["at_best"].Scalar();
-        }
-        for (const auto& option : value) {
-          const std::string k = option.first.Scalar();
-          if (k != "of" && k != "over" && k != "min" && k != "max" && k != "at_best")
-            fail(e, fmt::format("ratio: unknown key '{}'; expected of, over, min, max, at_best", k));
-        }
-        YAML::Node bound;
-        for (const char* end : {"min", "max"})
-          if (value[end]) bound[end] = value[end];
-        e.bound = read_bound(e, bound, "ratio");
-      } else if (key == "fit") {
-        ++kinds;
-        e.kind = Expectation::Kind::fit;
-        if (!value.IsMap() || !value["x"] || !value["y"])
-          fail(e, "fit: expected {x: KEY or METRIC, y: METRIC, slope, correlation}");
-        e.of = require_metric(e, value["y"].Scalar());
-        const auto known = known_keys();
-        const YAML::Node& x = value["x"];
-        if (x.IsSequence() && (x.size() < 1 || x.size() > 3)) fail(e, "fit.x: expected one to three keys or metrics");
-        if (x.IsSequence())
-          for (const auto& one : x) e.x.push_back(one.Scalar());
-        else
-          e.x.push_back(x.Scalar());
-        for (const auto& one : e.x)
-          if (std::find(known.begin(), known.end(), one) == known.end()) require_metric(e, one);
-        if (value["slope"]) {
-          const YAML::Node& slope = value["slope"];
-          if (slope.IsSequence()) {
-            if (slope.size() != e.x.size()) fail(e, "fit.slope: one bound for each x, in their order");
-            for (const auto& one : slope) e.slopes.push_back(read_bound(e, one, "fit.slope"));
-          } else {
-            e.slopes.push_back(read_bound(e, slope, "fit.slope"));
-          }
-          for (const Bound& b : e.slopes)
-            if (b.equals) fail(e, "fit.slope: expected {min: A, max: B} for each x ({} where any exponent will do)");
-        }
-        // A line through scattered points says nothing: every fit bounds its correlation.
-        if (!value["correlation"])
-          fail(e,
-               "fit: every fit needs a correlation bound (correlation: {min: R} for a rising law, {max: -R} for "
-               "a falling one)");
-        e.correlation = read_bound(e, value["correlation"], "fit.correlation");
-        if (value["min_distinct_x"]) e.min_distinct_x = read_count(e, value["min_distinct_x"], "fit.min_distinct_x");
-        if (value["min_decades"]) e.min_decades = read_number(e, value["min_decades"], "fit.min_decades");
-        if (value["leave_out"]) {
-          if (!value["leave_out"].IsSequence()) fail(e, "fit.leave_out: expected a list of reasons");
-          for (const auto& reason : value["leave_out"]) {
-            const std::string r = reason.Scalar();
-            if (std::find(std::begin(kLeaveOutReasons), std::end(kLeaveOutReasons), r) == std::end(kLeaveOutReasons))
-              fail(e, fmt::format(
-                          "fit.leave_out: unknown reason '{}'; expected diverged, stalled, not_linear, no_value", r));
-            e.leave_out.push_back(r);
-          }
-        }
-        for (const auto& option : value) {
-          const std::string k = option.first.Scalar();
-          if (k != "x" && k != "y" && k != "slope" && k != "correlation" && k != "min_distinct_x" &&
-              k != "min_decades" && k != "leave_out")
-            fail(e, fmt::format("fit: unknown key '{}'; expected x, y, slope, correlation, min_distinct_x, "
-                                "min_decades, leave_out",
-                                k));
-        }
-      } else {
-        fail(e, fmt::format("unknown key '{}'; expected claim, where and one of every, median, ratio, fit", key));
-      }
-    }
-    if (kinds != 1) fail(e, "expected exactly one of every, median, ratio, fit");
+    Expectation e = read_expectation(entry);
     // Each metric must be one that some run the claim speaks of writes.
     const auto points = points_of(config, e.where);
     for (const auto& [metric, bound] : e.metrics) require_written(e, metric, config, points);
@@ -598,6 +635,8 @@ std::vector<Expectation> parse_expectations(const ExperimentConfig& config) {
   }
   return out;
 }
+
+namespace {
 
 /// One side of an `at_best` ratio: the runs at the value of `key` whose median `metric` is
 /// least, among the values at which every run has a value and none diverged, stalled or is unfinished.
@@ -683,6 +722,8 @@ Verdict check_each(const Expectation& e, const RunCollection& collection) {
   v.measured = fmt::format("{}", fmt::join(parts, " | "));
   return v;
 }
+
+}  // namespace
 
 Verdict check(const Expectation& e, const RunCollection& collection) {
   if (!e.for_each.empty()) return check_each(e, collection);

@@ -85,4 +85,7 @@ struct MetricValue {
 };
 MetricValue metric_value(const nlohmann::json& summary, const std::string& metric);
 
+/// Whether `metric` is a summary column or a derived metric that metric_value() knows.
+bool is_summary_metric(const std::string& metric);
+
 }  // namespace resgd

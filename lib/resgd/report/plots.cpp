@@ -550,11 +550,88 @@ PlotResult draw_plots(const fs::path& gnuplot, const fs::path& dir, const std::v
   return result;
 }
 
-void draw_column_plot(const fs::path& gnuplot, const fs::path& dir, const std::vector<PlotRun>& runs,
-                      const ColumnPlot& plot, const fs::path& image) {
+namespace {
+
+/// The image format of a file name, or a ConfigError.
+std::string image_format(const fs::path& image) {
   const std::string format = image.extension().string().empty() ? "" : image.extension().string().substr(1);
   if (format != "png" && format != "svg" && format != "pdf")
     throw ConfigError(fmt::format("{}: the image's name must end in .png, .svg or .pdf", image.string()));
+  return format;
+}
+
+/// Writes `text` as dir/<stem>.gp and draws `image` with it; IoError where gnuplot failed.
+void draw_one(const fs::path& gnuplot, const fs::path& dir, const fs::path& image, const std::string& name,
+              const std::string& text) {
+  const std::string stem = image.stem().string();
+  const fs::path script_path = dir / (stem + ".gp"), log = dir / (stem + ".gnuplot.log");
+  write_file_atomic(script_path, text);
+  GnuplotQueue queue(gnuplot, dir, log);
+  queue.start(name, script_path.filename(), {image});
+  const std::string why = queue.results().front().second;
+  if (!why.empty()) throw IoError(fmt::format("{}: {} (log: {})", (dir / image).string(), why, log.string()));
+  std::error_code ec;
+  fs::remove(log, ec);
+}
+
+// Marker shapes for --shape (gnuplot point types): filled circle, square, triangle up and
+// down, diamond, then their open forms.
+const int kMarkers[] = {7, 5, 9, 11, 13, 6, 4, 8, 10, 12, 1, 3};
+
+int marker(size_t index) { return kMarkers[index % std::size(kMarkers)]; }
+
+}  // namespace
+
+void draw_scatter_plot(const fs::path& gnuplot, const fs::path& dir, const ScatterPlot& plot, const fs::path& image) {
+  const std::string format = image_format(image);
+  std::string body = fmt::format("set xlabel {}\nset ylabel {}\n", quoted(plot.x_label), quoted(plot.y_label));
+  if (plot.log_x) body += "set logscale x\n";
+  if (plot.log_y) body += "set logscale y\n";
+  std::vector<std::string> clauses;
+  for (size_t i = 0; i < plot.series.size(); ++i) {
+    const ScatterSeries& series = plot.series[i];
+    std::vector<std::vector<double>> rows;
+    for (const auto& [x, y] : series.points) rows.push_back({x, y});
+    body += datablock(fmt::format("points{}", i), "x,y", rows);
+    clauses.push_back(fmt::format("$points{} using 1:2 with points pt {} ps 1.3 lc rgb '{}' notitle", i,
+                                  series.crossed ? 2 : marker(series.marker), colour(series.colour)));
+  }
+  for (size_t i = 0; i < plot.lines.size(); ++i) {
+    const ScatterLine& line = plot.lines[i];
+    body += datablock(fmt::format("line{}", i), "x,y", {{line.ends[0], line.ends[1]}, {line.ends[2], line.ends[3]}});
+    clauses.push_back(fmt::format("$line{} using 1:2 with lines dt 2 lw 1.5 lc rgb '{}' title {}", i,
+                                  colour(line.colour), quoted(line.label)));
+  }
+  // The legend: one entry per colour, one per marker (in black), then the fitted lines.
+  std::vector<std::string> legend;
+  for (size_t c = 0; c < plot.colour_legend.size(); ++c)
+    legend.push_back(
+        fmt::format("keyentry with points pt 7 lc rgb '{}' title {}", colour(c), quoted(plot.colour_legend[c])));
+  for (size_t m = 0; m < plot.marker_legend.size(); ++m)
+    legend.push_back(
+        fmt::format("keyentry with points pt {} lc rgb 'black' title {}", marker(m), quoted(plot.marker_legend[m])));
+  if (std::any_of(plot.series.begin(), plot.series.end(), [](const ScatterSeries& s) { return s.crossed; }))
+    legend.push_back("keyentry with points pt 2 lc rgb 'black' title 'diverged or stalled (not fitted)'");
+  clauses.insert(clauses.begin(), legend.begin(), legend.end());
+  body += "plot " + join_clauses(clauses) + "\n";
+  // The legend right of the axes whatever its length (below them it would run into the x
+  // label), the axes narrower for a long one.
+  size_t longest = 0;
+  for (const auto& label : plot.colour_legend) longest = std::max(longest, label.size());
+  for (const auto& label : plot.marker_legend) longest = std::max(longest, label.size());
+  for (const auto& line : plot.lines) longest = std::max(longest, line.label.size());
+  const double right = std::clamp(1 - (9.0 * double(longest) + 80) / 960, 0.40, 0.75);  // ~9 px a character
+  const std::string placement = fmt::format(
+      "set lmargin at screen 0.10\nset rmargin at screen {:.3f}\nset tmargin at screen 0.92\n"
+      "set bmargin at screen 0.12\nset key outside right top\n",
+      right);
+  const std::string stem = image.stem().string();
+  draw_one(gnuplot, dir, image, stem, script(stem, plot.title, placement, body, {format}));
+}
+
+void draw_column_plot(const fs::path& gnuplot, const fs::path& dir, const std::vector<PlotRun>& runs,
+                      const ColumnPlot& plot, const fs::path& image) {
+  const std::string format = image_format(image);
   std::vector<CsvTable> tables;
   for (const auto& run : runs) tables.push_back(read_csv(dir / run.dir / "metrics.csv"));
   for (const auto& [flag, column] : {std::pair{"--y", plot.y}, {"--x", plot.x}})
@@ -571,14 +648,7 @@ void draw_column_plot(const fs::path& gnuplot, const fs::path& dir, const std::v
   size_t longest_label = 0;
   for (const auto& run : runs) longest_label = std::max(longest_label, run.label.size());
   const std::string stem = image.stem().string();
-  const fs::path script_path = dir / (stem + ".gp"), log = dir / (stem + ".gnuplot.log");
-  write_file_atomic(script_path, script(stem, plot.title, key_placement(longest_label), body, {format}));
-  GnuplotQueue queue(gnuplot, dir, log);
-  queue.start(plot.y, script_path.filename(), {image});
-  const std::string why = queue.results().front().second;
-  if (!why.empty()) throw IoError(fmt::format("{}: {} (log: {})", (dir / image).string(), why, log.string()));
-  std::error_code ec;
-  fs::remove(log, ec);
+  draw_one(gnuplot, dir, image, plot.y, script(stem, plot.title, key_placement(longest_label), body, {format}));
 }
 
 }  // namespace resgd

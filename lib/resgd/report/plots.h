@@ -94,4 +94,33 @@ struct ColumnPlot {
 void draw_column_plot(const std::filesystem::path& gnuplot, const std::filesystem::path& dir,
                       const std::vector<PlotRun>& runs, const ColumnPlot& plot, const std::filesystem::path& image);
 
+/// Points of a figure over runs that share a colour and a marker (`resgd plot --x` of a
+/// summary column): one point per run, in data coordinates.
+struct ScatterSeries {
+  size_t colour = 0, marker = 0;  // indices: the --by group, the --shape group
+  std::vector<std::pair<double, double>> points;
+  bool crossed = false;  // runs that diverged or stalled: drawn as crosses, never fitted
+};
+
+/// A fitted line, drawn from (x0, y0) to (x1, y1): straight on the figure's axes.
+struct ScatterLine {
+  std::string label;
+  size_t colour = 0;
+  std::array<double, 4> ends{};  // x0, y0, x1, y1
+};
+
+/// A figure over runs: colour by one key, marker by another, lines fitted per colour.
+struct ScatterPlot {
+  std::string title, x_label, y_label;
+  bool log_x = false, log_y = false;
+  std::vector<std::string> colour_legend, marker_legend;  // label of each colour and marker
+  std::vector<ScatterSeries> series;
+  std::vector<ScatterLine> lines;
+};
+
+/// Draws `plot` into dir/`image` (.png, .svg or .pdf), its script beside it; IoError
+/// naming what failed.
+void draw_scatter_plot(const std::filesystem::path& gnuplot, const std::filesystem::path& dir, const ScatterPlot& plot,
+                       const std::filesystem::path& image);
+
 }  // namespace resgd

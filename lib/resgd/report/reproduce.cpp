@@ -79,8 +79,11 @@ std::string markdown_cell(std::string text) {
 
 fs::path bundled_experiments() { return bundled_data_dir() / "experiments"; }
 
-bool reproduce(const ReproduceOptions& options) {
-  const auto started = std::chrono::steady_clock::now();
+namespace {
+
+/// The experiment files `options` names, each read and its claims parsed: a mistake costs
+/// nothing, since nothing has run yet.
+std::vector<Experiment> read_experiments(const ReproduceOptions& options) {
   std::vector<fs::path> files;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(options.experiments, ec))
@@ -94,12 +97,78 @@ bool reproduce(const ReproduceOptions& options) {
     if (std::find(stems.begin(), stems.end(), name) == stems.end())
       throw ConfigError(fmt::format("--only: no experiment '{}' in {}; there are: {}", name,
                                     options.experiments.string(), fmt::join(stems, ", ")));
-  // Every file read and its claims parsed before the first run: a mistake costs nothing.
   std::vector<Experiment> experiments;
   for (const auto& file : files)
     if (options.only.empty() || std::count(options.only.begin(), options.only.end(), file.stem().string()))
       experiments.push_back(read_experiment(file, options.quick));
+  return experiments;
+}
 
+/// One experiment run (or continued) and its claims judged: its results.md section and its
+/// row of the overview.
+struct Judged {
+  bool finished = false;
+  size_t shown = 0;
+  std::string section, overview_row;
+};
+
+Judged run_and_judge(const Experiment& e, const ReproduceOptions& options, std::ostream& log) {
+  log << fmt::format("== {}: {} claim{}\n", e.stem, e.claims.size(), e.claims.size() == 1 ? "" : "s") << std::flush;
+  RunOptions run;
+  run.out = options.out / e.stem;
+  run.resume = run.start_if_missing = true;  // a rerun keeps what finished
+  run.jobs = options.jobs;
+  run.log = &log;
+  run.stop_requested = options.stop_requested;
+  run.finish = [&](const std::vector<RunRecord>&) { write_report(run.out, log, options.formats); };
+  const auto records = run_experiment(e.config, run);
+  const size_t points = expand_sweep(e.config).size();  // 1 without a sweep
+  const auto finished = static_cast<size_t>(std::count_if(
+      records.begin(), records.end(), [](const RunRecord& r) { return run_status(r.summary) != Status::interrupted; }));
+  Judged out;
+  const bool stopped = options.stop_requested && options.stop_requested->load();
+  if (stopped || finished < points) {  // a claim about a sweep is judged on the whole sweep
+    out.section = fmt::format(
+        "## {}\n\n**Not finished**: {} of {} runs finished before the stop; no claim of it is "
+        "judged from a part of its runs. `resgd reproduce` again continues it (finished runs are "
+        "kept).\n\n",
+        e.stem, finished, points);
+    out.overview_row = fmt::format("| [{0}](#{0}) | not finished | |\n", e.stem);
+    return out;
+  }
+  out.finished = true;
+  const RunCollection runs = collect_runs(run.out);
+  std::string command = "resgd run experiments/" + e.file.filename().string();
+  if (options.quick)
+    for (const auto& assignment : e.config.claims.quick) command += " --set '" + assignment + "'";
+  out.section = fmt::format("## {}\n\n{}\n\n`{}`\n\n| claim | verdict | measured |\n| --- | --- | --- |\n", e.stem,
+                            e.statement, command);
+  for (const auto& claim : e.claims) {
+    const Verdict verdict = check(claim, runs);
+    out.shown += verdict.shown;
+    log << fmt::format("  {}: {} ({})\n", verdict.shown ? "shown" : "NOT SHOWN", claim.claim, verdict.measured);
+    out.section += fmt::format("| {} | {} | {} |\n", markdown_cell(claim.claim),
+                               verdict.shown ? "shown" : "**not shown**", markdown_cell(verdict.measured));
+  }
+  out.overview_row = fmt::format("| [{0}](#{0}) | {1} of {2} | {3} |\n", e.stem, out.shown, e.claims.size(),
+                                 e.claims.empty() ? "" : markdown_cell(e.claims.front().claim));
+  out.section += "\n```text\n" + format_summary_table(e.config, records) + "```\n\n";
+  const fs::path figure = run.out / "plots" / (e.config.claims.figure + ".png");
+  const fs::path copy = options.out / "results" / fmt::format("{}_{}.png", e.stem, e.config.claims.figure);
+  if (fs::exists(figure)) {
+    write_file_atomic(copy, read_file(figure));
+    out.section += fmt::format("![{0}](results/{0}_{1}.png)\n\n", e.stem, e.config.claims.figure);
+  }
+  out.section += fmt::format("The whole report: [{0}/report.md]({0}/report.md).\n\n", e.stem);
+  return out;
+}
+
+}  // namespace
+
+bool reproduce(const ReproduceOptions& options) {
+  const auto started = std::chrono::steady_clock::now();
+  const std::vector<Experiment> experiments = read_experiments(options);
+  std::error_code ec;
   fs::create_directories(options.out / "results", ec);
   if (ec)
     throw IoError(fmt::format("{}: cannot create directory: {}", (options.out / "results").string(), ec.message()));
@@ -108,64 +177,21 @@ bool reproduce(const ReproduceOptions& options) {
   std::string body;
   std::string overview = "| experiment | claims shown | its first claim |\n| --- | --- | --- |\n";
   std::vector<std::string> unfinished;  // experiments whose runs did not all finish: no verdict
-  auto stopped = [&] { return options.stop_requested && options.stop_requested->load(); };
   for (const auto& e : experiments) {
-    if (stopped()) {
+    if (options.stop_requested && options.stop_requested->load()) {
       unfinished.push_back(e.stem);
       overview += fmt::format("| {} | not started | |\n", e.stem);
       continue;
     }
-    log << fmt::format("== {}: {} claim{}\n", e.stem, e.claims.size(), e.claims.size() == 1 ? "" : "s") << std::flush;
-    RunOptions run;
-    run.out = options.out / e.stem;
-    run.resume = run.start_if_missing = true;  // a rerun keeps what finished
-    run.jobs = options.jobs;
-    run.log = &log;
-    run.stop_requested = options.stop_requested;
-    run.finish = [&](const std::vector<RunRecord>&) { write_report(run.out, log, options.formats); };
-    const auto records = run_experiment(e.config, run);
-    const size_t points = expand_sweep(e.config).size();  // 1 without a sweep
-    const auto finished = static_cast<size_t>(std::count_if(records.begin(), records.end(), [](const RunRecord& r) {
-      return run_status(r.summary) != Status::interrupted;
-    }));
-    if (stopped() || finished < points) {  // a claim about a sweep is judged on the whole sweep
+    const Judged judged = run_and_judge(e, options, log);
+    if (judged.finished) {
+      shown += judged.shown;
+      total += e.claims.size();
+    } else {
       unfinished.push_back(e.stem);
-      body += fmt::format(
-          "## {}\n\n**Not finished**: {} of {} runs finished before the stop; no claim of it is "
-          "judged from a part of its runs. `resgd reproduce` again continues it (finished runs are "
-          "kept).\n\n",
-          e.stem, finished, points);
-      overview += fmt::format("| [{0}](#{0}) | not finished | |\n", e.stem);
-      continue;
     }
-    const RunCollection runs = collect_runs(run.out);
-
-    std::string command = "resgd run experiments/" + e.file.filename().string();
-    if (options.quick)
-      for (const auto& assignment : e.config.claims.quick) command += " --set '" + assignment + "'";
-    std::string section = fmt::format("## {}\n\n{}\n\n`{}`\n\n| claim | verdict | measured |\n| --- | --- | --- |\n",
-                                      e.stem, e.statement, command);
-    size_t shown_here = 0;
-    for (const auto& claim : e.claims) {
-      const Verdict verdict = check(claim, runs);
-      shown_here += verdict.shown;
-      shown += verdict.shown;
-      ++total;
-      log << fmt::format("  {}: {} ({})\n", verdict.shown ? "shown" : "NOT SHOWN", claim.claim, verdict.measured);
-      section += fmt::format("| {} | {} | {} |\n", markdown_cell(claim.claim),
-                             verdict.shown ? "shown" : "**not shown**", markdown_cell(verdict.measured));
-    }
-    overview += fmt::format("| [{0}](#{0}) | {1} of {2} | {3} |\n", e.stem, shown_here, e.claims.size(),
-                            e.claims.empty() ? "" : markdown_cell(e.claims.front().claim));
-    section += "\n```text\n" + format_summary_table(e.config, records) + "```\n\n";
-    const fs::path figure = run.out / "plots" / (e.config.claims.figure + ".png");
-    const fs::path copy = options.out / "results" / fmt::format("{}_{}.png", e.stem, e.config.claims.figure);
-    if (fs::exists(figure)) {
-      write_file_atomic(copy, read_file(figure));
-      section += fmt::format("![{0}](results/{0}_{1}.png)\n\n", e.stem, e.config.claims.figure);
-    }
-    section += fmt::format("The whole report: [{0}/report.md]({0}/report.md).\n\n", e.stem);
-    body += section;
+    body += judged.section;
+    overview += judged.overview_row;
   }
 
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
