@@ -229,6 +229,45 @@ TEST(Runner, ResumedSweepSkipsFinishedRunsAndEqualsUninterrupted) {
   EXPECT_EQ(read_csv(first.out / "sweep.csv").rows.size(), 4u);
 }
 
+TEST(Runner, ASweepGrowsOnResumeRunningOnlyItsNewPoints) {
+  // Two values of n, then the file extended by two more and a seed: --resume trains the new
+  // points only, each equal to a sweep run whole. A change to what a finished point computed,
+  // or a value dropped that has a run, is refused naming it; nothing is written then.
+  TempDir dir;
+  const std::string head =
+      "name: grow\ndata: {num_samples: 3, dim: 5, target_dim: 2}\nmodel: {ffn_width: 8}\n"
+      "train: {max_iters: 20, lr: 0.05}\ndiagnostics: {every: 5}\n";
+  testing::write_text(dir / "exp.yaml", head + "sweep: {data.seq_len: [3, 4], seeds: [0]}\n");
+  ASSERT_EQ(testing::run_resgd(dir, "run exp.yaml --out sweep").exit_code, 0);
+  const fs::path first = dir / "sweep" / "runs" / "data.seq_len=3" / "seed=0";
+  const std::string first_summary = testing::slurp(first / "summary.json");
+  const auto first_time = fs::last_write_time(first / "summary.json");
+
+  testing::write_text(dir / "exp.yaml", head + "sweep: {data.seq_len: [3, 4, 6, 8], seeds: [0, 1]}\n");
+  const auto grown = testing::run_resgd(dir, "run exp.yaml --out sweep --resume");
+  ASSERT_EQ(grown.exit_code, 0) << grown.err;
+  EXPECT_EQ(fs::last_write_time(first / "summary.json"), first_time) << "a finished point is not trained again";
+  EXPECT_EQ(testing::slurp(first / "summary.json"), first_summary);
+  EXPECT_EQ(read_csv(dir / "sweep" / "sweep.csv").rows.size(), 8u);
+  ASSERT_EQ(testing::run_resgd(dir, "run exp.yaml --out whole").exit_code, 0);
+  for (const auto& point : expand_sweep(load_config_file((dir / "exp.yaml").string())))
+    expect_same_run(dir / "whole" / "runs" / point.dir_name(), dir / "sweep" / "runs" / point.dir_name());
+
+  // What a finished point computed may not change: refused, naming the key and both values.
+  const std::string config_before = testing::slurp(dir / "sweep" / "config.yaml");
+  auto changed = testing::run_resgd(dir, "run exp.yaml --out sweep --resume --set train.lr=0.1");
+  EXPECT_EQ(changed.exit_code, 1);
+  EXPECT_NE(changed.err.find("config.yaml: train.lr is 0.05 there and 0.1 now"), std::string::npos) << changed.err;
+  // Nor may a value with runs be dropped.
+  testing::write_text(dir / "exp.yaml", head + "sweep: {data.seq_len: [3, 6, 8], seeds: [0, 1]}\n");
+  changed = testing::run_resgd(dir, "run exp.yaml --out sweep --resume");
+  EXPECT_EQ(changed.exit_code, 1);
+  EXPECT_NE(changed.err.find("runs/data.seq_len=4/seed=0 of the sweep written there is not a point of the new sweep"),
+            std::string::npos)
+      << changed.err;
+  EXPECT_EQ(testing::slurp(dir / "sweep" / "config.yaml"), config_before);
+}
+
 TEST(Runner, EachTensorsFileOfASweepGivesItsRunsItsOwnSizes) {
   // Two data files of different shapes, no sizes in the experiment: each run trains on, and
   // its config.yaml records, its own file's N, n, d and d_y; a resume reads them again.

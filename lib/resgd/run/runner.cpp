@@ -264,6 +264,46 @@ void require_same_config(const fs::path& dir, const std::string& yaml) {
                     path.string()));
 }
 
+/// A sweep resumed with a file that adds values or seeds: allowed where every other key is
+/// as DIR/config.yaml has it and every point of the written sweep that has a run directory
+/// is still a point of the new one; the new points then run, the finished ones are kept.
+/// Otherwise IoError naming the key and both values, or the run the change would orphan.
+void require_sweep_extends(const fs::path& dir, const ExperimentConfig& config) {
+  const fs::path path = dir / "config.yaml";
+  if (!fs::exists(path)) return;
+  ExperimentConfig written;
+  try {
+    written = load_config_file(path.string());
+  } catch (const ConfigError&) {
+    require_same_config(dir, dump_yaml(config));  // unreadable now: only the same text resumes
+    return;
+  }
+  if (dump_yaml(written) == dump_yaml(config)) return;
+  auto swept = [](const ExperimentConfig& c, const std::string& key) {
+    return std::any_of(c.sweep.axes.begin(), c.sweep.axes.end(), [&](const SweepAxis& a) { return a.key == key; });
+  };
+  for (const auto& key : known_keys()) {
+    const bool seeds = !written.sweep.seeds.empty() || !config.sweep.seeds.empty();
+    if (swept(written, key) || swept(config, key) || (key == "seed" && seeds)) continue;
+    const std::string before = value_text(written, key), now = value_text(config, key);
+    if (before != now)
+      throw IoError(
+          fmt::format("{}: {} is {} there and {} now; a resumed sweep may add values or seeds to its axes, "
+                      "and change nothing else (choose another --out for a new sweep)",
+                      path.string(), key, before, now));
+  }
+  const auto points = expand_sweep(config);
+  for (const auto& point : expand_sweep(written)) {
+    const std::string name = point.dir_name();
+    if (std::none_of(points.begin(), points.end(), [&](const SweepPoint& p) { return p.dir_name() == name; }) &&
+        fs::exists(dir / "runs" / name))
+      throw IoError(
+          fmt::format("{}: the run {} of the sweep written there is not a point of the new sweep; a "
+                      "resumed sweep may add values or seeds, not drop or reorder them",
+                      path.string(), (dir / "runs" / name).string()));
+  }
+}
+
 /// A finished run resumed: returned as it is, once its configuration and data are those
 /// of this command.
 void require_same_data(const fs::path& dir, const nlohmann::json& summary, uint64_t data_hash) {
@@ -441,7 +481,7 @@ std::vector<RunRecord> run_all(const ExperimentConfig& config, const RunOptions&
     if (options.log) *options.log << format_run_line(record, 1, 1) << std::endl;
     return {record};
   }
-  if (options.resume) require_same_config(options.out, dump_yaml(config));
+  if (options.resume) require_sweep_extends(options.out, config);
   const auto points = expand_sweep(config);
   const auto point_configs = sweep_point_configs(config);  // before anything is written
   write_file_atomic(options.out / "config.yaml", dump_yaml(config));
@@ -561,7 +601,14 @@ std::vector<size_t> prepare_sweep_directory(const ExperimentConfig& config, cons
         fmt::format("{}: output directory exists and is not empty; choose another --out, or pass "
                     "--resume to queue the points of its sweep that have not finished",
                     out.string()));
-  if (resume) require_same_config(out, dump_yaml(config));
+  if (resume) {
+    if (config.sweep.empty())
+      require_same_config(out, dump_yaml(config));
+    else
+      require_sweep_extends(out, config);
+  }
+  if (fs::exists(out / "config.yaml") && read_file(out / "config.yaml") != dump_yaml(config))
+    fs::remove(out / "sweep.csv", ec);  // a grown sweep's table is written again when its points are done
   write_file_atomic(out / "config.yaml", dump_yaml(config));
   std::vector<size_t> unfinished;
   if (config.sweep.empty()) {
