@@ -118,9 +118,9 @@ TEST(Linearized, LossLinIsGdOnTheModelLinearizedAtInitialization) {
   }
 }
 
-TEST(Linearized, TheSummaryGivesTheLargestGapAndTheLastRatioOfMetricsCsvsLosses) {
+TEST(Linearized, TheSummaryGivesTheLargestGapTheLastRatioAndTheRateOfMetricsCsvsLosses) {
   // lin_gap_max = max |loss - loss_lin| / initial_loss, lin_ratio_final = loss / loss_lin on
-  // the last row, both recomputed from the rows the run wrote.
+  // the last row and lin_rate, each recomputed from the rows the run wrote.
   testing::TempDir dir;
   ExperimentConfig c = small();
   c.train.max_iters = 40;
@@ -136,6 +136,19 @@ TEST(Linearized, TheSummaryGivesTheLargestGapAndTheLastRatioOfMetricsCsvsLosses)
   const double initial = std::stod(metrics.rows.front()[loss]);
   const double ratio = std::stod(metrics.rows.back()[loss]) / std::stod(metrics.rows.back()[lin]);
   EXPECT_EQ(summary.at("lin_gap_max").get<double>(), gap / initial);
+  // lin_rate: exp of the slope of ln loss_lin on the iteration from 10% of the run to its end.
+  std::vector<double> t, ln_lin;
+  const double end = std::stod(metrics.rows.back()[metrics.column("iter")]);
+  for (const auto& row : metrics.rows)
+    if (std::stod(row[metrics.column("iter")]) >= 0.1 * end) {
+      t.push_back(std::stod(row[metrics.column("iter")]));
+      ln_lin.push_back(std::log(std::stod(row[lin])));
+    }
+  double mt = 0, ml = 0, stt = 0, stl = 0;
+  for (size_t k = 0; k < t.size(); ++k) mt += t[k] / double(t.size()), ml += ln_lin[k] / double(t.size());
+  for (size_t k = 0; k < t.size(); ++k) stt += (t[k] - mt) * (t[k] - mt), stl += (t[k] - mt) * (ln_lin[k] - ml);
+  EXPECT_NEAR(summary.at("lin_rate").get<double>(), std::exp(stl / stt), 1e-12);
+  EXPECT_LT(summary.at("lin_rate").get<double>(), 1.0) << "the linearized loss falls";
   EXPECT_EQ(summary.at("lin_ratio_final").get<double>(), ratio);
   EXPECT_GT(gap, 1e-6 * initial) << "the two losses differ: the check is not of equal numbers";
   EXPECT_NE(ratio, 1.0);

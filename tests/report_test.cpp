@@ -184,6 +184,16 @@ TEST_F(SweepReport, WithinSequenceLossIsTheTargetsSpreadAndAPlateauOnItEndsAtHal
       EXPECT_TRUE(summary.at("iters_to_half_within_sequence").is_null());
     }
     EXPECT_EQ(cell(sweep, r, "iters_to_half_within_sequence"), half);
+    // The spectrum of G at the last diagnosed row, as metrics.csv has it there.
+    if (!summary.at("diagnosed_final_iter").is_null()) {
+      const auto at = summary["diagnosed_final_iter"].get<double>();
+      for (size_t i = 0; i < metrics.rows.size(); ++i) {
+        if (*cell(metrics, i, "iter") != at) continue;
+        for (const char* stem : {"sigma_min_g", "sigma_max_g"}) {
+          EXPECT_EQ(cell(sweep, r, std::string(stem) + "_final1"), cell(metrics, i, std::string(stem) + "1"));
+        }
+      }
+    }
     if (point.values[0].second == "false" && summary["status"] != "diverged") {
       for (size_t i = 0; i < metrics.rows.size(); ++i) EXPECT_GE(*cell(metrics, i, "loss"), floor * (1 - 1e-12)) << i;
       ++plain_checked;

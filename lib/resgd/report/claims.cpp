@@ -459,8 +459,8 @@ MetricValue metric_value(const nlohmann::json& summary, const std::string& metri
       // JSON has no inf: a computed cond_g<l> of a rank-deficient G (its sigma_min_g<l>
       // written as 0) is null. Any other null, or a block the run lacks, is no value.
       const auto block = block_column(key);
-      if (block && block->first == "cond_g" &&
-          summary_cell(summary, "sigma_min_g" + std::to_string(block->second)) == "0")
+      if (block && (block->first == "cond_g" || block->first == "cond_g_final") &&
+          summary_cell(summary, "sigma_min" + block->first.substr(4) + std::to_string(block->second)) == "0")
         return INFINITY;
       return std::nullopt;
     }

@@ -83,6 +83,8 @@ nlohmann::json summarize(const ExperimentConfig& config, const TrainResult& resu
   const bool from_start = first && result.diagnosed.front().first == 0;
   summary["sigma_min_phi"] = from_start ? number_or_null(first->sigma_min_phi) : nlohmann::json(nullptr);
   summary["ntk_lambda_min"] = from_start ? number_or_null(first->ntk_lambda_min) : nlohmann::json(nullptr);
+  summary["sigma_min_phi_final"] = last ? number_or_null(last->sigma_min_phi) : nlohmann::json(nullptr);
+  summary["ntk_lambda_min_final"] = last ? number_or_null(last->ntk_lambda_min) : nlohmann::json(nullptr);
   summary["sharpness"] = from_start ? number_or_null(first->sharpness) : nlohmann::json(nullptr);
   // Over every diagnosed iteration, the finite values (pl_ratio is 0/0 = NaN at an exact
   // fit, every value NaN once a run diverges).
@@ -116,6 +118,8 @@ nlohmann::json summarize(const ExperimentConfig& config, const TrainResult& resu
     // The gap's largest value is at the first steps; the ratio at the end is the whole
     // trajectory's: GD kept the linearized rate where it is near 1.
     summary["lin_ratio_final"] = number_or_null(last_ratio);
+    summary["lin_rate"] = number_or_null(
+        linear_convergence(result.logged_iters, result.logged_loss_lin, result.iters_to_tol, false).rate);
     summary["lin_gap_max"] =
         result.initial_loss > 0 ? number_or_null(gap / result.initial_loss) : nlohmann::json(nullptr);
     summary["lin_departure_iter"] = departs ? nlohmann::json(*departs) : nlohmann::json(nullptr);
@@ -141,7 +145,8 @@ nlohmann::json summarize(const ExperimentConfig& config, const TrainResult& resu
 namespace {
 
 /// summary.json's per-block lists, as sweep.csv's columns <list><l> carry them.
-const char* const kBlockLists[] = {"sigma_min_g", "sigma_max_g", "cond_g", "rank1_res", "rank1_res_final"};
+const char* const kBlockLists[] = {"sigma_min_g",       "sigma_max_g",       "cond_g",       "rank1_res",
+                                   "sigma_min_g_final", "sigma_max_g_final", "cond_g_final", "rank1_res_final"};
 
 /// A summary.json entry as text, null as empty.
 std::string cell(const nlohmann::json& summary, const std::string& key, int64_t block = 0,
@@ -180,10 +185,26 @@ std::vector<std::string> summary_columns(int64_t layers) {
                                       "converges_linearly"};
   for (const char* stem : kBlockLists)
     for (int64_t l = 1; l <= layers; ++l) columns.push_back(fmt::format("{}{}", stem, l));
-  for (const char* key :
-       {"sigma_min_phi", "ntk_lambda_min", "sharpness", "sharpness_max", "sharpness_final", "pl_ratio_min",
-        "pl_ratio_median", "travel_attention", "travel_ffn", "lin_gap_max", "lin_ratio_final", "lin_departure_iter",
-        "ntk_lambda_max", "lr", "lr_edge", "wall_time_s", "steps_per_s"})
+  for (const char* key : {"sigma_min_phi",
+                          "ntk_lambda_min",
+                          "sigma_min_phi_final",
+                          "ntk_lambda_min_final",
+                          "sharpness",
+                          "sharpness_max",
+                          "sharpness_final",
+                          "pl_ratio_min",
+                          "pl_ratio_median",
+                          "travel_attention",
+                          "travel_ffn",
+                          "lin_gap_max",
+                          "lin_rate",
+                          "lin_ratio_final",
+                          "lin_departure_iter",
+                          "ntk_lambda_max",
+                          "lr",
+                          "lr_edge",
+                          "wall_time_s",
+                          "steps_per_s"})
     columns.emplace_back(key);
   return columns;
 }
