@@ -14,9 +14,9 @@ torch_includes=(-isystem /usr/include/torch/csrc/api/include)
 torch_libs=(-ltorch -ltorch_cpu -lc10)
 jobs=()
 
-# The config loader: config.cpp (and the plain-file reader it uses) with the fuzz target,
+# The config loader: config_*.cpp (and the plain-file reader it uses) with the fuzz target,
 # no LibTorch.
-"$cxx" "${flags[@]}" "${sanitize[@]}" -fsanitize=fuzzer fuzz/config_fuzz.cpp lib/resgd/core/config.cpp \
+"$cxx" "${flags[@]}" "${sanitize[@]}" -fsanitize=fuzzer fuzz/config_fuzz.cpp lib/resgd/core/config_*.cpp \
   lib/resgd/core/files.cpp -lyaml-cpp -lfmt -o "$out/config_fuzz" &
 jobs+=($!)
 

@@ -1,4 +1,4 @@
-// libFuzzer target for the experiment-file loader (config.cpp): YAML text, then --set
+// libFuzzer target for the experiment-file loader (config_*.cpp): YAML text, then --set
 // assignments, then sweep expansion. Build and run: fuzz/build.sh, fuzz/run.sh.
 //
 // Input: the YAML text, optionally followed by NUL-separated `key=value` assignments

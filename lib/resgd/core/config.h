@@ -1,7 +1,7 @@
 // Experiment configuration: typed option structs with their defaults, strict YAML loading,
 // `--set` overrides, sweeps and the resolved dump (docs/design.md, "Experiments and sweeps").
 //
-// Every key is registered once, in `visit_fields` (config.cpp); loading, overriding,
+// Every key is registered once, in `visit_fields` (config_fields.h); loading, overriding,
 // sweeping, validating and dumping all walk that one list, so a key cannot exist in one of
 // them and be missing from another.
 #pragma once

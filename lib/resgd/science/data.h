@@ -8,7 +8,7 @@
 // are used (the file cycles through the classes, so any prefix is nearly balanced). The
 // target is decided by target_dim: 10 = one-hot label, 1 = the label 0..9 as a number. With
 // the mean readout Y is (N, d_y); with the tokens readout every token gets a copy, (N, 8, d_y).
-// For this kind seq_len and dim default to 8 and target_dim to 10 (config.cpp).
+// For this kind seq_len and dim default to 8 and target_dim to 10 (config_validate.cpp).
 // data.path null means <source dir>/data/digits.csv.gz (baked in at build time), else
 // ./data/digits.csv.gz; a relative data.path is relative to the working directory.
 //
