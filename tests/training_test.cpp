@@ -510,7 +510,9 @@ TEST(Training, ALrPastTheCurvaturesEdgeIsWarnedOfBeforeTheFirstStep) {
       train_tiny(c);
       const std::string err = ::testing::internal::GetCapturedStderr();
       EXPECT_EQ(err.find("is past the edge") != std::string::npos, factor > 1) << says << " x" << factor << ": " << err;
-      if (factor > 1) EXPECT_NE(err.find(says), std::string::npos) << err;
+      if (factor > 1) {
+        EXPECT_NE(err.find(says), std::string::npos) << err;
+      }
     }
   }
 }
