@@ -169,6 +169,7 @@ TEST_F(SweepReport, WithinSequenceLossIsTheTargetsSpreadAndAPlateauOnItEndsAtHal
     EXPECT_EQ(*cell(sweep, r, "within_sequence_loss"), floor);
     const auto& row = runs.at(r + 1);
     EXPECT_EQ(row[0], "runs/" + point.dir_name());
+    EXPECT_EQ(sweep.rows.at(r).at(sweep.column("run")), row[0]) << "one name for a run in sweep.csv and report.md";
     const double final_loss = summary.at("final_loss").is_null() ? NAN : summary["final_loss"].get<double>();
     EXPECT_EQ(row.at(static_cast<size_t>(ratio_column - header.begin())),
               std::isfinite(final_loss) ? fmt::format("{:.4g}", final_loss / floor) : "-");

@@ -60,7 +60,9 @@ const std::vector<ColumnInfo>& column_infos() {
        "the largest eigenvalue of the loss's Hessian, by Lanczos; 2 / sharpness is the edge of stability "
        "(diagnostics.sharpness)"},
       // summary.json: one run; sweep.csv: one row per run of a sweep.
-      {"run", "sweep.csv", "the run's directory, relative to the sweep's (runs/<key=value,...>/seed=<s>)"},
+      {"run", "sweep.csv",
+       "the run's directory, relative to the one sweep.csv is in: runs/<key=value,...>/seed=<s> in a sweep, as "
+       "report.md's run table writes it; a folder's or a comparison's sweep.csv names each run's path from there"},
       {"name", kSummaryOnly, "the experiment's name"},
       {"status", kSummary,
        "converged (a tolerance reached), max_iters, diverged, stalled (the gradient exactly zero for "

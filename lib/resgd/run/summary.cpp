@@ -308,7 +308,8 @@ void write_sweep_csv(const std::filesystem::path& path, const ExperimentConfig& 
   for (const auto& axis : config.sweep.axes) keys.push_back(axis.key);
   std::vector<SweepCsvRow> rows;
   for (const auto& record : records) {
-    SweepCsvRow row{record.point.dir_name(), {}, record.point.seed, record.summary};
+    SweepCsvRow row{
+        (std::filesystem::path("runs") / record.point.dir_name()).string(), {}, record.point.seed, record.summary};
     for (const auto& [key, value] : record.point.values) row.values.push_back(value);
     rows.push_back(std::move(row));
   }
