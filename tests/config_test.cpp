@@ -466,7 +466,8 @@ TEST(Config, TheDefaultsAreTheDocumentedOnes) {
       "  divergence_factor: 1000000\n  stall_window: 10\n  loss: sum\n  gradients: autograd\n  log_every: 1\n  "
       "checkpoint_every: 0\n  "
       "freeze: none\n"
-      "diagnostics:\n  every: 10\n  ntk: false\n  ntk_every: null\n  ntk_max_entries: 50000000\n  sharpness: false\n"
+      "diagnostics:\n  every: 10\n  ntk: false\n  ntk_every: null\n  ntk_max_entries: 50000000\n  ntk_spectrum: false\n"
+      "  sharpness: false\n"
       "  sharpness_every: null\n"
       "  linearized: false\n"
       "compute:\n  backend: tuned\n";

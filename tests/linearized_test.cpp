@@ -154,6 +154,71 @@ TEST(Linearized, TheSummaryGivesTheLargestGapTheLastRatioAndTheRateOfMetricsCsvs
   EXPECT_NE(ratio, 1.0);
 }
 
+TEST(Linearized, TheNtkSpectrumIsEveryEigenvalueOfJJtWithTheLossSplitAlongItsEigenvectors) {
+  // diagnostics.ntk_spectrum: ntk_spectrum/<iter>.csv at each NTK measurement. At theta_0,
+  // against J from autograd here: the eigenvalues of J J^T, and (c / 2) (u_i^T r_0)^2 for
+  // the mean loss, which sum to the loss; the smallest is ntk_lambda_min.
+  testing::TempDir dir;
+  ExperimentConfig c = small();
+  c.train.loss = Loss::mean;
+  c.train.max_iters = 20;
+  c.diagnostics.linearized = false;
+  c.diagnostics.ntk = true;
+  c.diagnostics.ntk_every = 10;
+  c.diagnostics.ntk_spectrum = true;
+  RunOptions options;
+  options.out = dir / "spectrum";
+  run_experiment(c, options);
+  const CsvTable metrics = read_csv(options.out / "metrics.csv");
+  size_t measured = 0;
+  for (const auto& row : metrics.rows) {
+    const std::string lambda_min = row[metrics.column("ntk_lambda_min")];
+    const std::filesystem::path file = options.out / "ntk_spectrum" / (row[0] + ".csv");
+    EXPECT_EQ(std::filesystem::exists(file), !lambda_min.empty()) << row[0];
+    if (lambda_min.empty()) continue;
+    ++measured;
+    const CsvTable spectrum = read_csv(file);
+    double total = 0;
+    for (size_t i = 0; i < spectrum.rows.size(); ++i) {
+      total += std::stod(spectrum.rows[i][2]);
+      if (i > 0) {
+        EXPECT_LE(std::stod(spectrum.rows[i - 1][1]), std::stod(spectrum.rows[i][1])) << "ascending";
+      }
+    }
+    const double loss = std::stod(row[metrics.column("loss")]);
+    EXPECT_NEAR(total, loss, 1e-12 * loss) << "the shares sum to the loss at " << row[0];
+    EXPECT_NEAR(std::stod(spectrum.rows[0][1]), std::stod(lambda_min), 1e-10 * std::stod(spectrum.rows.back()[1]));
+  }
+  EXPECT_EQ(measured, 3u);  // iterations 0, 10 and 20
+
+  ExperimentConfig no_ntk = c;
+  no_ntk.diagnostics.ntk = false;
+  testing::expect_error<ConfigError>([&] { validate(no_ntk); },
+                                     "diagnostics.ntk_spectrum: needs diagnostics.ntk: true");
+
+  const Dataset data = make_dataset(c, torch::kCPU, torch::kFloat64);
+  ResidualTransformer model(model_options(c));  // theta_0
+  model->to(torch::kFloat64);
+  const torch::Tensor J = jacobian(*model, data.X);
+  torch::NoGradGuard no_grad;
+  const auto [lambda, U] = torch::linalg::eigh(J.matmul(J.t()), "L");
+  const torch::Tensor r = (model->forward(data.X) - data.Y).flatten();
+  const torch::Tensor share = 0.5 / double(c.data.num_samples) * U.t().matmul(r).pow(2);
+  const CsvTable at_0 = read_csv(options.out / "ntk_spectrum" / "0.csv");
+  ASSERT_EQ(static_cast<int64_t>(at_0.rows.size()), lambda.numel());
+  const double top = lambda.max().item<double>();
+  for (int64_t i = 0; i < lambda.numel(); ++i) {
+    EXPECT_NEAR(std::stod(at_0.rows[i][1]), lambda[i].item<double>(), 1e-10 * top) << i;
+    // A share is defined where its eigenvalue is apart from the others (repeated ones mix).
+    const bool apart =
+        (i == 0 || lambda[i].item<double>() - lambda[i - 1].item<double>() > 1e-6 * top) &&
+        (i + 1 == lambda.numel() || lambda[i + 1].item<double>() - lambda[i].item<double>() > 1e-6 * top);
+    if (apart) {
+      EXPECT_NEAR(std::stod(at_0.rows[i][2]), share[i].item<double>(), 1e-9 * share.sum().item<double>()) << i;
+    }
+  }
+}
+
 TEST(Linearized, AtAHundredthOfTheFlagshipsStepTheRealLossFollowsIt) {
   ExperimentConfig c = load_config_text(flagship_experiment_yaml(), kFlagshipSource);
   apply_override(c, "sweep={}");  // its residual arm, seed 0

@@ -176,6 +176,7 @@ struct DiagnosticsConfig {
   bool ntk = false;                      // smallest eigenvalue of J J^T (small problems only)
   std::optional<int64_t> ntk_every;      // null = every
   int64_t ntk_max_entries = 50'000'000;  // refuse the NTK above this many Jacobian entries
+  bool ntk_spectrum = false;             // every eigenvalue of J J^T and the residual's energy on each
   bool sharpness = false;  // largest eigenvalue of the loss's Hessian (Lanczos on Hessian-vector products)
   std::optional<int64_t> sharpness_every;  // null = every
   bool linearized = false;                 // loss_lin: GD on the model linearized at initialization (linearized.h)

@@ -75,6 +75,9 @@ void visit_fields(Config& c, Visitor&& v) {
     "measure the NTK every this many steps, and at the first and last; null means diagnostics.every");
   v("diagnostics.ntk_max_entries", c.diagnostics.ntk_max_entries,
     "the largest Jacobian (entries) the NTK is formed for; larger leaves the column NaN");
+  v("diagnostics.ntk_spectrum", c.diagnostics.ntk_spectrum,
+    "with diagnostics.ntk: at each NTK measurement, every eigenvalue of K = J J^T and the loss's share along "
+    "each eigenvector, (c / 2) (u_i^T r)^2, into ntk_spectrum/<iter>.csv: the modes that limit the rate");
   v("diagnostics.sharpness", c.diagnostics.sharpness, "record the largest eigenvalue of the loss's Hessian");
   v("diagnostics.sharpness_every", c.diagnostics.sharpness_every,
     "measure the sharpness every this many steps, and at the first and last; null means diagnostics.every");

@@ -117,6 +117,8 @@ void validate(const ExperimentConfig& c) {
                                    {"diagnostics.sharpness_every", c.diagnostics.sharpness_every}})
     require(!every || *every >= 0, c, key, "must be >= 0 (0 = first and last iteration only) or null");
   require(c.diagnostics.ntk_max_entries > 0, c, "diagnostics.ntk_max_entries", "must be > 0");
+  require(!c.diagnostics.ntk_spectrum || c.diagnostics.ntk, c, "diagnostics.ntk_spectrum",
+          "needs diagnostics.ntk: true (the spectrum is that of the NTK it measures)");
 
   double runs = double(std::max<size_t>(c.sweep.seeds.size(), 1));
   for (size_t extent : sweep_shape(c.sweep).extents) runs *= double(extent);

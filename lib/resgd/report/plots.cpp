@@ -18,6 +18,7 @@
 #include "resgd/core/csv.h"
 #include "resgd/core/files.h"
 #include "resgd/core/subprocess.h"
+#include "resgd/report/collection.h"
 #include "resgd/science/diagnostics.h"
 #include "resgd/science/tensor_io.h"
 
@@ -418,6 +419,56 @@ std::string metric_body(const MetricPlot& plot) {
                      quoted(plot.x_label), quoted(plot.y_label), join_clauses(clauses));
 }
 
+/// The runs' ntk_spectrum/<iter>.csv (diagnostics.ntk_spectrum): each eigenvalue of K
+/// against the loss's share along it, at the first measurement (filled) and the last (open),
+/// for the first kMaxSpectra runs that have them. "" where none has.
+std::string ntk_spectrum_body(const fs::path& dir, const std::vector<PlotRun>& runs, std::vector<std::string>& notes) {
+  constexpr size_t kMaxSpectra = 8;
+  std::string blocks;
+  std::vector<std::string> clauses;
+  size_t drawn = 0, skipped = 0;
+  for (const auto& run : runs) {
+    std::vector<std::pair<int64_t, fs::path>> files;  // iteration, file
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(dir / run.dir / "ntk_spectrum", ec))
+      if (entry.path().extension() == ".csv")
+        if (const auto iter = parse_number(entry.path().stem().string()))
+          files.emplace_back(static_cast<int64_t>(*iter), entry.path());
+    if (files.empty()) continue;
+    if (drawn == kMaxSpectra) {
+      ++skipped;
+      continue;
+    }
+    std::sort(files.begin(), files.end());
+    for (const bool first : {true, false}) {
+      const auto& [iter, file] = first ? files.front() : files.back();
+      const CsvTable table = read_csv(file);
+      double total = 0;
+      for (const auto& row : table.rows) total += std::stod(row.at(2));
+      std::vector<std::vector<double>> rows;
+      for (const auto& row : table.rows) {
+        const double lambda = std::stod(row.at(1)), share = std::stod(row.at(2)) / total;
+        if (lambda > 0 && share > 0 && std::isfinite(share)) rows.push_back({lambda, share});
+      }
+      if (rows.empty()) continue;
+      const std::string name = fmt::format("spectrum{}_{}", drawn, first ? "first" : "last");
+      blocks += datablock(name, "eigenvalue,share", rows);
+      clauses.push_back(fmt::format("${} using 1:2 with points pt {} ps 1.1 lc rgb {} title {}", name, first ? 7 : 6,
+                                    quoted(colour(run.group)), quoted(fmt::format("{}, t = {}", run.label, iter))));
+      if (files.size() == 1) break;
+    }
+    ++drawn;
+  }
+  if (clauses.empty()) return "";
+  if (skipped)
+    notes.push_back(fmt::format("ntk_spectrum: the first {} runs drawn, {} more left out", kMaxSpectra, skipped));
+  return blocks +
+         "set logscale x\nset logscale y\nset format x '%.0e'\nset format y '%.0e'\nset xlabel 'eigenvalue of K = J "
+         "J^T'\n"
+         "set ylabel \"the loss's share along its eigenvector\"\nplot " +
+         join_clauses(clauses) + "\n";
+}
+
 /// The image paths of a drawing, relative to the report directory.
 std::vector<fs::path> images_of(const std::string& stem, const PlotFormats& formats) {
   std::vector<fs::path> images;
@@ -528,6 +579,15 @@ PlotResult draw_plots(const fs::path& gnuplot, const fs::path& dir, const std::v
     }
     draw("linearized", "the loss beside that of GD on the model linearized at initialization (dashed)",
          linearized_body(linearized, lin_tables), key_placement(longest_label));
+  }
+  std::vector<std::string> spectrum_notes;
+  const std::string spectrum = ntk_spectrum_body(dir, runs, spectrum_notes);
+  if (!spectrum.empty()) {
+    result.notes.insert(result.notes.end(), spectrum_notes.begin(), spectrum_notes.end());
+    size_t longest_label = 0;
+    for (const auto& run : runs) longest_label = std::max(longest_label, run.label.size() + 12);  // ", t = 1000"
+    draw("ntk_spectrum", "the loss's share along each eigenvector of the NTK, first and last measurement", spectrum,
+         key_placement(longest_label));
   }
   for (const auto& plot : metric_plots) {
     size_t longest_label = 0;

@@ -91,12 +91,16 @@ const char* const kRunFiles[] = {"config.yaml",
                                  "tensors/init.pt",
                                  "tensors/final.pt",
                                  "tensors/init_spectra.pt",
-                                 "tensors"};
+                                 "tensors",
+                                 "ntk_spectrum"};
 
 /// Removes what a failed run wrote into `dir` (empty directories left by it included),
 /// then `dir` itself where it holds nothing else and `remove_dir`. A user's own files stay.
 void remove_failed_run(const fs::path& dir, bool remove_dir) {
   std::error_code ec;
+  if (fs::is_directory(dir / "ntk_spectrum", ec))  // one file per NTK measurement, all ours
+    for (const auto& entry : fs::directory_iterator(dir / "ntk_spectrum", ec))
+      if (entry.path().extension() == ".csv") fs::remove(entry.path(), ec);
   for (const char* name : kRunFiles) {
     const fs::path path = dir / name;
     if (fs::is_directory(path, ec))
@@ -105,6 +109,16 @@ void remove_failed_run(const fs::path& dir, bool remove_dir) {
       fs::remove(path, ec);
   }
   if (remove_dir && holds_nothing(dir)) fs::remove_all(dir, ec);
+}
+
+/// ntk_spectrum/<iter>.csv: index (1 = the smallest eigenvalue), eigenvalue, energy. A resumed
+/// run measures the same iterations again and writes the same files over them.
+void write_ntk_spectrum(const fs::path& dir, int64_t iter, const NtkSpectrum& spectrum) {
+  std::string text = "index,eigenvalue,energy\n";
+  for (size_t i = 0; i < spectrum.eigenvalues.size(); ++i)
+    text += fmt::format("{},{},{}\n", i + 1, format_number(spectrum.eigenvalues[i]), format_number(spectrum.energy[i]));
+  fs::create_directories(dir / "ntk_spectrum");
+  write_file_atomic(dir / "ntk_spectrum" / fmt::format("{}.csv", iter), text);
 }
 
 /// The checkpoint file: the iteration, the training time so far, theta_t, theta_0 and the
@@ -411,6 +425,7 @@ nlohmann::json train_into(const ExperimentConfig& config, const fs::path& dir, c
                                       : std::vector<std::optional<double>>(diagnostics.size());
     cells.insert(cells.end(), values.begin(), values.end());
     metrics.write_row(cells);
+    if (row.diagnosis && row.diagnosis->ntk_spectrum) write_ntk_spectrum(dir, row.iter, *row.diagnosis->ntk_spectrum);
     if (options.on_row) options.on_row(point, row);
   };
   hooks.on_checkpoint = [&](const TrainCheckpoint& c) { save_checkpoint(checkpoint_path, c, names, data_hash); };

@@ -296,6 +296,19 @@ torch::Tensor ntk_lambda_min(ResidualTransformerImpl& model, const torch::Tensor
   return smallest_psd_eigenvalue(ntk_gram(model, X));
 }
 
+NtkSpectrum ntk_spectrum(const torch::Tensor& K, ResidualTransformerImpl& model, const torch::Tensor& X,
+                         const torch::Tensor& Y, Loss loss) {
+  torch::NoGradGuard no_grad;
+  const auto [eigenvalues, U] = torch::linalg::eigh(K.to(torch::kCPU, torch::kFloat64), "L");  // ascending
+  const torch::Tensor r = (model.forward(X) - Y).flatten().to(torch::kCPU, torch::kFloat64);
+  const double c = loss == Loss::mean ? 1.0 / static_cast<double>(X.size(0)) : 1.0;
+  const torch::Tensor energy = (0.5 * c) * U.t().matmul(r).pow(2);
+  NtkSpectrum out;
+  out.eigenvalues.assign(eigenvalues.data_ptr<double>(), eigenvalues.data_ptr<double>() + eigenvalues.numel());
+  out.energy.assign(energy.data_ptr<double>(), energy.data_ptr<double>() + energy.numel());
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------
 torch::Tensor hessian_vector_product(ResidualTransformerImpl& model, const torch::Tensor& X, const torch::Tensor& Y,
                                      Loss loss, const torch::Tensor& v) {
@@ -331,7 +344,7 @@ std::vector<double> read_back(const std::vector<torch::Tensor>& values) {
 
 /// What reads theta_t and its gradient, in column order: pl_ratio, dist_init and, where
 /// switched on and due, ntk_lambda_min and sharpness. 0-d tensors on the run's device.
-std::vector<torch::Tensor> parameter_values(const DiagnosticsInput& input) {
+std::vector<torch::Tensor> parameter_values(const DiagnosticsInput& input, std::optional<NtkSpectrum>& spectrum) {
   torch::NoGradGuard no_grad;
   auto& model = input.model;
   std::vector<torch::Tensor> values;
@@ -352,7 +365,9 @@ std::vector<torch::Tensor> parameter_values(const DiagnosticsInput& input) {
   if (input.config.ntk && input.due.ntk) {
     const int64_t entries = ntk_jacobian_entries(model, input.X);
     if (entries <= input.config.ntk_max_entries) {
-      push(ntk_lambda_min(model, input.X));
+      const torch::Tensor K = ntk_gram(model, input.X);
+      push(smallest_psd_eigenvalue(K));
+      if (input.config.ntk_spectrum) spectrum = ntk_spectrum(K, model, input.X, input.Y, input.loss);
     } else {
       push(scalar_like(kNaN, loss));
       // The sizes never change within a run, so once per run is enough.
@@ -416,9 +431,10 @@ std::function<Diagnosis()> begin_diagnosis(const DiagnosticsInput& input) {
   TORCH_CHECK(static_cast<int64_t>(input.state.trace.blocks.size()) == input.model.options.layers,
               "diagnostics: the trace has ", input.state.trace.blocks.size(), " blocks, the model ",
               input.model.options.layers);
-  auto theta_values = parameter_values(input);  // theta_t is about to change
+  std::optional<NtkSpectrum> spectrum;
+  auto theta_values = parameter_values(input, spectrum);  // theta_t is about to change
   return [trace = input.state.trace, causal = input.model.options.block.causal, config = input.config, due = input.due,
-          theta_values = std::move(theta_values)] {
+          theta_values = std::move(theta_values), spectrum = std::move(spectrum)] {
     torch::NoGradGuard no_grad;                 // grad mode is per thread
     auto values = trace_values(trace, causal);  // the columns up to sigma_min_phi, then the rest
     values.insert(values.end(), theta_values.begin(), theta_values.end());
@@ -427,7 +443,9 @@ std::function<Diagnosis()> begin_diagnosis(const DiagnosticsInput& input) {
     // The opt-in values not due now stay empty: their cells sit last, NTK before sharpness.
     if (config.ntk && !due.ntk) cells.insert(cells.end() - (config.sharpness && due.sharpness ? 1 : 0), std::nullopt);
     if (config.sharpness && !due.sharpness) cells.emplace_back(std::nullopt);
-    return from_cells(cells, static_cast<int64_t>(trace.blocks.size()), config);
+    Diagnosis diagnosis = from_cells(cells, static_cast<int64_t>(trace.blocks.size()), config);
+    diagnosis.ntk_spectrum = spectrum;
+    return diagnosis;
   };
 }
 

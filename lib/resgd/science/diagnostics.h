@@ -66,10 +66,18 @@ struct BlockDiagnosis {
 
 /// One diagnosed iteration's values; NaN where a value could not be had (a diverged
 /// state, the NTK when refused for size, the sharpness when Lanczos did not converge).
+/// Every eigenvalue of K = J J^T at theta_t, ascending, and the loss's share along each
+/// eigenvector, (c / 2) (u_i^T r)^2 with r = Yhat - Y (they sum to the loss): GD on the
+/// linearized model shrinks share i by (1 - lr c lambda_i)^2 a step.
+struct NtkSpectrum {
+  std::vector<double> eigenvalues, energy;
+};
+
 struct Diagnosis {
   std::vector<BlockDiagnosis> blocks;
   double sigma_min_phi = NAN, pl_ratio = NAN, dist_init = NAN;
   std::optional<double> ntk_lambda_min, sharpness;  // where diagnostics.ntk / .sharpness are on
+  std::optional<NtkSpectrum> ntk_spectrum;          // diagnostics.ntk_spectrum, where the NTK was measured
 };
 
 /// The diagnostic columns of metrics.csv for a model of `layers` blocks, in order: per
@@ -146,6 +154,9 @@ class Stopped : public std::runtime_error {
 /// Smallest eigenvalue of ntk_gram: smallest_psd_eigenvalue (spectra.h), a 0-d float64
 /// tensor, 0 below zero_tolerance times the largest, NaN if J J^T is not finite.
 torch::Tensor ntk_lambda_min(ResidualTransformerImpl& model, const torch::Tensor& X);
+/// The spectrum of K = ntk_gram and the residual's energy on it, for targets Y and `loss`.
+NtkSpectrum ntk_spectrum(const torch::Tensor& K, ResidualTransformerImpl& model, const torch::Tensor& X,
+                         const torch::Tensor& Y, Loss loss);
 
 // --- Curvature of the loss ------------------------------------------------------------------
 
