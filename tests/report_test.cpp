@@ -437,6 +437,42 @@ TEST(Report, RateAndItsBoundsAreFittedAgainstSigmaMinG1) {
   }
 }
 
+TEST(Report, RatesOfRunsThatTookDifferentStepsAreFittedPerUnitStepAndWithinEachValueOfAKey) {
+  // lr from each run's NTK edge: every run takes its own step. The rate row is then
+  // (1 - rate) / lr, recomputed here from the summaries; each residual gain gets its own fit.
+  TempDir dir;
+  RunOptions options = reported(dir / "edge");
+  const auto records = run_experiment(
+      load_config_text("data: {num_samples: 3, dim: 5, target: teacher, target_dim: 1}\nmodel: {ffn_width: 16}\n"
+                       "train: {lr_edge: ntk, lr: 0.5, max_iters: 400, rel_tolerance: 1.0e-6}\n"
+                       "diagnostics: {every: 50}\n"
+                       "sweep: {model.residual.attention: [0.5, 1.0], data.seq_len: [2, 3, 4]}\n",
+                       "edge.yaml"),
+      options);
+  std::vector<double> u, v;
+  for (const auto& record : records) {
+    const auto& s = record.summary;
+    if (!s["converges_linearly"].get<bool>()) continue;
+    u.push_back(std::log(s["sigma_min_g"][0].get<double>()));
+    v.push_back(std::log((1 - s["linear_rate"].get<double>()) / s["lr"].get<double>()));
+  }
+  ASSERT_GE(u.size(), 4u) << "the sweep is sized to converge";
+  const double n = static_cast<double>(u.size());
+  const double mu = std::accumulate(u.begin(), u.end(), 0.0) / n, mv = std::accumulate(v.begin(), v.end(), 0.0) / n;
+  double suu = 0, suv = 0;
+  for (size_t i = 0; i < u.size(); ++i) suu += (u[i] - mu) * (u[i] - mu), suv += (u[i] - mu) * (v[i] - mv);
+  const std::string report = slurp(options.out / "report.md");
+  EXPECT_NE(report.find("so it is (1 - rate) / lr, the rate per unit step"), std::string::npos);
+  const auto table = markdown_table(report, "## Against sigma_min_g1");
+  ASSERT_GE(table.size(), 2u);
+  EXPECT_EQ(table[1][0], "(1 - rate) / lr");
+  EXPECT_EQ(table[1][1], std::to_string(u.size()));
+  EXPECT_EQ(table[1][2], fmt::format("{:.3f}", suv / suu));
+  EXPECT_TRUE(std::any_of(table.begin(), table.end(), [](const auto& row) {
+    return row[0] == "(1 - rate) / lr, residual.attention=0.5" || row[0] == "(1 - rate) / lr, residual.attention=1";
+  })) << report;
+}
+
 TEST(Report, ZippedKeysAreOneAxisOfTheSweepAndOfItsPlots) {
   // Each depth with its own step size: 2 (layers, lr) pairs x 2 residuals, not 2 x 2 x 2.
   TempDir dir;

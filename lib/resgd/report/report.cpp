@@ -365,12 +365,36 @@ std::vector<MetricPlot> metric_plots(const RunCollection& c, const std::vector<s
   return plots;
 }
 
+/// Whether the usable runs took different steps (train.lr swept, or set from each run's
+/// curvature by train.lr_edge): their rates are then compared per unit step.
+bool steps_differ(const RunCollection& c) {
+  std::optional<double> first;
+  for (const auto& run : c.runs) {
+    if (!usable(run)) continue;
+    const auto lr = summary_number(run.summary, "lr");
+    if (!lr) continue;
+    if (first && *first != *lr) return true;
+    first = lr;
+  }
+  return false;
+}
+
 /// Claim 2 of docs/design.md: the rate is governed by the smallest singular value of the
 /// attention output. Each quantity that bounds or measures the rate against sigma_min_g1
-/// at initialization, over the usable runs: a table, and a plot added to `plots`.
+/// at initialization, over the usable runs: a table, and a plot added to `plots`. Where the
+/// runs took different steps the rate is (1 - rate) / lr; the rate is also fitted within
+/// each value of each swept key, so that a knob's own trend shows beside the pooled one.
 std::string fits_section(const RunCollection& c, std::vector<MetricPlot>& plots) {
-  const std::vector<std::pair<std::string, std::function<std::optional<double>(const nlohmann::json&)>>> quantities = {
-      {"1 - rate", one_minus_rate},
+  using Read = std::function<std::optional<double>(const nlohmann::json&)>;
+  const bool per_step = steps_differ(c);
+  const Read rate = per_step ? Read([](const nlohmann::json& s) -> std::optional<double> {
+    const auto r = one_minus_rate(s), lr = summary_number(s, "lr");
+    return r && lr && *lr > 0 ? std::optional<double>(*r / *lr) : std::nullopt;
+  })
+                             : Read(one_minus_rate);
+  const std::string rate_title = per_step ? "(1 - rate) / lr" : "1 - rate";
+  const std::vector<std::pair<std::string, Read>> quantities = {
+      {rate_title, rate},
       {"pl_ratio (median)", [](const nlohmann::json& s) { return summary_number(s, "pl_ratio_median"); }},
       {"sigma_min_phi (init)", [](const nlohmann::json& s) { return summary_number(s, "sigma_min_phi"); }},
       {"ntk_lambda_min (init)", [](const nlohmann::json& s) { return summary_number(s, "ntk_lambda_min"); }}};
@@ -382,26 +406,50 @@ std::string fits_section(const RunCollection& c, std::vector<MetricPlot>& plots)
                     {},
                     true,
                     "rate and its bounds against sigma_min_g1, one point per run"};
-  for (const auto& [title, read] : quantities) {
+  // One row per fit: over every usable run where `key` is empty, else within key = value.
+  auto fit_row = [&](const std::string& title, const Read& read, const std::string& key, const std::string& value,
+                     bool plotted) {
     std::vector<std::pair<std::optional<double>, std::optional<double>>> pairs;
-    for (const auto& run : c.runs)
-      if (usable(run)) pairs.emplace_back(summary_number(run.summary, "sigma_min_g", 0), read(run.summary));
+    for (size_t r = 0; r < c.runs.size(); ++r) {
+      const auto& run = c.runs[r];
+      const size_t k = static_cast<size_t>(std::find(c.keys.begin(), c.keys.end(), key) - c.keys.begin());
+      if (usable(run) && (key.empty() || run.values[k] == value))
+        pairs.emplace_back(summary_number(run.summary, "sigma_min_g", 0), read(run.summary));
+    }
     const auto fit = log_log_fit(pairs);
-    if (!fit) continue;
-    rows.push_back({title, std::to_string(fit->points.size()), fmt::format("{:.3f}", fit->line.slope),
-                    fmt::format("{:.4f}", fit->line.correlation)});
+    if (!fit || fit->points.size() < 3) return;
+    rows.push_back(
+        {key.empty() ? title : fmt::format("{}, {}={}", title, display_names({key}).front(), display_value(value)),
+         std::to_string(fit->points.size()), fmt::format("{:.3f}", fit->line.slope),
+         fmt::format("{:.4f}", fit->line.correlation)});
+    if (!plotted) return;
     MetricSeries series{fmt::format("{} (slope {:.2f})", title, fit->line.slope), {}, {}};
     for (const auto& [x, y] : fit->points) series.points.push_back({x, y, y, y});  // the fitted points
     std::sort(series.points.begin(), series.points.end());
     points.series.push_back(std::move(series));
+  };
+  for (const auto& [title, read] : quantities) fit_row(title, read, "", "", true);
+  if (rows.empty()) return "";
+  for (const auto& key : c.keys) {
+    std::vector<std::string> values;
+    for (const auto& run : c.runs) {
+      const std::string v =
+          run.values[static_cast<size_t>(std::find(c.keys.begin(), c.keys.end(), key) - c.keys.begin())];
+      if (std::find(values.begin(), values.end(), v) == values.end()) values.push_back(v);
+    }
+    if (values.size() < 2 || values.size() > 8) continue;
+    for (const auto& value : values) fit_row(rate_title, rate, key, value, false);
   }
   if (!points.series.empty()) plots.push_back(std::move(points));
-  if (rows.empty()) return "";
   return "## Against sigma_min_g1\n\nA power law y ~ sigma_min_g1^slope fitted by least squares of ln y on "
          "ln sigma_min_g1 (block 1, at initialization) over the runs that finished without diverging, where both "
-         "are finite and positive; the correlation is that of the logarithms. `1 - rate` counts the runs that "
-         "converged linearly. Runs that also differ in step size, depth or data mix into the same fit: it speaks "
-         "for claim 2 where the sweep moves sigma_min alone, as experiments/scaled_residual.yaml does.\n\n" +
+         "are finite and positive; the correlation is that of the logarithms. The rate counts the runs that "
+         "converged linearly" +
+         std::string(per_step ? "; they took different steps (train.lr swept or set from the curvature), so it is "
+                                "(1 - rate) / lr, the rate per unit step"
+                              : "") +
+         ". Below the pooled fits, the rate is fitted within each value of each swept key (3 runs or more): "
+         "the trend of sigma_min_g1 with that key held.\n\n" +
          markdown_table({"quantity", "runs", "slope", "correlation"}, rows) + "\n";
 }
 
