@@ -338,6 +338,35 @@ TEST(Workflow, PlotDrawsAnyColumnByNameColouredByAKey) {
       << unknown.err;
 }
 
+TEST(Workflow, TwentyFourSettingsGetTwentyFourColoursAndALegendInTheValuesOrder) {
+  // 6 ffn widths x 4 gains: every setting its own colour (the seeds share it and differ in
+  // dash), the legend outside the axes; --by a number lists its values ascending, whatever
+  // the file's order.
+  TempDir dir;
+  write_text(dir / "exp.yaml",
+             std::string(kTiny) +
+                 "sweep: {model.ffn_width: [64, 8, 16, 4, 32, 48], model.residual.attention: [0.5, 1.0, 1.5, 2.0]}\n");
+  ASSERT_EQ(run_resgd(dir, "run exp.yaml --out sweep --set train.max_iters=3").exit_code, 0);
+  const std::string loss = slurp(dir / "sweep" / "plots" / "loss.gp");
+  std::set<std::string> colours;
+  for (size_t at = 0; (at = loss.find("lc rgb '#", at)) != std::string::npos; ++at)
+    colours.insert(loss.substr(at + 8, 7));
+  EXPECT_EQ(colours.size(), 24u) << loss;
+  EXPECT_NE(loss.find("set key outside"), std::string::npos);
+  EXPECT_TRUE(is_whole_png(dir / "sweep" / "plots" / "loss.png"));
+
+  ASSERT_EQ(run_resgd(dir, "plot sweep --y loss --by model.ffn_width").exit_code, 0);
+  const std::string by = slurp(dir / "sweep" / "plots" / "loss_by_model.ffn_width.gp");
+  size_t last = 0;
+  for (const char* width :
+       {"'ffn_width=4'", "'ffn_width=8'", "'ffn_width=16'", "'ffn_width=32'", "'ffn_width=48'", "'ffn_width=64'"}) {
+    const size_t at = by.find(std::string("title ") + width);
+    ASSERT_NE(at, std::string::npos) << width << "\n" << by;
+    EXPECT_GT(at, last) << width;
+    last = at;
+  }
+}
+
 TEST(Workflow, ReportOnAFolderOfRunsReportsThemAndNamesWhatItCannotRead) {
   TempDir dir;
   write_text(dir / "exp.yaml", kTiny);

@@ -26,9 +26,11 @@ namespace resgd {
 namespace fs = std::filesystem;
 namespace {
 
-// One colour per swept setting (matplotlib's tab10): the seeds of a setting share it.
-const char* const kPalette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
-                                "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+// One colour per swept setting, the seeds of a setting sharing it: matplotlib's tab10, then
+// tab20's light partners and four of tab20b's darks, so that 24 settings have 24 colours.
+const char* const kPalette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                                "#bcbd22", "#17becf", "#aec7e8", "#ff9896", "#98df8a", "#ffbb78", "#c5b0d5", "#c49c94",
+                                "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5", "#393b79", "#637939", "#8c6d31", "#843c39"};
 
 std::string colour(size_t group) { return kPalette[group % std::size(kPalette)]; }
 
@@ -50,7 +52,16 @@ std::string title_once(const PlotRun& run, std::set<size_t>& titled) {
 
 /// The legend right of the plot, or below it where its entries are long (a zip or three
 /// swept keys); either way the plot area is fixed, so plots side by side line up.
-std::string key_placement(size_t longest_label) {
+std::string key_placement(size_t longest_label, size_t entries = 0) {
+  // Past a dozen entries a legend below would run into the axes: it goes beside them in a
+  // smaller font, the axes narrower as its labels are longer (about 6.5 px a character).
+  if (entries > 12) {
+    const double right = std::clamp(1 - (6.5 * double(longest_label) + 70) / 960, 0.45, 0.75);
+    return fmt::format(
+        "set lmargin at screen 0.10\nset rmargin at screen {:.3f}\nset tmargin at screen 0.92\n"
+        "set bmargin at screen 0.12\nset key outside right top font ',8' spacing 0.9\n",
+        right);
+  }
   if (longest_label > kLongestLabelBesideThePlot)
     return "set lmargin at screen 0.10\nset rmargin at screen 0.95\nset tmargin at screen 0.92\n"
            "set bmargin at screen 0.34\nset key outside below center\n";
@@ -517,7 +528,10 @@ PlotResult draw_plots(const fs::path& gnuplot, const fs::path& dir, const std::v
 
   size_t longest_run_label = 0;
   for (const auto& run : runs) longest_run_label = std::max(longest_run_label, run.label.size());
-  const std::string run_key = key_placement(longest_run_label);  // the plots with a line per run
+  std::set<size_t> groups, seeds;
+  for (const auto& run : runs) groups.insert(run.group), seeds.insert(run.seed_index);
+  const std::string run_key =  // the plots with a line per run: an entry per setting, and per seed where several
+      key_placement(longest_run_label, groups.size() + (seeds.size() > 1 ? seeds.size() : 0));
 
   PlotResult result;
   GnuplotQueue gnuplots(gnuplot, dir, dir / "plots" / "gnuplot.log");
@@ -708,7 +722,11 @@ void draw_column_plot(const fs::path& gnuplot, const fs::path& dir, const std::v
   size_t longest_label = 0;
   for (const auto& run : runs) longest_label = std::max(longest_label, run.label.size());
   const std::string stem = image.stem().string();
-  draw_one(gnuplot, dir, image, plot.y, script(stem, plot.title, key_placement(longest_label), body, {format}));
+  std::set<size_t> groups, seeds;
+  for (const auto& run : runs) groups.insert(run.group), seeds.insert(run.seed_index);
+  draw_one(gnuplot, dir, image, plot.y,
+           script(stem, plot.title, key_placement(longest_label, groups.size() + (seeds.size() > 1 ? seeds.size() : 0)),
+                  body, {format}));
 }
 
 }  // namespace resgd

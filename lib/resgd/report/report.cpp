@@ -783,10 +783,22 @@ fs::path plot_column(const fs::path& dir, const ColumnRequest& request) {
     if (!request.by.empty()) stem += "_by_" + request.by;
     image = dir / "plots" / (stem + ".png");
   }
-  // Colour by the value of --by (or by setting), dash by seed; labels "key=value".
+  // Colour by the value of --by (or by setting), dash by seed; labels "key=value". --by's
+  // values in ascending order where they are numbers, so the legend reads 4, 8, ..., 64.
   const auto names = display_names(c.keys);
   std::vector<std::string> labels, groups;
   std::vector<size_t> group_of;
+  if (!request.by.empty()) {
+    std::vector<std::string> values;
+    for (const auto& run : c.runs) {
+      const std::string v = value_text(run.config, request.by);
+      if (std::find(values.begin(), values.end(), v) == values.end()) values.push_back(v);
+    }
+    if (std::all_of(values.begin(), values.end(), [](const std::string& v) { return parse_number(v).has_value(); }))
+      std::stable_sort(values.begin(), values.end(),
+                       [](const std::string& a, const std::string& b) { return *parse_number(a) < *parse_number(b); });
+    for (const auto& v : values) groups.push_back(display_names({request.by}).front() + "=" + display_value(v));
+  }
   for (const auto& run : c.runs) {
     std::string label = request.by.empty() ? setting_label(names, run.values)
                                            : display_names({request.by}).front() + "=" +
@@ -805,7 +817,9 @@ fs::path plot_column(const fs::path& dir, const ColumnRequest& request) {
   plot.log_y = request.log_y;
   plot.title = fmt::format("{} against {}{}", request.y, request.x == "iter" ? "iteration" : request.x,
                            request.by.empty() ? "" : ", by " + request.by);
-  draw_column_plot(*gnuplot, folder, plot_runs(c, folder, group_of, labels), plot, image.filename());
+  auto runs = plot_runs(c, folder, group_of, labels);
+  std::stable_sort(runs.begin(), runs.end(), [](const PlotRun& a, const PlotRun& b) { return a.group < b.group; });
+  draw_column_plot(*gnuplot, folder, runs, plot, image.filename());  // the legend in the groups' order
   return image;
 }
 
