@@ -290,6 +290,20 @@ TEST(Workflow, CompareMergesACoarseAndAFineLrGridIntoOneSweepWithTheBestStableLr
   EXPECT_EQ(report.find(dir.path().string()), std::string::npos);
   EXPECT_NE(report.find("../fine/runs/"), std::string::npos);
 
+  // The comparison is a directory of runs like any other: report, status, plot and compare
+  // read it (the directories it compared), the same 12 runs.
+  const std::string before = slurp(dir / "both" / "report.md");
+  ASSERT_EQ(run_resgd(dir, "report both").exit_code, 0);
+  EXPECT_EQ(slurp(dir / "both" / "report.md"), before);
+  const auto status = run_resgd(dir, "status both");
+  EXPECT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_NE(status.out.find("coarse (compared):\n"), std::string::npos) << status.out;
+  EXPECT_NE(status.out.find("fine (compared):\n"), std::string::npos) << status.out;
+  EXPECT_EQ(run_resgd(dir, "plot both --y loss").exit_code, 0);
+  EXPECT_EQ(run_resgd(dir, "plot both --x train.lr --y final_loss --logx").exit_code, 0);
+  ASSERT_EQ(run_resgd(dir, "compare both coarse --out again").exit_code, 0);
+  EXPECT_EQ(read_csv(dir / "again" / "sweep.csv").rows.size(), 12u);
+
   // A sweep of another experiment (another max_iters) is refused, naming the key.
   write_text(dir / "other.yaml", std::string(kTiny) + "sweep: {train.lr: [0.01]}\n");
   ASSERT_EQ(run_resgd(dir, "run other.yaml --out other --set train.max_iters=61").exit_code, 0);

@@ -142,8 +142,21 @@ bool is_bookkeeping_key(const std::string& key) {
   return key == "name" || key == "device" || key == "compute.backend" || key == "train.checkpoint_every";
 }
 
+std::vector<fs::path> compared_directories(const fs::path& dir) {
+  const fs::path record = dir / kCompareRecord;
+  if (fs::exists(dir / "config.yaml") || !fs::exists(record)) return {};
+  const auto json = nlohmann::json::parse(read_file(record), nullptr, /*allow_exceptions=*/false);
+  std::vector<fs::path> dirs;
+  if (!json.is_discarded() && json.contains("compared") && json["compared"].is_array())
+    for (const auto& entry : json["compared"])
+      if (entry.is_string()) dirs.emplace_back(entry.get<std::string>());
+  if (dirs.empty()) throw IoError(fmt::format("{}: names no compared directory", record.string()));
+  return dirs;
+}
+
 RunCollection collect_runs(const fs::path& dir) {
   if (!fs::is_directory(dir)) throw IoError(fmt::format("{}: not a directory", dir.string()));
+  if (const auto compared = compared_directories(dir); !compared.empty()) return merge_collections(compared);
   if (is_run_or_sweep(dir)) {
     RunCollection c = collect_one(dir);
     if (c.runs.empty()) throw IoError(fmt::format("{}: no finished run under runs/", dir.string()));
@@ -182,7 +195,13 @@ RunCollection collect_runs(const fs::path& dir) {
   return c;
 }
 
-RunCollection merge_collections(const std::vector<fs::path>& dirs) {
+RunCollection merge_collections(const std::vector<fs::path>& given) {
+  std::vector<fs::path> dirs;  // a comparison stands for the directories it compared
+  for (const auto& dir : given) {
+    const auto compared = compared_directories(dir);
+    for (const auto& one : compared.empty() ? std::vector<fs::path>{dir} : compared)
+      if (std::find(dirs.begin(), dirs.end(), one) == dirs.end()) dirs.push_back(one);
+  }
   std::vector<std::pair<fs::path, RunCollection>> parts;
   for (const auto& dir : dirs) {
     if (!is_run_or_sweep(dir))

@@ -35,13 +35,21 @@ struct RunCollection {
   std::vector<Note> notes;
 };
 
+/// The file that marks a directory as `resgd compare`'s output: the directories compared.
+constexpr const char* kCompareRecord = "compare.json";
+
+/// The directories a `resgd compare` output compared (its compare.json), absolute; none
+/// where `dir` is no comparison. IoError for a compare.json that does not read.
+std::vector<std::filesystem::path> compared_directories(const std::filesystem::path& dir);
+
 /// The finished runs of `dir`: a run directory; a sweep directory, whose sweep gives the
-/// keys (runs not finished are noted); or a folder holding run and sweep directories, whose
-/// keys are those its runs differ in (what cannot be read is noted). IoError where no
-/// finished run is found.
+/// keys (runs not finished are noted); a comparison (`resgd compare`'s output), the runs of
+/// the directories it compared; or a folder holding run and sweep directories, whose keys
+/// are those its runs differ in (what cannot be read is noted). IoError where no finished
+/// run is found.
 RunCollection collect_runs(const std::filesystem::path& dir);
 
-/// The runs of several run or sweep directories as one sweep. They must agree on every
+/// The runs of several run or sweep directories (or comparisons of them) as one sweep. They must agree on every
 /// setting but the keys some of them sweep (two lr grids of one experiment): ConfigError
 /// naming the first key two differ in that none sweeps. A run found twice (the same
 /// settings and seed) counts once, noted.

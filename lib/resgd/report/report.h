@@ -27,9 +27,6 @@ std::string format_summary_table(const ExperimentConfig& config, const std::vect
 std::filesystem::path write_report(const std::filesystem::path& dir, std::ostream& log = std::cerr,
                                    const PlotFormats& formats = {"png", "svg"});
 
-/// The file that marks a directory as `resgd compare`'s output: the directories compared.
-constexpr const char* kCompareRecord = "compare.json";
-
 /// `resgd compare`: the runs of several run and sweep directories that differ only in
 /// swept keys (merge_collections) as one sweep in `out`: compare.json, sweep.csv,
 /// report.md, plots/. `out` must be new, empty, or an earlier comparison's output.
