@@ -132,7 +132,15 @@ cancel_and_resume)
   if "$resgd" submit exp.yaml --out cluster --resume --set train.lr=0.03 2>err.txt; then
     fail "a changed configuration was resubmitted"
   fi
-  grep -q "different configuration" err.txt || fail "refusal said: $(cat err.txt)"
+  grep -q "train.lr is 0.02 there and 0.03 now" err.txt || fail "refusal said: $(cat err.txt)"
+  # A seed added to the file grows the sweep: only its two new points (2 and 5) are queued.
+  "$resgd" submit exp.yaml --out cluster --resume --set 'sweep.seeds=[0, 1, 2]' >grow.txt
+  grep -q "submitted the array job" grow.txt || fail "the grown sweep said: $(cat grow.txt)"
+  grep -q '^#SBATCH --array=2,5' cluster/slurm/sweep.sbatch || fail "not the two new points: $(grep array cluster/slurm/sweep.sbatch)"
+  wait_for_jobs
+  "$resgd" status cluster >status.txt || fail "status after the grown sweep: $(cat status.txt)"
+  grep -q "^6 points: 6 finished$" status.txt || fail "status counts: $(tail -1 status.txt)"
+  [ "$(wc -l <cluster/sweep.csv)" -eq 7 ] || fail "sweep.csv of the grown sweep: $(wc -l <cluster/sweep.csv) lines"
   ;;
 requeue)
   # Task 0 requeued by Slurm (as a preemption does); task 1 warned of its time limit:
