@@ -245,6 +245,11 @@ TEST_F(SweepReport, PlotsAreValidPngAndSvgFiles) {
     EXPECT_GT(fs::file_size(svg), 5000u);
     EXPECT_NE(report.find(fmt::format("(plots/{}.png)", name)), std::string::npos);
   }
+  // The loss, logged every step, is a line; cond_g1, diagnosed every 5 of 40 steps, shows its
+  // measurements as points on it.
+  EXPECT_NE(slurp(out() / "plots" / "loss.gp").find("with lines lw"), std::string::npos);
+  EXPECT_EQ(slurp(out() / "plots" / "loss.gp").find("linespoints"), std::string::npos);
+  EXPECT_NE(slurp(out() / "plots" / "cond_g1.gp").find("with linespoints pt 7"), std::string::npos);
   // No run measured the sharpness (it is opt-in): no plot of it, and no note about it.
   EXPECT_FALSE(fs::exists(out() / "plots" / "sharpness.png"));
   EXPECT_EQ(report.find("sharpness"), std::string::npos);

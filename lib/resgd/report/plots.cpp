@@ -275,6 +275,10 @@ std::optional<std::pair<double, double>> where_it_left(const CsvTable& table, co
   return last;
 }
 
+/// Fewer measurements than this in a run, at under half its logged rows, are drawn as points
+/// on their line.
+constexpr size_t kSparseValues = 30;
+
 /// `column` of every run's metrics.csv against `options.x`, drawn as `options` says; empty
 /// if no run has a value. Settings whose runs have nothing to show are named in `notes`,
 /// so no line goes missing unseen; a diverged run is marked where it left the axis.
@@ -298,9 +302,14 @@ std::string metrics_body(const std::vector<PlotRun>& runs, const std::vector<Csv
     // Columns by name: metrics.csv's columns differ with depth and with the diagnostics on.
     const std::string y =
         options.times_lr ? fmt::format("(column({})*{})", quoted(column), format_number(runs[r].lr)) : quoted(column);
-    clauses.push_back(fmt::format(
-        "{} using {}:{} with lines lw 1.5 dt {} lc rgb {} {}", quoted((runs[r].dir / "metrics.csv").string()),
-        quoted(options.x), y, runs[r].seed_index % 5 + 1, quoted(colour(runs[r].group)), title_once(runs[r], titled)));
+    // A quantity measured at a sparse cadence (a diagnostic every k steps, the NTK at the first
+    // and last step) shows its measurements as points: a line alone would look measured between.
+    const bool sparse = values.size() < kSparseValues && 2 * values.size() <= tables[r].rows.size();
+    const std::string style = sparse ? "linespoints pt 7 ps 0.6" : "lines";
+    clauses.push_back(fmt::format("{} using {}:{} with {} lw 1.5 dt {} lc rgb {} {}",
+                                  quoted((runs[r].dir / "metrics.csv").string()), quoted(options.x), y, style,
+                                  runs[r].seed_index % 5 + 1, quoted(colour(runs[r].group)),
+                                  title_once(runs[r], titled)));
     if (!runs[r].diverged || options.times_lr) continue;
     if (const auto left = where_it_left(tables[r], options.x, column, options.y_top)) {
       blocks +=
